@@ -1,0 +1,61 @@
+import GRDB
+
+extension VisitorStore {
+    /// The schema's versions, oldest first; a file's `PRAGMA user_version` says how many it has applied.
+    ///
+    /// Never edit a shipped migration: add one. All of them run in one `BEGIN IMMEDIATE` transaction
+    /// that first reads the version, so workers opening a new file at once apply each exactly once.
+    static let migrations: [String] = [
+        // 1: the original design's schema, per-country counts in a JSON column.
+        """
+            CREATE TABLE visitors (
+                id INTEGER PRIMARY KEY,
+                ip TEXT,
+                user_agent TEXT NOT NULL,
+                country TEXT NOT NULL,
+                country_code TEXT NOT NULL,
+                timestamp TEXT NOT NULL
+            );
+            CREATE INDEX visitors_timestamp ON visitors(timestamp);
+            CREATE INDEX visitors_country_code ON visitors(country_code);
+            CREATE TABLE visitor_stats (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                total_visitors INTEGER NOT NULL DEFAULT 0,
+                countries TEXT NOT NULL DEFAULT '{}',
+                last_updated TEXT
+            );
+            INSERT INTO visitor_stats (id) VALUES (1);
+        """,
+        // 2: per-country counts in a table of their own, so a batch updates a few small rows instead of
+        // rewriting a JSON document, and the stats read stays a read of at most ~250 rows.
+        """
+            CREATE TABLE visitor_countries (
+                country_code TEXT PRIMARY KEY,
+                visitors INTEGER NOT NULL
+            ) WITHOUT ROWID;
+            INSERT INTO visitor_countries (country_code, visitors)
+                SELECT key, value FROM visitor_stats, json_each(visitor_stats.countries)
+                WHERE visitor_stats.id = 1 AND value > 0;
+            ALTER TABLE visitor_stats DROP COLUMN countries;
+        """,
+    ]
+
+    /// The version this build writes.
+    public static var schemaVersion: Int { migrations.count }
+
+    /// Brings the file up to ``schemaVersion``, applying the missing migrations in one transaction.
+    static func migrate(_ db: Database, upTo target: Int = schemaVersion) throws {
+        try db.inTransaction(.immediate) {
+            let current = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+            guard current <= migrations.count else {
+                throw VisitorStoreError.schemaTooNew(found: current, known: migrations.count)
+            }
+            guard current < target else { return .commit }
+            for migration in migrations[current..<target] {
+                try db.execute(sql: migration)
+            }
+            try db.execute(sql: "PRAGMA user_version = \(target)")
+            return .commit
+        }
+    }
+}

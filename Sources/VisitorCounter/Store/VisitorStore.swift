@@ -1,0 +1,98 @@
+import Foundation
+import GRDB
+
+/// The SQLite file that every worker process of the counter writes its batches into.
+///
+/// Opened in WAL mode with `synchronous=NORMAL` and a busy timeout, so readers never wait for the
+/// writer and writers of several processes queue for the lock instead of failing. Every write is one
+/// `BEGIN IMMEDIATE` transaction that takes the write lock up front: a transaction that started as a
+/// reader and then tried to write could fail with `SQLITE_BUSY` without waiting.
+public final class VisitorStore: Sendable {
+    public let path: String
+    private let pool: DatabasePool
+
+    /// How long a write waits for another process's transaction before failing with `SQLITE_BUSY`.
+    public static let defaultBusyTimeout: TimeInterval = 5
+
+    /// Opens (creating if needed) and migrates the database at `path`.
+    public convenience init(path: String, busyTimeout: TimeInterval = defaultBusyTimeout) throws {
+        try self.init(path: path, busyTimeout: busyTimeout, schemaVersion: VisitorStore.schemaVersion)
+    }
+
+    /// Opens the database migrated up to `schemaVersion` only: tests make older files with it.
+    init(path: String, busyTimeout: TimeInterval, schemaVersion: Int) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(busyTimeout)
+        configuration.label = "visitors"
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        self.path = path
+        self.pool = try DatabasePool(path: path, configuration: configuration)
+        try pool.writeWithoutTransaction { db in
+            try VisitorStore.migrate(db, upTo: schemaVersion)
+        }
+    }
+
+    /// Writes a batch in one transaction: its rows, its count added to the total and to each of its
+    /// countries, and `last_updated` set to `time`. Either all of it is written or none of it.
+    public func write(_ batch: VisitBatch, at time: Date = Date()) throws {
+        guard !batch.isEmpty else { return }
+        let timestamps = batch.visits.map { UTCTimestamp.format($0.time, milliseconds: true) }
+        let lastUpdated = UTCTimestamp.format(time)
+        try pool.writeWithoutTransaction { db in
+            try db.inTransaction(.immediate) {
+                let insertVisit = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO visitors (ip, user_agent, country, country_code, timestamp)
+                        VALUES (?, ?, ?, ?, ?)
+                        """)
+                for (visit, timestamp) in zip(batch.visits, timestamps) {
+                    try insertVisit.execute(arguments: [
+                        visit.ip, visit.userAgent, visit.country, visit.countryCode, timestamp,
+                    ])
+                }
+                let addToCountry = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO visitor_countries (country_code, visitors) VALUES (?, ?)
+                        ON CONFLICT (country_code) DO UPDATE SET visitors = visitors + excluded.visitors
+                        """)
+                for (code, visitors) in batch.countryCounts {
+                    try addToCountry.execute(arguments: [code, visitors])
+                }
+                try db.execute(
+                    sql: "UPDATE visitor_stats SET total_visitors = total_visitors + ?, last_updated = ? WHERE id = 1",
+                    arguments: [batch.count, lastUpdated])
+                guard db.changesCount == 1 else { throw VisitorStoreError.missingStatsRow }
+                return .commit
+            }
+        }
+    }
+
+    /// The totals, read in one snapshot; costs the same whatever the number of visit rows.
+    public func stats() throws -> VisitorStats {
+        try pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT total_visitors, last_updated FROM visitor_stats WHERE id = 1")
+            else { throw VisitorStoreError.missingStatsRow }
+            var countries: [String: Int] = [:]
+            for country in try Row.fetchAll(db, sql: "SELECT country_code, visitors FROM visitor_countries") {
+                countries[country[0]] = country[1]
+            }
+            let lastUpdated: String? = row[1]
+            return VisitorStats(
+                totalVisitors: row[0],
+                countries: countries,
+                lastUpdated: lastUpdated.flatMap(UTCTimestamp.parse))
+        }
+    }
+
+    /// The number of rows in `visitors`: a full scan, for checks and tests, never for the request path.
+    public func visitorRowCount() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM visitors") ?? 0 }
+    }
+
+    /// Runs `body` with a read-only view of the database, for checks and tests.
+    public func read<T>(_ body: (Database) throws -> T) throws -> T {
+        try pool.read(body)
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import VisitorCounter
+
+/// Measures the writer and the stats read on a throw-away database; prints one line per figure.
+///
+/// Run in release mode: `swift run -c release visitor-counter-bench`.
+
+let countries = ["US", "GB", "DE", "FR", "JP", "BR", "IN", "CA", "AU", "XX"]
+let userAgent = Array(
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36".utf8)
+
+func makeBatch(size: Int, offset: Int) -> VisitBatch {
+    VisitBatch(
+        counting: (0..<size).map { index in
+            let n = offset + index
+            return Visit(
+                ip: "198.51.\(n / 256 % 256).\(n % 256)", userAgent: userAgent,
+                countryCode: countries[n % countries.count], countryName: nil, time: Date())
+        })
+}
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+}
+
+let directory = FileManager.default.temporaryDirectory.appendingPathComponent("visitor-counter-bench-\(getpid())")
+try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+defer { try? FileManager.default.removeItem(at: directory) }
+let store = try VisitorStore(path: directory.appendingPathComponent("bench.sqlite").path)
+
+var written = 0
+for batchSize in [1_000, 10_000] {
+    let batches = (0..<(200_000 / batchSize)).map { makeBatch(size: batchSize, offset: $0 * batchSize) }
+    let clock = ContinuousClock()
+    let elapsed = try clock.measure {
+        for batch in batches { try store.write(batch) }
+    }
+    written += batches.count * batchSize
+    let rate = Double(batches.count * batchSize) / seconds(elapsed)
+    print("write  batch=\(batchSize)  visits=\(batches.count * batchSize)  visits/s=\(Int(rate))")
+}
+
+while written < 1_000_000 {
+    try store.write(makeBatch(size: 10_000, offset: written))
+    written += 10_000
+}
+let rows = try store.visitorRowCount()
+var samples: [Double] = []
+for _ in 0..<1_000 {
+    let elapsed = try ContinuousClock().measure { _ = try store.stats() }
+    samples.append(seconds(elapsed) * 1_000)
+}
+samples.sort()
+print(
+    "stats  rows=\(rows)  median_ms=\(String(format: "%.3f", samples[samples.count / 2]))"
+        + "  p99_ms=\(String(format: "%.3f", samples[samples.count * 99 / 100]))")
