@@ -24,6 +24,7 @@ let package = Package(
             dependencies: [
                 "CFastCGI",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// The SQLite file that every worker process of the counter writes its batches into.
 ///
@@ -48,9 +49,7 @@ public final class VisitorStore: Sendable {
                         VALUES (?, ?, ?, ?, ?)
                         """)
                 for (visit, timestamp) in zip(batch.visits, timestamps) {
-                    try insertVisit.execute(arguments: [
-                        visit.ip, visit.userAgent, visit.country, visit.countryCode, timestamp,
-                    ])
+                    try insertVisit.insert(visit, timestamp: timestamp)
                 }
                 let addToCountry = try db.cachedStatement(
                     sql: """
@@ -96,3 +95,40 @@ public final class VisitorStore: Sendable {
         try pool.read(body)
     }
 }
+
+extension Statement {
+    /// Binds a visit to the `INSERT INTO visitors` statement and runs it.
+    ///
+    /// Binds through the SQLite C API rather than `execute(arguments:)`: boxing five values per row in
+    /// `StatementArguments` cost about a third of the writer's time.
+    fileprivate func insert(_ visit: Visit, timestamp: String) throws {
+        let statement = sqliteStatement
+        sqlite3_reset(statement)
+        if let ip = visit.ip {
+            bindText(ip, at: 1)
+        } else {
+            sqlite3_bind_null(statement, 1)
+        }
+        bindText(visit.userAgent, at: 2)
+        bindText(visit.country, at: 3)
+        bindText(visit.countryCode, at: 4)
+        bindText(timestamp, at: 5)
+        let code = sqlite3_step(statement)
+        guard code == SQLITE_DONE else {
+            throw DatabaseError(
+                resultCode: ResultCode(rawValue: code),
+                message: String(cString: sqlite3_errmsg(sqlite3_db_handle(statement))),
+                sql: sql)
+        }
+    }
+
+    private func bindText(_ text: String, at index: Int32) {
+        var text = text
+        text.withUTF8 { bytes in
+            _ = sqlite3_bind_text(sqliteStatement, index, bytes.baseAddress, Int32(bytes.count), sqliteTransient)
+        }
+    }
+}
+
+/// SQLite's `SQLITE_TRANSIENT`, a macro Swift cannot import: SQLite copies the bound bytes.
+private let sqliteTransient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)

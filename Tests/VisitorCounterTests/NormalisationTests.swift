@@ -1,0 +1,112 @@
+import Foundation
+import Testing
+
+@testable import VisitorCounter
+
+struct NormalisationTests {
+    @Test(arguments: [
+        ("us", "US"), ("GB", "GB"), ("De", "DE"), ("", "XX"), ("A1", "XX"), ("O1", "XX"), ("USA", "XX"),
+        ("U", "XX"), ("--", "XX"), ("É1", "XX"), ("ÉS", "XX"), (" us", "XX"), ("EU", "EU"),
+    ])
+    func countryCodes(raw: String, expected: String) {
+        #expect(Visit.normalisedCountryCode(raw) == expected)
+    }
+
+    @Test func aMissingCountryCodeIsUnknown() {
+        #expect(Visit.normalisedCountryCode(nil) == "XX")
+    }
+
+    @Test(arguments: [
+        ("US", "United States", "United States"),
+        ("US", nil, "United States"),
+        ("US", "", "United States"),
+        ("GB", "  United Kingdom ", "United Kingdom"),
+        ("KR", "Korea, Republic of", "Korea, Republic of"),
+        ("CI", "Cote D'Ivoire", "Cote D'Ivoire"),
+        ("DE", "<script>alert(1)</script>", "Germany"),
+        ("DE", "Deutschland\u{0}", "Germany"),
+        ("FR", String(repeating: "a", count: 65), "France"),
+        ("XX", nil, "Unknown"),
+        ("QQ", nil, "Unknown"),
+        ("XX", "Anonymous Proxy", "Anonymous Proxy"),
+    ] as [(String, String?, String)])
+    func countryNames(code: String, geoIPName: String?, expected: String) {
+        #expect(Visit.countryName(code: code, geoIPName: geoIPName) == expected)
+    }
+
+    @Test(arguments: [
+        (Array("Mozilla/5.0 (X11; Linux x86_64)".utf8), "Mozilla/5.0 (X11; Linux x86_64)"),
+        ([], ""),
+        (Array("curl/8.0\r\nX-Injected: 1".utf8), "curl/8.0X-Injected: 1"),
+        (Array("tab\there\u{7F}\u{85}".utf8), "tabhere"),
+        ([0x41, 0xFF, 0xFE, 0x42], "A\u{FFFD}\u{FFFD}B"),
+        ([0x41, 0xC3], "A\u{FFFD}"),
+        (Array("Ünïcödé 🚀".utf8), "Ünïcödé 🚀"),
+    ])
+    func userAgents(raw: [UInt8], expected: String) {
+        #expect(Visit.normalisedUserAgent(raw) == expected)
+    }
+
+    @Test(arguments: [
+        String(repeating: "a", count: 600),
+        String(repeating: "é", count: 300),
+        String(repeating: "🚀", count: 200),
+        String(repeating: "👩‍👩‍👧", count: 100),
+        "x" + String(repeating: "é", count: 300),
+    ])
+    func longUserAgentsAreCutAtACharacterBoundary(raw: String) {
+        let result = Visit.normalisedUserAgent(Array(raw.utf8))
+        #expect(result.utf8.count <= Visit.maxUserAgentBytes)
+        #expect(result.utf8.count > Visit.maxUserAgentBytes - 20)
+        #expect(raw.hasPrefix(result))
+        #expect(result.last == raw.last)
+    }
+
+    @Test(arguments: [
+        ("192.0.2.1", "192.0.2.1"),
+        ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"),
+        ("::1", "::1"),
+        ("::ffff:192.0.2.1", "::ffff:192.0.2.1"),
+        ("", nil), ("256.1.1.1", nil), ("192.0.2", nil), ("192.0.2.1 ", nil), ("example.com", nil),
+        ("192.0.2.1, 10.0.0.1", nil), ("2001:db8::1%eth0", nil), ("<script>", nil),
+    ] as [(String, String?)])
+    func addresses(raw: String, expected: String?) {
+        #expect(Visit.canonicalIP(raw) == expected)
+    }
+
+    @Test func aVisitIsNormalisedOnTheWayIn() {
+        let time = Date(timeIntervalSince1970: 1_700_000_000)
+        let visit = Visit(
+            ip: "not an ip", userAgent: Array("ua\u{1}".utf8), countryCode: "gb", countryName: nil, time: time)
+        #expect(visit == Visit(trustedIP: nil, userAgent: "ua", country: "United Kingdom", countryCode: "GB", time: time))
+    }
+}
+
+struct UTCTimestampTests {
+    @Test(arguments: [
+        (0.0, "1970-01-01T00:00:00Z", "1970-01-01T00:00:00.000Z"),
+        (1_710_936_000.25, "2024-03-20T12:00:00Z", "2024-03-20T12:00:00.250Z"),
+        (951_782_400, "2000-02-29T00:00:00Z", "2000-02-29T00:00:00.000Z"),
+        (4_102_444_799.999, "2099-12-31T23:59:59Z", "2099-12-31T23:59:59.999Z"),
+        (-1.5, "1969-12-31T23:59:58Z", "1969-12-31T23:59:58.500Z"),
+    ])
+    func formatsAndParses(seconds: Double, plain: String, precise: String) {
+        let date = Date(timeIntervalSince1970: seconds)
+        #expect(UTCTimestamp.format(date) == plain)
+        #expect(UTCTimestamp.format(date, milliseconds: true) == precise)
+        #expect(UTCTimestamp.parse(precise) == Date(timeIntervalSince1970: (seconds * 1000).rounded(.down) / 1000))
+    }
+
+    @Test func matchesFoundation() {
+        let formatter = ISO8601DateFormatter()
+        for seconds in stride(from: 0.0, to: 4_000_000_000, by: 7_777_777.7) {
+            let date = Date(timeIntervalSince1970: seconds.rounded())
+            #expect(UTCTimestamp.format(date) == formatter.string(from: date))
+        }
+    }
+
+    @Test(arguments: ["", "2024-03-20", "2024-13-20T12:00:00Z", "2024-03-20T12:00:00", "2024-03-20T12:00:00.5Z"])
+    func rejectsOtherText(text: String) {
+        #expect(UTCTimestamp.parse(text) == nil)
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+
+/// A directory of its own for one test, removed when the value is dropped.
+final class TemporaryDirectory {
+    let url: URL
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory
+            .appendingPathComponent("visitor-counter-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+/// The folder that holds the test bundle and, beside it, the products `swift build` made.
+let buildDirectory: URL = {
+    let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        ?? CommandLine.arguments[0]
+    return URL(fileURLWithPath: executable).deletingLastPathComponent()
+}()
+
+/// The `visitor-counter` executable of this build; the test fails loudly when it is missing.
+func visitorCounterExecutable() throws -> URL {
+    let url = buildDirectory.appendingPathComponent("visitor-counter")
+    guard FileManager.default.isExecutableFile(atPath: url.path) else {
+        throw TestFailure("visitor-counter is not built at \(url.path): run `swift build` before `swift test`")
+    }
+    return url
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A child process whose output is collected in files, so a chatty child never blocks on a full pipe.
+final class ChildProcess {
+    let process = Process()
+    let stdoutURL: URL
+    let stderrURL: URL
+
+    init(_ executable: URL, _ arguments: [String], in directory: TemporaryDirectory, name: String) throws {
+        stdoutURL = directory.url.appendingPathComponent("\(name).stdout")
+        stderrURL = directory.url.appendingPathComponent("\(name).stderr")
+        for url in [stdoutURL, stderrURL] {
+            guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
+                throw TestFailure("cannot create \(url.path)")
+            }
+        }
+        process.executableURL = executable
+        process.arguments = arguments
+        process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
+        process.standardError = try FileHandle(forWritingTo: stderrURL)
+        try process.run()
+    }
+
+    func wait() -> Int32 {
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
+}

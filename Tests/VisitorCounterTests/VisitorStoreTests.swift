@@ -1,0 +1,137 @@
+import Foundation
+import GRDB
+import Testing
+
+@testable import VisitorCounter
+
+struct VisitorStoreTests {
+    let directory: TemporaryDirectory
+    init() throws { directory = try TemporaryDirectory() }
+
+    static func visits(_ codes: [String], at time: Date = Date()) -> VisitBatch {
+        VisitBatch(
+            counting: codes.enumerated().map { index, code in
+                Visit(
+                    ip: "203.0.113.\(index % 256)", userAgent: Array("test".utf8), countryCode: code,
+                    countryName: nil, time: time)
+            })
+    }
+
+    static func userVersion(_ store: VisitorStore) throws -> Int? {
+        try store.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") }
+    }
+
+    /// `total_visitors == count(visitors) == sum(countries)`, read in one snapshot.
+    static func expectInvariant(_ store: VisitorStore, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let (total, rows, sum) = try store.read { db in
+            (
+                try Int.fetchOne(db, sql: "SELECT total_visitors FROM visitor_stats") ?? -1,
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM visitors") ?? -1,
+                try Int.fetchOne(db, sql: "SELECT coalesce(sum(visitors), 0) FROM visitor_countries") ?? -1
+            )
+        }
+        #expect(total == rows, sourceLocation: sourceLocation)
+        #expect(total == sum, sourceLocation: sourceLocation)
+    }
+
+    @Test func anEmptyFileGetsTheWholeSchema() throws {
+        let store = try VisitorStore(path: directory.path("new.sqlite"))
+        let (version, journalMode, synchronous, tables, indexes) = try store.read { db in
+            (
+                try Int.fetchOne(db, sql: "PRAGMA user_version"),
+                try String.fetchOne(db, sql: "PRAGMA journal_mode"),
+                try Int.fetchOne(db, sql: "PRAGMA synchronous"),
+                try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
+                try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+            )
+        }
+        #expect(version == VisitorStore.schemaVersion)
+        #expect(journalMode == "wal")
+        #expect(synchronous == 1)  // NORMAL
+        #expect(tables == ["visitor_countries", "visitor_stats", "visitors"])
+        #expect(indexes == ["visitors_country_code", "visitors_timestamp"])
+        #expect(try store.stats() == VisitorStats(totalVisitors: 0, countries: [:], lastUpdated: nil))
+    }
+
+    @Test func aFileOfTheFirstVersionIsUpgradedWithItsCounts() throws {
+        let path = directory.path("old.sqlite")
+        do {
+            let old = try VisitorStore(path: path, busyTimeout: 1, schemaVersion: 1)
+            #expect(try Self.userVersion(old) == 1)
+        }
+        // Fill it the way the original design did: rows plus a JSON column of counts.
+        let queue = try DatabaseQueue(path: path)
+        try queue.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO visitors (ip, user_agent, country, country_code, timestamp) VALUES
+                        ('192.0.2.1', 'a', 'United States', 'US', '2024-03-20T11:00:00.000Z'),
+                        ('192.0.2.2', 'b', 'United States', 'US', '2024-03-20T11:30:00.000Z'),
+                        ('192.0.2.3', 'c', 'United Kingdom', 'GB', '2024-03-20T11:45:00.000Z');
+                    UPDATE visitor_stats SET total_visitors = 3, countries = '{"US": 2, "GB": 1}',
+                        last_updated = '2024-03-20T12:00:00Z';
+                    """)
+        }
+        try queue.close()
+
+        let store = try VisitorStore(path: path)
+        #expect(try Self.userVersion(store) == 2)
+        #expect(
+            try store.stats()
+                == VisitorStats(
+                    totalVisitors: 3, countries: ["US": 2, "GB": 1],
+                    lastUpdated: UTCTimestamp.parse("2024-03-20T12:00:00Z")))
+        try store.write(Self.visits(["GB", "DE"]))
+        #expect(try store.stats().countries == ["US": 2, "GB": 2, "DE": 1])
+        try Self.expectInvariant(store)
+    }
+
+    @Test func aFileFromANewerBuildIsRefused() throws {
+        let path = directory.path("future.sqlite")
+        _ = try VisitorStore(path: path)
+        let queue = try DatabaseQueue(path: path)
+        try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA user_version = 99") }
+        try queue.close()
+        #expect(throws: VisitorStoreError.self) { try VisitorStore(path: path) }
+    }
+
+    @Test func theInvariantHoldsAfterManyBatches() throws {
+        let store = try VisitorStore(path: directory.path("many.sqlite"))
+        let codes = ["US", "GB", "DE", "XX", "JP"]
+        var expected: [String: Int] = [:]
+        for round in 0..<200 {
+            let batch = Self.visits((0..<(round % 37 + 1)).map { codes[($0 * 7 + round) % codes.count] })
+            try store.write(batch)
+            expected.merge(batch.countryCounts, uniquingKeysWith: +)
+        }
+        try Self.expectInvariant(store)
+        let stats = try store.stats()
+        #expect(stats.countries == expected)
+        #expect(stats.totalVisitors == expected.values.reduce(0, +))
+    }
+
+    @Test func aBatchWritesItsRowsAndTheTime() throws {
+        let store = try VisitorStore(path: directory.path("rows.sqlite"))
+        let visitTime = Date(timeIntervalSince1970: 1_710_936_000.5)
+        let writeTime = Date(timeIntervalSince1970: 1_710_936_060)
+        try store.write(Self.visits(["FR"], at: visitTime), at: writeTime)
+        let row = try store.read { db in try Row.fetchOne(db, sql: "SELECT * FROM visitors") }
+        #expect(row?["ip"] == "203.0.113.0")
+        #expect(row?["country"] == "France")
+        #expect(row?["country_code"] == "FR")
+        #expect(row?["timestamp"] == "2024-03-20T12:00:00.500Z")
+        #expect(try store.stats().lastUpdated == writeTime)
+    }
+
+    @Test func theStatsJSONHasTheAPIShape() {
+        let stats = VisitorStats(
+            totalVisitors: 150, countries: ["GB": 50, "US": 100],
+            lastUpdated: UTCTimestamp.parse("2024-03-20T12:00:00Z"))
+        #expect(
+            stats.json
+                == #"{"total_visitors": 150, "countries": {"US": 100, "GB": 50}, "last_updated": "2024-03-20T12:00:00Z"}"#)
+        #expect(
+            VisitorStats(totalVisitors: 0, countries: [:], lastUpdated: nil).json
+                == #"{"total_visitors": 0, "countries": {}, "last_updated": null}"#)
+    }
+}
