@@ -7,8 +7,34 @@ struct VisitorCounterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "visitor-counter",
         abstract: "A self-hosted visitor and country counter: a FastCGI responder behind nginx.",
-        subcommands: [StatsCommand.self, SimulateCommand.self]
+        subcommands: [ServeCommand.self, StatsCommand.self, WorkerCommand.self, SimulateCommand.self]
     )
+
+    /// Like ArgumentParser's own `main`, but a bad value prints one line, not the usage: what a site
+    /// owner reads in `journalctl` should say what is wrong and nothing else.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            let message = message(for: error)
+            if !message.isEmpty {
+                FileHandle.standardError.write(Data("visitor-counter: \(message)\n".utf8))
+            }
+            Foundation.exit(code.rawValue)
+        }
+    }
+}
+
+/// An error that ends the command with one line on stderr.
+struct CommandError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// Sends log lines to stderr, where journald picks them up; `LOG_LEVEL` (trace … critical) sets the level.

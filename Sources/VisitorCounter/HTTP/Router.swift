@@ -1,0 +1,76 @@
+import Foundation
+
+/// Turns a request into a response: the site's routes as a pure function of the request and the
+/// current pages, with the visit to record handed to a closure.
+public struct Router: Sendable {
+    /// The current rendered pages, from the worker's stats cache.
+    public let pages: @Sendable () -> RenderedPages
+    /// Called once for every `GET /` with the visit to count.
+    public let recordVisit: @Sendable (Visit) -> Void
+    public let now: @Sendable () -> Date
+
+    public init(
+        pages: @escaping @Sendable () -> RenderedPages,
+        recordVisit: @escaping @Sendable (Visit) -> Void,
+        now: @escaping @Sendable () -> Date = Date.init
+    ) {
+        self.pages = pages
+        self.recordVisit = recordVisit
+        self.now = now
+    }
+
+    public static let statsPath = "/api/sys/stats"
+
+    public func respond(to request: Request) -> Response {
+        let isHead = request.method == "HEAD"
+        switch request.path {
+        case "/":
+            guard request.method == "GET" || isHead else { return methodNotAllowed(request) }
+            if !isHead {
+                recordVisit(
+                    Visit(
+                        ip: request.remoteAddress, userAgent: request.userAgent, countryCode: request.countryCode,
+                        countryName: request.countryName, time: now()))
+            }
+            return withoutBody(pages().index, if: isHead)
+        case Router.statsPath:
+            guard request.method == "GET" || isHead else { return methodNotAllowed(request) }
+            return withoutBody(pages().statsJSON, if: isHead)
+        default:
+            return error(404, "no such page: \(request.path)", for: request)
+        }
+    }
+
+    /// For `HEAD`: the same headers, `Content-Length` included, as the `GET` would send, and no body.
+    private func withoutBody(_ response: Response, if isHead: Bool) -> Response {
+        var response = response
+        response.sendsBody = !isHead
+        return response
+    }
+
+    private func methodNotAllowed(_ request: Request) -> Response {
+        var response = error(405, "\(request.method) is not allowed on \(request.path)", for: request)
+        response.headers.append((name: "Allow", value: "GET, HEAD"))
+        return response
+    }
+
+    /// JSON `{"status": N, "message": "…"}` under `/api/`, a short HTML page elsewhere.
+    private func error(_ status: Int, _ message: String, for request: Request) -> Response {
+        if request.path.hasPrefix("/api/") {
+            return Response(
+                status: status,
+                headers: [(name: "Content-Type", value: "application/json"), (name: "Cache-Control", value: "no-store")],
+                body: "{\"status\": \(status), \"message\": \(JSONText.quoted(message))}")
+        }
+        let title = "\(status) \(Response.reason(status))"
+        return Response(
+            status: status,
+            headers: [(name: "Content-Type", value: "text/html; charset=utf-8"), (name: "Cache-Control", value: "no-store")],
+            body: """
+                <!DOCTYPE html>
+                <html lang="en"><head><meta charset="utf-8"><title>\(title)</title></head>
+                <body><h1>\(title)</h1><p>\(HTML.escape(message))</p></body></html>
+
+                """)
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The listening socket that every worker accepts FastCGI connections on.
+///
+/// It is made non-blocking: request threads wait in `poll` (so a stop can wake them) and then call
+/// `FCGX_Accept_r`, which gets `EAGAIN` instead of blocking when another worker took the connection.
+public struct ListeningSocket: Sendable {
+    public let descriptor: Int32
+    public let address: ListenAddress
+
+    /// Why a socket could not be opened, in words for the one line `serve` prints before it exits.
+    public enum OpenError: Error, CustomStringConvertible {
+        case inUse(String)
+        case notASocket(String)
+        case noInheritedSocket
+        case badHost(String)
+        case system(SystemCallError)
+
+        public var description: String {
+            switch self {
+            case .inUse(let path): "\(path) is in use by a running process (another visitor-counter?)"
+            case .notASocket(let path): "\(path) exists and is not a socket: refusing to replace it"
+            case .noInheritedSocket:
+                "no --listen given and standard input is not a listening socket: pass --listen unix:/path "
+                    + "or --listen 127.0.0.1:9000, or start it from a systemd socket unit"
+            case .badHost(let host): "\(host) is not an IPv4 or IPv6 address"
+            case .system(let error): error.description
+            }
+        }
+    }
+
+    /// Opens the socket `address` names, with `mode` as the permissions of a unix socket file.
+    ///
+    /// A unix socket file left by a process that died is replaced; one that still answers is not.
+    public static func open(_ address: ListenAddress, mode: mode_t, backlog: Int32 = 1024) throws(OpenError) -> ListeningSocket {
+        do {
+            let descriptor: Int32
+            switch address {
+            case .inherited:
+                guard isListeningSocket(0) else { throw OpenError.noInheritedSocket }
+                descriptor = 0
+            case .unix(let path):
+                descriptor = try openUnix(path: path, mode: mode, backlog: backlog)
+            case .tcp(let host, let port):
+                descriptor = try openTCP(host: host, port: port, backlog: backlog)
+            }
+            let flags = try systemCall("fcntl", "F_GETFL") { fcntl(descriptor, F_GETFL) }
+            try systemCall("fcntl", "F_SETFL") { fcntl(descriptor, F_SETFL, flags | O_NONBLOCK) }
+            return ListeningSocket(descriptor: descriptor, address: address)
+        } catch let error as OpenError {
+            throw error
+        } catch let error as SystemCallError {
+            throw .system(error)
+        } catch {
+            fatalError("unexpected error \(error)")
+        }
+    }
+
+    /// Whether `descriptor` is a socket that is listening.
+    public static func isListeningSocket(_ descriptor: Int32) -> Bool {
+        var accepting: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        return getsockopt(descriptor, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) == 0 && accepting == 1
+    }
+
+    /// Removes the socket file of a unix socket; the supervisor calls it when it stops.
+    public func removeSocketFile() {
+        if case .unix(let path) = address { unlink(path) }
+    }
+
+    private static func openUnix(path: String, mode: mode_t, backlog: Int32) throws -> Int32 {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            buffer.copyBytes(from: path.utf8)
+        }
+        var status = stat()
+        if lstat(path, &status) == 0 {
+            guard status.st_mode & S_IFMT == S_IFSOCK else { throw OpenError.notASocket(path) }
+            if canConnect(to: &address) { throw OpenError.inUse(path) }
+            try systemCall("unlink", path) { unlink(path) }
+        }
+        let descriptor = try systemCall("socket", "AF_UNIX") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        do {
+            // Create the file with no permissions, then open it up to `mode`: no window in which it is wider.
+            let previousMask = umask(0o777)
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+            let bindError = errno
+            umask(previousMask)
+            if bound != 0 { throw SystemCallError(call: "bind", subject: path, errno: bindError) }
+            try systemCall("chmod", path) { chmod(path, mode) }
+            try systemCall("listen", path) { listen(descriptor, backlog) }
+            return descriptor
+        } catch {
+            close(descriptor)
+            throw error
+        }
+    }
+
+    private static func canConnect(to address: inout sockaddr_un) -> Bool {
+        let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard probe >= 0 else { return false }
+        defer { close(probe) }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
+            }
+        }
+    }
+
+    private static func openTCP(host: String, port: UInt16, backlog: Int32) throws -> Int32 {
+        var storage = sockaddr_storage()
+        let family: Int32
+        let length: Int
+        var v4 = sockaddr_in()
+        var v6 = sockaddr_in6()
+        if inet_pton(AF_INET, host, &v4.sin_addr) == 1 {
+            v4.sin_family = sa_family_t(AF_INET)
+            v4.sin_port = port.bigEndian
+            family = AF_INET
+            length = MemoryLayout<sockaddr_in>.size
+            withUnsafeBytes(of: v4) { bytes in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: bytes) } }
+        } else if inet_pton(AF_INET6, host, &v6.sin6_addr) == 1 {
+            v6.sin6_family = sa_family_t(AF_INET6)
+            v6.sin6_port = port.bigEndian
+            family = AF_INET6
+            length = MemoryLayout<sockaddr_in6>.size
+            withUnsafeBytes(of: v6) { bytes in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: bytes) } }
+        } else {
+            throw OpenError.badHost(host)
+        }
+        let descriptor = try systemCall("socket", host) { socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        do {
+            var yes: Int32 = 1
+            try systemCall("setsockopt", "SO_REUSEADDR") {
+                setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+            }
+            try systemCall("bind", "\(host):\(port)") {
+                withUnsafePointer(to: &storage) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(length)) }
+                }
+            }
+            try systemCall("listen", "\(host):\(port)") { listen(descriptor, backlog) }
+            return descriptor
+        } catch {
+            close(descriptor)
+            throw error
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The main process of `serve`: starts the worker processes on the shared listening socket, replaces a
+/// worker that dies, and on SIGTERM or SIGINT stops them all and waits for each to write its visits.
+///
+/// Workers are started fresh with `posix_spawn` (never `fork` of a process with threads), with the
+/// listening socket as their standard input, the way spawn-fcgi and systemd hand it over. The
+/// supervisor itself runs one thread that takes signals with `sigtimedwait`.
+public final class Supervisor {
+    private struct Slot {
+        var pid: pid_t?
+        var startedAt = ContinuousClock.now
+        var quickDeaths = 0
+        var restartAt: ContinuousClock.Instant?
+    }
+
+    private let socket: ListeningSocket
+    private let executable: String
+    private let workerArguments: (Int) -> [String]
+    private let logger: Logger
+    private var slots: [Slot]
+    private var stopping = false
+
+    /// A worker that dies sooner than this after its start counts as a crash loop and waits longer.
+    static let stableAfter: Duration = .seconds(30)
+    static let firstRestartDelay: Duration = .milliseconds(500)
+    static let maxRestartDelay: Duration = .seconds(30)
+
+    /// - Parameters:
+    ///   - workerArguments: the arguments (after the executable) that start worker number `n`.
+    public init(
+        socket: ListeningSocket, workers: Int, executable: String, workerArguments: @escaping (Int) -> [String],
+        logger: Logger
+    ) {
+        self.socket = socket
+        self.executable = executable
+        self.workerArguments = workerArguments
+        self.logger = logger
+        self.slots = Array(repeating: Slot(), count: workers)
+    }
+
+    /// The delay before restarting a worker that died after `quickDeaths` quick deaths in a row.
+    static func restartDelay(quickDeaths: Int) -> Duration {
+        let doubled = firstRestartDelay * (1 << min(max(quickDeaths - 1, 0), 10))
+        return min(doubled, maxRestartDelay)
+    }
+
+    /// Runs until a stop signal has been handled and every worker has exited. Stop signals and SIGCHLD
+    /// must already be blocked (``Signals/block(_:)``) before the process started any thread.
+    public func run() {
+        for index in slots.indices { spawn(index) }
+        while true {
+            let timeout = nextRestart().map { $0 - .now } ?? .seconds(1)
+            switch Signals.wait(for: Signals.stop + [SIGCHLD], timeout: timeout) {
+            case SIGCHLD:
+                reapWorkers()
+            case .some(let signal):
+                if !stopping { logger.info("stopping workers", metadata: ["signal": "\(signal)"]) }
+                stopping = true
+                for slot in slots { if let pid = slot.pid { kill(pid, SIGTERM) } }
+            case nil:
+                reapWorkers()
+            }
+            if stopping {
+                if slots.allSatisfy({ $0.pid == nil }) { break }
+                continue
+            }
+            for index in slots.indices {
+                if let due = slots[index].restartAt, due <= .now { spawn(index) }
+            }
+        }
+        socket.removeSocketFile()
+        logger.info("stopped")
+    }
+
+    private func nextRestart() -> ContinuousClock.Instant? {
+        slots.compactMap(\.restartAt).min()
+    }
+
+    private func spawn(_ index: Int) {
+        slots[index].restartAt = nil
+        do {
+            let pid = try spawnProcess(arguments: workerArguments(index))
+            slots[index].pid = pid
+            slots[index].startedAt = .now
+            logger.info("worker started", metadata: ["worker.index": "\(index)", "worker.pid": "\(pid)"])
+        } catch {
+            logger.error("cannot start worker", metadata: ["worker.index": "\(index)", "error": "\(error)"])
+            scheduleRestart(index)
+        }
+    }
+
+    private func reapWorkers() {
+        while true {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            guard pid > 0 else { return }
+            guard let index = slots.firstIndex(where: { $0.pid == pid }) else { continue }
+            slots[index].pid = nil
+            let outcome = Self.describe(status: status)
+            if stopping {
+                logger.info("worker exited", metadata: ["worker.index": "\(index)", "worker.pid": "\(pid)", "worker.status": "\(outcome)"])
+                continue
+            }
+            logger.error("worker died, restarting it", metadata: ["worker.index": "\(index)", "worker.pid": "\(pid)", "worker.status": "\(outcome)"])
+            scheduleRestart(index)
+        }
+    }
+
+    private func scheduleRestart(_ index: Int) {
+        let lived = ContinuousClock.now - slots[index].startedAt
+        slots[index].quickDeaths = lived < Self.stableAfter ? slots[index].quickDeaths + 1 : 1
+        let delay = Self.restartDelay(quickDeaths: slots[index].quickDeaths)
+        slots[index].restartAt = .now + delay
+    }
+
+    /// `exit 3` or `signal 9`, from a `waitpid` status (whose macros Swift cannot import).
+    static func describe(status: Int32) -> String {
+        let signal = status & 0x7f
+        return signal == 0 ? "exit \((status >> 8) & 0xff)" : "signal \(signal)"
+    }
+
+    private func spawnProcess(arguments: [String]) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, socket.descriptor, 0)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var emptyMask = Signals.makeSet([])
+        var defaults = Signals.makeSet(Signals.stop + [SIGCHLD, SIGPIPE])
+        posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        guard result == 0 else { throw SystemCallError(call: "posix_spawn", subject: executable, errno: result) }
+        return pid
+    }
+}

@@ -1,0 +1,53 @@
+import ArgumentParser
+import Foundation
+import VisitorCounter
+
+/// The options `serve` and its workers share.
+struct CounterOptions: ParsableArguments {
+    @Option(help: "The SQLite database. (default: $STATE_DIRECTORY/visitors.sqlite under systemd, else ./visitors.sqlite)")
+    var database: String?
+
+    @Option(parsing: .unconditional, help: "Request threads per worker; also the most FastCGI connections a worker serves at once.")
+    var threads: Int = 16
+
+    @Option(parsing: .unconditional, help: "Seconds between writes of the buffered visits; a write also happens when a batch is full.")
+    var flushInterval: Double = 2
+
+    @Option(parsing: .unconditional, help: "Visits per batch: a worker writes as soon as it holds this many.")
+    var batchSize: Int = 1000
+
+    @Option(parsing: .unconditional, help: "Seconds the stats and the index page are served from each worker's cache.")
+    var statsCache: Int = 2
+
+    func validate() throws {
+        guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads must be from 1 to 1024") }
+        guard flushInterval > 0, flushInterval <= 3600 else {
+            throw ValidationError("--flush-interval must be more than 0 and at most 3600 seconds")
+        }
+        guard batchSize >= 1, batchSize <= 1_000_000 else { throw ValidationError("--batch-size must be from 1 to 1000000") }
+        guard statsCache >= 1, statsCache <= 3600 else { throw ValidationError("--stats-cache must be from 1 to 3600 seconds") }
+    }
+
+    /// The database path: `--database`, else under systemd's state directory, else the current directory.
+    var databasePath: String {
+        if let database { return database }
+        if let state = ProcessInfo.processInfo.environment["STATE_DIRECTORY"]?.split(separator: ":").first {
+            return "\(state)/visitors.sqlite"
+        }
+        return "visitors.sqlite"
+    }
+
+    func workerConfiguration() -> WorkerProcess.Configuration {
+        WorkerProcess.Configuration(
+            database: databasePath, threads: threads, batchSize: batchSize,
+            flushInterval: .milliseconds(Int64(flushInterval * 1000)), statsCache: .seconds(statsCache))
+    }
+
+    /// The same options spelled out again, for a worker's command line.
+    var arguments: [String] {
+        [
+            "--database", databasePath, "--threads", "\(threads)", "--flush-interval", "\(flushInterval)",
+            "--batch-size", "\(batchSize)", "--stats-cache", "\(statsCache)",
+        ]
+    }
+}

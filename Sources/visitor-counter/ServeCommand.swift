@@ -1,0 +1,131 @@
+import ArgumentParser
+import Foundation
+import Logging
+import VisitorCounter
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the FastCGI responder: a main process and its worker processes.",
+        discussion: """
+            Without --listen, standard input must be a listening socket (systemd StandardInput=socket, \
+            spawn-fcgi). Stop it with SIGTERM or SIGINT: every worker finishes its requests and writes \
+            its visits before the process exits. LOG_LEVEL=debug logs each batch written.
+            """
+    )
+
+    @Option(help: "unix:/path/to.sock or HOST:PORT. (default: the socket on standard input)")
+    var listen: String?
+
+    @Option(parsing: .unconditional, help: "Worker processes; the default is one per core.")
+    var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Permissions of the unix socket file, in octal: 0660 lets the socket's group (nginx) in.")
+    var socketMode: String = "0660"
+
+    @OptionGroup var options: CounterOptions
+
+    func validate() throws {
+        guard workers >= 1, workers <= 256 else { throw ValidationError("--workers must be from 1 to 256") }
+        guard let mode = UInt32(socketMode, radix: 8), mode <= 0o777 else {
+            throw ValidationError("--socket-mode must be octal permissions such as 0660, not '\(socketMode)'")
+        }
+        _ = mode
+        if let listen, ListenAddress(argument: listen) == nil {
+            throw ValidationError("--listen must be unix:/absolute/path or HOST:PORT, not '\(listen)'")
+        }
+    }
+
+    func run() throws {
+        // Before any thread starts, so every thread inherits the mask and only the supervisor's loop
+        // takes these signals.
+        Signals.block(Signals.stop + [SIGCHLD])
+        bootstrapLogging()
+        let logger = Logger(label: "visitor-counter")
+
+        let database = options.databasePath
+        try checkDirectory(of: database)
+        let address = listen.flatMap(ListenAddress.init(argument:)) ?? .inherited
+        let socket: ListeningSocket
+        do {
+            socket = try ListeningSocket.open(address, mode: mode_t(UInt32(socketMode, radix: 8) ?? 0o660))
+        } catch {
+            throw CommandError("cannot listen on \(address): \(error)")
+        }
+        // Opened (and migrated) once here, so a bad database stops `serve` before any worker starts.
+        do {
+            _ = try VisitorStore(path: database)
+        } catch {
+            socket.removeSocketFile()
+            throw CommandError("cannot open the database \(database): \(error)")
+        }
+
+        logger.info(
+            "starting",
+            metadata: [
+                "listen": "\(address)", "database": "\(database)", "workers": "\(workers)",
+                "threads": "\(options.threads)", "flush_interval": "\(options.flushInterval)",
+                "batch_size": "\(options.batchSize)", "stats_cache": "\(options.statsCache)",
+            ])
+        let workerArguments = options.arguments
+        Supervisor(
+            socket: socket, workers: workers, executable: try Self.executablePath(),
+            workerArguments: { index in ["worker", "--index", "\(index)"] + workerArguments },
+            logger: logger
+        ).run()
+    }
+
+    /// The database's directory must exist and be writable: SQLite creates the WAL files beside it.
+    private func checkDirectory(of database: String) throws {
+        let directory = URL(fileURLWithPath: database).deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw CommandError("the database directory \(directory) does not exist")
+        }
+        guard access(directory, W_OK | X_OK) == 0 else {
+            throw CommandError("the database directory \(directory) is not writable by this user")
+        }
+    }
+
+    static func executablePath() throws -> String {
+        do {
+            return try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        } catch {
+            throw CommandError("cannot find this program's own path to start workers: \(error)")
+        }
+    }
+}
+
+/// One worker process; `serve` starts these itself with the listening socket as standard input.
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Serve requests on the listening socket on standard input (started by serve).",
+        shouldDisplay: false
+    )
+
+    @Option(help: "This worker's number, for the logs.")
+    var index: Int = 0
+
+    @OptionGroup var options: CounterOptions
+
+    func run() throws {
+        bootstrapLogging()
+        var logger = Logger(label: "visitor-counter.worker")
+        logger[metadataKey: "worker.index"] = "\(index)"
+        logger[metadataKey: "worker.pid"] = "\(getpid())"
+        guard ListeningSocket.isListeningSocket(0) else {
+            throw CommandError("worker: standard input is not a listening socket; run `visitor-counter serve`")
+        }
+        do {
+            try WorkerProcess.run(options.workerConfiguration(), logger: logger)
+        } catch {
+            logger.error("worker failed", metadata: ["error": "\(error)"])
+            throw ExitCode.failure
+        }
+    }
+}
