@@ -1,0 +1,102 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import VisitorCounter
+
+struct RouterTests {
+    final class Recorded: Sendable {
+        let visits = Mutex<[Visit]>([])
+    }
+
+    let recorded = Recorded()
+    let stats = VisitorStats(
+        totalVisitors: 3, countries: ["US": 2, "XX": 1], lastUpdated: UTCTimestamp.parse("2024-03-20T12:00:00Z"))
+
+    var router: Router {
+        let pages = RenderedPages(stats: stats, maxAge: 7)
+        let recorded = recorded
+        return Router(
+            pages: { pages }, recordVisit: { visit in recorded.visits.withLock { $0.append(visit) } },
+            now: { Date(timeIntervalSince1970: 0) })
+    }
+
+    @Test func indexRecordsOneVisitAndShowsTheTotals() throws {
+        let response = router.respond(
+            to: Request(
+                method: "GET", uri: "/?utm=x", remoteAddress: "192.0.2.7", userAgent: Array("ua".utf8),
+                countryCode: "us", countryName: "United States"))
+        #expect(response.status == 200)
+        #expect(response.header("Content-Type") == "text/html; charset=utf-8")
+        #expect(response.body.contains("<strong id=\"total\">3</strong>"))
+        #expect(response.body.contains("<td>United States</td><td>US</td><td class=\"n\">2</td>"))
+        #expect(response.body.contains("<td>Unknown</td><td>XX</td>"))
+        #expect(
+            recorded.visits.withLock { $0 }
+                == [
+                    Visit(trustedIP: "192.0.2.7", userAgent: "ua", country: "United States", countryCode: "US",
+                          time: Date(timeIntervalSince1970: 0))
+                ])
+    }
+
+    @Test func headAnswersTheSameHeadersWithoutBodyOrVisit() {
+        let get = router.respond(to: Request(method: "GET", uri: "/"))
+        recorded.visits.withLock { $0.removeAll() }
+        let head = router.respond(to: Request(method: "HEAD", uri: "/"))
+        #expect(head.sendsBody == false)
+        #expect(head.headerBlock == get.headerBlock)
+        #expect(recorded.visits.withLock { $0.isEmpty })
+    }
+
+    @Test func statsAnswerJSONFromTheCacheWithoutAVisit() {
+        let response = router.respond(to: Request(method: "GET", uri: "/api/sys/stats?x=1"))
+        #expect(response.status == 200)
+        #expect(response.header("Content-Type") == "application/json")
+        #expect(response.header("Cache-Control") == "max-age=7")
+        #expect(response.body == stats.json)
+        #expect(recorded.visits.withLock { $0.isEmpty })
+    }
+
+    @Test(arguments: ["POST", "PUT", "DELETE", "OPTIONS"])
+    func otherMethodsAreNotAllowed(method: String) {
+        let index = router.respond(to: Request(method: method, uri: "/"))
+        #expect(index.status == 405)
+        #expect(index.header("Allow") == "GET, HEAD")
+        #expect(index.header("Content-Type") == "text/html; charset=utf-8")
+        let api = router.respond(to: Request(method: method, uri: "/api/sys/stats"))
+        #expect(api.status == 405)
+        #expect(api.header("Allow") == "GET, HEAD")
+        #expect(api.body == "{\"status\": 405, \"message\": \"\(method) is not allowed on /api/sys/stats\"}")
+        #expect(recorded.visits.withLock { $0.isEmpty })
+    }
+
+    @Test func unknownPathsAreNotFound() {
+        let api = router.respond(to: Request(method: "GET", uri: "/api/sys/nope"))
+        #expect(api.status == 404)
+        #expect(api.header("Content-Type") == "application/json")
+        let page = router.respond(to: Request(method: "GET", uri: "/<b>x</b>"))
+        #expect(page.status == 404)
+        #expect(page.body.contains("/&lt;b&gt;x&lt;/b&gt;"))
+        #expect(!page.body.contains("<b>"))
+    }
+
+    @Test func countryNamesAreEscapedOnThePage() {
+        let page = IndexPage.render(VisitorStats(totalVisitors: 1, countries: ["<s": 1], lastUpdated: nil))
+        #expect(page.contains("&lt;s"))
+        #expect(!page.contains("<s<"))
+    }
+
+    @Test(arguments: [
+        ("unix:/run/x.sock", ListenAddress.unix(path: "/run/x.sock")),
+        ("127.0.0.1:9000", .tcp(host: "127.0.0.1", port: 9000)),
+        ("[::1]:9000", .tcp(host: "::1", port: 9000)),
+    ])
+    func listenAddresses(argument: String, expected: ListenAddress) {
+        #expect(ListenAddress(argument: argument) == expected)
+    }
+
+    @Test(arguments: ["unix:relative.sock", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:99999", ":9000", ""])
+    func badListenAddresses(argument: String) {
+        #expect(ListenAddress(argument: argument) == nil)
+    }
+}
