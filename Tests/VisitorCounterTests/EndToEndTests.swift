@@ -1,0 +1,157 @@
+import Foundation
+import Testing
+
+@testable import VisitorCounter
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The product as a site owner meets it: the counter behind a real nginx that looks countries up.
+@Suite(.serialized)
+struct EndToEndTests {
+    /// Addresses whose country Debian's geoip-database knows (checked with geoiplookup).
+    static let knownAddresses = [
+        "81.2.69.142": "GB", "8.8.8.8": "US", "200.160.2.3": "BR", "5.9.0.1": "DE", "1.0.16.1": "JP",
+        "10.1.2.3": "XX",  // private: no country
+    ]
+
+    @Test func visitsLandUnderTheCountryOfTheirAddress() throws {
+        let stack = try LocalStack(workers: 2)
+        var expected: [String: Int] = [:]
+        for (round, (address, code)) in Self.knownAddresses.sorted(by: { $0.key < $1.key }).enumerated() {
+            for _ in 0...round {
+                let response = try stack.request("GET", "/", headers: ["X-Forwarded-For": address, "User-Agent": "e2e"])
+                #expect(response.status == 200)
+                expected[code, default: 0] += 1
+            }
+        }
+        #expect(stack.stopCounter() == 0)
+        let store = try VisitorStore(path: stack.databasePath)
+        #expect(try store.stats().countries == expected)
+        let stored = try store.read { db in
+            try Dictionary(
+                String.fetchAll(db, sql: "SELECT ip || ' ' || country_code FROM visitors").map { ($0, 1) },
+                uniquingKeysWith: +)
+        }
+        for (address, code) in Self.knownAddresses {
+            #expect(stored["\(address) \(code)"] != nil, "\(address) was not stored as \(code): \(stored)")
+        }
+        #expect(try store.read { db in try String.fetchOne(db, sql: "SELECT country FROM visitors WHERE country_code = 'GB'") } == "United Kingdom")
+    }
+
+    @Test func theStatsJSONHasItsShape() throws {
+        let stack = try LocalStack(workers: 1)
+        let before = try stack.request("GET", "/api/sys/stats")
+        #expect(before.status == 200)
+        #expect(before.headers["content-type"] == "application/json")
+        #expect(before.headers["cache-control"] == "max-age=1")
+        #expect(before.body == #"{"total_visitors": 0, "countries": {}, "last_updated": null}"#)
+
+        _ = try stack.request("GET", "/", headers: ["X-Forwarded-For": "8.8.8.8"])
+        var json: [String: Any] = [:]
+        for _ in 0..<60 {  // the visit shows once written (0.5 s) and the cache refreshed (1 s)
+            let body = try stack.request("GET", "/api/sys/stats").body
+            json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] ?? [:]
+            if json["total_visitors"] as? Int == 1 { break }
+            usleep(100_000)
+        }
+        #expect(json["total_visitors"] as? Int == 1)
+        #expect(json["countries"] as? [String: Int] == ["US": 1])
+        let updated = try #require(json["last_updated"] as? String)
+        #expect(UTCTimestamp.parse(updated) != nil)
+        #expect(Set(json.keys) == ["total_visitors", "countries", "last_updated"])
+    }
+
+    @Test func headNotFoundAndMethodNotAllowed() throws {
+        let stack = try LocalStack(workers: 1)
+        let head = try stack.request("HEAD", "/")
+        #expect(head.status == 200)
+        #expect(head.body.isEmpty)
+        #expect(Int(head.headers["content-length"] ?? "") ?? 0 > 0)
+        #expect(head.headers["content-type"] == "text/html; charset=utf-8")
+        #expect(try stack.request("HEAD", "/api/sys/stats").status == 200)
+
+        let missing = try stack.request("GET", "/api/sys/nope")
+        #expect(missing.status == 404)
+        #expect(missing.body == #"{"status": 404, "message": "no such page: /api/sys/nope"}"#)
+
+        let post = try stack.request("POST", "/", headers: ["Content-Length": "0"])
+        #expect(post.status == 405)
+        #expect(post.headers["allow"] == "GET, HEAD")
+        let postAPI = try stack.request("DELETE", "/api/sys/stats")
+        #expect(postAPI.status == 405)
+        #expect(postAPI.headers["content-type"] == "application/json")
+
+        #expect(stack.stopCounter() == 0)
+        #expect(try VisitorStore(path: stack.databasePath).stats().totalVisitors == 0)
+    }
+
+    @Test func forgedCountryHeadersAreIgnored() throws {
+        let stack = try LocalStack(workers: 1)
+        let forged = [
+            "X-Forwarded-For": "8.8.8.8", "CF-IPCountry": "GB", "X-Country-Code": "GB", "GeoIP-Country-Code": "GB",
+            "GEOIP_COUNTRY_CODE": "GB", "Geoip-Country-Name": "Atlantis",
+        ]
+        #expect(try stack.request("GET", "/", headers: forged).status == 200)
+        #expect(try stack.request("GET", "/?GEOIP_COUNTRY_CODE=GB", headers: ["X-Forwarded-For": "8.8.8.8"]).status == 200)
+        #expect(stack.stopCounter() == 0)
+        let store = try VisitorStore(path: stack.databasePath)
+        #expect(try store.stats().countries == ["US": 2])
+        #expect(try store.read { db in try String.fetchAll(db, sql: "SELECT DISTINCT country FROM visitors") } == ["United States"])
+    }
+
+    @Test func totalsAreExactAfterParallelLoadAndSIGTERM() throws {
+        let stack = try LocalStack(workers: 4)
+        let addresses = Array(Self.knownAddresses.keys)
+        let answered = Atomic(0)
+        let failures = Atomic(0)
+        DispatchQueue.concurrentPerform(iterations: 8) { client in
+            for index in 0..<500 {
+                let address = addresses[(client + index) % addresses.count]
+                if (try? stack.request("GET", "/", headers: ["X-Forwarded-For": address]).status) == 200 {
+                    answered.add(1)
+                } else {
+                    failures.add(1)
+                }
+            }
+        }
+        #expect(failures.load() == 0)
+        #expect(stack.stopCounter() == 0)
+        #expect(stack.counter.stderr.contains("stopped"))
+        let store = try VisitorStore(path: stack.databasePath)
+        let stats = try store.stats()
+        #expect(stats.totalVisitors == answered.load())
+        #expect(try store.visitorRowCount() == answered.load())
+        #expect(stats.countries.values.reduce(0, +) == answered.load())
+    }
+
+    @Test func aKilledWorkerIsReplaced() throws {
+        let stack = try LocalStack(workers: 2)
+        let before = stack.workerPIDs()
+        #expect(before.count == 2)
+        let victim = try #require(before.first)
+        kill(victim, SIGKILL)
+        var after: Set<Int32> = []
+        for _ in 0..<100 {
+            after = stack.workerPIDs()
+            if after.count == 2 && !after.contains(victim) { break }
+            usleep(100_000)
+        }
+        #expect(after.count == 2)
+        #expect(!after.contains(victim))
+        #expect(stack.counter.process.isRunning)
+        for _ in 0..<20 { #expect(try stack.request("GET", "/").status == 200) }
+        #expect(stack.stopCounter() == 0)
+        #expect(stack.counter.stderr.contains("worker died, restarting it"))
+    }
+}
+
+/// Small atomics for counting across the test's client threads.
+final class Atomic: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Int
+    init(_ value: Int) { self.value = value }
+    func add(_ amount: Int) { lock.withLock { value += amount } }
+    func load() -> Int { lock.withLock { value } }
+}
