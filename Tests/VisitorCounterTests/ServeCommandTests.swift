@@ -1,0 +1,63 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `serve` refuses bad values with one line on stderr and a non-zero exit, having started nothing.
+struct ServeCommandTests {
+    func serve(_ arguments: [String], in directory: TemporaryDirectory) throws -> (status: Int32, stderr: String) {
+        let child = try ChildProcess(try visitorCounterExecutable(), ["serve"] + arguments, in: directory, name: "serve")
+        return (child.wait(), child.stderr)
+    }
+
+    @Test(arguments: [
+        (["--workers", "-1"], "--workers must be from 1 to 256"),
+        (["--threads", "0"], "--threads must be from 1 to 1024"),
+        (["--batch-size", "-5"], "--batch-size must be from 1 to 1000000"),
+        (["--flush-interval", "-1"], "--flush-interval must be more than 0"),
+        (["--stats-cache", "0"], "--stats-cache must be from 1 to 3600"),
+        (["--socket-mode", "999"], "--socket-mode must be octal"),
+        (["--listen", "nowhere"], "--listen must be unix:/absolute/path or HOST:PORT"),
+        (["--bogus"], "Unknown option '--bogus'"),
+        (["--database", "/nonexistent/dir/v.sqlite", "--listen", "unix:/tmp/unused.sock"], "does not exist"),
+        (["--database", "DIR/v.sqlite"], "standard input is not a listening socket"),
+    ])
+    func badValuesAreOneClearLine(arguments: [String], message: String) throws {
+        let directory = try TemporaryDirectory()
+        let result = try serve(arguments.map { $0.replacingOccurrences(of: "DIR", with: directory.url.path) }, in: directory)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains(message), "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: directory.path("v.sqlite")))
+    }
+
+    @Test func aSocketInUseIsRefusedAndAStaleOneReplaced() throws {
+        let stack = try LocalStack(workers: 1)
+        let second = try serve(
+            ["--listen", "unix:\(stack.socketPath)", "--database", stack.directory.path("other.sqlite")],
+            in: stack.directory)
+        #expect(second.status != 0)
+        #expect(second.stderr.contains("in use by a running process"), "\(second.stderr)")
+
+        // A socket file whose process died (SIGKILL leaves it behind) is taken over.
+        let stale = stack.directory.path("stale.sock")
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: stale.utf8) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0)
+        close(descriptor)
+        let child = try ChildProcess(
+            try visitorCounterExecutable(),
+            ["serve", "--listen", "unix:\(stale)", "--workers", "1", "--database", stack.directory.path("stale.sqlite")],
+            in: stack.directory, name: "stale")
+        try LocalStack.waitFor("the replacing counter", process: child) { child.stderr.contains("worker started") }
+        kill(child.process.processIdentifier, SIGTERM)
+        #expect(child.wait() == 0)
+    }
+}
