@@ -119,6 +119,7 @@ struct EndToEndTests {
         #expect(failures.load() == 0)
         #expect(stack.stopCounter() == 0)
         #expect(stack.counter.stderr.contains("stopped"))
+        #expect(!stack.counter.stderr.contains("warning"), "\(stack.counter.stderr)")
         let store = try VisitorStore(path: stack.databasePath)
         let stats = try store.stats()
         #expect(stats.totalVisitors == answered.load())

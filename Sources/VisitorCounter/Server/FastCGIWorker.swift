@@ -69,8 +69,19 @@ public final class FastCGIWorker: Sendable {
         defer { FCGX_Free(request, 1) }
 
         while waitUntilReadable(request.pointee.ipcFd >= 0 ? request.pointee.ipcFd : listeningDescriptor) {
-            // Negative: another worker took the connection (EAGAIN), or nginx closed a kept connection.
-            guard FCGX_Accept_r(request) == 0 else { continue }
+            let result = FCGX_Accept_r(request)
+            guard result == 0 else {
+                // -EAGAIN: another thread or worker took the connection, or nginx closed a kept one.
+                // Anything else (out of descriptors, say) would make poll answer at once for ever:
+                // say so and pause instead of spinning.
+                if -result != EAGAIN && -result != EWOULDBLOCK {
+                    logger.warning(
+                        "accepting a connection failed",
+                        metadata: ["error": "\(SystemCallError(call: "FCGX_Accept_r", subject: nil, errno: -result))"])
+                    usleep(100_000)
+                }
+                continue
+            }
             answer(request)
             FCGX_Finish_r(request)
             requestsAnswered.add(1, ordering: .relaxed)
