@@ -29,12 +29,16 @@ struct ServeCommand: ParsableCommand {
 
     @OptionGroup var options: CounterOptions
 
+    /// `--socket-mode` as permission bits; `nil` when it is not octal up to 0777.
+    var socketPermissions: mode_t? {
+        UInt32(socketMode, radix: 8).flatMap { $0 <= 0o777 ? mode_t($0) : nil }
+    }
+
     func validate() throws {
         guard workers >= 1, workers <= 256 else { throw ValidationError("--workers must be from 1 to 256") }
-        guard let mode = UInt32(socketMode, radix: 8), mode <= 0o777 else {
+        guard socketPermissions != nil else {
             throw ValidationError("--socket-mode must be octal permissions such as 0660, not '\(socketMode)'")
         }
-        _ = mode
         if let listen, ListenAddress(argument: listen) == nil {
             throw ValidationError("--listen must be unix:/absolute/path or HOST:PORT, not '\(listen)'")
         }
@@ -52,7 +56,7 @@ struct ServeCommand: ParsableCommand {
         let address = listen.flatMap(ListenAddress.init(argument:)) ?? .inherited
         let socket: ListeningSocket
         do {
-            socket = try ListeningSocket.open(address, mode: mode_t(UInt32(socketMode, radix: 8) ?? 0o660))
+            socket = try ListeningSocket.open(address, mode: socketPermissions ?? 0o660)
         } catch {
             throw CommandError("cannot listen on \(address): \(error)")
         }

@@ -23,6 +23,8 @@ public final class VisitRecorder: Sendable {
         /// Batches handed out by the buffer and not yet written, oldest first.
         var ready: [VisitBatch] = []
         var stopping = false
+        /// Set when the writer thread has ended: nothing recorded after this is ever written.
+        var writerEnded = false
         var statistics = Statistics()
     }
 
@@ -64,12 +66,14 @@ public final class VisitRecorder: Sendable {
 
     /// Buffers a visit. Never waits for the database.
     public func record(_ visit: Visit) {
-        let batchReady = state.withLock { state -> Bool in
+        let (batchReady, tooLate) = state.withLock { state -> (Bool, Bool) in
             state.statistics.visitsRecorded += 1
-            guard case .flush(let batch) = state.buffer.append(visit, now: now()) else { return false }
+            if state.writerEnded { return (false, true) }
+            guard case .flush(let batch) = state.buffer.append(visit, now: now()) else { return (false, false) }
             state.ready.append(batch)
-            return true
+            return (true, false)
         }
+        if tooLate { logger.error("visit recorded after the writer stopped: it will not be written") }
         if batchReady { wakeUp.signal() }
     }
 
@@ -119,6 +123,7 @@ public final class VisitRecorder: Sendable {
                 waitUntil(now() + Self.retryDelay)
             }
         }
+        state.withLock { $0.writerEnded = true }
         finished.signal()
     }
 
