@@ -29,9 +29,24 @@ public final class VisitorStore: Sendable {
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
         }
         self.path = path
-        self.pool = try DatabasePool(path: path, configuration: configuration)
+        self.pool = try VisitorStore.openPool(path: path, configuration: configuration, timeout: busyTimeout)
         try pool.writeWithoutTransaction { db in
             try VisitorStore.migrate(db, upTo: schemaVersion)
+        }
+    }
+
+    /// Opens the pool, retrying while another process holds the lock.
+    ///
+    /// When several workers open a brand-new file at once, switching it to WAL mode can fail with
+    /// `SQLITE_BUSY` straight away: SQLite does not call the busy handler for that step.
+    private static func openPool(path: String, configuration: Configuration, timeout: TimeInterval) throws -> DatabasePool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            do {
+                return try DatabasePool(path: path, configuration: configuration)
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.02)
+            }
         }
     }
 
