@@ -19,6 +19,19 @@ struct CounterOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Seconds the stats and the index page are served from each worker's cache.")
     var statsCache: Int = 2
 
+    @Option(
+        parsing: .unconditional,
+        help: """
+            Visit rows each worker holds in memory while the database cannot be written (about 1 KiB each at \
+            most). Beyond it visits are still counted, without their rows.
+            """)
+    var bufferLimit: Int = VisitRecorder.Configuration.defaultBufferLimit
+
+    @Option(
+        parsing: .unconditional,
+        help: "Seconds a worker may hold an unwritten visit before /api/sys/health answers 503.")
+    var healthThreshold: Int = 60
+
     func validate() throws {
         guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads must be from 1 to 1024") }
         guard flushInterval > 0, flushInterval <= 3600 else {
@@ -26,6 +39,12 @@ struct CounterOptions: ParsableArguments {
         }
         guard batchSize >= 1, batchSize <= 1_000_000 else { throw ValidationError("--batch-size must be from 1 to 1000000") }
         guard statsCache >= 1, statsCache <= 3600 else { throw ValidationError("--stats-cache must be from 1 to 3600 seconds") }
+        guard bufferLimit >= batchSize, bufferLimit <= 100_000_000 else {
+            throw ValidationError("--buffer-limit must be from --batch-size (\(batchSize)) to 100000000")
+        }
+        guard healthThreshold >= 1, healthThreshold <= 86400 else {
+            throw ValidationError("--health-threshold must be from 1 to 86400 seconds")
+        }
     }
 
     /// The database path: `--database`, else under systemd's state directory, else the current directory.
@@ -37,17 +56,20 @@ struct CounterOptions: ParsableArguments {
         return "visitors.sqlite"
     }
 
-    func workerConfiguration() -> WorkerProcess.Configuration {
+    func workerConfiguration(index: Int) -> WorkerProcess.Configuration {
         WorkerProcess.Configuration(
-            database: databasePath, threads: threads, batchSize: batchSize,
-            flushInterval: .milliseconds(Int64(flushInterval * 1000)), statsCache: .seconds(statsCache))
+            database: databasePath, index: index, threads: threads,
+            recorder: VisitRecorder.Configuration(
+                batchSize: batchSize, flushInterval: .milliseconds(Int64(flushInterval * 1000)), bufferLimit: bufferLimit),
+            statsCache: .seconds(statsCache), healthThreshold: .seconds(healthThreshold))
     }
 
     /// The same options spelled out again, for a worker's command line.
     var arguments: [String] {
         [
             "--database", databasePath, "--threads", "\(threads)", "--flush-interval", "\(flushInterval)",
-            "--batch-size", "\(batchSize)", "--stats-cache", "\(statsCache)",
+            "--batch-size", "\(batchSize)", "--stats-cache", "\(statsCache)", "--buffer-limit", "\(bufferLimit)",
+            "--health-threshold", "\(healthThreshold)",
         ]
     }
 }

@@ -74,11 +74,21 @@ struct ServeCommand: ParsableCommand {
                 "listen": "\(address)", "database": "\(database)", "workers": "\(workers)",
                 "threads": "\(options.threads)", "flush_interval": "\(options.flushInterval)",
                 "batch_size": "\(options.batchSize)", "stats_cache": "\(options.statsCache)",
+                "buffer_limit": "\(options.bufferLimit)", "health_threshold": "\(options.healthThreshold)",
             ])
+        let board: WorkerStatusBoard
+        do {
+            board = try WorkerStatusBoard.create(workers: workers)
+        } catch {
+            socket.removeSocketFile()
+            throw CommandError("cannot make the shared memory the health routes read: \(error)")
+        }
         let workerArguments = options.arguments
         Supervisor(
-            socket: socket, workers: workers, executable: try Self.executablePath(),
-            workerArguments: { index in ["worker", "--index", "\(index)"] + workerArguments },
+            socket: socket, board: board, workers: workers, executable: try Self.executablePath(),
+            workerArguments: { index in
+                ["worker", "--index", "\(index)", "--status-descriptor", "\(Supervisor.boardDescriptor)"] + workerArguments
+            },
             logger: logger
         ).run()
     }
@@ -112,8 +122,11 @@ struct WorkerCommand: ParsableCommand {
         shouldDisplay: false
     )
 
-    @Option(help: "This worker's number, for the logs.")
+    @Option(help: "This worker's number: its slot on the status board, its spill file, its name in the logs.")
     var index: Int = 0
+
+    @Option(help: "The descriptor of the shared status board the health routes read.")
+    var statusDescriptor: Int32?
 
     @OptionGroup var options: CounterOptions
 
@@ -126,7 +139,9 @@ struct WorkerCommand: ParsableCommand {
             throw CommandError("worker: standard input is not a listening socket; run `visitor-counter serve`")
         }
         do {
-            try WorkerProcess.run(options.workerConfiguration(), logger: logger)
+            var configuration = options.workerConfiguration(index: index)
+            configuration.statusDescriptor = statusDescriptor
+            try WorkerProcess.run(configuration, logger: logger)
         } catch {
             logger.error("worker failed", metadata: ["error": "\(error)"])
             throw ExitCode.failure

@@ -1,69 +1,137 @@
+import Foundation
+
 /// The visits a worker has answered but not yet written, as a state machine without threads or clocks.
 ///
-/// Every method takes the current time and answers what to do next, so the flush rules are tested
-/// with made-up instants: a batch is due when it holds `batchSize` visits, when `flushInterval` has
-/// passed since the last flush, and at shutdown (``drain()``).
+/// Request threads ``append(_:now:)`` visits; the writer takes batches with ``takeBatch(now:draining:)``
+/// and reports back with ``batchWritten()`` or ``batchFailed()``. Every method takes the current time
+/// and answers what happened, so the rules are tested with made-up instants:
+///
+/// - A batch is due when it holds `batchSize` visits, when `flushInterval` has passed since the last
+///   one was closed, and at shutdown (`draining`).
+/// - While writes fail, closed batches wait in order; a small batch is merged into the one before it
+///   as long as that stays within `batchSize` rows, so their number stays bounded too.
+/// - At most `rowLimit` rows are held. Beyond that a visit is still counted (its batch's totals and
+///   per-country counts grow by one) but its row is not kept: the counts stay exact in a few bytes per
+///   country while the memory stays bounded.
 public struct VisitBuffer: Sendable {
     public typealias Instant = ContinuousClock.Instant
 
-    /// What the caller must do after a call.
+    /// What ``append(_:now:)`` changed that the caller must act on.
     public enum Action: Sendable, Equatable {
         case none
-        case flush(VisitBatch)
+        /// A full batch is ready: wake the writer.
+        case batchReady
+        /// The row bound was reached: from now on visits are counted without rows.
+        case startedCountingWithoutRows
+        /// Rows are kept again after a spell at the bound.
+        case resumedKeepingRows
     }
 
     public let batchSize: Int
     public let flushInterval: Duration
-    private var pending: VisitBatch
-    private var lastFlush: Instant
+    public let rowLimit: Int
+    private var filling = VisitBatch()
+    /// Closed batches waiting for the writer, oldest first.
+    private var ready: [VisitBatch] = []
+    /// The batch the writer holds, between ``takeBatch(now:draining:)`` and its report.
+    private var inFlight: VisitBatch?
+    private var lastClosed: Instant
+    /// Rows held in every batch, in flight included.
+    public private(set) var rowsHeld = 0
+    /// Visits held in every batch, with rows or without.
+    public private(set) var visitsHeld = 0
+    public private(set) var isCountingWithoutRows = false
 
-    public init(batchSize: Int, flushInterval: Duration, now: Instant) {
+    public init(batchSize: Int, flushInterval: Duration, rowLimit: Int = .max, now: Instant) {
         precondition(batchSize > 0, "batchSize must be positive")
         precondition(flushInterval > .zero, "flushInterval must be positive")
+        precondition(rowLimit > 0, "rowLimit must be positive")
         self.batchSize = batchSize
         self.flushInterval = flushInterval
-        self.pending = VisitBatch()
-        self.pending.visits.reserveCapacity(batchSize)
-        self.lastFlush = now
+        self.rowLimit = rowLimit
+        self.lastClosed = now
+        self.filling.visits.reserveCapacity(min(batchSize, rowLimit))
     }
 
-    /// The number of visits waiting.
-    public var count: Int { pending.count }
+    /// When a partly filled batch is next due.
+    public var nextDeadline: Instant { lastClosed + flushInterval }
 
-    /// When ``tick(now:)`` will next have something to do.
-    public var nextDeadline: Instant { lastFlush + flushInterval }
+    /// When the oldest visit held was answered; `nil` when none is held.
+    public var oldestVisit: Date? {
+        [inFlight?.oldestVisit, ready.first?.oldestVisit, filling.oldestVisit].compactMap { $0 }.min()
+    }
 
-    /// Adds a visit; answers `.flush` when the buffer has reached `batchSize`.
+    /// Adds a visit, with its row while fewer than `rowLimit` rows are held.
     public mutating func append(_ visit: Visit, now: Instant) -> Action {
-        pending.append(visit)
-        return pending.count >= batchSize ? .flush(takeBatch(now: now)) : .none
-    }
-
-    /// Answers `.flush` when `flushInterval` has passed since the last flush and visits are waiting.
-    ///
-    /// An interval that passes with nothing waiting counts as a flush, so a visit that arrives after a
-    /// quiet spell waits one interval rather than being written on its own at once.
-    public mutating func tick(now: Instant) -> Action {
-        guard now >= nextDeadline else { return .none }
-        guard !pending.isEmpty else {
-            lastFlush = now
-            return .none
+        visitsHeld += 1
+        if rowsHeld >= rowLimit {
+            filling.countWithoutRow(visit)
+            guard !isCountingWithoutRows else { return .none }
+            isCountingWithoutRows = true
+            return .startedCountingWithoutRows
         }
-        return .flush(takeBatch(now: now))
+        filling.append(visit)
+        rowsHeld += 1
+        if isCountingWithoutRows {
+            isCountingWithoutRows = false
+            return .resumedKeepingRows
+        }
+        guard filling.visits.count >= batchSize else { return .none }
+        closeFilling(now: now)
+        return .batchReady
     }
 
-    /// Hands out everything waiting, for shutdown; `nil` when nothing is.
-    public mutating func drain() -> VisitBatch? {
-        guard !pending.isEmpty else { return nil }
-        defer { pending = VisitBatch() }
-        return pending
+    /// The next batch to write, oldest first, or `nil` when none is due; the writer then holds it
+    /// until it calls ``batchWritten()`` or ``batchFailed()``.
+    ///
+    /// With `draining` (shutdown) the partly filled batch is due at once. An interval that passes with
+    /// nothing waiting restarts the timer, so a visit after a quiet spell waits one interval rather than
+    /// being written on its own at once.
+    public mutating func takeBatch(now: Instant, draining: Bool = false) -> VisitBatch? {
+        precondition(inFlight == nil, "one batch at a time: report the last one first")
+        if draining || now >= nextDeadline {
+            if filling.isEmpty { lastClosed = now } else { closeFilling(now: now) }
+        }
+        guard !ready.isEmpty else { return nil }
+        inFlight = ready.removeFirst()
+        return inFlight
     }
 
-    private mutating func takeBatch(now: Instant) -> VisitBatch {
-        lastFlush = now
-        var next = VisitBatch()
-        next.visits.reserveCapacity(batchSize)
-        swap(&next, &pending)
-        return next
+    /// The batch from ``takeBatch(now:draining:)`` is in the database.
+    public mutating func batchWritten() {
+        guard let batch = inFlight else { preconditionFailure("no batch in flight") }
+        rowsHeld -= batch.visits.count
+        visitsHeld -= batch.count
+        inFlight = nil
+    }
+
+    /// The batch from ``takeBatch(now:draining:)`` could not be written: it goes back to the front.
+    public mutating func batchFailed() {
+        guard let batch = inFlight else { preconditionFailure("no batch in flight") }
+        ready.insert(batch, at: 0)
+        inFlight = nil
+    }
+
+    /// Everything held, in one batch, for a spill file at shutdown; `nil` when nothing is.
+    public mutating func takeAll() -> VisitBatch? {
+        precondition(inFlight == nil, "report the batch in flight first")
+        var all = VisitBatch()
+        for batch in ready + [filling] { all.merge(batch) }
+        ready = []
+        filling = VisitBatch()
+        rowsHeld = 0
+        visitsHeld = 0
+        return all.isEmpty ? nil : all
+    }
+
+    private mutating func closeFilling(now: Instant) {
+        lastClosed = now
+        if let last = ready.indices.last, ready[last].visits.count + filling.visits.count <= batchSize {
+            ready[last].merge(filling)
+        } else {
+            ready.append(filling)
+        }
+        filling = VisitBatch()
+        filling.visits.reserveCapacity(max(0, min(batchSize, rowLimit - rowsHeld)))
     }
 }

@@ -3,57 +3,124 @@ import Foundation
 import Logging
 import Synchronization
 
-/// Takes visits from any number of request threads and writes them in batches on a thread of its own.
+/// Takes visits from any number of request threads and writes them in batches on a thread of its own,
+/// through whatever the database does meanwhile.
 ///
-/// ``record(_:)`` holds a lock only long enough to append to an array, and never waits for the
-/// database: the writer thread takes whole batches out under the same lock and writes them after
-/// releasing it. ``stop()`` writes everything still buffered and returns when it is on disk.
+/// ``record(_:)`` holds a lock only long enough to add to the ``VisitBuffer``, and never waits for the
+/// database or any file. The writer thread takes batches out under the same lock and writes them
+/// after releasing it. A batch that fails stays in the buffer and is tried again after a back-off
+/// (``RetryPolicy``); the buffer keeps at most `bufferLimit` rows and counts visits beyond them without
+/// rows. ``stop()`` writes everything buffered or, when the database cannot take it, appends it to the
+/// worker's ``SpillFile``; spill files found at the start are replayed first. Failures and
+/// degradations go to the ``AuditLog``.
 public final class VisitRecorder: Sendable {
-    /// Figures about the writer, for logs, tests and health checks.
+    /// Figures about the buffer and the writer, for logs, tests, health and metrics.
     public struct Statistics: Sendable, Equatable {
         public var visitsRecorded = 0
         public var visitsWritten = 0
         public var batchesWritten = 0
         public var failedWrites = 0
+        /// Failed writes since the last one that worked.
+        public var consecutiveFailures = 0
+        /// Visits counted without keeping their row, because the buffer was at its bound.
+        public var visitsWithoutRows = 0
+        /// Visits written to the spill file at a stop.
+        public var spilledVisits = 0
+        /// Visits from spill files written to the database by this worker.
+        public var replayedVisits = 0
+        public var bufferedVisits = 0
+        public var bufferedRows = 0
+        /// When the oldest visit still held was answered.
+        public var oldestBufferedVisit: Date?
+        /// When the last batch was written.
+        public var lastWrite: Date?
+        /// How long successful writes took.
+        public var writeLatency = LatencyHistogram()
         public var lastError: String?
+
+        public init() {}
+    }
+
+    public struct Configuration: Sendable {
+        public var batchSize: Int
+        public var flushInterval: Duration
+        /// The most rows held in memory; visits beyond are counted without rows.
+        public var bufferLimit: Int
+        public var retry: RetryPolicy
+        /// How long ``VisitRecorder/stop()`` goes on trying the database and the spill file before it
+        /// gives the visits up as lost.
+        public var stopRetryLimit: Duration
+        /// This worker's number, for the spill file's name and the audit log.
+        public var worker: Int
+
+        public static let defaultBufferLimit = 50_000
+
+        public init(
+            batchSize: Int, flushInterval: Duration, bufferLimit: Int = defaultBufferLimit, retry: RetryPolicy = .standard,
+            stopRetryLimit: Duration = .seconds(30), worker: Int = 0
+        ) {
+            self.batchSize = batchSize
+            self.flushInterval = flushInterval
+            self.bufferLimit = bufferLimit
+            self.retry = retry
+            self.stopRetryLimit = stopRetryLimit
+            self.worker = worker
+        }
     }
 
     private struct State {
         var buffer: VisitBuffer
-        /// Batches handed out by the buffer and not yet written, oldest first.
-        var ready: [VisitBatch] = []
         var stopping = false
         /// Set when the writer thread has ended: nothing recorded after this is ever written.
         var writerEnded = false
         var statistics = Statistics()
+        /// Degradations seen on the request path, for the writer to put in the audit log.
+        var degradations: [(event: AuditLog.Event, time: Date, held: Int)] = []
     }
 
     private let state: Mutex<State>
     private let store: VisitorStore
+    private let configuration: Configuration
+    private let spill: SpillFile?
+    private let audit: AuditLog?
     private let logger: Logger
+    private let publish: @Sendable (Statistics) -> Void
     private let now: @Sendable () -> ContinuousClock.Instant
-    /// Signalled when a batch is ready or a stop is asked for, so the writer need not wait out its timer.
+    /// Signalled when a batch is ready, a degradation happened or a stop is asked for.
     private let wakeUp = DispatchSemaphore(value: 0)
     /// Signalled once by the writer thread when it has written everything and ended.
     private let finished = DispatchSemaphore(value: 0)
     private let started = Atomic<Bool>(false)
 
-    /// How long the writer waits before trying a failed batch again.
-    static let retryDelay: Duration = .seconds(1)
-    /// How long ``stop()`` keeps retrying a failing write before it gives the visits up as lost.
-    static let stopRetryLimit: Duration = .seconds(10)
-
+    /// - Parameters:
+    ///   - spill: where ``stop()`` puts what it cannot write; `nil` to keep trying the database instead.
+    ///   - audit: where failures and degradations are recorded besides `logger`.
+    ///   - publish: called by the writer with fresh figures after every pass, at least every flush interval.
     public init(
         store: VisitorStore,
-        batchSize: Int,
-        flushInterval: Duration,
+        configuration: Configuration,
+        spill: SpillFile? = nil,
+        audit: AuditLog? = nil,
         logger: Logger,
+        publish: @escaping @Sendable (Statistics) -> Void = { _ in },
         now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }
     ) {
         self.store = store
+        self.configuration = configuration
+        self.spill = spill
+        self.audit = audit
         self.logger = logger
+        self.publish = publish
         self.now = now
-        self.state = Mutex(State(buffer: VisitBuffer(batchSize: batchSize, flushInterval: flushInterval, now: now())))
+        self.state = Mutex(
+            State(
+                buffer: VisitBuffer(
+                    batchSize: configuration.batchSize, flushInterval: configuration.flushInterval,
+                    rowLimit: configuration.bufferLimit, now: now())))
+    }
+
+    public convenience init(store: VisitorStore, batchSize: Int, flushInterval: Duration, logger: Logger) {
+        self.init(store: store, configuration: Configuration(batchSize: batchSize, flushInterval: flushInterval), logger: logger)
     }
 
     /// Starts the writer thread; call once.
@@ -64,21 +131,29 @@ public final class VisitRecorder: Sendable {
         thread.start()
     }
 
-    /// Buffers a visit. Never waits for the database.
+    /// Buffers a visit. Never waits for the database or a file.
     public func record(_ visit: Visit) {
-        let (batchReady, tooLate) = state.withLock { state -> (Bool, Bool) in
+        let (action, tooLate) = state.withLock { state -> (VisitBuffer.Action, Bool) in
             state.statistics.visitsRecorded += 1
-            if state.writerEnded { return (false, true) }
-            guard case .flush(let batch) = state.buffer.append(visit, now: now()) else { return (false, false) }
-            state.ready.append(batch)
-            return (true, false)
+            if state.writerEnded { return (.none, true) }
+            let action = state.buffer.append(visit, now: now())
+            if state.buffer.isCountingWithoutRows { state.statistics.visitsWithoutRows += 1 }
+            switch action {
+            case .startedCountingWithoutRows:
+                state.degradations.append((.rowsDropped, visit.time, state.buffer.visitsHeld))
+            case .resumedKeepingRows:
+                state.degradations.append((.rowsKeptAgain, visit.time, state.buffer.visitsHeld))
+            case .none, .batchReady:
+                break
+            }
+            return (action, false)
         }
         if tooLate { logger.error("visit recorded after the writer stopped: it will not be written") }
-        if batchReady { wakeUp.signal() }
+        if action != .none { wakeUp.signal() }
     }
 
-    /// Writes everything buffered and ends the writer thread; returns when the visits are on disk, or
-    /// when writes have failed for ``stopRetryLimit`` (the visits are then logged as lost).
+    /// Writes everything buffered, or spills it, and ends the writer thread; returns when the visits
+    /// are on disk, or after ``Configuration/stopRetryLimit`` (they are then logged as lost).
     public func stop() {
         guard started.load(ordering: .acquiring) else { return }
         let alreadyStopping = state.withLock { state in
@@ -91,68 +166,190 @@ public final class VisitRecorder: Sendable {
     }
 
     public var statistics: Statistics {
-        state.withLock { $0.statistics }
+        state.withLock { state in
+            var statistics = state.statistics
+            statistics.bufferedVisits = state.buffer.visitsHeld
+            statistics.bufferedRows = state.buffer.rowsHeld
+            statistics.oldestBufferedVisit = state.buffer.oldestVisit
+            return statistics
+        }
     }
 
     /// Visits recorded and not yet written.
     public var pendingVisits: Int {
-        state.withLock { state in state.buffer.count + state.ready.reduce(0) { $0 + $1.count } }
+        state.withLock { $0.buffer.visitsHeld }
     }
 
+    // MARK: - The writer thread
+
     private func runWriter() {
+        var retryAt: ContinuousClock.Instant?
+        var spillsToReplay = spill != nil
         var stopDeadline: ContinuousClock.Instant?
         while true {
-            let (batches, stopping, deadline) = state.withLock { state in
-                if case .flush(let batch) = state.buffer.tick(now: now()) { state.ready.append(batch) }
-                if state.stopping, let batch = state.buffer.drain() { state.ready.append(batch) }
-                return (state.ready, state.stopping, state.buffer.nextDeadline)
+            auditDegradations()
+            publish(statistics)
+            let stopping = state.withLock { $0.stopping }
+            if stopping, stopDeadline == nil { stopDeadline = now() + configuration.stopRetryLimit }
+            if !stopping, let retryAt, now() < retryAt {
+                waitUntil(retryAt)
+                continue
             }
-            if stopping, stopDeadline == nil { stopDeadline = now() + Self.stopRetryLimit }
 
-            let written = writeInOrder(batches)
-            state.withLock { state in state.ready.removeFirst(written) }
+            if spillsToReplay, !stopping {
+                do {
+                    try replaySpills()
+                    spillsToReplay = false
+                } catch {
+                    retryAt = now() + failed(visits: 0, error: error, doing: "replaying spill files", event: .spillReplayFailed)
+                    continue
+                }
+            }
 
-            if written == batches.count {
+            guard let batch = state.withLock({ $0.buffer.takeBatch(now: now(), draining: $0.stopping) }) else {
                 if stopping { break }
-                waitUntil(deadline)
-            } else if let stopDeadline, now() >= stopDeadline {
-                let lost = batches[written...].reduce(0) { $0 + $1.count }
-                logger.error("giving up on writes at stop: visits lost", metadata: ["visits.lost": "\(lost)"])
-                break
-            } else {
-                waitUntil(now() + Self.retryDelay)
+                waitUntil(state.withLock { $0.buffer.nextDeadline })
+                continue
             }
+            let startedWrite = ContinuousClock.now
+            do {
+                try store.write(batch)
+            } catch {
+                state.withLock { $0.buffer.batchFailed() }
+                if stopping {
+                    spillEverything(after: error, deadline: stopDeadline ?? now())
+                    break
+                }
+                retryAt = now() + failed(visits: batch.count, error: error, doing: "writing a batch", event: .writeFailed)
+                continue
+            }
+            let duration = ContinuousClock.now - startedWrite
+            let recovered = state.withLock { state -> Int in
+                state.buffer.batchWritten()
+                state.statistics.visitsWritten += batch.count
+                state.statistics.batchesWritten += 1
+                state.statistics.lastWrite = Date()
+                state.statistics.writeLatency.record(duration)
+                defer { state.statistics.consecutiveFailures = 0 }
+                return state.statistics.consecutiveFailures
+            }
+            logger.debug("batch written", metadata: ["flush.visits": "\(batch.count)", "flush.duration": "\(duration)"])
+            if recovered > 0 {
+                retryAt = nil
+                audit(.init(
+                    event: .writeRecovered, worker: configuration.worker, visits: batch.count,
+                    action: "written after \(recovered) failed attempts"), level: .notice)
+            }
+            audit?.flushPending()
+            checkpointIfLarge()
         }
+        publish(statistics)
         state.withLock { $0.writerEnded = true }
         finished.signal()
     }
 
-    /// Writes batches oldest first and stops at the first failure, so visits are never reordered;
-    /// answers how many were written.
-    private func writeInOrder(_ batches: [VisitBatch]) -> Int {
-        for (index, batch) in batches.enumerated() {
-            let started = ContinuousClock.now
-            do {
-                try store.write(batch)
-            } catch {
-                logger.warning(
-                    "batch write failed, will retry",
-                    metadata: ["flush.visits": "\(batch.count)", "error": "\(error)"])
-                state.withLock { state in
-                    state.statistics.failedWrites += 1
-                    state.statistics.lastError = "\(error)"
-                }
-                return index
-            }
-            logger.debug(
-                "batch written",
-                metadata: ["flush.visits": "\(batch.count)", "flush.duration": "\(ContinuousClock.now - started)"])
-            state.withLock { state in
-                state.statistics.visitsWritten += batch.count
-                state.statistics.batchesWritten += 1
-            }
+    /// Counts a failure, records it, and answers how long to wait before the next try.
+    private func failed(visits: Int, error: Error, doing what: String, event: AuditLog.Event) -> Duration {
+        let (failures, held) = state.withLock { state in
+            state.statistics.failedWrites += 1
+            state.statistics.consecutiveFailures += 1
+            state.statistics.lastError = "\(error)"
+            return (state.statistics.consecutiveFailures, state.buffer.visitsHeld)
         }
-        return batches.count
+        let delay = configuration.retry.delay(afterFailures: failures, random: Double.random(in: 0..<1))
+        audit(.init(
+            event: event, worker: configuration.worker, visits: visits, error: "\(error)",
+            action: "\(what) failed \(failures) time(s) in a row; \(held) visits kept in memory; next try in \(Self.seconds(delay)) s"))
+        return delay
+    }
+
+    /// At a stop the database failed: puts everything held into the spill file. If that fails too,
+    /// tries the spill file and the database in turn until `deadline`, then gives the visits up.
+    private func spillEverything(after writeError: Error, deadline: ContinuousClock.Instant) {
+        guard let all = state.withLock({ $0.buffer.takeAll() }) else { return }
+        var lastError = writeError
+        var attempt = 0
+        while true {
+            attempt += 1
+            if let spill {
+                do {
+                    try spill.append(all, worker: configuration.worker)
+                    state.withLock { $0.statistics.spilledVisits += all.count }
+                    audit(.init(
+                        event: .spilled, worker: configuration.worker, visits: all.count, error: "\(writeError)",
+                        action: "the database could not be written at stop: visits appended to \(spill.path), replayed at the next start"))
+                    return
+                } catch {
+                    lastError = error
+                    audit(.init(
+                        event: .spillFailed, worker: configuration.worker, visits: all.count, error: "\(error)",
+                        action: "retrying the database and the spill file until the stop deadline"), level: .error)
+                }
+            }
+            if attempt > 1 || spill == nil {
+                if (try? store.write(all)) != nil {
+                    state.withLock { $0.statistics.visitsWritten += all.count }
+                    return
+                }
+            }
+            if now() >= deadline {
+                let countries = all.countryCounts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+                audit(.init(
+                    event: .visitsLost, worker: configuration.worker, visits: all.count, error: "\(lastError)",
+                    action: "gave up at stop; these visits are not in the database, by country: \(countries)"), level: .critical)
+                return
+            }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+    }
+
+    private func replaySpills() throws {
+        for file in SpillFile.all(database: store.path) {
+            guard let replay = try file.replay(into: store) else { continue }
+            state.withLock { $0.statistics.replayedVisits += replay.visits }
+            var action = "\(replay.batches) spilled batch(es) written, the file removed"
+            if replay.alreadyReplayed > 0 { action += "; \(replay.alreadyReplayed) already written by an earlier replay" }
+            if replay.damagedLines > 0 { action += "; \(replay.damagedLines) damaged line(s) moved to \(file.path).rejected" }
+            audit(.init(event: .spillReplayed, worker: configuration.worker, visits: replay.visits, action: action),
+                  level: replay.damagedLines > 0 ? .error : .notice)
+        }
+    }
+
+    private func auditDegradations() {
+        let degradations = state.withLock { state in
+            defer { state.degradations = [] }
+            return state.degradations
+        }
+        for degradation in degradations {
+            let action = degradation.event == .rowsDropped
+                ? "the buffer holds \(configuration.bufferLimit) rows, its bound: visits are counted in the totals without their rows until writes catch up"
+                : "writes caught up: visits are kept with their rows again"
+            audit(.init(event: degradation.event, time: degradation.time, worker: configuration.worker,
+                        visits: degradation.held, action: action))
+        }
+    }
+
+    private func checkpointIfLarge() {
+        do {
+            try store.checkpointIfLarge()
+        } catch {
+            logger.warning("WAL checkpoint failed", metadata: ["error": "\(error)", "wal.bytes": "\(store.walSize())"])
+        }
+    }
+
+    private func audit(_ entry: AuditLog.Entry, level: Logger.Level = .warning) {
+        if let audit {
+            audit.record(entry, level: level)
+        } else {
+            logger.log(level: level, "\(entry.event)", metadata: [
+                "audit.visits": "\(entry.visits)", "audit.action": "\(entry.action)", "audit.error": "\(entry.error ?? "")",
+            ])
+        }
+    }
+
+    private static func seconds(_ duration: Duration) -> String {
+        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        return String(format: "%.1f", seconds)
     }
 
     private func waitUntil(_ instant: ContinuousClock.Instant) {

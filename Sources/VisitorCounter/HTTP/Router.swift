@@ -7,15 +7,19 @@ public struct Router: Sendable {
     public let pages: @Sendable () -> RenderedPages
     /// Called once for every `GET /` with the visit to count.
     public let recordVisit: @Sendable (Visit) -> Void
+    /// The health report of every worker, answered from memory (``HealthReport``).
+    public let health: @Sendable () -> HealthReport?
     public let now: @Sendable () -> Date
 
     public init(
         pages: @escaping @Sendable () -> RenderedPages,
         recordVisit: @escaping @Sendable (Visit) -> Void,
+        health: @escaping @Sendable () -> HealthReport? = { nil },
         now: @escaping @Sendable () -> Date = Date.init
     ) {
         self.pages = pages
         self.recordVisit = recordVisit
+        self.health = health
         self.now = now
     }
 
@@ -36,6 +40,11 @@ public struct Router: Sendable {
         case Router.statsPath:
             guard request.method == "GET" || isHead else { return methodNotAllowed(request) }
             return withoutBody(pages().statsJSON, if: isHead)
+        case HealthReport.healthPath, HealthReport.metricsPath:
+            guard request.method == "GET" || isHead else { return methodNotAllowed(request) }
+            guard let report = health() else { return error(404, "no such page: \(request.path)", for: request) }
+            let response = request.path == HealthReport.healthPath ? report.healthResponse : report.metricsResponse
+            return withoutBody(response, if: isHead)
         default:
             return error(404, "no such page: \(request.path)", for: request)
         }

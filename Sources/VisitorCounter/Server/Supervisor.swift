@@ -20,6 +20,7 @@ public final class Supervisor {
     }
 
     private let socket: ListeningSocket
+    private let board: WorkerStatusBoard?
     private let executable: String
     private let workerArguments: (Int) -> [String]
     private let logger: Logger
@@ -30,14 +31,18 @@ public final class Supervisor {
     static let stableAfter: Duration = .seconds(30)
     static let firstRestartDelay: Duration = .milliseconds(500)
     static let maxRestartDelay: Duration = .seconds(30)
+    /// Where a worker finds the ``WorkerStatusBoard``: the descriptor after standard error.
+    public static let boardDescriptor: Int32 = 3
 
     /// - Parameters:
+    ///   - board: shared with every worker as descriptor ``boardDescriptor``; a dead worker's slot is cleared.
     ///   - workerArguments: the arguments (after the executable) that start worker number `n`.
     public init(
-        socket: ListeningSocket, workers: Int, executable: String, workerArguments: @escaping (Int) -> [String],
-        logger: Logger
+        socket: ListeningSocket, board: WorkerStatusBoard?, workers: Int, executable: String,
+        workerArguments: @escaping (Int) -> [String], logger: Logger
     ) {
         self.socket = socket
+        self.board = board
         self.executable = executable
         self.workerArguments = workerArguments
         self.logger = logger
@@ -102,6 +107,7 @@ public final class Supervisor {
             guard pid > 0 else { return }
             guard let index = slots.firstIndex(where: { $0.pid == pid }) else { continue }
             slots[index].pid = nil
+            board?.clear(index)
             let outcome = Self.describe(status: status)
             if stopping {
                 logger.info("worker exited", metadata: ["worker.index": "\(index)", "worker.pid": "\(pid)", "worker.status": "\(outcome)"])
@@ -130,6 +136,7 @@ public final class Supervisor {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, socket.descriptor, 0)
+        if let board { posix_spawn_file_actions_adddup2(&actions, board.descriptor, Self.boardDescriptor) }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

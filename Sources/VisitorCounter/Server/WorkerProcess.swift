@@ -11,33 +11,57 @@ public enum WorkerProcess {
     public struct Configuration: Sendable {
         public var database: String
         public var listeningDescriptor: Int32 = 0
+        /// The supervisor's ``WorkerStatusBoard``; `nil` leaves the health routes answering 404.
+        public var statusDescriptor: Int32?
+        public var index = 0
         public var threads: Int
-        public var batchSize: Int
-        public var flushInterval: Duration
+        public var recorder: VisitRecorder.Configuration
         public var statsCache: Duration
+        public var healthThreshold: Duration
 
-        public init(database: String, threads: Int, batchSize: Int, flushInterval: Duration, statsCache: Duration) {
+        public init(
+            database: String, index: Int, threads: Int, recorder: VisitRecorder.Configuration, statsCache: Duration,
+            healthThreshold: Duration
+        ) {
             self.database = database
+            self.index = index
             self.threads = threads
-            self.batchSize = batchSize
-            self.flushInterval = flushInterval
+            self.recorder = recorder
             self.statsCache = statsCache
+            self.healthThreshold = healthThreshold
         }
     }
 
-    /// Runs until a stop signal; then finishes the requests in flight, writes every buffered visit and
-    /// returns. Call it before any thread has started.
+    /// Runs until a stop signal; then finishes the requests in flight, writes (or spills) every
+    /// buffered visit and returns. Call it before any thread has started.
     public static func run(_ configuration: Configuration, logger: Logger) throws {
         Signals.block(Signals.stop)
         Signals.ignoreBrokenPipes()
         let parent = getppid()
+        let startedAt = Date()
 
+        let board = try configuration.statusDescriptor.map(WorkerStatusBoard.init(descriptor:))
         let store = try VisitorStore(path: configuration.database)
+        var recorderConfiguration = configuration.recorder
+        recorderConfiguration.worker = configuration.index
         let recorder = VisitRecorder(
-            store: store, batchSize: configuration.batchSize, flushInterval: configuration.flushInterval,
-            logger: logger)
+            store: store, configuration: recorderConfiguration,
+            spill: SpillFile(database: configuration.database, worker: configuration.index),
+            audit: AuditLog(database: configuration.database, logger: logger), logger: logger,
+            publish: { statistics in
+                board?.publish(
+                    WorkerStatus(pid: getpid(), startedAt: startedAt, updatedAt: Date(), writer: statistics),
+                    at: configuration.index)
+            })
         let cache = try StatsCache(store: store, period: configuration.statsCache, logger: logger)
-        let router = Router(pages: { cache.pages }, recordVisit: { recorder.record($0) })
+        let router = Router(
+            pages: { cache.pages },
+            recordVisit: { recorder.record($0) },
+            health: {
+                board.map { board in
+                    HealthReport(statuses: board.statuses(), threshold: configuration.healthThreshold, stats: cache.pages.stats)
+                }
+            })
         let worker = try FastCGIWorker(
             listeningDescriptor: configuration.listeningDescriptor, threadCount: configuration.threads,
             router: router, logger: logger)
@@ -62,6 +86,7 @@ public enum WorkerProcess {
             metadata: [
                 "worker.requests": "\(worker.answered)", "worker.visits": "\(statistics.visitsRecorded)",
                 "worker.written": "\(statistics.visitsWritten)", "worker.failed_writes": "\(statistics.failedWrites)",
+                "worker.spilled": "\(statistics.spilledVisits)", "worker.without_rows": "\(statistics.visitsWithoutRows)",
             ])
     }
 }

@@ -7,11 +7,15 @@ public struct VisitorStats: Sendable, Equatable {
     public var countries: [String: Int]
     /// When the last batch with visits was written; `nil` before the first.
     public var lastUpdated: Date?
+    /// Visits in the totals that have no row in `visitors`: counted while a worker's buffer was at its
+    /// bound. Not part of the stats JSON; the health and metrics routes show it.
+    public var visitsWithoutRows: Int
 
-    public init(totalVisitors: Int, countries: [String: Int], lastUpdated: Date?) {
+    public init(totalVisitors: Int, countries: [String: Int], lastUpdated: Date?, visitsWithoutRows: Int = 0) {
         self.totalVisitors = totalVisitors
         self.countries = countries
         self.lastUpdated = lastUpdated
+        self.visitsWithoutRows = visitsWithoutRows
     }
 
     /// Countries with the most visits first, ties in code order.

@@ -38,13 +38,27 @@ extension VisitorStore {
                 WHERE visitor_stats.id = 1 AND value > 0;
             ALTER TABLE visitor_stats DROP COLUMN countries;
         """,
+        // 3: visits counted while a worker's buffer was at its bound, which have no row in `visitors`;
+        // and the spill files already replayed, so a replay is never counted twice.
+        """
+            ALTER TABLE visitor_stats ADD COLUMN visitors_without_rows INTEGER NOT NULL DEFAULT 0;
+            CREATE TABLE replayed_spills (
+                id TEXT PRIMARY KEY,
+                replayed_at TEXT NOT NULL
+            ) WITHOUT ROWID;
+        """,
     ]
 
     /// The version this build writes.
     public static var schemaVersion: Int { migrations.count }
 
     /// Brings the file up to ``schemaVersion``, applying the missing migrations in one transaction.
+    ///
+    /// A file already up to date is only read, so opening it works while another process holds the
+    /// write lock, or when the file or its disk cannot be written.
     static func migrate(_ db: Database, upTo target: Int = schemaVersion) throws {
+        let found = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+        guard found > migrations.count || found < target else { return }
         try db.inTransaction(.immediate) {
             let current = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
             guard current <= migrations.count else {

@@ -1,6 +1,11 @@
 import Foundation
 import GRDB
 import GRDBSQLite
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The SQLite file that every worker process of the counter writes its batches into.
 ///
@@ -10,10 +15,16 @@ import GRDBSQLite
 /// reader and then tried to write could fail with `SQLITE_BUSY` without waiting.
 public final class VisitorStore: Sendable {
     public let path: String
-    private let pool: DatabasePool
+    private let configuration: Configuration
+    private let busyTimeout: TimeInterval
+    private let schemaVersion: Int
+    /// The open connections; `nil` after a failed write, so the next use opens the file afresh.
+    private let pool: Mutex<DatabasePool?>
 
     /// How long a write waits for another process's transaction before failing with `SQLITE_BUSY`.
     public static let defaultBusyTimeout: TimeInterval = 5
+    /// The size of the WAL file past which a write is followed by a `TRUNCATE` checkpoint.
+    public static let walCheckpointBytes = 32 << 20
 
     /// Opens (creating if needed) and migrates the database at `path`.
     public convenience init(path: String, busyTimeout: TimeInterval = defaultBusyTimeout) throws {
@@ -29,10 +40,30 @@ public final class VisitorStore: Sendable {
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
         }
         self.path = path
-        self.pool = try VisitorStore.openPool(path: path, configuration: configuration, timeout: busyTimeout)
-        try pool.writeWithoutTransaction { db in
-            try VisitorStore.migrate(db, upTo: schemaVersion)
+        self.configuration = configuration
+        self.busyTimeout = busyTimeout
+        self.schemaVersion = schemaVersion
+        self.pool = Mutex(nil)
+        _ = try currentPool()
+    }
+
+    /// The open pool, or a newly opened one after ``closeAfterFailure()``.
+    private func currentPool() throws -> DatabasePool {
+        if let pool = pool.withLock({ $0 }) { return pool }
+        let opened = try VisitorStore.openPool(path: path, configuration: configuration, timeout: busyTimeout)
+        try opened.writeWithoutTransaction { db in try VisitorStore.migrate(db, upTo: schemaVersion) }
+        return pool.withLock { pool in
+            if let pool { return pool }
+            pool = opened
+            return opened
         }
+    }
+
+    /// Drops the connections, so the next write opens the file again: after the file was made
+    /// read-only, replaced or its disk remounted, the old descriptors would go on failing (or writing
+    /// to a file that is no longer there).
+    private func closeAfterFailure() {
+        pool.withLock { $0 = nil }
     }
 
     /// Opens the pool, retrying while another process holds the lock.
@@ -52,12 +83,39 @@ public final class VisitorStore: Sendable {
 
     /// Writes a batch in one transaction: its rows, its count added to the total and to each of its
     /// countries, and `last_updated` set to `time`. Either all of it is written or none of it.
-    public func write(_ batch: VisitBatch, at time: Date = Date()) throws {
-        guard !batch.isEmpty else { return }
+    ///
+    /// With `spillID`, the batch comes from a spill file: the ID is recorded in the same transaction,
+    /// and a batch whose ID is already there is not written again (the answer is then `false`), so a
+    /// replay that stopped between its commit and removing the file counts nothing twice.
+    @discardableResult
+    public func write(_ batch: VisitBatch, at time: Date = Date(), spillID: String? = nil) throws -> Bool {
+        guard !batch.isEmpty else { return true }
+        do {
+            // SQLite goes on writing through the descriptor it opened even after the file was made
+            // read-only: respect the file's permissions as they are now.
+            guard access(path, W_OK) == 0 else { throw VisitorStoreError.notWritable(path: path) }
+            return try write(batch, at: time, spillID: spillID, in: try currentPool())
+        } catch {
+            closeAfterFailure()
+            throw error
+        }
+    }
+
+    private func write(_ batch: VisitBatch, at time: Date, spillID: String?, in pool: DatabasePool) throws -> Bool {
         let timestamps = batch.visits.map { UTCTimestamp.format($0.time, milliseconds: true) }
         let lastUpdated = UTCTimestamp.format(time)
+        var written = true
         try pool.writeWithoutTransaction { db in
             try db.inTransaction(.immediate) {
+                if let spillID {
+                    try db.execute(
+                        sql: "INSERT INTO replayed_spills (id, replayed_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+                        arguments: [spillID, lastUpdated])
+                    guard db.changesCount == 1 else {
+                        written = false
+                        return .rollback
+                    }
+                }
                 let insertVisit = try db.cachedStatement(
                     sql: """
                         INSERT INTO visitors (ip, user_agent, country, country_code, timestamp)
@@ -75,18 +133,48 @@ public final class VisitorStore: Sendable {
                     try addToCountry.execute(arguments: [code, visitors])
                 }
                 try db.execute(
-                    sql: "UPDATE visitor_stats SET total_visitors = total_visitors + ?, last_updated = ? WHERE id = 1",
-                    arguments: [batch.count, lastUpdated])
+                    sql: """
+                        UPDATE visitor_stats SET total_visitors = total_visitors + ?,
+                            visitors_without_rows = visitors_without_rows + ?, last_updated = ?
+                        WHERE id = 1
+                        """,
+                    arguments: [batch.count, batch.visitsWithoutRows, lastUpdated])
                 guard db.changesCount == 1 else { throw VisitorStoreError.missingStatsRow }
                 return .commit
             }
         }
+        return written
+    }
+
+    /// The size of the WAL file now, in bytes; 0 when there is none.
+    public func walSize() -> Int {
+        var status = stat()
+        return stat(path + "-wal", &status) == 0 ? Int(status.st_size) : 0
+    }
+
+    /// Runs a `TRUNCATE` checkpoint when the WAL file has grown past ``walCheckpointBytes``; answers
+    /// whether one ran to the end.
+    ///
+    /// SQLite's automatic checkpoint (after a commit that takes the WAL past 1,000 pages) is passive: it
+    /// copies what no reader still needs, and starts the WAL over only when no reader is using it. Under
+    /// reads that never pause, that moment may not come and the WAL grows. A `TRUNCATE` checkpoint waits
+    /// (up to the busy timeout) for the readers of old snapshots to finish; new readers meanwhile read
+    /// the database file itself, so they do not hold it up, and the WAL file is then cut to zero.
+    @discardableResult
+    public func checkpointIfLarge(limit: Int = walCheckpointBytes) throws -> Bool {
+        guard walSize() > limit else { return false }
+        let result = try currentPool().writeWithoutTransaction { db in
+            try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        }
+        // The row is (busy, WAL frames, frames checkpointed); busy is 1 when readers held it up.
+        return result.map { ($0[0] as Int?) == 0 } ?? false
     }
 
     /// The totals, read in one snapshot; costs the same whatever the number of visit rows.
     public func stats() throws -> VisitorStats {
-        try pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT total_visitors, last_updated FROM visitor_stats WHERE id = 1")
+        try currentPool().read { db in
+            guard let row = try Row.fetchOne(
+                db, sql: "SELECT total_visitors, last_updated, visitors_without_rows FROM visitor_stats WHERE id = 1")
             else { throw VisitorStoreError.missingStatsRow }
             var countries: [String: Int] = [:]
             for country in try Row.fetchAll(db, sql: "SELECT country_code, visitors FROM visitor_countries") {
@@ -96,18 +184,19 @@ public final class VisitorStore: Sendable {
             return VisitorStats(
                 totalVisitors: row[0],
                 countries: countries,
-                lastUpdated: lastUpdated.flatMap(UTCTimestamp.parse))
+                lastUpdated: lastUpdated.flatMap(UTCTimestamp.parse),
+                visitsWithoutRows: row[2])
         }
     }
 
     /// The number of rows in `visitors`: a full scan, for checks and tests, never for the request path.
     public func visitorRowCount() throws -> Int {
-        try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM visitors") ?? 0 }
+        try currentPool().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM visitors") ?? 0 }
     }
 
     /// Runs `body` with a read-only view of the database, for checks and tests.
     public func read<T>(_ body: (Database) throws -> T) throws -> T {
-        try pool.read(body)
+        try currentPool().read(body)
     }
 }
 

@@ -1,0 +1,66 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Files that several worker processes append to (spill files, the audit log), each append whole and
+/// under an exclusive `flock`, so that lines never interleave and a reader that removes or renames the
+/// file never loses a line appended meanwhile.
+enum LockedFile {
+    /// Opens `path` for appending (creating it with `mode`), takes an exclusive lock and runs `body`
+    /// with the descriptor and the file's size. A file that another process removed or renamed between
+    /// the `open` and the lock is opened again, so nothing is ever written to a file on its way out.
+    static func withAppendLock<T>(_ path: String, mode: mode_t = 0o600, _ body: (Int32, Int) throws -> T) throws -> T {
+        while true {
+            let descriptor = try systemCall("open", path) { open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode) }
+            defer { close(descriptor) }
+            try systemCall("flock", path) { flock(descriptor, LOCK_EX) }
+            var opened = stat()
+            var named = stat()
+            try systemCall("fstat", path) { fstat(descriptor, &opened) }
+            guard stat(path, &named) == 0, named.st_ino == opened.st_ino, named.st_dev == opened.st_dev else { continue }
+            return try body(descriptor, Int(opened.st_size))
+        }
+    }
+
+    /// Opens an existing file for reading under an exclusive lock, so no append happens while `body`
+    /// reads it and (if it wants) removes it; `nil` when the file is not there (any more).
+    static func withReadLock<T>(_ path: String, _ body: (Int32) throws -> T) throws -> T? {
+        let descriptor = open(path, O_RDWR | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            if errno == ENOENT { return nil }
+            throw SystemCallError(call: "open", subject: path, errno: errno)
+        }
+        defer { close(descriptor) }
+        try systemCall("flock", path) { flock(descriptor, LOCK_EX) }
+        var opened = stat()
+        try systemCall("fstat", path) { fstat(descriptor, &opened) }
+        guard opened.st_nlink > 0 else { return nil }  // removed by whoever held the lock before us
+        return try body(descriptor)
+    }
+
+    /// Writes all of `bytes`, in as many `write` calls as it takes.
+    static func writeAll(_ bytes: [UInt8], to descriptor: Int32, path: String) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = try bytes.withUnsafeBytes { buffer in
+                try systemCall("write", path) { Int32(write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)) }
+            }
+            offset += Int(written)
+        }
+    }
+
+    /// Reads the whole file from the start.
+    static func readAll(_ descriptor: Int32, path: String) throws -> [UInt8] {
+        var contents: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var offset: off_t = 0
+        while true {
+            let count = try chunk.withUnsafeMutableBytes { buffer in
+                try systemCall("pread", path) { Int32(pread(descriptor, buffer.baseAddress, buffer.count, offset)) }
+            }
+            if count == 0 { return contents }
+            contents += chunk[0..<Int(count)]
+            offset += off_t(count)
+        }
+    }
+}

@@ -1,0 +1,139 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where a worker puts the visits it could not write when it stops: a file next to the database, one
+/// per worker (`visitors.sqlite.spill-0.jsonl`), replayed into the database and removed at the next start.
+///
+/// Each spill is one JSON line with an ID of its own, appended with one `write` under a lock and then
+/// `fsync`ed. A replay writes each line in one transaction that also records its ID, so a replay that
+/// is cut short and run again counts nothing twice; the file is removed once every line is in.
+public struct SpillFile: Sendable {
+    public let path: String
+
+    public init(path: String) { self.path = path }
+
+    /// Worker `worker`'s spill file for the database at `database`.
+    public init(database: String, worker: Int) {
+        self.init(path: "\(database).spill-\(worker).jsonl")
+    }
+
+    /// Every spill file next to `database`, whichever worker wrote it.
+    public static func all(database: String) -> [SpillFile] {
+        let url = URL(fileURLWithPath: database)
+        let directory = url.deletingLastPathComponent().path
+        let prefix = url.lastPathComponent + ".spill-"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.filter { $0.hasPrefix(prefix) && $0.hasSuffix(".jsonl") }.sorted()
+            .map { SpillFile(path: URL(fileURLWithPath: directory).appendingPathComponent($0).path) }
+    }
+
+    /// One spilled batch as it is stored.
+    struct Record: Codable {
+        struct Row: Codable {
+            var ip: String?
+            var userAgent: String
+            var country: String
+            var countryCode: String
+            var timestamp: String
+        }
+
+        var id: String
+        var worker: Int
+        var spilledAt: String
+        var visits: [Row]
+        var countryCounts: [String: Int]
+        var visitsWithoutRows: Int
+
+        var batch: VisitBatch {
+            VisitBatch(
+                visits: visits.map { row in
+                    Visit(
+                        trustedIP: row.ip, userAgent: row.userAgent, country: row.country, countryCode: row.countryCode,
+                        time: UTCTimestamp.parse(row.timestamp) ?? Date(timeIntervalSince1970: 0))
+                },
+                countryCounts: countryCounts, visitsWithoutRows: visitsWithoutRows)
+        }
+    }
+
+    /// Appends `batch` as one line and waits until it is on disk; answers the line's ID.
+    @discardableResult
+    public func append(_ batch: VisitBatch, worker: Int, at time: Date = Date()) throws -> String {
+        let record = Record(
+            id: UUID().uuidString, worker: worker, spilledAt: UTCTimestamp.format(time, milliseconds: true),
+            visits: batch.visits.map { visit in
+                Record.Row(
+                    ip: visit.ip, userAgent: visit.userAgent, country: visit.country, countryCode: visit.countryCode,
+                    timestamp: UTCTimestamp.format(visit.time, milliseconds: true))
+            },
+            countryCounts: batch.countryCounts, visitsWithoutRows: batch.visitsWithoutRows)
+        var line = Array(try Self.encoder.encode(record))
+        line.append(UInt8(ascii: "\n"))
+        try LockedFile.withAppendLock(path) { descriptor, _ in
+            try LockedFile.writeAll(line, to: descriptor, path: path)
+            try systemCall("fsync", path) { fsync(descriptor) }
+        }
+        return record.id
+    }
+
+    /// What a replay did.
+    public struct Replay: Sendable, Equatable {
+        /// Spilled batches written to the database now.
+        public var batches = 0
+        public var visits = 0
+        /// Batches found already written by an earlier replay that stopped before removing the file.
+        public var alreadyReplayed = 0
+        /// A last line without its newline or that does not parse: a spill cut short by a crash. Its
+        /// visits cannot be told; the line is kept in a `.rejected` file beside the database.
+        public var damagedLines = 0
+    }
+
+    /// Writes every batch in the file into `store`, then removes the file; `nil` when there is no file.
+    /// On a failed write the file stays, whole, for the next try.
+    public func replay(into store: VisitorStore) throws -> Replay? {
+        try LockedFile.withReadLock(path) { descriptor in
+            let contents = try LockedFile.readAll(descriptor, path: path)
+            var replay = Replay()
+            var damaged: [ArraySlice<UInt8>] = []
+            var lines = contents.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
+            if contents.last != UInt8(ascii: "\n"), let last = lines.popLast() { damaged.append(last) }
+            for line in lines {
+                guard let record = try? Self.decoder.decode(Record.self, from: Data(line)) else {
+                    damaged.append(line)
+                    continue
+                }
+                let batch = record.batch
+                if try store.write(batch, spillID: record.id) {
+                    replay.batches += 1
+                    replay.visits += batch.count
+                } else {
+                    replay.alreadyReplayed += 1
+                }
+            }
+            if !damaged.isEmpty {
+                replay.damagedLines = damaged.count
+                let rejected = damaged.map { Array($0) + [UInt8(ascii: "\n")] }.joined()
+                try LockedFile.withAppendLock(path + ".rejected") { descriptor, _ in
+                    try LockedFile.writeAll(Array(rejected), to: descriptor, path: path + ".rejected")
+                }
+            }
+            try systemCall("unlink", path) { unlink(path) }
+            return replay
+        }
+    }
+
+    private static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
+    private static var decoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }
+}

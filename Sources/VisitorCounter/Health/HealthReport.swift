@@ -1,0 +1,136 @@
+import Foundation
+
+/// The health and metrics routes' answers, from every worker's published ``WorkerStatus`` and the
+/// totals in the stats cache.
+///
+/// A worker is unhealthy when it holds a visit older than `threshold` (its writes have not got through
+/// for that long) or when it has not published for that long (its writer thread is stuck). Both
+/// routes answer from memory and never touch the database.
+public struct HealthReport: Sendable {
+    public var statuses: [WorkerStatus?]
+    public var threshold: Duration
+    public var stats: VisitorStats
+    public var now: Date
+
+    public init(statuses: [WorkerStatus?], threshold: Duration, stats: VisitorStats, now: Date = Date()) {
+        self.statuses = statuses
+        self.threshold = threshold
+        self.stats = stats
+        self.now = now
+    }
+
+    public static let healthPath = "/api/sys/health"
+    public static let metricsPath = "/api/sys/metrics"
+
+    private var thresholdSeconds: Double { Double(threshold.components.seconds) }
+
+    public func isHealthy(_ status: WorkerStatus) -> Bool {
+        if let oldest = status.writer.oldestBufferedVisit, now.timeIntervalSince(oldest) > thresholdSeconds { return false }
+        if let updated = status.updatedAt, now.timeIntervalSince(updated) > thresholdSeconds { return false }
+        return true
+    }
+
+    private var workers: [(index: Int, status: WorkerStatus)] {
+        statuses.enumerated().compactMap { index, status in status.map { (index, $0) } }
+    }
+
+    public var isHealthy: Bool { workers.allSatisfy { isHealthy($0.status) } }
+
+    /// `200` with every worker's figures, or `503` with the same body when a worker is unhealthy.
+    public var healthResponse: Response {
+        let workers = self.workers.map { index, status in
+            let writer = status.writer
+            let fields: [(String, String)] = [
+                ("worker", "\(index)"), ("pid", "\(status.pid)"), ("healthy", "\(isHealthy(status))"),
+                ("buffered_visits", "\(writer.bufferedVisits)"), ("buffered_rows", "\(writer.bufferedRows)"),
+                ("oldest_buffered_visit", Self.timestamp(writer.oldestBufferedVisit)),
+                ("last_write", Self.timestamp(writer.lastWrite)),
+                ("consecutive_failures", "\(writer.consecutiveFailures)"), ("failed_writes", "\(writer.failedWrites)"),
+                ("visits_without_rows", "\(writer.visitsWithoutRows)"), ("spilled_visits", "\(writer.spilledVisits)"),
+                ("replayed_visits", "\(writer.replayedVisits)"),
+            ]
+            return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
+        }
+        let healthy = isHealthy
+        let body = """
+            {"status": "\(healthy ? "ok" : "failing")", "threshold_seconds": \(threshold.components.seconds), \
+            "visits_without_rows_stored": \(stats.visitsWithoutRows), "workers": [\(workers.joined(separator: ", "))]}
+            """
+        return Response(
+            status: healthy ? 200 : 503,
+            headers: [(name: "Content-Type", value: "application/json"), (name: "Cache-Control", value: "no-store")],
+            body: body)
+    }
+
+    /// The same figures in Prometheus' text format.
+    public var metricsResponse: Response {
+        var text = ""
+        func family(_ name: String, _ type: String, _ help: String, _ samples: [(labels: String, value: String)]) {
+            text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+            for sample in samples { text += "\(name)\(sample.labels) \(sample.value)\n" }
+        }
+        family(
+            "visitor_counter_visits_total", "counter", "Visits in the database, by country (XX: unknown).",
+            stats.countriesByCount.map { ("{country=\(JSONText.quoted($0.code))}", "\($0.visitors)") })
+        family(
+            "visitor_counter_visits_without_rows", "gauge",
+            "Visits in the database's totals that have no row in visitors (counted while a buffer was at its bound).",
+            [("", "\(stats.visitsWithoutRows)")])
+
+        let workers = self.workers
+        func perWorker(_ name: String, _ type: String, _ help: String, _ value: (WorkerStatus) -> String) {
+            family(name, type, help, workers.map { ("{worker=\"\($0.index)\"}", value($0.status)) })
+        }
+        perWorker("visitor_counter_healthy", "gauge", "1 when the worker's writes keep up, 0 when it fails the health check.") {
+            isHealthy($0) ? "1" : "0"
+        }
+        perWorker("visitor_counter_buffered_visits", "gauge", "Visits answered and not yet written.") { "\($0.writer.bufferedVisits)" }
+        perWorker("visitor_counter_buffered_rows", "gauge", "Visit rows held in memory (at most --buffer-limit).") {
+            "\($0.writer.bufferedRows)"
+        }
+        perWorker("visitor_counter_oldest_buffered_visit_age_seconds", "gauge", "Age of the oldest visit not yet written; 0 when none.") {
+            $0.writer.oldestBufferedVisit.map { String(format: "%.3f", max(0, now.timeIntervalSince($0))) } ?? "0"
+        }
+        perWorker("visitor_counter_last_write_timestamp_seconds", "gauge", "Unix time of the last successful write; 0 before the first.") {
+            $0.writer.lastWrite.map { String(format: "%.3f", $0.timeIntervalSince1970) } ?? "0"
+        }
+        perWorker("visitor_counter_visits_recorded_total", "counter", "Visits this worker answered.") { "\($0.writer.visitsRecorded)" }
+        perWorker("visitor_counter_visits_written_total", "counter", "Visits this worker wrote.") { "\($0.writer.visitsWritten)" }
+        perWorker("visitor_counter_write_failures_total", "counter", "Failed writes (and failed spill replays).") {
+            "\($0.writer.failedWrites)"
+        }
+        perWorker("visitor_counter_consecutive_write_failures", "gauge", "Failed writes since the last one that worked.") {
+            "\($0.writer.consecutiveFailures)"
+        }
+        perWorker("visitor_counter_visits_without_rows_total", "counter", "Visits counted without keeping their row.") {
+            "\($0.writer.visitsWithoutRows)"
+        }
+        perWorker("visitor_counter_spilled_visits_total", "counter", "Visits written to a spill file at a stop.") {
+            "\($0.writer.spilledVisits)"
+        }
+        perWorker("visitor_counter_replayed_visits_total", "counter", "Visits replayed from spill files.") {
+            "\($0.writer.replayedVisits)"
+        }
+
+        let name = "visitor_counter_write_duration_seconds"
+        text += "# HELP \(name) How long successful batch writes took.\n# TYPE \(name) histogram\n"
+        for (index, status) in workers {
+            let histogram = status.writer.writeLatency
+            var cumulative = 0
+            for (bound, count) in zip(LatencyHistogram.bounds.map { "\($0)" } + ["+Inf"], histogram.counts) {
+                cumulative += count
+                text += "\(name)_bucket{worker=\"\(index)\",le=\"\(bound)\"} \(cumulative)\n"
+            }
+            text += "\(name)_sum{worker=\"\(index)\"} \(String(format: "%.6f", Double(histogram.sumMicroseconds) / 1e6))\n"
+            text += "\(name)_count{worker=\"\(index)\"} \(histogram.count)\n"
+        }
+        return Response(
+            status: 200,
+            headers: [(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8"), (name: "Cache-Control", value: "no-store")],
+            body: text)
+    }
+
+    private static func timestamp(_ date: Date?) -> String {
+        date.map { JSONText.quoted(UTCTimestamp.format($0)) } ?? "null"
+    }
+}
