@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 
 /// A directory of its own for one test, removed when the value is dropped.
@@ -66,3 +67,6 @@ final class ChildProcess {
     var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
     var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
 }
+
+/// A logger for library code under test that keeps the test output to the tests' own findings.
+let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })

@@ -6,71 +6,136 @@ import Testing
 struct VisitBufferTests {
     let start = ContinuousClock.now
 
-    func visit(_ code: String) -> Visit {
-        Visit(trustedIP: "192.0.2.1", userAgent: "test", country: code, countryCode: code, time: Date())
+    func visit(_ code: String, at time: Date = Date()) -> Visit {
+        Visit(trustedIP: "192.0.2.1", userAgent: "test", country: code, countryCode: code, time: time)
     }
 
-    @Test func flushesWhenFull() {
+    @Test func aFullBatchIsReadyAtOnce() {
         var buffer = VisitBuffer(batchSize: 3, flushInterval: .seconds(60), now: start)
         #expect(buffer.append(visit("US"), now: start) == .none)
         #expect(buffer.append(visit("GB"), now: start) == .none)
-        guard case .flush(let batch) = buffer.append(visit("US"), now: start) else {
-            Issue.record("a full buffer did not flush")
-            return
-        }
-        #expect(batch.count == 3)
-        #expect(buffer.count == 0)
-        #expect(buffer.append(visit("US"), now: start) == .none)
+        #expect(buffer.takeBatch(now: start) == nil)
+        #expect(buffer.append(visit("US"), now: start) == .batchReady)
+        let batch = buffer.takeBatch(now: start)
+        #expect(batch?.count == 3)
+        #expect(batch?.countryCounts == ["US": 2, "GB": 1])
+        buffer.batchWritten()
+        #expect(buffer.visitsHeld == 0)
+        #expect(buffer.rowsHeld == 0)
     }
 
-    @Test func flushesWhenTheIntervalHasPassed() {
+    @Test func aPartBatchIsDueWhenTheIntervalHasPassed() {
         var buffer = VisitBuffer(batchSize: 100, flushInterval: .seconds(10), now: start)
         _ = buffer.append(visit("DE"), now: start)
-        #expect(buffer.tick(now: start + .seconds(9)) == .none)
-        guard case .flush(let batch) = buffer.tick(now: start + .seconds(10)) else {
-            Issue.record("the interval passed without a flush")
-            return
-        }
-        #expect(batch.visits.map(\.countryCode) == ["DE"])
+        #expect(buffer.takeBatch(now: start + .seconds(9)) == nil)
+        #expect(buffer.takeBatch(now: start + .seconds(10))?.visits.map(\.countryCode) == ["DE"])
+        buffer.batchWritten()
         #expect(buffer.nextDeadline == start + .seconds(20))
     }
 
     @Test func anEmptyIntervalRestartsTheTimer() {
         var buffer = VisitBuffer(batchSize: 100, flushInterval: .seconds(10), now: start)
-        #expect(buffer.tick(now: start + .seconds(15)) == .none)
+        #expect(buffer.takeBatch(now: start + .seconds(15)) == nil)
         _ = buffer.append(visit("FR"), now: start + .seconds(16))
-        #expect(buffer.tick(now: start + .seconds(16)) == .none)
-        #expect(buffer.tick(now: start + .seconds(25)) != .none)
+        #expect(buffer.takeBatch(now: start + .seconds(16)) == nil)
+        #expect(buffer.takeBatch(now: start + .seconds(25)) != nil)
     }
 
-    @Test func aSizeFlushRestartsTheTimer() {
-        var buffer = VisitBuffer(batchSize: 2, flushInterval: .seconds(10), now: start)
-        _ = buffer.append(visit("US"), now: start + .seconds(8))
-        _ = buffer.append(visit("US"), now: start + .seconds(8))
-        _ = buffer.append(visit("US"), now: start + .seconds(9))
-        #expect(buffer.tick(now: start + .seconds(10)) == .none)
-        #expect(buffer.tick(now: start + .seconds(18)) != .none)
-    }
-
-    @Test func drainsEverythingOnStop() {
+    @Test func drainingTakesThePartBatchAtOnce() {
         var buffer = VisitBuffer(batchSize: 100, flushInterval: .seconds(10), now: start)
-        #expect(buffer.drain() == nil)
+        #expect(buffer.takeBatch(now: start, draining: true) == nil)
         for code in ["US", "GB", "US"] { _ = buffer.append(visit(code), now: start) }
-        let batch = buffer.drain()
-        #expect(batch?.count == 3)
-        #expect(buffer.count == 0)
-        #expect(buffer.drain() == nil)
+        #expect(buffer.takeBatch(now: start, draining: true)?.count == 3)
+        buffer.batchWritten()
+        #expect(buffer.takeBatch(now: start, draining: true) == nil)
     }
 
-    @Test func aggregatesCountriesAsItGoes() {
-        var buffer = VisitBuffer(batchSize: 6, flushInterval: .seconds(10), now: start)
-        var result: VisitBuffer.Action = .none
-        for code in ["US", "GB", "US", "XX", "US", "GB"] { result = buffer.append(visit(code), now: start) }
-        guard case .flush(let batch) = result else {
-            Issue.record("no flush at batch size")
-            return
+    @Test func aFailedBatchComesBackFirstAndWaitingBatchesMergeUpToTheBatchSize() {
+        var buffer = VisitBuffer(batchSize: 4, flushInterval: .seconds(1), now: start)
+        for code in ["A1", "A2", "A3", "A4"] { _ = buffer.append(visit(code), now: start) }
+        let first = buffer.takeBatch(now: start)
+        buffer.batchFailed()
+        // While the writer waits, three part batches close: the first two merge (2 + 2 rows), the third
+        // would make 5 and starts a batch of its own.
+        var now = start
+        for round in 1...3 {
+            now += .seconds(1)
+            for index in 0..<2 { _ = buffer.append(visit("R\(round)\(index)"), now: now) }
+            #expect(buffer.takeBatch(now: now + .seconds(1)) == first)
+            buffer.batchFailed()
         }
-        #expect(batch.countryCounts == ["US": 3, "GB": 2, "XX": 1])
-        #expect(batch == VisitBatch(counting: batch.visits))
+        #expect(buffer.takeBatch(now: now) == first)
+        buffer.batchWritten()
+        #expect(buffer.takeBatch(now: now)?.visits.map(\.countryCode) == ["R10", "R11", "R20", "R21"])
+        buffer.batchWritten()
+        #expect(buffer.takeBatch(now: now)?.visits.map(\.countryCode) == ["R30", "R31"])
+        buffer.batchWritten()
+        #expect(buffer.visitsHeld == 0)
+    }
+
+    @Test func pastTheRowLimitVisitsAreCountedWithoutRows() {
+        var buffer = VisitBuffer(batchSize: 2, flushInterval: .seconds(1), rowLimit: 4, now: start)
+        var actions: [VisitBuffer.Action] = []
+        for index in 0..<10 { actions.append(buffer.append(visit(index % 2 == 0 ? "US" : "GB"), now: start)) }
+        #expect(actions == [.none, .batchReady, .none, .batchReady, .startedCountingWithoutRows, .none, .none, .none, .none, .none])
+        #expect(buffer.rowsHeld == 4)
+        #expect(buffer.visitsHeld == 10)
+
+        // The writer gets through: two batches of two rows, then one of counts only.
+        var written = VisitBatch()
+        for _ in 0..<2 {
+            let batch = buffer.takeBatch(now: start)
+            #expect(batch?.visits.count == 2)
+            written.merge(batch!)
+            buffer.batchWritten()
+        }
+        #expect(buffer.append(visit("US"), now: start) == .resumedKeepingRows)
+        let rest = buffer.takeBatch(now: start + .seconds(1))
+        #expect(rest?.visits.count == 1)
+        #expect(rest?.visitsWithoutRows == 6)
+        written.merge(rest!)
+        buffer.batchWritten()
+        #expect(written.count == 11)
+        #expect(written.countryCounts == ["US": 6, "GB": 5])
+        #expect(written.visitsWithoutRows == 6)
+        #expect(buffer.visitsHeld == 0)
+        #expect(buffer.rowsHeld == 0)
+    }
+
+    @Test func theOldestVisitHeldIsTracked() {
+        var buffer = VisitBuffer(batchSize: 2, flushInterval: .seconds(10), now: start)
+        let early = Date(timeIntervalSince1970: 1000)
+        #expect(buffer.oldestVisit == nil)
+        _ = buffer.append(visit("US", at: early), now: start)
+        _ = buffer.append(visit("US", at: early + 5), now: start)
+        _ = buffer.append(visit("US", at: early + 9), now: start)
+        #expect(buffer.oldestVisit == early)
+        _ = buffer.takeBatch(now: start)
+        #expect(buffer.oldestVisit == early)
+        buffer.batchWritten()
+        #expect(buffer.oldestVisit == early + 9)
+    }
+
+    @Test func takeAllEmptiesTheBufferIntoOneBatch() {
+        var buffer = VisitBuffer(batchSize: 2, flushInterval: .seconds(10), rowLimit: 2, now: start)
+        for code in ["US", "GB", "US", "XX"] { _ = buffer.append(visit(code), now: start) }
+        let all = buffer.takeAll()
+        #expect(all?.visits.count == 2)
+        #expect(all?.visitsWithoutRows == 2)
+        #expect(all?.countryCounts == ["US": 2, "GB": 1, "XX": 1])
+        #expect(buffer.takeAll() == nil)
+        #expect(buffer.visitsHeld == 0)
+    }
+}
+
+struct RetryPolicyTests {
+    @Test func delaysDoubleUpToTheCapWithJitterInTheUpperHalf() {
+        let policy = RetryPolicy(firstDelay: .milliseconds(500), maxDelay: .seconds(30))
+        #expect(policy.delay(afterFailures: 1, random: 0) == .milliseconds(250))
+        #expect(policy.delay(afterFailures: 1, random: 0.999_999) < .milliseconds(500))
+        #expect(policy.delay(afterFailures: 2, random: 0) == .milliseconds(500))
+        #expect(policy.delay(afterFailures: 4, random: 0.5) == .seconds(3))
+        #expect(policy.delay(afterFailures: 8, random: 0) == .seconds(15))
+        #expect(policy.delay(afterFailures: 1000, random: 0.999_999) <= .seconds(30))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 import Testing
 
@@ -8,22 +9,47 @@ struct VisitRecorderTests {
     let directory: TemporaryDirectory
     init() throws { directory = try TemporaryDirectory() }
 
+    static let fastRetry = RetryPolicy(firstDelay: .milliseconds(20), maxDelay: .milliseconds(100))
+
+    static func visit(_ code: String, thread: Int = 0) -> Visit {
+        Visit(ip: "192.0.2.\(thread)", userAgent: Array("t".utf8), countryCode: code, countryName: nil, time: Date())
+    }
+
+    /// Holds SQLite's write lock on `path` from another connection, as another process would, until released.
+    final class WriteLock {
+        let queue: DatabaseQueue
+        init(_ path: String) throws {
+            var configuration = Configuration()
+            configuration.allowsUnsafeTransactions = true
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+            try queue.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        }
+        func release() throws {
+            try queue.writeWithoutTransaction { db in try db.execute(sql: "COMMIT") }
+        }
+    }
+
+    /// Waits up to 10 s for `condition`.
+    static func eventually(_ condition: () throws -> Bool) async throws -> Bool {
+        for _ in 0..<500 {
+            if try condition() { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return try condition()
+    }
+
     @Test func stopWritesEverythingBufferedBeforeItReturns() throws {
         let store = try VisitorStore(path: directory.path("stop.sqlite"))
         // Neither the size nor the interval would ever flush: only stop() can.
         let recorder = VisitRecorder(
-            store: store, batchSize: 1_000_000, flushInterval: .seconds(3600), logger: Logger(label: "test"))
+            store: store, batchSize: 1_000_000, flushInterval: .seconds(3600), logger: quietLogger)
         recorder.start()
         DispatchQueue.concurrentPerform(iterations: 8) { thread in
-            for _ in 0..<500 {
-                recorder.record(
-                    Visit(ip: "192.0.2.\(thread)", userAgent: Array("t".utf8), countryCode: thread % 2 == 0 ? "US" : "GB",
-                          countryName: nil, time: Date()))
-            }
+            for _ in 0..<500 { recorder.record(Self.visit(thread % 2 == 0 ? "US" : "GB", thread: thread)) }
         }
         #expect(try store.stats().totalVisitors == 0)
         recorder.stop()
-        #expect(try store.stats() .countries == ["US": 2000, "GB": 2000])
+        #expect(try store.stats().countries == ["US": 2000, "GB": 2000])
         #expect(try store.visitorRowCount() == 4000)
         #expect(recorder.statistics.visitsWritten == 4000)
         #expect(recorder.pendingVisits == 0)
@@ -32,17 +58,89 @@ struct VisitRecorderTests {
     @Test func fullBatchesAreWrittenWithoutAStop() async throws {
         let store = try VisitorStore(path: directory.path("size.sqlite"))
         let recorder = VisitRecorder(
-            store: store, batchSize: 10, flushInterval: .seconds(3600), logger: Logger(label: "test"))
+            store: store, batchSize: 10, flushInterval: .seconds(3600), logger: quietLogger)
         recorder.start()
         defer { recorder.stop() }
-        for _ in 0..<25 {
-            recorder.record(Visit(ip: nil, userAgent: [], countryCode: "DE", countryName: nil, time: Date()))
-        }
-        // The writer runs on its own thread: wait (bounded) for it to catch up.
-        for _ in 0..<100 where try store.stats().totalVisitors < 20 {
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        #expect(try store.stats().totalVisitors == 20)
+        for _ in 0..<25 { recorder.record(Self.visit("DE")) }
+        #expect(try await Self.eventually { try store.stats().totalVisitors == 20 })
         #expect(recorder.pendingVisits == 5)
+    }
+
+    @Test func failedWritesAreRetriedAndEveryVisitLandsOnce() async throws {
+        let path = directory.path("retry.sqlite")
+        let store = try VisitorStore(path: path, busyTimeout: 0.05)
+        let audit = AuditLog(database: path, logger: quietLogger)
+        let recorder = VisitRecorder(
+            store: store,
+            configuration: .init(batchSize: 50, flushInterval: .milliseconds(50), retry: Self.fastRetry),
+            audit: audit, logger: quietLogger)
+        recorder.start()
+        let lock = try WriteLock(path)
+        for index in 0..<500 { recorder.record(Self.visit(index % 3 == 0 ? "US" : "JP")) }
+        #expect(try await Self.eventually { recorder.statistics.failedWrites >= 3 })
+        #expect(try store.stats().totalVisitors == 0)
+        #expect(recorder.statistics.consecutiveFailures >= 3)
+        try lock.release()
+        #expect(try await Self.eventually { try store.stats().totalVisitors == 500 })
+        recorder.stop()
+        #expect(try store.stats().countries == ["US": 167, "JP": 333])
+        try VisitorStoreTests.expectInvariant(store)
+        #expect(recorder.statistics.consecutiveFailures == 0)
+        let events = try AuditLog.read(path: audit.path).map(\.event)
+        #expect(events.contains("write_failed"))
+        #expect(events.last == "write_recovered")
+    }
+
+    @Test func atTheBoundVisitsAreCountedWithoutRows() async throws {
+        let path = directory.path("bound.sqlite")
+        let store = try VisitorStore(path: path, busyTimeout: 0.05)
+        let audit = AuditLog(database: path, logger: quietLogger)
+        let recorder = VisitRecorder(
+            store: store,
+            configuration: .init(batchSize: 100, flushInterval: .milliseconds(50), bufferLimit: 300, retry: Self.fastRetry),
+            audit: audit, logger: quietLogger)
+        recorder.start()
+        let lock = try WriteLock(path)
+        DispatchQueue.concurrentPerform(iterations: 4) { thread in
+            for index in 0..<2500 { recorder.record(Self.visit(index % 2 == 0 ? "US" : "GB", thread: thread)) }
+        }
+        #expect(recorder.statistics.bufferedRows == 300)
+        #expect(recorder.statistics.bufferedVisits == 10_000)
+        #expect(recorder.statistics.visitsWithoutRows == 9700)
+        try lock.release()
+        #expect(try await Self.eventually { try store.stats().totalVisitors == 10_000 })
+        recorder.stop()
+        let stats = try store.stats()
+        #expect(stats.countries == ["US": 5000, "GB": 5000])
+        #expect(stats.visitsWithoutRows == 9700)
+        #expect(try store.visitorRowCount() == 300)
+        try VisitorStoreTests.expectInvariant(store)
+        #expect(try AuditLog.read(path: audit.path).map(\.event).contains("rows_dropped"))
+    }
+
+    @Test func aStopWhileTheDatabaseIsLockedSpillsAndTheNextStartReplays() async throws {
+        let path = directory.path("spill.sqlite")
+        let store = try VisitorStore(path: path, busyTimeout: 0.05)
+        let configuration = VisitRecorder.Configuration(
+            batchSize: 1000, flushInterval: .seconds(3600), retry: Self.fastRetry, worker: 3)
+        let spill = SpillFile(database: path, worker: 3)
+        let first = VisitRecorder(store: store, configuration: configuration, spill: spill, logger: quietLogger)
+        first.start()
+        let lock = try WriteLock(path)
+        for index in 0..<700 { first.record(Self.visit(index < 200 ? "BR" : "DE")) }
+        first.stop()
+        #expect(first.statistics.spilledVisits == 700)
+        #expect(FileManager.default.fileExists(atPath: spill.path))
+        #expect(SpillFile.all(database: path).map(\.path) == [spill.path])
+        try lock.release()
+        #expect(try store.stats().totalVisitors == 0)
+
+        let second = VisitRecorder(store: store, configuration: configuration, spill: spill, logger: quietLogger)
+        second.start()
+        #expect(try await Self.eventually { !FileManager.default.fileExists(atPath: spill.path) })
+        second.stop()
+        #expect(second.statistics.replayedVisits == 700)
+        #expect(try store.stats().countries == ["BR": 200, "DE": 500])
+        #expect(try store.visitorRowCount() == 700)
     }
 }

@@ -1,0 +1,89 @@
+import Foundation
+import Logging
+import Testing
+
+@testable import VisitorCounter
+
+struct SpillFileTests {
+    let directory: TemporaryDirectory
+    init() throws { directory = try TemporaryDirectory() }
+
+    @Test func aReplayWritesEveryLineAndRemovesTheFile() throws {
+        let path = directory.path("replay.sqlite")
+        let store = try VisitorStore(path: path)
+        let spill = SpillFile(database: path, worker: 0)
+        var withoutRows = VisitorStoreTests.visits(["US", "GB"])
+        withoutRows.countWithoutRow(Visit(trustedIP: nil, userAgent: "", country: "France", countryCode: "FR", time: Date()))
+        try spill.append(withoutRows, worker: 0)
+        try spill.append(VisitorStoreTests.visits(["US"]), worker: 0)
+
+        let replay = try #require(try spill.replay(into: store))
+        #expect(replay == SpillFile.Replay(batches: 2, visits: 4))
+        #expect(!FileManager.default.fileExists(atPath: spill.path))
+        #expect(try store.stats().countries == ["US": 2, "GB": 1, "FR": 1])
+        #expect(try store.stats().visitsWithoutRows == 1)
+        try VisitorStoreTests.expectInvariant(store)
+        #expect(try spill.replay(into: store) == nil)
+    }
+
+    @Test func aReplayCutShortBeforeTheFileWasRemovedCountsNothingTwice() throws {
+        let path = directory.path("twice.sqlite")
+        let store = try VisitorStore(path: path)
+        let spill = SpillFile(database: path, worker: 1)
+        try spill.append(VisitorStoreTests.visits(["JP", "JP"]), worker: 1)
+        let copy = try Data(contentsOf: URL(fileURLWithPath: spill.path))
+        _ = try spill.replay(into: store)
+        // As if the process had died after the commit and before the unlink.
+        try copy.write(to: URL(fileURLWithPath: spill.path))
+        let again = try #require(try spill.replay(into: store))
+        #expect(again == SpillFile.Replay(batches: 0, visits: 0, alreadyReplayed: 1))
+        #expect(try store.stats().totalVisitors == 2)
+    }
+
+    @Test func aLineCutShortByACrashIsSetAsideAndTheRestReplayed() throws {
+        let path = directory.path("torn.sqlite")
+        let store = try VisitorStore(path: path)
+        let spill = SpillFile(database: path, worker: 0)
+        try spill.append(VisitorStoreTests.visits(["DE"]), worker: 0)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: spill.path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(#"{"id":"cut-sh"#.utf8))
+        try handle.close()
+        let replay = try #require(try spill.replay(into: store))
+        #expect(replay == SpillFile.Replay(batches: 1, visits: 1, damagedLines: 1))
+        #expect(try String(contentsOfFile: spill.path + ".rejected", encoding: .utf8) == "{\"id\":\"cut-sh\n")
+        #expect(try store.stats().totalVisitors == 1)
+    }
+}
+
+struct AuditLogTests {
+    let directory: TemporaryDirectory
+    init() throws { directory = try TemporaryDirectory() }
+
+    func entry(_ number: Int) -> AuditLog.Entry {
+        AuditLog.Entry(event: .writeFailed, worker: 0, visits: number, error: "disk full", action: "kept")
+    }
+
+    @Test func theLogIsRotatedAtItsBound() throws {
+        let audit = AuditLog(path: directory.path("audit.jsonl"), maxBytes: 2000, logger: quietLogger)
+        for number in 0..<40 { audit.record(entry(number)) }
+        let current = try FileManager.default.attributesOfItem(atPath: audit.path)[.size] as? Int ?? 0
+        let rotated = try FileManager.default.attributesOfItem(atPath: audit.rotatedPath)[.size] as? Int ?? 0
+        #expect(current <= 2000)
+        #expect(rotated <= 2000)
+        let kept = try AuditLog.read(path: audit.path).map(\.visits)
+        #expect(kept == Array((40 - kept.count)..<40))
+        #expect(kept.count > 10)
+    }
+
+    @Test func entriesThatCannotBeWrittenAreKeptAndWrittenLater() throws {
+        let folder = directory.path("later")
+        let audit = AuditLog(path: folder + "/audit.jsonl", logger: quietLogger)
+        audit.record(entry(1))
+        audit.record(entry(2))
+        #expect(!FileManager.default.fileExists(atPath: audit.path))
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+        audit.flushPending()
+        #expect(try AuditLog.read(path: audit.path).map(\.visits) == [1, 2])
+    }
+}
