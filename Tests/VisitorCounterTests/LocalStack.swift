@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import VisitorCounter
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,22 +21,44 @@ func requireProgram(_ path: String) throws {
 /// The counter behind a real nginx with the GeoIP module, as `scripts/run.sh` starts them, on a free
 /// port and in a temporary folder of its own.
 ///
-/// `@unchecked Sendable`: every stored property is a constant, and the client threads only call
-/// ``request(_:_:headers:)``, which reads them.
+/// `@unchecked Sendable`: the client threads only call ``request(_:_:headers:)``, which reads
+/// constants; the counter is only replaced (``restartCounter()``) from the test's own thread.
 final class LocalStack: @unchecked Sendable {
+    struct Options {
+        var workers = 1
+        var threads = 8
+        var extraArguments: [String] = []
+        /// Where the database goes; the stack's own folder when `nil` (a tmpfs mounted by the test, say).
+        var databaseDirectory: String?
+        /// Run the counter as this user (through `setpriv`), from a copy of the executable in the
+        /// stack's folder, so that the user can reach it.
+        var user: String?
+        /// The test opens the listening socket and hands it to `serve` on standard input, as systemd's
+        /// socket unit does: it stays open while the counter restarts, so nginx never finds it missing.
+        var inheritSocket = false
+    }
+
+    let options: Options
     let directory: TemporaryDirectory
     let port: UInt16
     let socketPath: String
     let databasePath: String
-    let counter: ChildProcess
+    private(set) var counter: ChildProcess
     let nginx: ChildProcess
+    private let heldSocket: ListeningSocket?
+    private var starts = 0
 
-    init(workers: Int, threads: Int = 8, extraArguments: [String] = []) throws {
+    convenience init(workers: Int, threads: Int = 8, extraArguments: [String] = []) throws {
+        try self.init(Options(workers: workers, threads: threads, extraArguments: extraArguments))
+    }
+
+    init(_ options: Options) throws {
         try requireProgram("/usr/sbin/nginx")
+        self.options = options
         directory = try TemporaryDirectory()
         port = try Self.freePort()
         socketPath = directory.path("fcgi.sock")
-        databasePath = directory.path("visitors.sqlite")
+        databasePath = (options.databaseDirectory ?? directory.url.path) + "/visitors.sqlite"
 
         let generator = try ChildProcess(
             URL(fileURLWithPath: "/bin/bash"),
@@ -42,16 +66,40 @@ final class LocalStack: @unchecked Sendable {
             in: directory, name: "nginx-local")
         guard generator.wait() == 0 else { throw TestFailure("nginx-local.sh failed: \(generator.stderr)") }
 
-        counter = try ChildProcess(
-            try visitorCounterExecutable(),
-            ["serve", "--listen", "unix:\(socketPath)", "--database", databasePath, "--workers", "\(workers)",
-             "--threads", "\(threads)", "--stats-cache", "1", "--flush-interval", "0.5"] + extraArguments,
-            in: directory, name: "counter")
+        heldSocket = options.inheritSocket ? try ListeningSocket.open(.unix(path: socketPath), mode: 0o666) : nil
+        counter = try Self.startCounter(options, directory: directory, socketPath: socketPath, databasePath: databasePath, socket: heldSocket, run: 0)
+        starts = 1
         let socketPath = socketPath
         try Self.waitFor("the counter's socket", process: counter) { FileManager.default.fileExists(atPath: socketPath) }
         nginx = try ChildProcess(
             URL(fileURLWithPath: "/usr/sbin/nginx"), ["-c", directory.path("nginx.conf")], in: directory, name: "nginx")
         try Self.waitFor("nginx", process: nginx) { (try? self.request("GET", "/api/sys/stats").status) == 200 }
+    }
+
+    private static func startCounter(
+        _ options: Options, directory: TemporaryDirectory, socketPath: String, databasePath: String,
+        socket: ListeningSocket?, run: Int
+    ) throws -> ChildProcess {
+        var executable = try visitorCounterExecutable()
+        var arguments = [
+            "serve", "--database", databasePath, "--workers", "\(options.workers)", "--threads", "\(options.threads)",
+            "--stats-cache", "1", "--flush-interval", "0.5",
+        ]
+        if socket == nil { arguments += ["--listen", "unix:\(socketPath)"] }
+        arguments += options.extraArguments
+        if let user = options.user {
+            try requireProgram("/usr/bin/setpriv")
+            let copy = directory.path("visitor-counter")
+            if !FileManager.default.fileExists(atPath: copy) {
+                try FileManager.default.copyItem(atPath: executable.path, toPath: copy)
+            }
+            arguments = ["--reuid=\(user)", "--regid=\(user == "nobody" ? "nogroup" : user)", "--clear-groups", copy] + arguments
+            executable = URL(fileURLWithPath: "/usr/bin/setpriv")
+        }
+        let name = run == 0 ? "counter" : "counter-\(run)"
+        return try ChildProcess(
+            executable, arguments, in: directory, name: name,
+            standardInput: socket.map { FileHandle(fileDescriptor: $0.descriptor, closeOnDealloc: false) })
     }
 
     /// SIGTERM, never SIGKILL: a killed nginx master leaves its workers behind, and they hold the
@@ -61,12 +109,40 @@ final class LocalStack: @unchecked Sendable {
             kill(child.process.processIdentifier, SIGTERM)
             child.process.waitUntilExit()
         }
+        if let heldSocket {
+            close(heldSocket.descriptor)
+            heldSocket.removeSocketFile()
+        }
     }
 
     /// SIGTERM to the counter; answers its exit status once it has stopped.
     func stopCounter() -> Int32 {
         kill(counter.process.processIdentifier, SIGTERM)
         return counter.wait()
+    }
+
+    /// Stops the counter if it runs and starts it again on the same database, socket and options;
+    /// returns once a worker answers.
+    func restartCounter() throws {
+        if counter.process.isRunning { _ = stopCounter() }
+        counter = try Self.startCounter(
+            options, directory: directory, socketPath: socketPath, databasePath: databasePath, socket: heldSocket, run: starts)
+        starts += 1
+        let expected = options.workers
+        try Self.waitFor("the restarted counter", process: counter) { self.workerPIDs().count == expected }
+    }
+
+    /// The counter's health JSON, decoded, with the HTTP status.
+    func health() throws -> (status: Int, json: [String: Any]) {
+        let response = try request("GET", "/api/sys/health")
+        let json = try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any] ?? [:]
+        return (response.status, json)
+    }
+
+    /// One figure summed over the workers in the health JSON (`buffered_visits`, `failed_writes`, …).
+    func healthSum(_ field: String) throws -> Int {
+        let workers = try health().json["workers"] as? [[String: Any]] ?? []
+        return workers.reduce(0) { $0 + ($1[field] as? Int ?? 0) }
     }
 
     /// The pids of the counter's worker processes.
@@ -91,22 +167,13 @@ final class LocalStack: @unchecked Sendable {
 
     /// One HTTP/1.1 request on a connection of its own, through nginx.
     func request(_ method: String, _ path: String, headers: [String: String] = [:]) throws -> HTTPResponse {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw TestFailure("socket failed: errno \(errno)") }
+        let descriptor = try connectToNginx()
         defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw TestFailure("connect to nginx failed: errno \(errno)") }
         var text = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         text += "\r\n"
         let bytes = Array(text.utf8)
-        guard send(descriptor, bytes, bytes.count, 0) == bytes.count else { throw TestFailure("send failed") }
+        guard send(descriptor, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else { throw TestFailure("send failed") }
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -127,6 +194,46 @@ final class LocalStack: @unchecked Sendable {
         return HTTPResponse(status: status, headers: headers, body: String(response[split.upperBound...]))
     }
 
+    /// Sends `bytes` as they are on a connection of its own and answers the HTTP status, or `nil` when
+    /// the connection closed without an answer.
+    func rawExchange(_ bytes: [UInt8]) throws -> Int? {
+        let descriptor = try connectToNginx()
+        defer { close(descriptor) }
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes[offset...].withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if sent <= 0 { break }  // nginx may answer (413, 400) and close before the body is all sent
+            offset += sent
+        }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while received.count < 64 {
+            let count = recv(descriptor, &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            received += buffer[0..<count]
+        }
+        let statusLine = String(decoding: received.prefix(64), as: UTF8.self)
+        let parts = statusLine.split(separator: " ")
+        return parts.count > 1 && statusLine.hasPrefix("HTTP/") ? Int(parts[1]) : nil
+    }
+
+    private func connectToNginx() throws -> Int32 {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw TestFailure("socket failed: errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(descriptor)
+            throw TestFailure("connect to nginx failed: errno \(errno)")
+        }
+        return descriptor
+    }
+
     static func freePort() throws -> UInt16 {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(descriptor) }
@@ -143,13 +250,18 @@ final class LocalStack: @unchecked Sendable {
         return UInt16(bigEndian: address.sin_port)
     }
 
-    /// Polls `condition` for up to 15 s; fails with the process's stderr if it exits or time runs out.
-    static func waitFor(_ what: String, process: ChildProcess, _ condition: () -> Bool) throws {
-        for _ in 0..<300 {
-            if condition() { return }
-            guard process.process.isRunning else { throw TestFailure("\(what) did not start: \(process.stderr)") }
+    /// Polls `condition` for up to `seconds`; fails with the process's stderr if it exits or time runs out.
+    static func waitFor(_ what: String, process: ChildProcess, seconds: Int = 15, _ condition: () throws -> Bool) throws {
+        for _ in 0..<(seconds * 20) {
+            if (try? condition()) == true { return }
+            guard process.process.isRunning else { throw TestFailure("\(what): the process ended: \(process.stderr)") }
             usleep(50_000)
         }
-        throw TestFailure("\(what) was not ready after 15 s: \(process.stderr)")
+        throw TestFailure("\(what) was not ready after \(seconds) s: \(process.stderr)")
+    }
+
+    /// Polls `condition` for up to `seconds` while the counter runs.
+    func waitFor(_ what: String, seconds: Int = 15, _ condition: () throws -> Bool) throws {
+        try Self.waitFor(what, process: counter, seconds: seconds, condition)
     }
 }

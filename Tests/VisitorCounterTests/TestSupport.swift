@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 import Testing
 
@@ -44,7 +45,10 @@ final class ChildProcess {
     let stdoutURL: URL
     let stderrURL: URL
 
-    init(_ executable: URL, _ arguments: [String], in directory: TemporaryDirectory, name: String) throws {
+    init(
+        _ executable: URL, _ arguments: [String], in directory: TemporaryDirectory, name: String,
+        standardInput: FileHandle? = nil
+    ) throws {
         stdoutURL = directory.url.appendingPathComponent("\(name).stdout")
         stderrURL = directory.url.appendingPathComponent("\(name).stderr")
         for url in [stdoutURL, stderrURL] {
@@ -56,6 +60,7 @@ final class ChildProcess {
         process.arguments = arguments
         process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
         process.standardError = try FileHandle(forWritingTo: stderrURL)
+        if let standardInput { process.standardInput = standardInput }
         try process.run()
     }
 
@@ -70,3 +75,20 @@ final class ChildProcess {
 
 /// A logger for library code under test that keeps the test output to the tests' own findings.
 let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// Holds SQLite's write lock on a database from a connection of its own, as another process would
+/// with `BEGIN IMMEDIATE`, until ``release()``.
+final class SQLiteWriteLock {
+    let queue: DatabaseQueue
+
+    init(_ path: String) throws {
+        var configuration = Configuration()
+        configuration.allowsUnsafeTransactions = true
+        queue = try DatabaseQueue(path: path, configuration: configuration)
+        try queue.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+    }
+
+    func release() throws {
+        try queue.writeWithoutTransaction { db in try db.execute(sql: "COMMIT") }
+    }
+}

@@ -15,20 +15,6 @@ struct VisitRecorderTests {
         Visit(ip: "192.0.2.\(thread)", userAgent: Array("t".utf8), countryCode: code, countryName: nil, time: Date())
     }
 
-    /// Holds SQLite's write lock on `path` from another connection, as another process would, until released.
-    final class WriteLock {
-        let queue: DatabaseQueue
-        init(_ path: String) throws {
-            var configuration = Configuration()
-            configuration.allowsUnsafeTransactions = true
-            queue = try DatabaseQueue(path: path, configuration: configuration)
-            try queue.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
-        }
-        func release() throws {
-            try queue.writeWithoutTransaction { db in try db.execute(sql: "COMMIT") }
-        }
-    }
-
     /// Waits up to 10 s for `condition`.
     static func eventually(_ condition: () throws -> Bool) async throws -> Bool {
         for _ in 0..<500 {
@@ -75,7 +61,7 @@ struct VisitRecorderTests {
             configuration: .init(batchSize: 50, flushInterval: .milliseconds(50), retry: Self.fastRetry),
             audit: audit, logger: quietLogger)
         recorder.start()
-        let lock = try WriteLock(path)
+        let lock = try SQLiteWriteLock(path)
         for index in 0..<500 { recorder.record(Self.visit(index % 3 == 0 ? "US" : "JP")) }
         #expect(try await Self.eventually { recorder.statistics.failedWrites >= 3 })
         #expect(try store.stats().totalVisitors == 0)
@@ -100,7 +86,7 @@ struct VisitRecorderTests {
             configuration: .init(batchSize: 100, flushInterval: .milliseconds(50), bufferLimit: 300, retry: Self.fastRetry),
             audit: audit, logger: quietLogger)
         recorder.start()
-        let lock = try WriteLock(path)
+        let lock = try SQLiteWriteLock(path)
         DispatchQueue.concurrentPerform(iterations: 4) { thread in
             for index in 0..<2500 { recorder.record(Self.visit(index % 2 == 0 ? "US" : "GB", thread: thread)) }
         }
@@ -126,7 +112,7 @@ struct VisitRecorderTests {
         let spill = SpillFile(database: path, worker: 3)
         let first = VisitRecorder(store: store, configuration: configuration, spill: spill, logger: quietLogger)
         first.start()
-        let lock = try WriteLock(path)
+        let lock = try SQLiteWriteLock(path)
         for index in 0..<700 { first.record(Self.visit(index < 200 ? "BR" : "DE")) }
         first.stop()
         #expect(first.statistics.spilledVisits == 700)

@@ -1,0 +1,95 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Client threads that send `GET /` through nginx until stopped (or until `limit` requests), each on a
+/// connection of its own, rotating over addresses in several countries; it counts the answers by
+/// status and times them.
+///
+/// `@unchecked Sendable`: the counters sit behind `lock`; the threads only read constants otherwise.
+final class LoadGenerator: @unchecked Sendable {
+    struct Result {
+        var statuses: [Int: Int]
+        /// Requests that got no HTTP answer at all (connection refused or closed).
+        var errors: Int
+        var latencies: [Double]
+
+        var ok: Int { statuses[200] ?? 0 }
+        var requests: Int { statuses.values.reduce(0, +) + errors }
+        var serverErrors: Int { statuses.filter { $0.key >= 500 }.values.reduce(0, +) }
+        var maxLatency: Double { latencies.max() ?? 0 }
+        var p99Latency: Double {
+            let sorted = latencies.sorted()
+            return sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, sorted.count * 99 / 100)]
+        }
+        var summary: String {
+            "\(requests) requests, statuses \(statuses.sorted { $0.key < $1.key }), \(errors) without answer, "
+                + String(format: "p99 %.1f ms, max %.1f ms", p99Latency * 1000, maxLatency * 1000)
+        }
+    }
+
+    static let addresses = Array(EndToEndTests.knownAddresses.keys).sorted()
+
+    private let stack: LocalStack
+    private let clients: Int
+    private let limit: Int
+    private let headers: [String: String]
+    private let lock = NSLock()
+    private var statuses: [Int: Int] = [:]
+    private var errors = 0
+    private var latencies: [Double] = []
+    private var sent = 0
+    private var stopping = false
+    private let group = DispatchGroup()
+
+    init(_ stack: LocalStack, clients: Int = 4, limit: Int = .max, headers: [String: String] = [:]) {
+        self.stack = stack
+        self.clients = clients
+        self.limit = limit
+        self.headers = headers
+    }
+
+    func start() {
+        for client in 0..<clients {
+            group.enter()
+            let thread = Thread { [self] in
+                var index = client
+                while let _ = nextTicket() {
+                    var headers = self.headers
+                    headers["X-Forwarded-For"] = Self.addresses[index % Self.addresses.count]
+                    index += 1
+                    let started = ContinuousClock.now
+                    let status = try? stack.request("GET", "/", headers: headers).status
+                    let elapsed = ContinuousClock.now - started
+                    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                    lock.withLock {
+                        if let status { statuses[status, default: 0] += 1 } else { errors += 1 }
+                        latencies.append(seconds)
+                    }
+                }
+                group.leave()
+            }
+            thread.start()
+        }
+    }
+
+    private func nextTicket() -> Int? {
+        lock.withLock {
+            guard !stopping, sent < limit else { return nil }
+            sent += 1
+            return sent
+        }
+    }
+
+    /// Answers so far.
+    var ok: Int { lock.withLock { statuses[200] ?? 0 } }
+
+    /// Waits until `limit` requests are answered, or stops the clients now; returns what they saw.
+    func stop() -> Result {
+        if limit == .max { lock.withLock { stopping = true } }
+        group.wait()
+        return lock.withLock { Result(statuses: statuses, errors: errors, latencies: latencies) }
+    }
+}
