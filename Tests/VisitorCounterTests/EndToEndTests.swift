@@ -87,6 +87,32 @@ struct EndToEndTests {
         #expect(try VisitorStore(path: stack.databasePath).stats().totalVisitors == 0)
     }
 
+    @Test func healthAndMetricsAnswerLocalClientsOnly() throws {
+        let stack = try LocalStack(workers: 2)
+        _ = try stack.request("GET", "/", headers: ["X-Forwarded-For": "81.2.69.142"])
+        try stack.waitFor("the visit to be written") { try stack.request("GET", "/api/sys/stats").body.contains("\"GB\": 1") }
+
+        let health = try stack.health()
+        #expect(health.status == 200)
+        #expect(health.json["status"] as? String == "ok")
+        let workers = try #require(health.json["workers"] as? [[String: Any]])
+        #expect(Set(workers.compactMap { $0["pid"] as? Int }.map(Int32.init)) == stack.workerPIDs())
+        #expect(workers.allSatisfy { $0["buffered_visits"] as? Int == 0 && $0["consecutive_failures"] as? Int == 0 })
+
+        let metrics = try stack.request("GET", "/api/sys/metrics")
+        #expect(metrics.status == 200)
+        #expect(metrics.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8")
+        #expect(metrics.body.contains("visitor_counter_visits_total{country=\"GB\"} 1\n"))
+        #expect(metrics.body.contains("visitor_counter_buffered_visits{worker=\"1\"} 0\n"))
+
+        // realip makes X-Forwarded-For the client's address: a visitor from elsewhere is refused.
+        for path in ["/api/sys/health", "/api/sys/metrics"] {
+            #expect(try stack.request("GET", path, headers: ["X-Forwarded-For": "8.8.8.8"]).status == 403)
+        }
+        #expect(try stack.request("GET", "/api/sys/stats", headers: ["X-Forwarded-For": "8.8.8.8"]).status == 200)
+        #expect(stack.stopCounter() == 0)
+    }
+
     @Test func forgedCountryHeadersAreIgnored() throws {
         let stack = try LocalStack(workers: 1)
         let forged = [

@@ -19,6 +19,8 @@ struct ServeCommandTests {
         (["--flush-interval", "-1"], "--flush-interval must be more than 0"),
         (["--stats-cache", "0"], "--stats-cache must be from 1 to 3600"),
         (["--socket-mode", "999"], "--socket-mode must be octal"),
+        (["--batch-size", "500", "--buffer-limit", "100"], "--buffer-limit must be from --batch-size (500)"),
+        (["--health-threshold", "0"], "--health-threshold must be from 1 to 86400"),
         (["--listen", "nowhere"], "--listen must be unix:/absolute/path or HOST:PORT"),
         (["--bogus"], "Unknown option '--bogus'"),
         (["--database", "/nonexistent/dir/v.sqlite", "--listen", "unix:/tmp/unused.sock"], "does not exist"),
