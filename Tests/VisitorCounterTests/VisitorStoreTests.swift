@@ -116,6 +116,7 @@ struct VisitorStoreTests {
             try store.checkpointIfLarge(limit: limit)
             largest = max(largest, store.walSize())
         }
+        print("WAL under reads that never pause: \(starved >> 10) KiB without the explicit checkpoint, at most \(largest >> 10) KiB with it")
         #expect(starved > 2 * limit, "the readers did not starve the passive checkpoint: \(starved) bytes")
         #expect(largest <= limit, "the WAL reached \(largest) bytes")
         #expect(try store.stats().totalVisitors == 520_000)
