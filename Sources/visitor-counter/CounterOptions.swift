@@ -45,6 +45,9 @@ struct CounterOptions: ParsableArguments {
         guard healthThreshold >= 1, healthThreshold <= 86400 else {
             throw ValidationError("--health-threshold must be from 1 to 86400 seconds")
         }
+        guard Double(healthThreshold) > flushInterval else {
+            throw ValidationError("--health-threshold must be longer than --flush-interval (\(flushInterval) s)")
+        }
     }
 
     /// The database path: `--database`, else under systemd's state directory, else the current directory.

@@ -14,7 +14,8 @@ struct HealthReportTests {
         writer.writeLatency.record(.milliseconds(3))
         writer.writeLatency.record(.milliseconds(40))
         writer.writeLatency.record(.seconds(20))
-        return WorkerStatus(pid: pid, startedAt: now - 100, updatedAt: now + updated, writer: writer)
+        writer.lastPass = now + updated
+        return WorkerStatus(pid: pid, startedAt: now - 100, updatedAt: now, writer: writer)
     }
 
     @Test func aWorkerHoldingAVisitPastTheThresholdFailsTheCheck() throws {
@@ -36,7 +37,7 @@ struct HealthReportTests {
         #expect(failing.healthResponse.body.contains("\"pid\": 11, \"healthy\": false"))
     }
 
-    @Test func aWorkerThatStoppedPublishingFailsTheCheck() {
+    @Test func aWorkerWhoseWriterIsStuckFailsTheCheck() {
         let stuck = HealthReport(statuses: [worker(pid: 10, updated: -90)], threshold: .seconds(60), stats: stats, now: now)
         #expect(stuck.healthResponse.status == 503)
     }
@@ -45,7 +46,7 @@ struct HealthReportTests {
         let report = HealthReport(statuses: [worker(pid: 10), nil], threshold: .seconds(60), stats: stats, now: now)
         let text = report.metricsResponse.body
         #expect(text.contains("# TYPE visitor_counter_visits_total counter\nvisitor_counter_visits_total{country=\"US\"} 3\nvisitor_counter_visits_total{country=\"GB\"} 2\n"))
-        #expect(text.contains("visitor_counter_visits_without_rows 1\n"))
+        #expect(text.contains("visitor_counter_database_visits_without_rows 1\n"))
         #expect(text.contains("visitor_counter_healthy{worker=\"0\"} 1\n"))
         #expect(!text.contains("worker=\"1\""))
         // Buckets are cumulative: 3 ms, 40 ms and 20 s.

@@ -21,6 +21,7 @@ struct ServeCommandTests {
         (["--socket-mode", "999"], "--socket-mode must be octal"),
         (["--batch-size", "500", "--buffer-limit", "100"], "--buffer-limit must be from --batch-size (500)"),
         (["--health-threshold", "0"], "--health-threshold must be from 1 to 86400"),
+        (["--flush-interval", "90"], "--health-threshold must be longer than --flush-interval (90.0 s)"),
         (["--listen", "nowhere"], "--listen must be unix:/absolute/path or HOST:PORT"),
         (["--bogus"], "Unknown option '--bogus'"),
         (["--database", "/nonexistent/dir/v.sqlite", "--listen", "unix:/tmp/unused.sock"], "does not exist"),

@@ -49,10 +49,12 @@ struct SpillFileTests {
         try handle.seekToEnd()
         try handle.write(contentsOf: Data(#"{"id":"cut-sh"#.utf8))
         try handle.close()
+        // The next spill starts on a line of its own rather than gluing itself to the cut one.
+        try spill.append(VisitorStoreTests.visits(["FR", "FR"]), worker: 0)
         let replay = try #require(try spill.replay(into: store))
-        #expect(replay == SpillFile.Replay(batches: 1, visits: 1, damagedLines: 1))
+        #expect(replay == SpillFile.Replay(batches: 2, visits: 3, damagedLines: 1))
         #expect(try String(contentsOfFile: spill.path + ".rejected", encoding: .utf8) == "{\"id\":\"cut-sh\n")
-        #expect(try store.stats().totalVisitors == 1)
+        #expect(try store.stats().countries == ["DE": 1, "FR": 2])
     }
 }
 

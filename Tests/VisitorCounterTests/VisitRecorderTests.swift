@@ -129,4 +129,21 @@ struct VisitRecorderTests {
         #expect(try store.stats().countries == ["BR": 200, "DE": 500])
         #expect(try store.visitorRowCount() == 700)
     }
+
+    @Test func aSpillFileThatCannotBeReplayedDoesNotHoldUpNewWrites() async throws {
+        let path = directory.path("stuck.sqlite")
+        let store = try VisitorStore(path: path)
+        // A directory where a spill file would be: opening it for the replay fails every time.
+        try FileManager.default.createDirectory(atPath: path + ".spill-9.jsonl", withIntermediateDirectories: false)
+        let audit = AuditLog(database: path, logger: quietLogger)
+        let recorder = VisitRecorder(
+            store: store,
+            configuration: .init(batchSize: 10, flushInterval: .milliseconds(50), retry: Self.fastRetry),
+            spill: SpillFile(database: path, worker: 0), audit: audit, logger: quietLogger)
+        recorder.start()
+        for _ in 0..<25 { recorder.record(Self.visit("NL")) }
+        #expect(try await Self.eventually { try store.stats().totalVisitors == 25 })
+        recorder.stop()
+        #expect(try AuditLog.read(path: audit.path).contains { $0.event == "spill_replay_failed" })
+    }
 }

@@ -34,6 +34,9 @@ public final class VisitRecorder: Sendable {
         public var oldestBufferedVisit: Date?
         /// When the last batch was written.
         public var lastWrite: Date?
+        /// When the writer thread last went round its loop: it does at least every flush interval
+        /// unless it is stuck (a write waits out the busy timeout at most).
+        public var lastPass: Date?
         /// How long successful writes took.
         public var writeLatency = LatencyHistogram()
         public var lastError: String?
@@ -47,8 +50,10 @@ public final class VisitRecorder: Sendable {
         /// The most rows held in memory; visits beyond are counted without rows.
         public var bufferLimit: Int
         public var retry: RetryPolicy
-        /// How long ``VisitRecorder/stop()`` goes on trying the database and the spill file before it
-        /// gives the visits up as lost.
+        /// How long ``VisitRecorder/stop()`` writes batches before it spills the rest.
+        public var stopWriteLimit: Duration
+        /// How long ``VisitRecorder/stop()`` goes on trying the database and the spill file, from the
+        /// stop, before it gives the visits up as lost.
         public var stopRetryLimit: Duration
         /// This worker's number, for the spill file's name and the audit log.
         public var worker: Int
@@ -57,8 +62,9 @@ public final class VisitRecorder: Sendable {
 
         public init(
             batchSize: Int, flushInterval: Duration, bufferLimit: Int = defaultBufferLimit, retry: RetryPolicy = .standard,
-            stopRetryLimit: Duration = .seconds(30), worker: Int = 0
+            stopWriteLimit: Duration = .seconds(15), stopRetryLimit: Duration = .seconds(30), worker: Int = 0
         ) {
+            self.stopWriteLimit = stopWriteLimit
             self.batchSize = batchSize
             self.flushInterval = flushInterval
             self.bufferLimit = bufferLimit
@@ -91,6 +97,7 @@ public final class VisitRecorder: Sendable {
     /// Signalled once by the writer thread when it has written everything and ended.
     private let finished = DispatchSemaphore(value: 0)
     private let started = Atomic<Bool>(false)
+    private let publishing = Mutex(())
 
     /// - Parameters:
     ///   - spill: where ``stop()`` puts what it cannot write; `nil` to keep trying the database instead.
@@ -153,7 +160,9 @@ public final class VisitRecorder: Sendable {
     }
 
     /// Writes everything buffered, or spills it, and ends the writer thread; returns when the visits
-    /// are on disk, or after ``Configuration/stopRetryLimit`` (they are then logged as lost).
+    /// are on disk. It writes for up to ``Configuration/stopWriteLimit`` and spills what is left; if
+    /// the spill fails too, it gives up after ``Configuration/stopRetryLimit`` (plus at most one
+    /// write's busy timeout) and logs the visits as lost.
     public func stop() {
         guard started.load(ordering: .acquiring) else { return }
         let alreadyStopping = state.withLock { state in
@@ -184,31 +193,44 @@ public final class VisitRecorder: Sendable {
 
     private func runWriter() {
         var retryAt: ContinuousClock.Instant?
-        var spillsToReplay = spill != nil
-        var stopDeadline: ContinuousClock.Instant?
+        var replayAt: ContinuousClock.Instant? = spill != nil ? now() : nil
+        var replayFailures = 0
+        var checkpointAt = now()
+        var stopStarted: ContinuousClock.Instant?
         while true {
             auditDegradations()
-            publish(statistics)
+            state.withLock { $0.statistics.lastPass = Date() }
+            publishNow()
             let stopping = state.withLock { $0.stopping }
-            if stopping, stopDeadline == nil { stopDeadline = now() + configuration.stopRetryLimit }
+            if stopping, stopStarted == nil { stopStarted = now() }
+            // Spill files left by an earlier stop, on a timer of their own so that a file that cannot
+            // be replayed never holds up the writing of new visits.
+            if let due = replayAt, !stopping, now() >= due {
+                do {
+                    try replaySpills()
+                    replayAt = nil
+                } catch {
+                    replayFailures += 1
+                    let delay = configuration.retry.delay(afterFailures: replayFailures, random: Double.random(in: 0..<1))
+                    replayAt = now() + delay
+                    audit(.init(
+                        event: .spillReplayFailed, worker: configuration.worker, visits: 0, error: "\(error)",
+                        action: "replaying the spill files failed \(replayFailures) time(s); next try in \(Self.seconds(delay)) s"))
+                }
+            }
             if !stopping, let retryAt, now() < retryAt {
-                waitUntil(retryAt)
+                waitUntil(min(retryAt, replayAt ?? retryAt))
                 continue
             }
 
-            if spillsToReplay, !stopping {
-                do {
-                    try replaySpills()
-                    spillsToReplay = false
-                } catch {
-                    retryAt = now() + failed(visits: 0, error: error, doing: "replaying spill files", event: .spillReplayFailed)
-                    continue
-                }
+            // At a stop, batches are written for up to `stopWriteLimit`; what is left then is spilled.
+            if let stopStarted, now() >= stopStarted + configuration.stopWriteLimit {
+                spillEverything(after: StopTimeout(), deadline: stopStarted + configuration.stopRetryLimit)
+                break
             }
-
             guard let batch = state.withLock({ $0.buffer.takeBatch(now: now(), draining: $0.stopping) }) else {
                 if stopping { break }
-                waitUntil(state.withLock { $0.buffer.nextDeadline })
+                waitUntil(min(state.withLock { $0.buffer.nextDeadline }, replayAt ?? .now + .seconds(3600)))
                 continue
             }
             let startedWrite = ContinuousClock.now
@@ -216,11 +238,11 @@ public final class VisitRecorder: Sendable {
                 try store.write(batch)
             } catch {
                 state.withLock { $0.buffer.batchFailed() }
-                if stopping {
-                    spillEverything(after: error, deadline: stopDeadline ?? now())
+                if let stopStarted {
+                    spillEverything(after: error, deadline: stopStarted + configuration.stopRetryLimit)
                     break
                 }
-                retryAt = now() + failed(visits: batch.count, error: error, doing: "writing a batch", event: .writeFailed)
+                retryAt = now() + failed(visits: batch.count, error: error)
                 continue
             }
             let duration = ContinuousClock.now - startedWrite
@@ -241,15 +263,30 @@ public final class VisitRecorder: Sendable {
                     action: "written after \(recovered) failed attempts"), level: .notice)
             }
             audit?.flushPending()
-            checkpointIfLarge()
+            if now() >= checkpointAt, !checkpointIfLarge() {
+                // Readers held it up for the whole busy timeout: let them be for a while.
+                checkpointAt = now() + .seconds(30)
+            }
         }
-        publish(statistics)
+        publishNow()
         state.withLock { $0.writerEnded = true }
         finished.signal()
     }
 
-    /// Counts a failure, records it, and answers how long to wait before the next try.
-    private func failed(visits: Int, error: Error, doing what: String, event: AuditLog.Event) -> Duration {
+    /// Publishes the current figures; the writer calls this after every pass, and the worker calls it
+    /// on a timer too, since a pass can wait out the busy timeout. One at a time, so that an older
+    /// snapshot never overwrites a newer one.
+    public func publishNow() {
+        publishing.withLock { _ in publish(statistics) }
+    }
+
+    /// Why a stop spilled visits it could have written: it ran out of time.
+    private struct StopTimeout: Error, CustomStringConvertible {
+        var description: String { "the stop ran out of time to write every batch" }
+    }
+
+    /// Counts a failed write, records it, and answers how long to wait before the next try.
+    private func failed(visits: Int, error: Error) -> Duration {
         let (failures, held) = state.withLock { state in
             state.statistics.failedWrites += 1
             state.statistics.consecutiveFailures += 1
@@ -258,22 +295,24 @@ public final class VisitRecorder: Sendable {
         }
         let delay = configuration.retry.delay(afterFailures: failures, random: Double.random(in: 0..<1))
         audit(.init(
-            event: event, worker: configuration.worker, visits: visits, error: "\(error)",
-            action: "\(what) failed \(failures) time(s) in a row; \(held) visits kept in memory; next try in \(Self.seconds(delay)) s"))
+            event: .writeFailed, worker: configuration.worker, visits: visits, error: "\(error)",
+            action: "writing a batch failed \(failures) time(s) in a row; \(held) visits kept in memory; next try in \(Self.seconds(delay)) s"))
         return delay
     }
 
-    /// At a stop the database failed: puts everything held into the spill file. If that fails too,
-    /// tries the spill file and the database in turn until `deadline`, then gives the visits up.
+    /// At a stop the database failed (or time ran out): puts everything held into the spill file. If
+    /// that fails too, tries the spill file and the database in turn until `deadline`, then gives the
+    /// visits up. The spill has one ID throughout, so whichever of the tries lands, it counts once.
     private func spillEverything(after writeError: Error, deadline: ContinuousClock.Instant) {
         guard let all = state.withLock({ $0.buffer.takeAll() }) else { return }
+        let id = UUID().uuidString
         var lastError = writeError
         var attempt = 0
         while true {
             attempt += 1
             if let spill {
                 do {
-                    try spill.append(all, worker: configuration.worker)
+                    try spill.append(all, id: id, worker: configuration.worker)
                     state.withLock { $0.statistics.spilledVisits += all.count }
                     audit(.init(
                         event: .spilled, worker: configuration.worker, visits: all.count, error: "\(writeError)",
@@ -287,7 +326,7 @@ public final class VisitRecorder: Sendable {
                 }
             }
             if attempt > 1 || spill == nil {
-                if (try? store.write(all)) != nil {
+                if (try? store.write(all, spillID: id)) != nil {
                     state.withLock { $0.statistics.visitsWritten += all.count }
                     return
                 }
@@ -305,6 +344,7 @@ public final class VisitRecorder: Sendable {
 
     private func replaySpills() throws {
         for file in SpillFile.all(database: store.path) {
+            if state.withLock({ $0.stopping }) { return }
             guard let replay = try file.replay(into: store) else { continue }
             state.withLock { $0.statistics.replayedVisits += replay.visits }
             var action = "\(replay.batches) spilled batch(es) written, the file removed"
@@ -329,11 +369,13 @@ public final class VisitRecorder: Sendable {
         }
     }
 
-    private func checkpointIfLarge() {
+    /// Answers `false` when a checkpoint was due and did not get to the end.
+    private func checkpointIfLarge() -> Bool {
         do {
-            try store.checkpointIfLarge()
+            return try store.checkpointIfLarge() != .heldUp
         } catch {
             logger.warning("WAL checkpoint failed", metadata: ["error": "\(error)", "wal.bytes": "\(store.walSize())"])
+            return false
         }
     }
 

@@ -115,7 +115,7 @@ public final class AuditLog: Sendable {
                     try systemCall("rename", path) { rename(path, rotatedPath) }
                     return false
                 }
-                try LockedFile.writeAll(bytes, to: descriptor, path: path)
+                try LockedFile.appendLines(bytes, to: descriptor, size: size, path: path, sync: false)
                 return true
             }
         }

@@ -11,7 +11,7 @@ enum LockedFile {
     /// the `open` and the lock is opened again, so nothing is ever written to a file on its way out.
     static func withAppendLock<T>(_ path: String, mode: mode_t = 0o600, _ body: (Int32, Int) throws -> T) throws -> T {
         while true {
-            let descriptor = try systemCall("open", path) { open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode) }
+            let descriptor = try systemCall("open", path) { open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, mode) }
             defer { close(descriptor) }
             try systemCall("flock", path) { flock(descriptor, LOCK_EX) }
             var opened = stat()
@@ -36,6 +36,25 @@ enum LockedFile {
         try systemCall("fstat", path) { fstat(descriptor, &opened) }
         guard opened.st_nlink > 0 else { return nil }  // removed by whoever held the lock before us
         return try body(descriptor)
+    }
+
+    /// Appends `bytes` (one or more whole lines) to a file opened by ``withAppendLock(_:mode:_:)``, whose
+    /// size was `size`; with `sync`, waits until they are on disk. On a failure the file is cut back to
+    /// `size`, so a failed append leaves no part of a line behind to be glued to the next. A file whose
+    /// last line was cut short (by a crash) gets a newline first, so that piece stays a line of its own.
+    static func appendLines(_ bytes: [UInt8], to descriptor: Int32, size: Int, path: String, sync: Bool) throws {
+        var bytes = bytes
+        var last: UInt8 = 0
+        if size > 0, pread(descriptor, &last, 1, off_t(size - 1)) == 1, last != UInt8(ascii: "\n") {
+            bytes.insert(UInt8(ascii: "\n"), at: 0)
+        }
+        do {
+            try writeAll(bytes, to: descriptor, path: path)
+            if sync { try systemCall("fsync", path) { fsync(descriptor) } }
+        } catch {
+            _ = ftruncate(descriptor, off_t(size))
+            throw error
+        }
     }
 
     /// Writes all of `bytes`, in as many `write` calls as it takes.

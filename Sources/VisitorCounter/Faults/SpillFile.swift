@@ -58,11 +58,11 @@ public struct SpillFile: Sendable {
         }
     }
 
-    /// Appends `batch` as one line and waits until it is on disk; answers the line's ID.
-    @discardableResult
-    public func append(_ batch: VisitBatch, worker: Int, at time: Date = Date()) throws -> String {
+    /// Appends `batch` as one line with the ID `id` and waits until it is on disk. A failed append
+    /// leaves nothing behind, so it can be tried again with the same ID.
+    public func append(_ batch: VisitBatch, id: String = UUID().uuidString, worker: Int, at time: Date = Date()) throws {
         let record = Record(
-            id: UUID().uuidString, worker: worker, spilledAt: UTCTimestamp.format(time, milliseconds: true),
+            id: id, worker: worker, spilledAt: UTCTimestamp.format(time, milliseconds: true),
             visits: batch.visits.map { visit in
                 Record.Row(
                     ip: visit.ip, userAgent: visit.userAgent, country: visit.country, countryCode: visit.countryCode,
@@ -71,11 +71,9 @@ public struct SpillFile: Sendable {
             countryCounts: batch.countryCounts, visitsWithoutRows: batch.visitsWithoutRows)
         var line = Array(try Self.encoder.encode(record))
         line.append(UInt8(ascii: "\n"))
-        try LockedFile.withAppendLock(path) { descriptor, _ in
-            try LockedFile.writeAll(line, to: descriptor, path: path)
-            try systemCall("fsync", path) { fsync(descriptor) }
+        try LockedFile.withAppendLock(path) { descriptor, size in
+            try LockedFile.appendLines(line, to: descriptor, size: size, path: path, sync: true)
         }
-        return record.id
     }
 
     /// What a replay did.
@@ -115,8 +113,8 @@ public struct SpillFile: Sendable {
             if !damaged.isEmpty {
                 replay.damagedLines = damaged.count
                 let rejected = damaged.map { Array($0) + [UInt8(ascii: "\n")] }.joined()
-                try LockedFile.withAppendLock(path + ".rejected") { descriptor, _ in
-                    try LockedFile.writeAll(Array(rejected), to: descriptor, path: path + ".rejected")
+                try LockedFile.withAppendLock(path + ".rejected") { descriptor, size in
+                    try LockedFile.appendLines(Array(rejected), to: descriptor, size: size, path: path + ".rejected", sync: true)
                 }
             }
             try systemCall("unlink", path) { unlink(path) }

@@ -4,7 +4,8 @@ import Foundation
 /// totals in the stats cache.
 ///
 /// A worker is unhealthy when it holds a visit older than `threshold` (its writes have not got through
-/// for that long) or when it has not published for that long (its writer thread is stuck). Both
+/// for that long) or when its writer thread has not gone round its loop for that long (it is stuck:
+/// it goes round at least every flush interval, which must be shorter than the threshold). Both
 /// routes answer from memory and never touch the database.
 public struct HealthReport: Sendable {
     public var statuses: [WorkerStatus?]
@@ -26,7 +27,7 @@ public struct HealthReport: Sendable {
 
     public func isHealthy(_ status: WorkerStatus) -> Bool {
         if let oldest = status.writer.oldestBufferedVisit, now.timeIntervalSince(oldest) > thresholdSeconds { return false }
-        if let updated = status.updatedAt, now.timeIntervalSince(updated) > thresholdSeconds { return false }
+        if let pass = status.writer.lastPass, now.timeIntervalSince(pass) > thresholdSeconds { return false }
         return true
     }
 
@@ -73,7 +74,7 @@ public struct HealthReport: Sendable {
             "visitor_counter_visits_total", "counter", "Visits in the database, by country (XX: unknown).",
             stats.countriesByCount.map { ("{country=\(JSONText.quoted($0.code))}", "\($0.visitors)") })
         family(
-            "visitor_counter_visits_without_rows", "gauge",
+            "visitor_counter_database_visits_without_rows", "gauge",
             "Visits in the database's totals that have no row in visitors (counted while a buffer was at its bound).",
             [("", "\(stats.visitsWithoutRows)")])
 

@@ -104,13 +104,13 @@ extension WorkerStatus {
             Int64(writer.failedWrites), Int64(writer.consecutiveFailures), Int64(writer.visitsWithoutRows),
             Int64(writer.spilledVisits), Int64(writer.replayedVisits), Int64(writer.bufferedVisits),
             Int64(writer.bufferedRows), Self.milliseconds(writer.oldestBufferedVisit), Self.milliseconds(writer.lastWrite),
-            Int64(writer.writeLatency.sumMicroseconds),
+            Int64(writer.writeLatency.sumMicroseconds), Self.milliseconds(writer.lastPass),
         ]
         fields += writer.writeLatency.counts.map(Int64.init)
         return fields
     }
 
-    static var fieldCount: Int { 16 + LatencyHistogram.bounds.count + 1 }
+    static var fieldCount: Int { 17 + LatencyHistogram.bounds.count + 1 }
 
     init(fields: [Int64]) {
         var writer = VisitRecorder.Statistics()
@@ -127,7 +127,8 @@ extension WorkerStatus {
         writer.oldestBufferedVisit = Self.date(fields[13])
         writer.lastWrite = Self.date(fields[14])
         writer.writeLatency.sumMicroseconds = Int(fields[15])
-        writer.writeLatency.counts = fields[16..<Self.fieldCount].map { Int($0) }
+        writer.lastPass = Self.date(fields[16])
+        writer.writeLatency.counts = fields[17..<Self.fieldCount].map { Int($0) }
         self.init(pid: Int32(fields[0]), startedAt: Self.date(fields[1]), updatedAt: Self.date(fields[2]), writer: writer)
     }
 

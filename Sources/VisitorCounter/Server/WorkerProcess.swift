@@ -44,15 +44,15 @@ public enum WorkerProcess {
         let store = try VisitorStore(path: configuration.database)
         var recorderConfiguration = configuration.recorder
         recorderConfiguration.worker = configuration.index
-        let publish: @Sendable (VisitRecorder.Statistics) -> Void = { statistics in
-            board?.publish(
-                WorkerStatus(pid: getpid(), startedAt: startedAt, updatedAt: Date(), writer: statistics),
-                at: configuration.index)
-        }
         let recorder = VisitRecorder(
             store: store, configuration: recorderConfiguration,
             spill: SpillFile(database: configuration.database, worker: configuration.index),
-            audit: AuditLog(database: configuration.database, logger: logger), logger: logger, publish: publish)
+            audit: AuditLog(database: configuration.database, logger: logger), logger: logger,
+            publish: { statistics in
+                board?.publish(
+                    WorkerStatus(pid: getpid(), startedAt: startedAt, updatedAt: Date(), writer: statistics),
+                    at: configuration.index)
+            })
         let cache = try StatsCache(store: store, period: configuration.statsCache, logger: logger)
         let router = Router(
             pages: { cache.pages },
@@ -72,7 +72,7 @@ public enum WorkerProcess {
         cache.start {
             // The writer publishes after each pass, but a pass can wait out the busy timeout: the
             // figures are published from here too, so they are never older than the cache period.
-            publish(recorder.statistics)
+            recorder.publishNow()
             // The supervisor is gone (killed with SIGKILL): stop rather than serve on unsupervised.
             if getppid() != parent { kill(getpid(), SIGTERM) }
         }

@@ -152,8 +152,15 @@ public final class VisitorStore: Sendable {
         return stat(path + "-wal", &status) == 0 ? Int(status.st_size) : 0
     }
 
-    /// Runs a `TRUNCATE` checkpoint when the WAL file has grown past ``walCheckpointBytes``; answers
-    /// whether one ran to the end.
+    /// What ``checkpointIfLarge(limit:)`` did.
+    public enum Checkpoint: Sendable, Equatable {
+        case notNeeded
+        case done
+        /// Readers of old snapshots held it up past the busy timeout.
+        case heldUp
+    }
+
+    /// Runs a `TRUNCATE` checkpoint when the WAL file has grown past ``walCheckpointBytes``.
     ///
     /// SQLite's automatic checkpoint (after a commit that takes the WAL past 1,000 pages) is passive: it
     /// copies what no reader still needs, and starts the WAL over only when no reader is using it. Under
@@ -161,13 +168,13 @@ public final class VisitorStore: Sendable {
     /// (up to the busy timeout) for the readers of old snapshots to finish; new readers meanwhile read
     /// the database file itself, so they do not hold it up, and the WAL file is then cut to zero.
     @discardableResult
-    public func checkpointIfLarge(limit: Int = walCheckpointBytes) throws -> Bool {
-        guard walSize() > limit else { return false }
+    public func checkpointIfLarge(limit: Int = walCheckpointBytes) throws -> Checkpoint {
+        guard walSize() > limit else { return .notNeeded }
         let result = try currentPool().writeWithoutTransaction { db in
             try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
         }
         // The row is (busy, WAL frames, frames checkpointed); busy is 1 when readers held it up.
-        return result.map { ($0[0] as Int?) == 0 } ?? false
+        return result.map { ($0[0] as Int?) == 0 } == true ? .done : .heldUp
     }
 
     /// The totals, read in one snapshot; costs the same whatever the number of visit rows.
