@@ -110,15 +110,24 @@ struct VisitorStoreTests {
         let limit = 4 << 20
         for _ in 0..<200 { try store.write(batch) }
         let starved = store.walSize()
+        var results: [VisitorStore.Checkpoint] = []
         var largest = 0
         for _ in 0..<60 {
             try store.write(batch)
-            try store.checkpointIfLarge(limit: limit)
-            largest = max(largest, store.walSize())
+            let result = try store.checkpointIfLarge(limit: limit)
+            results.append(result)
+            let size = store.walSize()
+            if result == .done { #expect(size == 0, "a TRUNCATE checkpoint left \(size) bytes") }
+            if result != .heldUp { largest = max(largest, size) }
         }
-        print("WAL under reads that never pause: \(starved >> 10) KiB without the explicit checkpoint, at most \(largest >> 10) KiB with it")
+        let done = results.filter { $0 == .done }.count
+        let heldUp = results.filter { $0 == .heldUp }.count
+        print("WAL under reads that never pause: \(starved >> 10) KiB without the explicit checkpoint, at most \(largest >> 10) KiB with it; \(done) checkpoints done, \(heldUp) held up past the busy timeout")
         #expect(starved > 2 * limit, "the readers did not starve the passive checkpoint: \(starved) bytes")
         #expect(largest <= limit, "the WAL reached \(largest) bytes")
+        // Readers are let in while it waits, so it gets through nearly always; a machine busy with other
+        // tests has held one up for the whole busy timeout.
+        #expect(done > 2 * heldUp, "\(done) checkpoints done, \(heldUp) held up")
         #expect(try store.stats().totalVisitors == 520_000)
     }
 
