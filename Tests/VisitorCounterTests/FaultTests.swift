@@ -158,13 +158,13 @@ struct FaultTests {
         load.start()
         let result = load.stop()
         #expect(stack.stopCounter() == 0)
-        let spills = SpillFile.all(database: stack.databasePath)
+        let spills = try SpillFile.all(database: stack.databasePath)
         #expect(!spills.isEmpty)
         try lock.release()
         #expect(try VisitorStore(path: stack.databasePath).stats().totalVisitors == 0)
 
         try stack.restartCounter()
-        try stack.waitFor("the spill files to be replayed") { SpillFile.all(database: stack.databasePath).isEmpty }
+        try stack.waitFor("the spill files to be replayed") { try SpillFile.all(database: stack.databasePath).isEmpty }
         #expect(stack.stopCounter() == 0)
         print("fault spill: \(result.ok) visits spilled to \(spills.count) file(s) and replayed")
         #expect(result.ok == 600)

@@ -15,7 +15,7 @@ struct HealthReportTests {
         writer.writeLatency.record(.milliseconds(40))
         writer.writeLatency.record(.seconds(20))
         writer.lastPass = now + updated
-        return WorkerStatus(pid: pid, startedAt: now - 100, updatedAt: now, writer: writer)
+        return WorkerStatus(pid: pid, startedAt: now - 100, writer: writer)
     }
 
     @Test func aWorkerHoldingAVisitPastTheThresholdFailsTheCheck() throws {
@@ -33,7 +33,7 @@ struct HealthReportTests {
             statuses: [worker(pid: 10), worker(pid: 11, holdingSince: now - 61)], threshold: .seconds(60), stats: stats, now: now)
         #expect(failing.healthResponse.status == 503)
         #expect(failing.healthResponse.body.contains("\"status\": \"failing\""))
-        #expect(failing.healthResponse.body.contains("\"pid\": 10, \"healthy\": true"))
+        #expect(failing.healthResponse.body.contains("\"pid\": 10, \"healthy\": true, \"started\": \"2027-01-15T07:58:20Z\""))
         #expect(failing.healthResponse.body.contains("\"pid\": 11, \"healthy\": false"))
     }
 
@@ -78,7 +78,7 @@ struct HealthRoutesTests {
     @Test func theRoutesAnswerFromTheReportAnd404WithoutOne() {
         let pages = RenderedPages(stats: VisitorStats(totalVisitors: 0, countries: [:], lastUpdated: nil), maxAge: 1)
         let report = HealthReport(
-            statuses: [WorkerStatus(pid: 1, updatedAt: Date())], threshold: .seconds(60),
+            statuses: [WorkerStatus(pid: 1, startedAt: Date())], threshold: .seconds(60),
             stats: VisitorStats(totalVisitors: 0, countries: [:], lastUpdated: nil))
         let router = Router(pages: { pages }, recordVisit: { _ in }, health: { report })
         func request(_ method: String, _ uri: String) -> Request {

@@ -117,7 +117,7 @@ struct VisitRecorderTests {
         first.stop()
         #expect(first.statistics.spilledVisits == 700)
         #expect(FileManager.default.fileExists(atPath: spill.path))
-        #expect(SpillFile.all(database: path).map(\.path) == [spill.path])
+        #expect(try SpillFile.all(database: path).map(\.path) == [spill.path])
         try lock.release()
         #expect(try store.stats().totalVisitors == 0)
 

@@ -326,9 +326,12 @@ public final class VisitRecorder: Sendable {
                 }
             }
             if attempt > 1 || spill == nil {
-                if (try? store.write(all, spillID: id)) != nil {
+                do {
+                    try store.write(all, spillID: id)
                     state.withLock { $0.statistics.visitsWritten += all.count }
                     return
+                } catch {
+                    lastError = error
                 }
             }
             if now() >= deadline {
@@ -343,7 +346,7 @@ public final class VisitRecorder: Sendable {
     }
 
     private func replaySpills() throws {
-        for file in SpillFile.all(database: store.path) {
+        for file in try SpillFile.all(database: store.path) {
             if state.withLock({ $0.stopping }) { return }
             guard let replay = try file.replay(into: store) else { continue }
             state.withLock { $0.statistics.replayedVisits += replay.visits }

@@ -21,11 +21,11 @@ public struct SpillFile: Sendable {
     }
 
     /// Every spill file next to `database`, whichever worker wrote it.
-    public static func all(database: String) -> [SpillFile] {
+    public static func all(database: String) throws -> [SpillFile] {
         let url = URL(fileURLWithPath: database)
         let directory = url.deletingLastPathComponent().path
         let prefix = url.lastPathComponent + ".spill-"
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory)
         return names.filter { $0.hasPrefix(prefix) && $0.hasSuffix(".jsonl") }.sorted()
             .map { SpillFile(path: URL(fileURLWithPath: directory).appendingPathComponent($0).path) }
     }

@@ -43,6 +43,7 @@ public struct HealthReport: Sendable {
             let writer = status.writer
             let fields: [(String, String)] = [
                 ("worker", "\(index)"), ("pid", "\(status.pid)"), ("healthy", "\(isHealthy(status))"),
+                ("started", Self.timestamp(status.startedAt)), ("last_pass", Self.timestamp(writer.lastPass)),
                 ("buffered_visits", "\(writer.bufferedVisits)"), ("buffered_rows", "\(writer.bufferedRows)"),
                 ("oldest_buffered_visit", Self.timestamp(writer.oldestBufferedVisit)),
                 ("last_write", Self.timestamp(writer.lastWrite)),

@@ -5,17 +5,15 @@ import Synchronization
 import Glibc
 #endif
 
-/// What one worker tells the others about itself: its writer's figures, who it is, and when it said so.
+/// What one worker tells the others about itself: who it is, since when, and its writer's figures.
 public struct WorkerStatus: Sendable, Equatable {
     public var pid: Int32 = 0
     public var startedAt: Date?
-    public var updatedAt: Date?
     public var writer = VisitRecorder.Statistics()
 
-    public init(pid: Int32 = 0, startedAt: Date? = nil, updatedAt: Date? = nil, writer: VisitRecorder.Statistics = .init()) {
+    public init(pid: Int32 = 0, startedAt: Date? = nil, writer: VisitRecorder.Statistics = .init()) {
         self.pid = pid
         self.startedAt = startedAt
-        self.updatedAt = updatedAt
         self.writer = writer
     }
 }
@@ -99,18 +97,18 @@ extension WorkerStatus {
     /// The values in slot order; the order is private to one build, as workers never outlive their `serve`.
     var fields: [Int64] {
         var fields: [Int64] = [
-            Int64(pid), Self.milliseconds(startedAt), Self.milliseconds(updatedAt),
+            Int64(pid), Self.milliseconds(startedAt), Self.milliseconds(writer.lastPass),
             Int64(writer.visitsRecorded), Int64(writer.visitsWritten), Int64(writer.batchesWritten),
             Int64(writer.failedWrites), Int64(writer.consecutiveFailures), Int64(writer.visitsWithoutRows),
             Int64(writer.spilledVisits), Int64(writer.replayedVisits), Int64(writer.bufferedVisits),
             Int64(writer.bufferedRows), Self.milliseconds(writer.oldestBufferedVisit), Self.milliseconds(writer.lastWrite),
-            Int64(writer.writeLatency.sumMicroseconds), Self.milliseconds(writer.lastPass),
+            Int64(writer.writeLatency.sumMicroseconds),
         ]
         fields += writer.writeLatency.counts.map(Int64.init)
         return fields
     }
 
-    static var fieldCount: Int { 17 + LatencyHistogram.bounds.count + 1 }
+    static var fieldCount: Int { 16 + LatencyHistogram.bounds.count + 1 }
 
     init(fields: [Int64]) {
         var writer = VisitRecorder.Statistics()
@@ -126,10 +124,10 @@ extension WorkerStatus {
         writer.bufferedRows = Int(fields[12])
         writer.oldestBufferedVisit = Self.date(fields[13])
         writer.lastWrite = Self.date(fields[14])
+        writer.lastPass = Self.date(fields[2])
         writer.writeLatency.sumMicroseconds = Int(fields[15])
-        writer.lastPass = Self.date(fields[16])
-        writer.writeLatency.counts = fields[17..<Self.fieldCount].map { Int($0) }
-        self.init(pid: Int32(fields[0]), startedAt: Self.date(fields[1]), updatedAt: Self.date(fields[2]), writer: writer)
+        writer.writeLatency.counts = fields[16..<Self.fieldCount].map { Int($0) }
+        self.init(pid: Int32(fields[0]), startedAt: Self.date(fields[1]), writer: writer)
     }
 
     private static func milliseconds(_ date: Date?) -> Int64 {

@@ -50,7 +50,7 @@ public enum WorkerProcess {
             audit: AuditLog(database: configuration.database, logger: logger), logger: logger,
             publish: { statistics in
                 board?.publish(
-                    WorkerStatus(pid: getpid(), startedAt: startedAt, updatedAt: Date(), writer: statistics),
+                    WorkerStatus(pid: getpid(), startedAt: startedAt, writer: statistics),
                     at: configuration.index)
             })
         let cache = try StatsCache(store: store, period: configuration.statsCache, logger: logger)
