@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the counter needs to build, run and test. Safe to run again: it only
-# calls apt-get when a package is missing. Needs root (or sudo).
+# Installs the Debian packages the counter needs to build, run and test; with `bench`, also those the
+# side-by-side benchmark needs. Safe to run again: it only calls apt-get when a package is missing.
+# Needs root (or sudo).
 set -euo pipefail
 
 packages=(
@@ -13,6 +14,15 @@ packages=(
     curl                    # the tests' and the README's HTTP client
     systemd                 # systemd-analyze, to check the unit files
 )
+if [ "${1:-}" = bench ]; then
+    packages+=(
+        wrk                 # the load generator
+        php-fpm             # the usual alternative the counter is compared with
+        php-sqlite3
+        gcc                 # builds the C responder that stands for the limit
+        libc6-dev
+    )
+fi
 
 missing=()
 for package in "${packages[@]}"; do

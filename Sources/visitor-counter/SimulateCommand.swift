@@ -24,12 +24,15 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Request threads recording at once.")
     var threads: Int = 4
 
+    @Option(help: "Seconds after which a part-filled batch is written.")
+    var flushInterval: Double = 0.2
+
     @Option(help: "Country codes, comma-separated, given to the visits in turn.")
     var countries: String = "US,GB,DE,FR,JP,BR,XX"
 
     func validate() throws {
-        guard visits >= 0, batchSize > 0, threads > 0 else {
-            throw ValidationError("--visits must be 0 or more, --batch-size and --threads more than 0")
+        guard visits >= 0, batchSize > 0, threads > 0, flushInterval > 0 else {
+            throw ValidationError("--visits must be 0 or more, --batch-size, --threads and --flush-interval more than 0")
         }
     }
 
@@ -38,7 +41,10 @@ struct SimulateCommand: ParsableCommand {
         let codes = countries.split(separator: ",").map(String.init)
         let store = try VisitorStore(path: database)
         let recorder = VisitRecorder(
-            store: store, batchSize: batchSize, flushInterval: .milliseconds(200),
+            store: store,
+            configuration: .init(
+                batchSize: batchSize, flushInterval: .milliseconds(Int64(flushInterval * 1000)),
+                bufferLimit: max(batchSize, VisitRecorder.Configuration.defaultBufferLimit)),
             logger: Logger(label: "visitor-counter.simulate"))
         recorder.start()
 

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark. Starts one nginx (the project's site config, with GeoIP) in front of:
+#   counter  the responder, release build, default settings: GET / and GET /api/sys/stats
+#   limit    bench/limit-responder.c: libfcgi answering a fixed JSON body, same processes and threads
+#   php      PHP-FPM running bench/php/index.php: one SQLite transaction per visit
+# and loads them with wrk in alternating rounds (counter, limit, php, counter stats, ...), every
+# request from another address over several countries. Then: a round of GET / while another process
+# writes batches of 100,000 visits into the same database, a 30 s run for the workers' RSS, the
+# writer's visits/s, and the check that the visits stored match the 200 answers.
+#
+#   scripts/bench.sh [--seconds 10] [--rounds 3] [--connections 64] [--no-readme]
+#
+# Prints a table and (unless --no-readme) puts it in README.md between the bench markers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=10 rounds=3 connections=64 update_readme=yes
+while [ $# -gt 0 ]; do
+    case $1 in
+        --seconds) seconds=$2; shift 2 ;;
+        --rounds) rounds=$2; shift 2 ;;
+        --connections) connections=$2; shift 2 ;;
+        --no-readme) update_readme=no; shift ;;
+        *) echo "usage: scripts/bench.sh [--seconds N] [--rounds N] [--connections N] [--no-readme]" >&2; exit 2 ;;
+    esac
+done
+
+scripts/install-deps.sh bench >&2
+swift build -c release --product visitor-counter >&2
+counter_bin=$PWD/.build/release/visitor-counter
+php_fpm=$(ls /usr/sbin/php-fpm* | head -1)
+
+dir=$PWD/run/bench
+rm -rf "$dir" && mkdir -p "$dir"
+cc -O2 -o "$dir/limit-responder" bench/limit-responder.c -lfcgi -lpthread
+workers=$(nproc) threads=16   # the counter's defaults
+port_counter=8081 port_limit=8082 port_php=8083
+
+# One nginx, three sites made from the project's site config: only the port, the upstream socket
+# and (for PHP) the script differ.
+scripts/nginx-local.sh "$dir" "$port_counter" "$dir/counter.sock"
+# geoip_country may appear once per http block: the first site has it.
+sed -e "/^geoip_country /d" -e "s|visitor_counter|limit_responder|g" -e "s|unix:$dir/counter.sock|unix:$dir/limit.sock|" \
+    -e "s|listen 127.0.0.1:$port_counter;|listen 127.0.0.1:$port_limit;|" "$dir/site.conf" > "$dir/site-limit.conf"
+sed -e "/^geoip_country /d" -e "s|visitor_counter|php_counter|g" -e "s|unix:$dir/counter.sock|unix:$dir/php.sock|" \
+    -e "s|listen 127.0.0.1:$port_counter;|listen 127.0.0.1:$port_php;|" \
+    -e "s|include /etc/nginx/fastcgi_params;|include /etc/nginx/fastcgi_params; fastcgi_param SCRIPT_FILENAME $PWD/bench/php/index.php; fastcgi_param COUNTER_DB $dir/php.sqlite;|" \
+    "$dir/site.conf" > "$dir/site-php.conf"
+sed -i "s|include $dir/site.conf;|include $dir/site.conf; include $dir/site-limit.conf; include $dir/site-php.conf;|" "$dir/nginx.conf"
+
+cat > "$dir/php-fpm.conf" <<CONF
+[global]
+pid = $dir/php-fpm.pid
+error_log = $dir/php-fpm.log
+daemonize = no
+[counter]
+listen = $dir/php.sock
+listen.mode = 0666
+pm = static
+pm.max_children = $((workers * threads))
+clear_env = no
+CONF
+
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+setsid "$counter_bin" serve --listen "unix:$dir/counter.sock" --database "$dir/visitors.sqlite" 2>"$dir/counter.log" &
+counter_pid=$!; pids+=("$counter_pid")
+setsid "$dir/limit-responder" "$dir/limit.sock" "$workers" "$threads" 2>"$dir/limit.log" &
+pids+=("$!")
+setsid "$php_fpm" -R -F -y "$dir/php-fpm.conf" 2>"$dir/php-fpm.stderr" &
+pids+=("$!")
+for socket in counter limit php; do
+    for _ in $(seq 100); do [ -S "$dir/$socket.sock" ] && break; sleep 0.1; done
+    [ -S "$dir/$socket.sock" ] || { echo "the $socket responder did not start; see $dir" >&2; exit 1; }
+done
+setsid nginx -c "$dir/nginx.conf" 2>"$dir/nginx.log" &
+pids+=("$!")
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port_counter/api/sys/stats" && break; sleep 0.1; done
+
+# run NAME URL SECONDS: one wrk run; appends "NAME rps p50 p99 ok failed" to results.
+answered=0   # 200 answers to GET / from the counter, to check against the visits stored
+runs=0
+run() {
+    local name=$1 url=$2 duration=$3 line
+    line=$(wrk -t 2 -c "$connections" -d "${duration}s" --latency -s bench/wrk.lua "$url" | grep '^RESULT')
+    local rps p50 p99 ok failed
+    rps=$(sed -E 's/.* rps=([0-9.]+).*/\1/' <<<"$line")
+    p50=$(sed -E 's/.* p50_ms=([0-9.]+).*/\1/' <<<"$line")
+    p99=$(sed -E 's/.* p99_ms=([0-9.]+).*/\1/' <<<"$line")
+    ok=$(sed -E 's/.* ok=([0-9]+).*/\1/' <<<"$line")
+    failed=$(sed -E 's/.* failed=([0-9]+).*/\1/' <<<"$line")
+    echo "$name $rps $p50 $p99 $ok $failed" >> "$dir/results"
+    if [ "$url" = "http://127.0.0.1:$port_counter/" ]; then answered=$((answered + ok)); runs=$((runs + 1)); fi
+    printf '%-14s %10.0f req/s  p50 %7.2f ms  p99 %7.2f ms  failed %s\n' "$name" "$rps" "$p50" "$p99" "$failed" >&2
+}
+
+: > "$dir/results"
+echo "warming up" >&2
+run warmup-counter "http://127.0.0.1:$port_counter/" 2
+run warmup-limit "http://127.0.0.1:$port_limit/" 2
+run warmup-php "http://127.0.0.1:$port_php/" 2
+for round in $(seq "$rounds"); do
+    echo "round $round of $rounds" >&2
+    run counter "http://127.0.0.1:$port_counter/" "$seconds"
+    run limit "http://127.0.0.1:$port_limit/" "$seconds"
+    run php "http://127.0.0.1:$port_php/" "$seconds"
+    run counter-stats "http://127.0.0.1:$port_counter/api/sys/stats" "$seconds"
+done
+
+# GET / while another process writes batches of 100,000 visits into the same file. It runs at nice 19,
+# so that what shows is the database being busy, not a fourth process taking the two cores.
+echo "GET / while batches of 100,000 visits are written" >&2
+simulated=0
+(
+    sleep 1
+    end=$((SECONDS + seconds - 2))
+    while [ $SECONDS -lt "$end" ]; do
+        nice -n 19 "$counter_bin" simulate --database "$dir/visitors.sqlite" --visits 100000 --batch-size 100000 --threads 1 --flush-interval 60 >> "$dir/simulate.out"
+    done
+) &
+writer=$!
+run counter-100k "http://127.0.0.1:$port_counter/" "$seconds"
+wait "$writer"
+simulated=$(grep -o '"written": [0-9]*' "$dir/simulate.out" | awk '{s += $2} END {print s + 0}')
+batches=$(grep -c written "$dir/simulate.out" || true)
+
+echo "30 s at full load for the workers' RSS" >&2
+run counter-30s "http://127.0.0.1:$port_counter/" 30
+worker_rss=$(for pid in $(pgrep -P "$counter_pid"); do awk '/VmRSS/ {printf "%.1f ", $2 / 1024}' "/proc/$pid/status"; done)
+metrics=$(curl -s "http://127.0.0.1:$port_counter/api/sys/metrics")
+write_seconds=$(awk '/^visitor_counter_write_duration_seconds_sum/ {s += $2} END {print s}' <<<"$metrics")
+visits_written=$(awk '/^visitor_counter_visits_written_total/ {s += $2} END {print s}' <<<"$metrics")
+
+kill -TERM "$counter_pid"
+wait "$counter_pid" || true
+stored=$("$counter_bin" stats --database "$dir/visitors.sqlite" | sed -E 's/.*"total_visitors": ([0-9]+).*/\1/')
+
+# The report: medians over the rounds.
+median() { awk -v name="$1" -v field="$2" '$1 == name {print $field}' "$dir/results" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+declare -A rps p50 p99
+for name in counter limit php counter-stats counter-100k counter-30s; do
+    rps[$name]=$(median "$name" 2); p50[$name]=$(median "$name" 3); p99[$name]=$(median "$name" 4)
+done
+failed_total=$(awk '$1 !~ /^warmup/ {s += $6} END {print s}' "$dir/results")
+writer_rate=$(awk -v v="$visits_written" -v s="$write_seconds" 'BEGIN {printf "%.0f", (s > 0) ? v / s : 0}')
+unanswered=$((stored - simulated - answered))
+if [ "$unanswered" -ge 0 ] && [ "$unanswered" -le $((connections * runs)) ]; then check="ok"; else check="MISMATCH"; fi
+
+row() { printf '| %s | %.0f | %.2f | %.2f | %s |\n' "$1" "${rps[$2]}" "${p50[$2]}" "${p99[$2]}" "$3"; }
+report=$(
+    echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), Debian $(cat /etc/debian_version), $(swift --version 2>/dev/null | head -1 | sed -E 's/.*(Swift version [0-9.]+).*/\1/'); $(date -u +%Y-%m-%d)."
+    echo "wrk: 2 threads, $connections connections, $rounds rounds of ${seconds} s per system, alternating; medians."
+    echo
+    echo "| system | requests/s | p50 ms | p99 ms | vs the limit |"
+    echo "| --- | --- | --- | --- | --- |"
+    row "counter \`GET /\`" counter "$(ratio "${rps[counter]}" "${rps[limit]}")x requests/s, $(ratio "${p99[counter]}" "${p99[limit]}")x p99"
+    row "counter \`GET /api/sys/stats\`" counter-stats "$(ratio "${rps[counter-stats]}" "${rps[limit]}")x requests/s"
+    row "limit (C, libfcgi, fixed body)" limit "1.00x"
+    row "PHP-FPM, a transaction per visit" php "counter \`GET /\` is $(ratio "${rps[counter]}" "${rps[php]}")x this"
+    row "counter \`GET /\` while 100,000-visit batches are written" counter-100k "p99 $(ratio "${p99[counter-100k]}" "${p99[counter]}")x the plain rounds'; $batches batches written"
+    echo
+    echo "Failed requests (non-2xx or errors) over all rounds: $failed_total. Writer: $writer_rate visits per second of write time ($visits_written visits written). Worker RSS after 30 s at full load: ${worker_rss% } MiB. Visits stored: $stored = $answered answered with 200 + $simulated from the batch writer + $unanswered in flight when wrk stopped (at most $connections per run): $check."
+)
+echo
+echo "$report"
+if [ "$update_readme" = yes ]; then
+    grep -q '<!-- bench:begin -->' README.md || { echo "README.md has no bench markers" >&2; exit 1; }
+    REPORT="$report" perl -0pi -e 's/<!-- bench:begin -->.*?<!-- bench:end -->/<!-- bench:begin -->\n$ENV{REPORT}\n<!-- bench:end -->/s' README.md
+    echo "README.md updated" >&2
+fi
+[ "$check" = ok ]
