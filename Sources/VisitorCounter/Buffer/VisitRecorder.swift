@@ -140,10 +140,11 @@ public final class VisitRecorder: Sendable {
 
     /// Buffers a visit. Never waits for the database or a file.
     public func record(_ visit: Visit) {
+        let instant = now()
         let (action, tooLate) = state.withLock { state -> (VisitBuffer.Action, Bool) in
             state.statistics.visitsRecorded += 1
             if state.writerEnded { return (.none, true) }
-            let action = state.buffer.append(visit, now: now())
+            let action = state.buffer.append(visit, now: instant)
             if state.buffer.isCountingWithoutRows { state.statistics.visitsWithoutRows += 1 }
             switch action {
             case .startedCountingWithoutRows:

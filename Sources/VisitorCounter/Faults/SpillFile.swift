@@ -44,8 +44,7 @@ public struct SpillFile: Sendable {
         var worker: Int
         var spilledAt: String
         var visits: [Row]
-        var countryCounts: [String: Int]
-        var visitsWithoutRows: Int
+        var countsWithoutRows: [String: Int]
 
         var batch: VisitBatch {
             VisitBatch(
@@ -54,7 +53,7 @@ public struct SpillFile: Sendable {
                         trustedIP: row.ip, userAgent: row.userAgent, country: row.country, countryCode: row.countryCode,
                         time: UTCTimestamp.parse(row.timestamp) ?? Date(timeIntervalSince1970: 0))
                 },
-                countryCounts: countryCounts, visitsWithoutRows: visitsWithoutRows)
+                countsWithoutRows: countsWithoutRows)
         }
     }
 
@@ -68,7 +67,7 @@ public struct SpillFile: Sendable {
                     ip: visit.ip, userAgent: visit.userAgent, country: visit.country, countryCode: visit.countryCode,
                     timestamp: UTCTimestamp.format(visit.time, milliseconds: true))
             },
-            countryCounts: batch.countryCounts, visitsWithoutRows: batch.visitsWithoutRows)
+            countsWithoutRows: batch.countsWithoutRows)
         var line = Array(try Self.encoder.encode(record))
         line.append(UInt8(ascii: "\n"))
         try LockedFile.withAppendLock(path) { descriptor, size in

@@ -17,14 +17,16 @@ public struct RenderedPages: Sendable {
                 // Every GET / counts a visit, so no cache may answer it instead of the counter.
                 (name: "Cache-Control", value: "no-store"),
             ],
-            body: IndexPage.render(stats))
+            body: IndexPage.render(stats)
+        ).prepared()
         self.statsJSON = Response(
             status: 200,
             headers: [
                 (name: "Content-Type", value: "application/json"),
                 (name: "Cache-Control", value: "max-age=\(maxAge)"),
             ],
-            body: stats.json)
+            body: stats.json
+        ).prepared()
     }
 }
 

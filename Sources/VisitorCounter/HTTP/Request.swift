@@ -16,7 +16,7 @@ public struct Request: Sendable, Equatable {
         countryCode: String? = nil, countryName: String? = nil
     ) {
         self.method = method
-        self.path = String(uri.prefix { $0 != "?" })
+        self.path = uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(uri[..<$0]) } ?? uri
         self.remoteAddress = remoteAddress
         self.userAgent = userAgent
         self.countryCode = countryCode

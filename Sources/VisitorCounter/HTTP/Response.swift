@@ -1,15 +1,32 @@
 /// An answer as the responder writes it back through FastCGI: a CGI `Status` line, headers and a body.
 public struct Response: Sendable, Equatable {
-    public var status: Int
-    public var headers: [(name: String, value: String)]
-    public var body: String
+    public var status: Int { didSet { encoded = nil } }
+    public var headers: [(name: String, value: String)] { didSet { encoded = nil } }
+    public var body: String { didSet { encoded = nil } }
     /// `false` for a `HEAD` answer: the headers describe `body`, which is not sent.
     public var sendsBody = true
+    /// The header block and the body as the bytes that go out, made once by ``prepared()`` for an
+    /// answer sent to many requests; any change to the answer drops them.
+    public private(set) var encoded: (bytes: [UInt8], headerCount: Int)?
 
     public init(status: Int, headers: [(name: String, value: String)], body: String) {
         self.status = status
         self.headers = headers
         self.body = body
+    }
+
+    /// This answer with its bytes made once, for the pages every request is answered from.
+    public func prepared() -> Response {
+        var copy = self
+        let header = Array(headerBlock.utf8)
+        copy.encoded = (header + Array(body.utf8), header.count)
+        return copy
+    }
+
+    /// The bytes to send: the header block, and the body unless this is a `HEAD` answer.
+    public var wireBytes: ArraySlice<UInt8> {
+        let (bytes, headerCount) = encoded ?? prepared().encoded!
+        return bytes[..<(sendsBody ? bytes.count : headerCount)]
     }
 
     public static func == (lhs: Response, rhs: Response) -> Bool {

@@ -105,35 +105,60 @@ public final class FastCGIWorker: Sendable {
     }
 
     private func answer(_ request: UnsafeMutablePointer<FCGX_Request>) {
-        let environment = request.pointee.envp
-        func param(_ name: String) -> String? {
-            FCGX_GetParam(name, environment).map { String(cString: $0) }
-        }
-        let userAgent = FCGX_GetParam("HTTP_USER_AGENT", environment).map {
-            Array(UnsafeRawBufferPointer(start: $0, count: strlen($0)))
-        }
+        let params = Params(request.pointee.envp)
         let response = router.respond(
             to: Request(
-                method: param("REQUEST_METHOD") ?? "GET",
-                uri: param("REQUEST_URI") ?? "/",
-                remoteAddress: param("REMOTE_ADDR"),
-                userAgent: userAgent ?? [],
-                countryCode: param("GEOIP_COUNTRY_CODE"),
-                countryName: param("GEOIP_COUNTRY_NAME")))
-        let out = request.pointee.out
-        var written = put(response.headerBlock, to: out)
-        if response.sendsBody { written = written && put(response.body, to: out) }
+                method: params.method.map { String(cString: $0) } ?? "GET",
+                uri: params.uri.map { String(cString: $0) } ?? "/",
+                remoteAddress: params.remoteAddress.map { String(cString: $0) },
+                userAgent: params.userAgent.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? [],
+                countryCode: params.countryCode.map { String(cString: $0) },
+                countryName: params.countryName.map { String(cString: $0) }))
+        let written = response.wireBytes.withUnsafeBytes { bytes in
+            FCGX_PutStr(bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count), request.pointee.out)
+                == Int32(bytes.count)
+        }
         if !written {
             logger.debug("client went away before the answer was written")
         }
     }
+}
 
-    private func put(_ text: String, to stream: UnsafeMutablePointer<FCGX_Stream>?) -> Bool {
-        var text = text
-        return text.withUTF8 { bytes in
-            guard let base = bytes.baseAddress else { return true }
-            return base.withMemoryRebound(to: CChar.self, capacity: bytes.count) {
-                FCGX_PutStr($0, Int32(bytes.count), stream) == Int32(bytes.count)
+/// The params the router reads, found in one pass over a request's `NAME=value` environment:
+/// `FCGX_GetParam` would walk all of it (some 35 params from nginx) once per name.
+private struct Params {
+    var method: UnsafePointer<CChar>?
+    var uri: UnsafePointer<CChar>?
+    var remoteAddress: UnsafePointer<CChar>?
+    var userAgent: UnsafePointer<CChar>?
+    var countryCode: UnsafePointer<CChar>?
+    var countryName: UnsafePointer<CChar>?
+
+    init(_ environment: FCGX_ParamArray?) {
+        guard var cursor = environment else { return }
+        while let entry = cursor.pointee {
+            defer { cursor += 1 }
+            switch UInt8(bitPattern: entry.pointee) {
+            case UInt8(ascii: "R"):
+                if let value = Self.value(entry, "REQUEST_METHOD=") { method = value }
+                else if let value = Self.value(entry, "REQUEST_URI=") { uri = value }
+                else if let value = Self.value(entry, "REMOTE_ADDR=") { remoteAddress = value }
+            case UInt8(ascii: "H"):
+                if let value = Self.value(entry, "HTTP_USER_AGENT=") { userAgent = value }
+            case UInt8(ascii: "G"):
+                if let value = Self.value(entry, "GEOIP_COUNTRY_CODE=") { countryCode = value }
+                else if let value = Self.value(entry, "GEOIP_COUNTRY_NAME=") { countryName = value }
+            default:
+                break
+            }
+        }
+    }
+
+    /// The value of `entry` when it starts with `prefix` (`NAME=`).
+    private static func value(_ entry: UnsafeMutablePointer<CChar>, _ prefix: StaticString) -> UnsafePointer<CChar>? {
+        prefix.withUTF8Buffer { name in
+            name.withMemoryRebound(to: CChar.self) { name in
+                strncmp(entry, name.baseAddress!, name.count) == 0 ? UnsafePointer(entry + name.count) : nil
             }
         }
     }

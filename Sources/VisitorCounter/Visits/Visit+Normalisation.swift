@@ -9,18 +9,18 @@ extension Visit {
     ///
     /// GeoIP's pseudo-codes with digits (`A1` anonymous proxy, `A2` satellite, `O1` other) become `XX`.
     public static func normalisedCountryCode(_ raw: String?) -> String {
-        guard let raw else { return unknownCountryCode }
-        let bytes = Array(raw.utf8)
-        guard bytes.count == 2 else { return unknownCountryCode }
-        var result: [UInt8] = []
-        for byte in bytes {
+        guard let raw, raw.utf8.count == 2 else { return unknownCountryCode }
+        var upper = (UInt8(0), UInt8(0))
+        for (index, byte) in raw.utf8.enumerated() {
+            let letter: UInt8
             switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"): result.append(byte)
-            case UInt8(ascii: "a")...UInt8(ascii: "z"): result.append(byte - 32)
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): letter = byte
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): letter = byte - 32
             default: return unknownCountryCode
             }
+            if index == 0 { upper.0 = letter } else { upper.1 = letter }
         }
-        return String(decoding: result, as: UTF8.self)
+        return String(decoding: [upper.0, upper.1], as: UTF8.self)
     }
 
     /// The GeoIP name when it is present and sane, else the name known for the code, else `Unknown`.
@@ -28,10 +28,13 @@ extension Visit {
     /// A sane name is 1 to 64 characters of letters, spaces and the punctuation real country names use
     /// (`Korea, Republic of`, `Cote D'Ivoire`, `Bosnia and Herzegovina`, `Saint Kitts & Nevis`).
     public static func countryName(code: String, geoIPName: String?) -> String {
+        let known = CountryNames.name(forCode: code)
+        // The usual case, GeoIP's name is the one known for the code: no need to look at its characters.
+        if let known, geoIPName == known { return known }
         if let name = geoIPName?.trimmingCharacters(in: .whitespaces), isSaneCountryName(name) {
             return name
         }
-        return CountryNames.name(forCode: code) ?? unknownCountryName
+        return known ?? unknownCountryName
     }
 
     static func isSaneCountryName(_ name: String) -> Bool {
@@ -68,11 +71,10 @@ extension Visit {
     public static func canonicalIP(_ raw: String) -> String? {
         // Room for either address family; inet_pton writes 4 or 16 bytes.
         var address = in6_addr()
-        for family in [AF_INET, AF_INET6] where inet_pton(family, raw, &address) == 1 {
-            var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-            guard inet_ntop(family, &address, &text, socklen_t(text.count)) != nil else { return nil }
-            return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let family = raw.utf8.contains(UInt8(ascii: ":")) ? AF_INET6 : AF_INET
+        guard inet_pton(family, raw, &address) == 1 else { return nil }
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(INET6_ADDRSTRLEN)) { text in
+            inet_ntop(family, &address, text.baseAddress, socklen_t(text.count)).map { String(cString: $0) }
         }
-        return nil
     }
 }
