@@ -71,9 +71,9 @@ trap cleanup EXIT
 setsid "$counter_bin" serve --listen "unix:$dir/counter.sock" --database "$dir/visitors.sqlite" 2>"$dir/counter.log" &
 counter_pid=$!; pids+=("$counter_pid")
 setsid "$dir/limit-responder" "$dir/limit.sock" "$workers" "$threads" 2>"$dir/limit.log" &
-pids+=("$!")
+limit_pid=$!; pids+=("$limit_pid")
 setsid "$php_fpm" -R -F -y "$dir/php-fpm.conf" 2>"$dir/php-fpm.stderr" &
-pids+=("$!")
+php_pid=$!; pids+=("$php_pid")
 for socket in counter limit php; do
     for _ in $(seq 100); do [ -S "$dir/$socket.sock" ] && break; sleep 0.1; done
     [ -S "$dir/$socket.sock" ] || { echo "the $socket responder did not start; see $dir" >&2; exit 1; }
@@ -82,21 +82,34 @@ setsid nginx -c "$dir/nginx.conf" 2>"$dir/nginx.log" &
 pids+=("$!")
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port_counter/api/sys/stats" && break; sleep 0.1; done
 
-# run NAME URL SECONDS: one wrk run; appends "NAME rps p50 p99 ok failed" to results.
+# CPU time (user + system, in clock ticks) used so far by the children of process $1: the workers.
+cpu_ticks() { local total=0 pid; for pid in $(pgrep -P "$1"); do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done; echo "$total"; }
+hz=$(getconf CLK_TCK)
+
+# run NAME URL SECONDS: one wrk run; appends "NAME rps p50 p99 ok failed cpu_us_per_request" to results.
 answered=0   # 200 answers to GET / from the counter, to check against the visits stored
 runs=0
 run() {
-    local name=$1 url=$2 duration=$3 line
+    local name=$1 url=$2 duration=$3 line server before after
+    case $url in
+        *":$port_counter/"*) server=$counter_pid ;;
+        *":$port_limit/"*) server=$limit_pid ;;
+        *) server=$php_pid ;;
+    esac
+    before=$(cpu_ticks "$server")
     line=$(wrk -t 2 -c "$connections" -d "${duration}s" --latency -s bench/wrk.lua "$url" | grep '^RESULT')
-    local rps p50 p99 ok failed
+    after=$(cpu_ticks "$server")
+    local rps p50 p99 ok failed cpu
     rps=$(sed -E 's/.* rps=([0-9.]+).*/\1/' <<<"$line")
     p50=$(sed -E 's/.* p50_ms=([0-9.]+).*/\1/' <<<"$line")
     p99=$(sed -E 's/.* p99_ms=([0-9.]+).*/\1/' <<<"$line")
     ok=$(sed -E 's/.* ok=([0-9]+).*/\1/' <<<"$line")
     failed=$(sed -E 's/.* failed=([0-9]+).*/\1/' <<<"$line")
-    echo "$name $rps $p50 $p99 $ok $failed" >> "$dir/results"
+    cpu=$(awk -v ticks=$((after - before)) -v hz="$hz" -v requests="$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")" \
+        'BEGIN {printf "%.1f", ticks / hz * 1e6 / requests}')
+    echo "$name $rps $p50 $p99 $ok $failed $cpu" >> "$dir/results"
     if [ "$url" = "http://127.0.0.1:$port_counter/" ]; then answered=$((answered + ok)); runs=$((runs + 1)); fi
-    printf '%-14s %10.0f req/s  p50 %7.2f ms  p99 %7.2f ms  failed %s\n' "$name" "$rps" "$p50" "$p99" "$failed" >&2
+    printf '%-14s %10.0f req/s  p50 %7.2f ms  p99 %7.2f ms  failed %s  %s µs CPU/request\n' "$name" "$rps" "$p50" "$p99" "$failed" "$cpu" >&2
 }
 
 : > "$dir/results"
@@ -112,29 +125,42 @@ for round in $(seq "$rounds"); do
     run counter-stats "http://127.0.0.1:$port_counter/api/sys/stats" "$seconds"
 done
 
-# GET / while another process writes batches of 100,000 visits into the same file. It runs at nice 19,
-# so that what shows is the database being busy, not a fourth process taking the two cores.
-echo "GET / while batches of 100,000 visits are written" >&2
-simulated=0
-(
+# The writer's rate under the rounds' load, before any other process writes into the file.
+sleep 3   # the last visits written
+metrics=$(curl -s "http://127.0.0.1:$port_counter/api/sys/metrics")
+write_seconds=$(awk '/^visitor_counter_write_duration_seconds_sum/ {s += $2} END {print s}' <<<"$metrics")
+visits_written=$(awk '/^visitor_counter_visits_written_total/ {s += $2} END {print s}' <<<"$metrics")
+
+# GET / while another process writes batches of 100,000 visits into the same file; and, as the control,
+# into another file on the same disk. The batch writer runs at nice 19, but it still costs the two
+# cores some work (its I/O above all): a request that waited for the database would show as a slower
+# p99 with the same file than with the other one.
+batch_writer() {
+    local database=$1
     sleep 1
-    end=$((SECONDS + seconds - 2))
+    local end=$((SECONDS + seconds - 2))
     while [ $SECONDS -lt "$end" ]; do
-        nice -n 19 "$counter_bin" simulate --database "$dir/visitors.sqlite" --visits 100000 --batch-size 100000 --threads 1 --flush-interval 60 >> "$dir/simulate.out"
+        nice -n 19 "$counter_bin" simulate --database "$database" --visits 100000 --batch-size 100000 --threads 1 \
+            --flush-interval 60 >> "$database.out"
     done
-) &
-writer=$!
-run counter-100k "http://127.0.0.1:$port_counter/" "$seconds"
-wait "$writer"
-simulated=$(grep -o '"written": [0-9]*' "$dir/simulate.out" | awk '{s += $2} END {print s + 0}')
-batches=$(grep -c written "$dir/simulate.out" || true)
+}
+for round in 1 2; do
+    echo "GET / while batches of 100,000 visits are written, round $round of 2" >&2
+    batch_writer "$dir/visitors.sqlite" &
+    writer=$!
+    run counter-100k "http://127.0.0.1:$port_counter/" "$seconds"
+    wait "$writer"
+    batch_writer "$dir/other.sqlite" &
+    writer=$!
+    run counter-100k-other "http://127.0.0.1:$port_counter/" "$seconds"
+    wait "$writer"
+done
+simulated=$(grep -o '"written": [0-9]*' "$dir/visitors.sqlite.out" | awk '{s += $2} END {print s + 0}')
+batches=$(grep -c written "$dir/visitors.sqlite.out" || true)
 
 echo "30 s at full load for the workers' RSS" >&2
 run counter-30s "http://127.0.0.1:$port_counter/" 30
 worker_rss=$(for pid in $(pgrep -P "$counter_pid"); do awk '/VmRSS/ {printf "%.1f ", $2 / 1024}' "/proc/$pid/status"; done)
-metrics=$(curl -s "http://127.0.0.1:$port_counter/api/sys/metrics")
-write_seconds=$(awk '/^visitor_counter_write_duration_seconds_sum/ {s += $2} END {print s}' <<<"$metrics")
-visits_written=$(awk '/^visitor_counter_visits_written_total/ {s += $2} END {print s}' <<<"$metrics")
 
 kill -TERM "$counter_pid"
 wait "$counter_pid" || true
@@ -143,29 +169,30 @@ stored=$("$counter_bin" stats --database "$dir/visitors.sqlite" | sed -E 's/.*"t
 # The report: medians over the rounds.
 median() { awk -v name="$1" -v field="$2" '$1 == name {print $field}' "$dir/results" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-declare -A rps p50 p99
-for name in counter limit php counter-stats counter-100k counter-30s; do
-    rps[$name]=$(median "$name" 2); p50[$name]=$(median "$name" 3); p99[$name]=$(median "$name" 4)
+declare -A rps p50 p99 cpu
+for name in counter limit php counter-stats counter-100k counter-100k-other counter-30s; do
+    rps[$name]=$(median "$name" 2); p50[$name]=$(median "$name" 3); p99[$name]=$(median "$name" 4); cpu[$name]=$(median "$name" 7)
 done
 failed_total=$(awk '$1 !~ /^warmup/ {s += $6} END {print s}' "$dir/results")
 writer_rate=$(awk -v v="$visits_written" -v s="$write_seconds" 'BEGIN {printf "%.0f", (s > 0) ? v / s : 0}')
 unanswered=$((stored - simulated - answered))
 if [ "$unanswered" -ge 0 ] && [ "$unanswered" -le $((connections * runs)) ]; then check="ok"; else check="MISMATCH"; fi
 
-row() { printf '| %s | %.0f | %.2f | %.2f | %s |\n' "$1" "${rps[$2]}" "${p50[$2]}" "${p99[$2]}" "$3"; }
+row() { printf '| %s | %.0f | %.2f | %.2f | %.1f | %s |\n' "$1" "${rps[$2]}" "${p50[$2]}" "${p99[$2]}" "${cpu[$2]}" "$3"; }
 report=$(
     echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), Debian $(cat /etc/debian_version), $(swift --version 2>/dev/null | head -1 | sed -E 's/.*(Swift version [0-9.]+).*/\1/'); $(date -u +%Y-%m-%d)."
     echo "wrk: 2 threads, $connections connections, $rounds rounds of ${seconds} s per system, alternating; medians."
     echo
-    echo "| system | requests/s | p50 ms | p99 ms | vs the limit |"
-    echo "| --- | --- | --- | --- | --- |"
+    echo "| system | requests/s | p50 ms | p99 ms | server CPU µs per request | vs the limit |"
+    echo "| --- | --- | --- | --- | --- | --- |"
     row "counter \`GET /\`" counter "$(ratio "${rps[counter]}" "${rps[limit]}")x requests/s, $(ratio "${p99[counter]}" "${p99[limit]}")x p99"
     row "counter \`GET /api/sys/stats\`" counter-stats "$(ratio "${rps[counter-stats]}" "${rps[limit]}")x requests/s"
     row "limit (C, libfcgi, fixed body)" limit "1.00x"
     row "PHP-FPM, a transaction per visit" php "counter \`GET /\` is $(ratio "${rps[counter]}" "${rps[php]}")x this"
-    row "counter \`GET /\` while 100,000-visit batches are written" counter-100k "p99 $(ratio "${p99[counter-100k]}" "${p99[counter]}")x the plain rounds'; $batches batches written"
+    row "counter \`GET /\` while 100,000-visit batches go into its database" counter-100k "p99 $(ratio "${p99[counter-100k]}" "${p99[counter-100k-other]}")x the control's; $batches batches written"
+    row "control: the same batches into another file" counter-100k-other "p99 $(ratio "${p99[counter-100k-other]}" "${p99[counter]}")x the plain rounds'"
     echo
-    echo "Failed requests (non-2xx or errors) over all rounds: $failed_total. Writer: $writer_rate visits per second of write time ($visits_written visits written). Worker RSS after 30 s at full load: ${worker_rss% } MiB. Visits stored: $stored = $answered answered with 200 + $simulated from the batch writer + $unanswered in flight when wrk stopped (at most $connections per run): $check."
+    echo "Failed requests (non-2xx or errors) over all rounds: $failed_total. Writer: $writer_rate visits per second of write time over the rounds ($visits_written visits; the time includes waiting for the other workers' transactions). Worker RSS after 30 s at full load: ${worker_rss% } MiB. Visits stored: $stored = $answered answered with 200 + $simulated from the batch writer + $unanswered in flight when wrk stopped (at most $connections per run): $check."
 )
 echo
 echo "$report"
