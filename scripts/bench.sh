@@ -173,7 +173,7 @@ declare -A rps p50 p99 cpu
 for name in counter limit php counter-stats counter-100k counter-100k-other counter-30s; do
     rps[$name]=$(median "$name" 2); p50[$name]=$(median "$name" 3); p99[$name]=$(median "$name" 4); cpu[$name]=$(median "$name" 7)
 done
-failed_total=$(awk '$1 !~ /^warmup/ {s += $6} END {print s}' "$dir/results")
+failed() { awk -v name="$1" '$1 == name || $1 == "warmup-" name || index($1, name "-") == 1 {s += $6} END {print s + 0}' "$dir/results"; }
 writer_rate=$(awk -v v="$visits_written" -v s="$write_seconds" 'BEGIN {printf "%.0f", (s > 0) ? v / s : 0}')
 unanswered=$((stored - simulated - answered))
 if [ "$unanswered" -ge 0 ] && [ "$unanswered" -le $((connections * runs)) ]; then check="ok"; else check="MISMATCH"; fi
@@ -192,7 +192,7 @@ report=$(
     row "counter \`GET /\` while 100,000-visit batches go into its database" counter-100k "p99 $(ratio "${p99[counter-100k]}" "${p99[counter-100k-other]}")x the control's; $batches batches written"
     row "control: the same batches into another file" counter-100k-other "p99 $(ratio "${p99[counter-100k-other]}" "${p99[counter]}")x the plain rounds'"
     echo
-    echo "Failed requests (non-2xx or errors) over all rounds: $failed_total. Writer: $writer_rate visits per second of write time over the rounds ($visits_written visits; the time includes waiting for the other workers' transactions). Worker RSS after 30 s at full load: ${worker_rss% } MiB. Visits stored: $stored = $answered answered with 200 + $simulated from the batch writer + $unanswered in flight when wrk stopped (at most $connections per run): $check."
+    echo "Failed requests (non-2xx or errors), warm-up included: counter $(failed counter), limit $(failed limit), PHP $(failed php); a failure is a non-2xx answer or a wrk socket error, a request over wrk's 2 s timeout included. Writer: $writer_rate visits per second of write time over the rounds ($visits_written visits; the time includes waiting for the other workers' transactions). Worker RSS after 30 s at full load: ${worker_rss% } MiB. Visits stored: $stored = $answered answered with 200 + $simulated from the batch writer + $unanswered in flight when wrk stopped (at most $connections per run): $check."
 )
 echo
 echo "$report"
