@@ -99,4 +99,18 @@ struct RouterTests {
     func badListenAddresses(argument: String) {
         #expect(ListenAddress(argument: argument) == nil)
     }
+
+    @Test func thePagesAreSentAsBytesMadeOnceAndHeadSendsOnlyTheHeader() throws {
+        let pages = RenderedPages(stats: stats, maxAge: 7)
+        #expect(pages.statsJSON.encoded != nil)
+        let full = Array(pages.statsJSON.headerBlock.utf8) + Array(pages.statsJSON.body.utf8)
+        #expect(Array(pages.statsJSON.wireBytes) == full)
+        let head = router.respond(to: Request(method: "HEAD", uri: "/api/sys/stats"))
+        #expect(Array(head.wireBytes) == Array(pages.statsJSON.headerBlock.utf8))
+        // A changed answer is encoded afresh.
+        var changed = pages.index
+        changed.headers.append((name: "X-Test", value: "1"))
+        #expect(changed.encoded == nil)
+        #expect(String(decoding: changed.wireBytes, as: UTF8.self).contains("X-Test: 1\r\n"))
+    }
 }
