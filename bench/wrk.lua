@@ -9,7 +9,11 @@ local counter = 0
 
 request = function()
     counter = counter + 1
-    return wrk.format(nil, nil, { ["X-Forwarded-For"] = addresses[counter % #addresses + 1] })
+    return wrk.format(nil, nil, {
+        ["X-Forwarded-For"] = addresses[counter % #addresses + 1],
+        -- A browser's: wrk's own requests carry no user agent, and the counter counts those as bots.
+        ["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    })
 end
 
 done = function(summary, latency, requests)

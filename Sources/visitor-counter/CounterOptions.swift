@@ -32,6 +32,9 @@ struct CounterOptions: ParsableArguments {
         help: "Seconds a worker may hold an unwritten visit before /api/sys/health answers 503.")
     var healthThreshold: Int = 60
 
+    @Flag(help: "Count requests from crawlers, monitors and HTTP libraries as visits, instead of apart as bots.")
+    var countBots = false
+
     func validate() throws {
         guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads must be from 1 to 1024") }
         guard flushInterval > 0, flushInterval <= 3600 else {
@@ -64,7 +67,7 @@ struct CounterOptions: ParsableArguments {
             database: databasePath, index: index, threads: threads,
             recorder: VisitRecorder.Configuration(
                 batchSize: batchSize, flushInterval: .milliseconds(Int64(flushInterval * 1000)), bufferLimit: bufferLimit),
-            statsCache: .seconds(statsCache), healthThreshold: .seconds(healthThreshold))
+            statsCache: .seconds(statsCache), healthThreshold: .seconds(healthThreshold), countsBots: countBots)
     }
 
     /// The same options spelled out again, for a worker's command line.
@@ -73,6 +76,6 @@ struct CounterOptions: ParsableArguments {
             "--database", databasePath, "--threads", "\(threads)", "--flush-interval", "\(flushInterval)",
             "--batch-size", "\(batchSize)", "--stats-cache", "\(statsCache)", "--buffer-limit", "\(bufferLimit)",
             "--health-threshold", "\(healthThreshold)",
-        ]
+        ] + (countBots ? ["--count-bots"] : [])
     }
 }

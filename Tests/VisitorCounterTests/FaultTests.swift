@@ -220,6 +220,7 @@ struct FaultTests {
             "/api/sys/", "/api/sys/nope", "/api/../api/sys/stats", "/%00", "//", "/index.html", "/%2e%2e/etc/passwd", "*",
         ]
         var counted = 0
+        var bots = 0
         var statuses: [Int: Int] = [:]
         for _ in 0..<3000 {
             let method = methods[random.next(methods.count)]
@@ -235,21 +236,26 @@ struct FaultTests {
             let body = method == "GET" ? [] : random.bytes(random.next(10) == 0 ? 200_000 : random.next(2000), from: 0x00...0xff)
             var request = Array("\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n".utf8)
             request += Array("X-Forwarded-For: \(LoadGenerator.addresses[random.next(LoadGenerator.addresses.count)])\r\n".utf8)
-            if random.next(5) != 3 { request += Array("User-Agent: ".utf8) + userAgent + Array("\r\n".utf8) }
+            let sendsUserAgent = random.next(5) != 3
+            if sendsUserAgent { request += Array("User-Agent: ".utf8) + userAgent + Array("\r\n".utf8) }
+            let isBot = !sendsUserAgent || BotClassifier.isBot(Visit.normalisedUserAgent(userAgent))
             if !body.isEmpty { request += Array("Content-Length: \(body.count)\r\n".utf8) }
             request += Array("\r\n".utf8) + body
             let status = try stack.rawExchange(request)
             statuses[status ?? 0, default: 0] += 1
-            if status == 200, method == "GET", path.hasPrefix("/?") || path == "/" { counted += 1 }
+            if status == 200, method == "GET", path.hasPrefix("/?") || path == "/" {
+                if isBot { bots += 1 } else { counted += 1 }
+            }
         }
         #expect(stack.counter.process.isRunning)
         #expect(try stack.request("GET", "/api/sys/stats").status == 200)
         #expect(stack.stopCounter() == 0)
-        print("fault malformed: statuses \(statuses.sorted { $0.key < $1.key }), \(counted) visits")
+        print("fault malformed: statuses \(statuses.sorted { $0.key < $1.key }), \(counted) visits, \(bots) bots")
         #expect(statuses.filter { $0.key >= 500 }.isEmpty, "\(statuses)")
         #expect(counted > 100)
         try Self.expectExact(stack, answered: counted)
         let store = try VisitorStore(path: stack.databasePath)
+        #expect(try store.stats().bots == bots)
         let (longest, controls, codes) = try store.read { db in
             (
                 try Int.fetchOne(db, sql: "SELECT max(length(CAST(user_agent AS BLOB))) FROM visitors") ?? 0,

@@ -170,7 +170,9 @@ final class LocalStack: @unchecked Sendable {
         let descriptor = try connectToNginx()
         defer { close(descriptor) }
         var text = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        var sent = headers
+        if !sent.keys.contains(where: { $0.lowercased() == "user-agent" }) { sent["User-Agent"] = Self.browser }
+        for (name, value) in sent { text += "\(name): \(value)\r\n" }
         text += "\r\n"
         let bytes = Array(text.utf8)
         guard send(descriptor, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else { throw TestFailure("send failed") }
@@ -233,6 +235,9 @@ final class LocalStack: @unchecked Sendable {
         }
         return descriptor
     }
+
+    /// The user agent requests carry unless a test gives another: a browser's, so they count as visits.
+    static let browser = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 
     static func freePort() throws -> UInt16 {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -84,6 +84,8 @@ final class SQLiteWriteLock {
     init(_ path: String) throws {
         var configuration = Configuration()
         configuration.allowsUnsafeTransactions = true
+        // The counter's workers may be in the middle of a write: wait for them, as another process would.
+        configuration.busyMode = .timeout(10)
         queue = try DatabaseQueue(path: path, configuration: configuration)
         try queue.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
     }

@@ -48,7 +48,7 @@ struct VisitorStoreTests {
         #expect(version == VisitorStore.schemaVersion)
         #expect(journalMode == "wal")
         #expect(synchronous == 1)  // NORMAL
-        #expect(tables == ["replayed_spills", "visitor_countries", "visitor_stats", "visitors"])
+        #expect(tables == ["replayed_spills", "visitor_countries", "visitor_stats", "visitors", "visits_per_minute"])
         #expect(indexes == ["visitors_country_code", "visitors_timestamp"])
         #expect(try store.stats() == VisitorStats(totalVisitors: 0, countries: [:], lastUpdated: nil))
     }
@@ -171,12 +171,68 @@ struct VisitorStoreTests {
     @Test func theStatsJSONHasTheAPIShape() {
         let stats = VisitorStats(
             totalVisitors: 150, countries: ["GB": 50, "US": 100],
-            lastUpdated: UTCTimestamp.parse("2024-03-20T12:00:00Z"))
+            lastUpdated: UTCTimestamp.parse("2024-03-20T12:00:00Z"), bots: 7,
+            recent: .init(last5Minutes: 1, lastHour: 2, lastDay: 3))
         #expect(
             stats.json
-                == #"{"total_visitors": 150, "countries": {"US": 100, "GB": 50}, "last_updated": "2024-03-20T12:00:00Z"}"#)
+                == #"{"total_visitors": 150, "countries": {"US": 100, "GB": 50}, "last_updated": "2024-03-20T12:00:00Z", "#
+                + #""recent": {"last_5m": 1, "last_1h": 2, "last_24h": 3}, "bots": 7}"#)
         #expect(
             VisitorStats(totalVisitors: 0, countries: [:], lastUpdated: nil).json
-                == #"{"total_visitors": 0, "countries": {}, "last_updated": null}"#)
+                == #"{"total_visitors": 0, "countries": {}, "last_updated": null, "recent": {"last_5m": 0, "last_1h": 0, "last_24h": 0}, "bots": 0}"#)
+    }
+
+    static func visit(_ code: String, at time: Date, userAgent: String = "Mozilla/5.0 (test)") -> Visit {
+        Visit(trustedIP: "192.0.2.1", userAgent: userAgent, country: code, countryCode: code, time: time)
+    }
+
+    @Test func theRecentWindowsSlideWithTheClock() throws {
+        let store = try VisitorStore(path: directory.path("windows.sqlite"))
+        let start = Date(timeIntervalSince1970: 1_800_000_000)  // on a minute
+        // One visit 1, 3, 10, 90 and 1,500 minutes before `start`, two in the minute of `start`.
+        let ages = [1, 3, 10, 90, 1500, 0, 0]
+        try store.write(VisitBatch(counting: ages.map { Self.visit("US", at: start - Double($0 * 60)) }), at: start)
+        #expect(try store.stats(now: start).recent == .init(last5Minutes: 4, lastHour: 5, lastDay: 6))
+        #expect(try store.stats(now: start + 59).recent == .init(last5Minutes: 4, lastHour: 5, lastDay: 6))
+        #expect(try store.stats(now: start + 3 * 60).recent == .init(last5Minutes: 3, lastHour: 5, lastDay: 6))
+        #expect(try store.stats(now: start + 51 * 60).recent == .init(last5Minutes: 0, lastHour: 4, lastDay: 6))
+        #expect(try store.stats(now: start + 23 * 3600).recent == .init(last5Minutes: 0, lastHour: 0, lastDay: 5))
+        // Only the per-minute counts age: the total keeps every visit.
+        #expect(try store.stats(now: start + 2 * 86400).recent == .init())
+        #expect(try store.stats(now: start + 2 * 86400).totalVisitors == 7)
+    }
+
+    @Test func minutesOlderThanADayAreDroppedAsBatchesAreWritten() throws {
+        let store = try VisitorStore(path: directory.path("prune.sqlite"))
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        try store.write(VisitBatch(counting: [Self.visit("US", at: start)]), at: start)
+        try store.write(VisitBatch(counting: [Self.visit("US", at: start + 86400)]), at: start + 86400)
+        let minutes = try store.read { db in try Int.fetchAll(db, sql: "SELECT minute FROM visits_per_minute") }
+        #expect(minutes == [Int(start.timeIntervalSince1970) / 60 + 1440])
+    }
+
+    @Test func botsAreCountedApartAndNotStored() throws {
+        let store = try VisitorStore(path: directory.path("bots.sqlite"))
+        let now = Date()
+        let agents = [
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "curl/8.5.0", "",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+        ]
+        var batch = VisitBatch(counting: agents.map { Self.visit("DE", at: now, userAgent: $0) })
+        batch.countWithoutRow(Self.visit("FR", at: now))
+        try store.write(batch)
+        let stats = try store.stats()
+        #expect(stats.totalVisitors == 2)
+        #expect(stats.bots == 3)
+        #expect(stats.countries == ["DE": 1, "FR": 1])
+        #expect(stats.recent.last5Minutes == 2)
+        #expect(try store.visitorRowCount() == 1)
+        try Self.expectInvariant(store)
+
+        let counting = try VisitorStore(path: directory.path("bots-counted.sqlite"), countsBots: true)
+        try counting.write(VisitBatch(counting: agents.map { Self.visit("DE", at: now, userAgent: $0) }))
+        #expect(try counting.stats().totalVisitors == 4)
+        #expect(try counting.stats().bots == 0)
+        #expect(try counting.visitorRowCount() == 4)
     }
 }

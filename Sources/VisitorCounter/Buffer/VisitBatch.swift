@@ -13,12 +13,18 @@ public struct VisitBatch: Sendable, Equatable {
     public var countsWithoutRows: [String: Int]
     /// Visits counted in the totals that have no row in ``visits``.
     public var visitsWithoutRows: Int
+    /// Visits per minute (Unix time / 60) among those counted without a row, for the recent windows.
+    public var minutesWithoutRows: [Int: Int] = [:]
     /// When the oldest visit in the batch was answered: how long the batch has waited, for health checks.
     public var oldestVisit: Date?
 
-    public init(visits: [Visit] = [], countsWithoutRows: [String: Int] = [:], oldestVisit: Date? = nil) {
+    public init(
+        visits: [Visit] = [], countsWithoutRows: [String: Int] = [:], minutesWithoutRows: [Int: Int] = [:],
+        oldestVisit: Date? = nil
+    ) {
         self.visits = visits
         self.countsWithoutRows = countsWithoutRows
+        self.minutesWithoutRows = minutesWithoutRows
         self.visitsWithoutRows = countsWithoutRows.values.reduce(0, +)
         self.oldestVisit = oldestVisit ?? visits.lazy.map(\.time).min()
     }
@@ -48,6 +54,7 @@ public struct VisitBatch: Sendable, Equatable {
     /// Adds a visit to the counts only.
     mutating func countWithoutRow(_ visit: Visit) {
         countsWithoutRows[visit.countryCode, default: 0] += 1
+        minutesWithoutRows[visit.minute, default: 0] += 1
         visitsWithoutRows += 1
         if oldestVisit == nil { oldestVisit = visit.time }
     }
@@ -56,7 +63,13 @@ public struct VisitBatch: Sendable, Equatable {
     mutating func merge(_ other: VisitBatch) {
         visits += other.visits
         countsWithoutRows.merge(other.countsWithoutRows, uniquingKeysWith: +)
+        minutesWithoutRows.merge(other.minutesWithoutRows, uniquingKeysWith: +)
         visitsWithoutRows += other.visitsWithoutRows
         oldestVisit = [oldestVisit, other.oldestVisit].compactMap { $0 }.min()
     }
+}
+
+extension Visit {
+    /// The minute of the visit, as Unix time / 60: the key of the per-minute counts.
+    public var minute: Int { Int((time.timeIntervalSince1970 / 60).rounded(.down)) }
 }

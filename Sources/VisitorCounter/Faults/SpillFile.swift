@@ -45,6 +45,7 @@ public struct SpillFile: Sendable {
         var spilledAt: String
         var visits: [Row]
         var countsWithoutRows: [String: Int]
+        var minutesWithoutRows: [String: Int]
 
         var batch: VisitBatch {
             VisitBatch(
@@ -53,7 +54,10 @@ public struct SpillFile: Sendable {
                         trustedIP: row.ip, userAgent: row.userAgent, country: row.country, countryCode: row.countryCode,
                         time: UTCTimestamp.parse(row.timestamp) ?? Date(timeIntervalSince1970: 0))
                 },
-                countsWithoutRows: countsWithoutRows)
+                countsWithoutRows: countsWithoutRows,
+                minutesWithoutRows: Dictionary(uniqueKeysWithValues: minutesWithoutRows.compactMap { key, value in
+                    Int(key).map { ($0, value) }
+                }))
         }
     }
 
@@ -67,7 +71,8 @@ public struct SpillFile: Sendable {
                     ip: visit.ip, userAgent: visit.userAgent, country: visit.country, countryCode: visit.countryCode,
                     timestamp: UTCTimestamp.format(visit.time, milliseconds: true))
             },
-            countsWithoutRows: batch.countsWithoutRows)
+            countsWithoutRows: batch.countsWithoutRows,
+            minutesWithoutRows: Dictionary(uniqueKeysWithValues: batch.minutesWithoutRows.map { ("\($0.key)", $0.value) }))
         var line = Array(try Self.encoder.encode(record))
         line.append(UInt8(ascii: "\n"))
         try LockedFile.withAppendLock(path) { descriptor, size in

@@ -57,6 +57,8 @@ enum IndexPage {
             <body>
             <h1>Visitors</h1>
             <p><strong id="total">\(stats.totalVisitors)</strong> visits in all. Last updated \(updated).</p>
+            <p>\(stats.recent.last5Minutes) in the last 5 minutes, \(stats.recent.lastHour) in the last hour, \
+            \(stats.recent.lastDay) in the last 24 hours. \(stats.bots) requests from bots, not counted.</p>
             <table>
             <thead><tr><th scope="col">Country</th><th scope="col">Code</th><th scope="col" class="n">Visits</th></tr></thead>
             <tbody>

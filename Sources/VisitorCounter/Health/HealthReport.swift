@@ -96,8 +96,8 @@ public struct HealthReport: Sendable {
         perWorker("visitor_counter_last_write_timestamp_seconds", "gauge", "Unix time of the last successful write; 0 before the first.") {
             $0.writer.lastWrite.map { String(format: "%.3f", $0.timeIntervalSince1970) } ?? "0"
         }
-        perWorker("visitor_counter_visits_recorded_total", "counter", "Visits this worker answered.") { "\($0.writer.visitsRecorded)" }
-        perWorker("visitor_counter_visits_written_total", "counter", "Visits this worker wrote.") { "\($0.writer.visitsWritten)" }
+        perWorker("visitor_counter_visits_recorded_total", "counter", "Requests to / this worker answered, bots' included.") { "\($0.writer.visitsRecorded)" }
+        perWorker("visitor_counter_visits_written_total", "counter", "Requests to / this worker wrote, bots' included.") { "\($0.writer.visitsWritten)" }
         perWorker("visitor_counter_write_failures_total", "counter", "Failed writes (and failed spill replays).") {
             "\($0.writer.failedWrites)"
         }

@@ -18,11 +18,14 @@ public enum WorkerProcess {
         public var recorder: VisitRecorder.Configuration
         public var statsCache: Duration
         public var healthThreshold: Duration
+        /// Count bots' requests as visits (`--count-bots`).
+        public var countsBots: Bool
 
         public init(
             database: String, index: Int, threads: Int, recorder: VisitRecorder.Configuration, statsCache: Duration,
-            healthThreshold: Duration
+            healthThreshold: Duration, countsBots: Bool = false
         ) {
+            self.countsBots = countsBots
             self.database = database
             self.index = index
             self.threads = threads
@@ -41,7 +44,7 @@ public enum WorkerProcess {
         let startedAt = Date()
 
         let board = try configuration.statusDescriptor.map(WorkerStatusBoard.init(descriptor:))
-        let store = try VisitorStore(path: configuration.database)
+        let store = try VisitorStore(path: configuration.database, countsBots: configuration.countsBots)
         var recorderConfiguration = configuration.recorder
         recorderConfiguration.worker = configuration.index
         let recorder = VisitRecorder(

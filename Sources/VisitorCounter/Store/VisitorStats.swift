@@ -10,12 +10,33 @@ public struct VisitorStats: Sendable, Equatable {
     /// Visits in the totals that have no row in `visitors`: counted while a worker's buffer was at its
     /// bound. Not part of the stats JSON; the health and metrics routes show it.
     public var visitsWithoutRows: Int
+    /// Requests from bots, which are not visits (see ``BotClassifier``).
+    public var bots: Int
+    public var recent: Recent
 
-    public init(totalVisitors: Int, countries: [String: Int], lastUpdated: Date?, visitsWithoutRows: Int = 0) {
+    /// Visits in the last 5 minutes, hour and 24 hours, the current minute included.
+    public struct Recent: Sendable, Equatable {
+        public var last5Minutes = 0
+        public var lastHour = 0
+        public var lastDay = 0
+
+        public init(last5Minutes: Int = 0, lastHour: Int = 0, lastDay: Int = 0) {
+            self.last5Minutes = last5Minutes
+            self.lastHour = lastHour
+            self.lastDay = lastDay
+        }
+    }
+
+    public init(
+        totalVisitors: Int, countries: [String: Int], lastUpdated: Date?, visitsWithoutRows: Int = 0, bots: Int = 0,
+        recent: Recent = Recent()
+    ) {
         self.totalVisitors = totalVisitors
         self.countries = countries
         self.lastUpdated = lastUpdated
         self.visitsWithoutRows = visitsWithoutRows
+        self.bots = bots
+        self.recent = recent
     }
 
     /// Countries with the most visits first, ties in code order.
@@ -24,13 +45,15 @@ public struct VisitorStats: Sendable, Equatable {
             .sorted { $0.visitors != $1.visitors ? $0.visitors > $1.visitors : $0.code < $1.code }
     }
 
-    /// `{"total_visitors": N, "countries": {"US": N, ...}, "last_updated": "…Z" | null}`, countries by count.
+    /// `{"total_visitors": N, "countries": {"US": N, ...}, "last_updated": "…Z" | null, "recent":
+    /// {"last_5m": N, "last_1h": N, "last_24h": N}, "bots": N}`, countries by count.
     public var json: String {
         var text = "{\"total_visitors\": \(totalVisitors), \"countries\": {"
         text += countriesByCount.map { "\(JSONText.quoted($0.code)): \($0.visitors)" }.joined(separator: ", ")
         text += "}, \"last_updated\": "
         text += lastUpdated.map { JSONText.quoted(UTCTimestamp.format($0)) } ?? "null"
-        text += "}"
+        text += ", \"recent\": {\"last_5m\": \(recent.last5Minutes), \"last_1h\": \(recent.lastHour), "
+        text += "\"last_24h\": \(recent.lastDay)}, \"bots\": \(bots)}"
         return text
     }
 }

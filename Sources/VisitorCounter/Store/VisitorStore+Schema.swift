@@ -47,6 +47,15 @@ extension VisitorStore {
                 replayed_at TEXT NOT NULL
             ) WITHOUT ROWID;
         """,
+        // 4: requests from bots, counted apart from visitors; and visits per minute over the last
+        // 24 hours, for the recent windows.
+        """
+            ALTER TABLE visitor_stats ADD COLUMN bots INTEGER NOT NULL DEFAULT 0;
+            CREATE TABLE visits_per_minute (
+                minute INTEGER PRIMARY KEY,
+                visitors INTEGER NOT NULL
+            );
+        """,
     ]
 
     /// The version this build writes.

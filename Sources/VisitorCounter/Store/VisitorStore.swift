@@ -15,6 +15,9 @@ import Glibc
 /// reader and then tried to write could fail with `SQLITE_BUSY` without waiting.
 public final class VisitorStore: Sendable {
     public let path: String
+    /// Whether requests from bots (``BotClassifier``) are counted as visits; by default they are
+    /// counted apart, in `visitor_stats.bots`, and not stored.
+    public let countsBots: Bool
     private let configuration: Configuration
     private let busyTimeout: TimeInterval
     private let schemaVersion: Int
@@ -27,12 +30,13 @@ public final class VisitorStore: Sendable {
     public static let walCheckpointBytes = 32 << 20
 
     /// Opens (creating if needed) and migrates the database at `path`.
-    public convenience init(path: String, busyTimeout: TimeInterval = defaultBusyTimeout) throws {
-        try self.init(path: path, busyTimeout: busyTimeout, schemaVersion: VisitorStore.schemaVersion)
+    public convenience init(path: String, busyTimeout: TimeInterval = defaultBusyTimeout, countsBots: Bool = false) throws {
+        try self.init(path: path, busyTimeout: busyTimeout, schemaVersion: VisitorStore.schemaVersion, countsBots: countsBots)
     }
 
     /// Opens the database migrated up to `schemaVersion` only: tests make older files with it.
-    init(path: String, busyTimeout: TimeInterval, schemaVersion: Int) throws {
+    init(path: String, busyTimeout: TimeInterval, schemaVersion: Int, countsBots: Bool = false) throws {
+        self.countsBots = countsBots
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
         configuration.label = "visitors"
@@ -81,8 +85,13 @@ public final class VisitorStore: Sendable {
         }
     }
 
-    /// Writes a batch in one transaction: its rows, its count added to the total and to each of its
-    /// countries, and `last_updated` set to `time`. Either all of it is written or none of it.
+    /// How long the per-minute counts are kept: the longest recent window.
+    public static let minutesKept = 24 * 60
+
+    /// Writes a batch in one transaction: its rows, its count added to the total, to each of its
+    /// countries and to its minutes, and `last_updated` set to `time`; minutes older than a day are
+    /// dropped. Bots' requests (unless ``countsBots``) are only added to `bots`. Either all of it is
+    /// written or none of it.
     ///
     /// With `spillID`, the batch comes from a spill file: the ID is recorded in the same transaction,
     /// and a batch whose ID is already there is not written again (the answer is then `false`), so a
@@ -121,24 +130,43 @@ public final class VisitorStore: Sendable {
                         INSERT INTO visitors (ip, user_agent, country, country_code, timestamp)
                         VALUES (?, ?, ?, ?, ?)
                         """)
+                var countries = batch.countsWithoutRows
+                var minutes = batch.minutesWithoutRows
+                var bots = 0
                 for (visit, timestamp) in zip(batch.visits, timestamps) {
+                    if !countsBots && BotClassifier.isBot(visit.userAgent) {
+                        bots += 1
+                        continue
+                    }
                     try insertVisit.insert(visit, timestamp: timestamp)
+                    countries[visit.countryCode, default: 0] += 1
+                    minutes[visit.minute, default: 0] += 1
                 }
                 let addToCountry = try db.cachedStatement(
                     sql: """
                         INSERT INTO visitor_countries (country_code, visitors) VALUES (?, ?)
                         ON CONFLICT (country_code) DO UPDATE SET visitors = visitors + excluded.visitors
                         """)
-                for (code, visitors) in batch.countryCounts {
+                for (code, visitors) in countries {
                     try addToCountry.execute(arguments: [code, visitors])
                 }
+                let addToMinute = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO visits_per_minute (minute, visitors) VALUES (?, ?)
+                        ON CONFLICT (minute) DO UPDATE SET visitors = visitors + excluded.visitors
+                        """)
+                let oldestKept = Int((time.timeIntervalSince1970 / 60).rounded(.down)) - Self.minutesKept
+                for (minute, visitors) in minutes where minute > oldestKept {
+                    try addToMinute.execute(arguments: [minute, visitors])
+                }
+                try db.execute(sql: "DELETE FROM visits_per_minute WHERE minute <= ?", arguments: [oldestKept])
                 try db.execute(
                     sql: """
                         UPDATE visitor_stats SET total_visitors = total_visitors + ?,
-                            visitors_without_rows = visitors_without_rows + ?, last_updated = ?
+                            visitors_without_rows = visitors_without_rows + ?, bots = bots + ?, last_updated = ?
                         WHERE id = 1
                         """,
-                    arguments: [batch.count, batch.visitsWithoutRows, lastUpdated])
+                    arguments: [batch.count - bots, batch.visitsWithoutRows, bots, lastUpdated])
                 guard db.changesCount == 1 else { throw VisitorStoreError.missingStatsRow }
                 return .commit
             }
@@ -177,22 +205,33 @@ public final class VisitorStore: Sendable {
         return result.map { ($0[0] as Int?) == 0 } == true ? .done : .heldUp
     }
 
-    /// The totals, read in one snapshot; costs the same whatever the number of visit rows.
-    public func stats() throws -> VisitorStats {
-        try currentPool().read { db in
+    /// The totals, and the recent windows as of `now`, read in one snapshot; costs the same whatever
+    /// the number of visit rows.
+    ///
+    /// A window of n minutes counts the visits in the current minute and the n - 1 before it.
+    public func stats(now: Date = Date()) throws -> VisitorStats {
+        let minute = Int((now.timeIntervalSince1970 / 60).rounded(.down))
+        return try currentPool().read { db in
             guard let row = try Row.fetchOne(
-                db, sql: "SELECT total_visitors, last_updated, visitors_without_rows FROM visitor_stats WHERE id = 1")
+                db, sql: "SELECT total_visitors, last_updated, visitors_without_rows, bots FROM visitor_stats WHERE id = 1")
             else { throw VisitorStoreError.missingStatsRow }
             var countries: [String: Int] = [:]
             for country in try Row.fetchAll(db, sql: "SELECT country_code, visitors FROM visitor_countries") {
                 countries[country[0]] = country[1]
+            }
+            func window(_ minutes: Int) throws -> Int {
+                try Int.fetchOne(
+                    db, sql: "SELECT coalesce(sum(visitors), 0) FROM visits_per_minute WHERE minute > ? AND minute <= ?",
+                    arguments: [minute - minutes, minute]) ?? 0
             }
             let lastUpdated: String? = row[1]
             return VisitorStats(
                 totalVisitors: row[0],
                 countries: countries,
                 lastUpdated: lastUpdated.flatMap(UTCTimestamp.parse),
-                visitsWithoutRows: row[2])
+                visitsWithoutRows: row[2],
+                bots: row[3],
+                recent: VisitorStats.Recent(last5Minutes: try window(5), lastHour: try window(60), lastDay: try window(24 * 60)))
         }
     }
 
