@@ -35,6 +35,12 @@ struct CounterOptions: ParsableArguments {
     @Flag(help: "Count requests from crawlers, monitors and HTTP libraries as visits, instead of apart as bots.")
     var countBots = false
 
+    @Option(help: "What of each address to store: full, truncated (last IPv4 octet, last 80 IPv6 bits zeroed), hashed (the day's keyed hash) or none.")
+    var storeIp: String = "full"
+
+    @Option(parsing: .unconditional, help: "Delete raw visit rows older than this many days; 0 keeps them all. Totals are never reduced.")
+    var retentionDays: Int = 0
+
     func validate() throws {
         guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads must be from 1 to 1024") }
         guard flushInterval > 0, flushInterval <= 3600 else {
@@ -48,6 +54,10 @@ struct CounterOptions: ParsableArguments {
         guard healthThreshold >= 1, healthThreshold <= 86400 else {
             throw ValidationError("--health-threshold must be from 1 to 86400 seconds")
         }
+        guard StoreIPMode(rawValue: storeIp) != nil else {
+            throw ValidationError("--store-ip must be full, truncated, hashed or none, not '\(storeIp)'")
+        }
+        guard retentionDays >= 0, retentionDays <= 100_000 else { throw ValidationError("--retention-days must be from 0 to 100000") }
         guard Double(healthThreshold) > flushInterval else {
             throw ValidationError("--health-threshold must be longer than --flush-interval (\(flushInterval) s)")
         }
@@ -67,7 +77,8 @@ struct CounterOptions: ParsableArguments {
             database: databasePath, index: index, threads: threads,
             recorder: VisitRecorder.Configuration(
                 batchSize: batchSize, flushInterval: .milliseconds(Int64(flushInterval * 1000)), bufferLimit: bufferLimit),
-            statsCache: .seconds(statsCache), healthThreshold: .seconds(healthThreshold), countsBots: countBots)
+            statsCache: .seconds(statsCache), healthThreshold: .seconds(healthThreshold), countsBots: countBots,
+            storeIP: StoreIPMode(rawValue: storeIp) ?? .full, retentionDays: retentionDays)
     }
 
     /// The same options spelled out again, for a worker's command line.
@@ -76,6 +87,7 @@ struct CounterOptions: ParsableArguments {
             "--database", databasePath, "--threads", "\(threads)", "--flush-interval", "\(flushInterval)",
             "--batch-size", "\(batchSize)", "--stats-cache", "\(statsCache)", "--buffer-limit", "\(bufferLimit)",
             "--health-threshold", "\(healthThreshold)",
+            "--store-ip", storeIp, "--retention-days", "\(retentionDays)",
         ] + (countBots ? ["--count-bots"] : [])
     }
 }

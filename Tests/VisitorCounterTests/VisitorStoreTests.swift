@@ -26,7 +26,7 @@ struct VisitorStoreTests {
         let (total, rows, sum) = try store.read { db in
             (
                 try Int.fetchOne(db, sql: "SELECT total_visitors FROM visitor_stats") ?? -1,
-                try Int.fetchOne(db, sql: "SELECT (SELECT count(*) FROM visitors) + visitors_without_rows FROM visitor_stats") ?? -1,
+                try Int.fetchOne(db, sql: "SELECT (SELECT count(*) FROM visitors) + visitors_without_rows + visitors_deleted FROM visitor_stats") ?? -1,
                 try Int.fetchOne(db, sql: "SELECT coalesce(sum(visitors), 0) FROM visitor_countries") ?? -1
             )
         }
@@ -48,7 +48,11 @@ struct VisitorStoreTests {
         #expect(version == VisitorStore.schemaVersion)
         #expect(journalMode == "wal")
         #expect(synchronous == 1)  // NORMAL
-        #expect(tables == ["replayed_spills", "visitor_countries", "visitor_stats", "visitors", "visits_per_minute"])
+        #expect(
+            tables == [
+                "daily_countries", "daily_keys", "daily_uniques", "daily_visits", "replayed_spills", "visitor_countries",
+                "visitor_stats", "visitors", "visits_per_minute",
+            ])
         #expect(indexes == ["visitors_country_code", "visitors_timestamp"])
         #expect(try store.stats() == VisitorStats(totalVisitors: 0, countries: [:], lastUpdated: nil))
     }
@@ -172,14 +176,14 @@ struct VisitorStoreTests {
         let stats = VisitorStats(
             totalVisitors: 150, countries: ["GB": 50, "US": 100],
             lastUpdated: UTCTimestamp.parse("2024-03-20T12:00:00Z"), bots: 7,
-            recent: .init(last5Minutes: 1, lastHour: 2, lastDay: 3))
+            recent: .init(last5Minutes: 1, lastHour: 2, lastDay: 3), uniqueVisitorsToday: 4)
         #expect(
             stats.json
                 == #"{"total_visitors": 150, "countries": {"US": 100, "GB": 50}, "last_updated": "2024-03-20T12:00:00Z", "#
-                + #""recent": {"last_5m": 1, "last_1h": 2, "last_24h": 3}, "bots": 7}"#)
+                + #""unique_visitors_today": 4, "recent": {"last_5m": 1, "last_1h": 2, "last_24h": 3}, "bots": 7}"#)
         #expect(
             VisitorStats(totalVisitors: 0, countries: [:], lastUpdated: nil).json
-                == #"{"total_visitors": 0, "countries": {}, "last_updated": null, "recent": {"last_5m": 0, "last_1h": 0, "last_24h": 0}, "bots": 0}"#)
+                == #"{"total_visitors": 0, "countries": {}, "last_updated": null, "unique_visitors_today": 0, "recent": {"last_5m": 0, "last_1h": 0, "last_24h": 0}, "bots": 0}"#)
     }
 
     static func visit(_ code: String, at time: Date, userAgent: String = "Mozilla/5.0 (test)") -> Visit {

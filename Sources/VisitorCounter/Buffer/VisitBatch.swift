@@ -9,8 +9,8 @@ import Foundation
 public struct VisitBatch: Sendable, Equatable {
     /// The rows to insert into `visitors`.
     public var visits: [Visit]
-    /// Visits per country code among those counted without a row.
-    public var countsWithoutRows: [String: Int]
+    /// Visits per UTC day and country among those counted without a row.
+    public var countsWithoutRows: [DayCountry: Int]
     /// Visits counted in the totals that have no row in ``visits``.
     public var visitsWithoutRows: Int
     /// Visits per minute (Unix time / 60) among those counted without a row, for the recent windows.
@@ -19,7 +19,7 @@ public struct VisitBatch: Sendable, Equatable {
     public var oldestVisit: Date?
 
     public init(
-        visits: [Visit] = [], countsWithoutRows: [String: Int] = [:], minutesWithoutRows: [Int: Int] = [:],
+        visits: [Visit] = [], countsWithoutRows: [DayCountry: Int] = [:], minutesWithoutRows: [Int: Int] = [:],
         oldestVisit: Date? = nil
     ) {
         self.visits = visits
@@ -40,7 +40,8 @@ public struct VisitBatch: Sendable, Equatable {
 
     /// Visits per country code, those with a row and those without.
     public var countryCounts: [String: Int] {
-        var counts = countsWithoutRows
+        var counts: [String: Int] = [:]
+        for (key, visitors) in countsWithoutRows { counts[key.code, default: 0] += visitors }
         for visit in visits { counts[visit.countryCode, default: 0] += 1 }
         return counts
     }
@@ -53,7 +54,7 @@ public struct VisitBatch: Sendable, Equatable {
 
     /// Adds a visit to the counts only.
     mutating func countWithoutRow(_ visit: Visit) {
-        countsWithoutRows[visit.countryCode, default: 0] += 1
+        countsWithoutRows[DayCountry(day: UTCTimestamp.day(visit.time), code: visit.countryCode), default: 0] += 1
         minutesWithoutRows[visit.minute, default: 0] += 1
         visitsWithoutRows += 1
         if oldestVisit == nil { oldestVisit = visit.time }
@@ -66,6 +67,17 @@ public struct VisitBatch: Sendable, Equatable {
         minutesWithoutRows.merge(other.minutesWithoutRows, uniquingKeysWith: +)
         visitsWithoutRows += other.visitsWithoutRows
         oldestVisit = [oldestVisit, other.oldestVisit].compactMap { $0 }.min()
+    }
+}
+
+/// A UTC day (days since 1970-01-01) and a country code: the key of the daily per-country counts.
+public struct DayCountry: Hashable, Sendable {
+    public var day: Int
+    public var code: String
+
+    public init(day: Int, code: String) {
+        self.day = day
+        self.code = code
     }
 }
 

@@ -54,7 +54,11 @@ public struct SpillFile: Sendable {
                         trustedIP: row.ip, userAgent: row.userAgent, country: row.country, countryCode: row.countryCode,
                         time: UTCTimestamp.parse(row.timestamp) ?? Date(timeIntervalSince1970: 0))
                 },
-                countsWithoutRows: countsWithoutRows,
+                countsWithoutRows: Dictionary(uniqueKeysWithValues: countsWithoutRows.compactMap { key, value in
+                    let parts = key.split(separator: " ")
+                    guard parts.count == 2, let day = Int(parts[0]) else { return nil }
+                    return (DayCountry(day: day, code: String(parts[1])), value)
+                }),
                 minutesWithoutRows: Dictionary(uniqueKeysWithValues: minutesWithoutRows.compactMap { key, value in
                     Int(key).map { ($0, value) }
                 }))
@@ -71,7 +75,7 @@ public struct SpillFile: Sendable {
                     ip: visit.ip, userAgent: visit.userAgent, country: visit.country, countryCode: visit.countryCode,
                     timestamp: UTCTimestamp.format(visit.time, milliseconds: true))
             },
-            countsWithoutRows: batch.countsWithoutRows,
+            countsWithoutRows: Dictionary(uniqueKeysWithValues: batch.countsWithoutRows.map { ("\($0.key.day) \($0.key.code)", $0.value) }),
             minutesWithoutRows: Dictionary(uniqueKeysWithValues: batch.minutesWithoutRows.map { ("\($0.key)", $0.value) }))
         var line = Array(try Self.encoder.encode(record))
         line.append(UInt8(ascii: "\n"))

@@ -6,6 +6,8 @@ public struct Request: Sendable, Equatable {
     public var method: String
     /// The path of `REQUEST_URI`, without the query string.
     public var path: String
+    /// What follows the `?` of `REQUEST_URI`, if anything.
+    public var query: String
     public var remoteAddress: String?
     public var userAgent: [UInt8]
     public var countryCode: String?
@@ -16,10 +18,29 @@ public struct Request: Sendable, Equatable {
         countryCode: String? = nil, countryName: String? = nil
     ) {
         self.method = method
-        self.path = uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(uri[..<$0]) } ?? uri
+        if let mark = uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
+            self.path = String(uri[..<mark])
+            self.query = String(uri[uri.utf8.index(after: mark)...])
+        } else {
+            self.path = uri
+            self.query = ""
+        }
         self.remoteAddress = remoteAddress
         self.userAgent = userAgent
         self.countryCode = countryCode
         self.countryName = countryName
+    }
+}
+
+extension Request {
+    /// The query's `name=value` pairs; the last one wins when a name repeats. Values are taken as they
+    /// are: the only parameters read are dates, which need no decoding.
+    public var queryParameters: [String: String] {
+        var parameters: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            parameters[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        return parameters
     }
 }

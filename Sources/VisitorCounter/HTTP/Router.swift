@@ -9,21 +9,28 @@ public struct Router: Sendable {
     public let recordVisit: @Sendable (Visit) -> Void
     /// The health report of every worker, answered from memory (``HealthReport``).
     public let health: @Sendable () -> HealthReport?
+    /// The daily rollup between two days (days since 1970-01-01, both included), read from the database.
+    public let daily: (@Sendable (Int, Int) throws -> [DayStats])?
     public let now: @Sendable () -> Date
 
     public init(
         pages: @escaping @Sendable () -> RenderedPages,
         recordVisit: @escaping @Sendable (Visit) -> Void,
         health: @escaping @Sendable () -> HealthReport? = { nil },
+        daily: (@Sendable (Int, Int) throws -> [DayStats])? = nil,
         now: @escaping @Sendable () -> Date = Date.init
     ) {
         self.pages = pages
         self.recordVisit = recordVisit
         self.health = health
+        self.daily = daily
         self.now = now
     }
 
     public static let statsPath = "/api/sys/stats"
+    public static let dailyPath = "/api/sys/stats/daily"
+    /// The longest range `/api/sys/stats/daily` answers, in days.
+    public static let maxDailyRange = 366
 
     public func respond(to request: Request) -> Response {
         let isHead = request.method == "HEAD"
@@ -40,6 +47,9 @@ public struct Router: Sendable {
         case Router.statsPath:
             guard request.method == "GET" || isHead else { return methodNotAllowed(request) }
             return withoutBody(pages().statsJSON, if: isHead)
+        case Router.dailyPath:
+            guard request.method == "GET" || isHead else { return methodNotAllowed(request) }
+            return withoutBody(dailyHistory(request), if: isHead)
         case HealthReport.healthPath, HealthReport.metricsPath:
             guard request.method == "GET" || isHead else { return methodNotAllowed(request) }
             guard let report = health() else { return error(404, "no such page: \(request.path)", for: request) }
@@ -48,6 +58,35 @@ public struct Router: Sendable {
         default:
             return error(404, "no such page: \(request.path)", for: request)
         }
+    }
+
+    /// `{"days": [...]}` for `?from=YYYY-MM-DD&to=YYYY-MM-DD`, or a `400` that says what is wrong.
+    private func dailyHistory(_ request: Request) -> Response {
+        guard let daily else { return error(404, "no such page: \(request.path)", for: request) }
+        let parameters = request.queryParameters
+        guard let fromText = parameters["from"], let toText = parameters["to"] else {
+            return error(400, "from and to are required, as YYYY-MM-DD", for: request)
+        }
+        guard let from = UTCTimestamp.parseDay(fromText) else {
+            return error(400, "from is not a date as YYYY-MM-DD: \(fromText)", for: request)
+        }
+        guard let to = UTCTimestamp.parseDay(toText) else {
+            return error(400, "to is not a date as YYYY-MM-DD: \(toText)", for: request)
+        }
+        guard from <= to else { return error(400, "from (\(fromText)) is after to (\(toText))", for: request) }
+        guard to - from < Router.maxDailyRange else {
+            return error(400, "the range is longer than \(Router.maxDailyRange) days", for: request)
+        }
+        let days: [DayStats]
+        do {
+            days = try daily(from, to)
+        } catch {
+            return self.error(503, "the daily history cannot be read now: \(error)", for: request)
+        }
+        return Response(
+            status: 200,
+            headers: [(name: "Content-Type", value: "application/json"), (name: "Cache-Control", value: "no-store")],
+            body: "{\"days\": [" + days.map(\.json).joined(separator: ", ") + "]}")
     }
 
     /// For `HEAD`: the same headers, `Content-Length` included, as the `GET` would send, and no body.

@@ -20,12 +20,18 @@ public enum WorkerProcess {
         public var healthThreshold: Duration
         /// Count bots' requests as visits (`--count-bots`).
         public var countsBots: Bool
+        /// What of each address is stored (`--store-ip`).
+        public var storeIP: StoreIPMode = .full
+        /// Raw rows older than this many days are deleted (`--retention-days`); 0 keeps them all.
+        public var retentionDays = 0
 
         public init(
             database: String, index: Int, threads: Int, recorder: VisitRecorder.Configuration, statsCache: Duration,
-            healthThreshold: Duration, countsBots: Bool = false
+            healthThreshold: Duration, countsBots: Bool = false, storeIP: StoreIPMode = .full, retentionDays: Int = 0
         ) {
             self.countsBots = countsBots
+            self.storeIP = storeIP
+            self.retentionDays = retentionDays
             self.database = database
             self.index = index
             self.threads = threads
@@ -44,7 +50,8 @@ public enum WorkerProcess {
         let startedAt = Date()
 
         let board = try configuration.statusDescriptor.map(WorkerStatusBoard.init(descriptor:))
-        let store = try VisitorStore(path: configuration.database, countsBots: configuration.countsBots)
+        let store = try VisitorStore(
+            path: configuration.database, countsBots: configuration.countsBots, storeIP: configuration.storeIP)
         var recorderConfiguration = configuration.recorder
         recorderConfiguration.worker = configuration.index
         let recorder = VisitRecorder(
@@ -64,7 +71,8 @@ public enum WorkerProcess {
                 board.map { board in
                     HealthReport(statuses: board.statuses(), threshold: configuration.healthThreshold, stats: cache.pages.stats)
                 }
-            })
+            },
+            daily: { from, to in try store.daily(from: from, to: to) })
         let worker = try FastCGIWorker(
             listeningDescriptor: configuration.listeningDescriptor, threadCount: configuration.threads,
             router: router, logger: logger)
@@ -80,6 +88,9 @@ public enum WorkerProcess {
             if getppid() != parent { kill(getpid(), SIGTERM) }
         }
         worker.start()
+        if configuration.retentionDays > 0 && configuration.index == 0 {
+            Retention(store: store, days: configuration.retentionDays, logger: logger).start()
+        }
         logger.info("worker started", metadata: ["worker.threads": "\(configuration.threads)"])
 
         let signal = Signals.wait(for: Signals.stop, timeout: nil)

@@ -12,6 +12,8 @@ public struct VisitorStats: Sendable, Equatable {
     public var visitsWithoutRows: Int
     /// Requests from bots, which are not visits (see ``BotClassifier``).
     public var bots: Int
+    /// Distinct visitors (address and user agent) of the current UTC day.
+    public var uniqueVisitorsToday: Int
     public var recent: Recent
 
     /// Visits in the last 5 minutes, hour and 24 hours, the current minute included.
@@ -29,8 +31,9 @@ public struct VisitorStats: Sendable, Equatable {
 
     public init(
         totalVisitors: Int, countries: [String: Int], lastUpdated: Date?, visitsWithoutRows: Int = 0, bots: Int = 0,
-        recent: Recent = Recent()
+        recent: Recent = Recent(), uniqueVisitorsToday: Int = 0
     ) {
+        self.uniqueVisitorsToday = uniqueVisitorsToday
         self.totalVisitors = totalVisitors
         self.countries = countries
         self.lastUpdated = lastUpdated
@@ -45,16 +48,42 @@ public struct VisitorStats: Sendable, Equatable {
             .sorted { $0.visitors != $1.visitors ? $0.visitors > $1.visitors : $0.code < $1.code }
     }
 
-    /// `{"total_visitors": N, "countries": {"US": N, ...}, "last_updated": "…Z" | null, "recent":
-    /// {"last_5m": N, "last_1h": N, "last_24h": N}, "bots": N}`, countries by count.
+    /// `{"total_visitors": N, "countries": {"US": N, ...}, "last_updated": "…Z" | null,
+    /// "unique_visitors_today": N, "recent": {"last_5m": N, "last_1h": N, "last_24h": N}, "bots": N}`,
+    /// countries by count.
     public var json: String {
         var text = "{\"total_visitors\": \(totalVisitors), \"countries\": {"
         text += countriesByCount.map { "\(JSONText.quoted($0.code)): \($0.visitors)" }.joined(separator: ", ")
         text += "}, \"last_updated\": "
         text += lastUpdated.map { JSONText.quoted(UTCTimestamp.format($0)) } ?? "null"
+        text += ", \"unique_visitors_today\": \(uniqueVisitorsToday)"
         text += ", \"recent\": {\"last_5m\": \(recent.last5Minutes), \"last_1h\": \(recent.lastHour), "
         text += "\"last_24h\": \(recent.lastDay)}, \"bots\": \(bots)}"
         return text
+    }
+}
+
+/// One UTC day of the daily rollup.
+public struct DayStats: Sendable, Equatable {
+    /// `YYYY-MM-DD`.
+    public var date: String
+    public var visitors: Int
+    public var uniqueVisitors: Int
+    public var countries: [String: Int]
+
+    public init(date: String, visitors: Int, uniqueVisitors: Int, countries: [String: Int]) {
+        self.date = date
+        self.visitors = visitors
+        self.uniqueVisitors = uniqueVisitors
+        self.countries = countries
+    }
+
+    /// `{"date": "…", "visitors": N, "unique_visitors": N, "countries": {"US": N}}`, countries by count.
+    public var json: String {
+        let countries = self.countries.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            .map { "\(JSONText.quoted($0.key)): \($0.value)" }.joined(separator: ", ")
+        return "{\"date\": \(JSONText.quoted(date)), \"visitors\": \(visitors), \"unique_visitors\": \(uniqueVisitors), "
+            + "\"countries\": {\(countries)}}"
     }
 }
 

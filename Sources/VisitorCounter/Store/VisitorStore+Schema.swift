@@ -56,6 +56,36 @@ extension VisitorStore {
                 visitors INTEGER NOT NULL
             );
         """,
+        // 5: the daily rollup (never pruned), the daily keys of the visitor hash, and the hashes that
+        // tell today's and yesterday's visitors apart. Days already in `visitors` are rolled up here;
+        // their unique visitors cannot be told any more and stay 0. And the rows deleted by retention.
+        """
+            ALTER TABLE visitor_stats ADD COLUMN visitors_deleted INTEGER NOT NULL DEFAULT 0;
+            CREATE TABLE daily_visits (
+                date TEXT PRIMARY KEY,
+                visitors INTEGER NOT NULL,
+                unique_visitors INTEGER NOT NULL
+            ) WITHOUT ROWID;
+            CREATE TABLE daily_countries (
+                date TEXT NOT NULL,
+                country_code TEXT NOT NULL,
+                visitors INTEGER NOT NULL,
+                PRIMARY KEY (date, country_code)
+            ) WITHOUT ROWID;
+            CREATE TABLE daily_keys (
+                date TEXT PRIMARY KEY,
+                key BLOB NOT NULL
+            ) WITHOUT ROWID;
+            CREATE TABLE daily_uniques (
+                date TEXT NOT NULL,
+                hash INTEGER NOT NULL,
+                PRIMARY KEY (date, hash)
+            ) WITHOUT ROWID;
+            INSERT INTO daily_visits (date, visitors, unique_visitors)
+                SELECT substr(timestamp, 1, 10), count(*), 0 FROM visitors GROUP BY 1;
+            INSERT INTO daily_countries (date, country_code, visitors)
+                SELECT substr(timestamp, 1, 10), country_code, count(*) FROM visitors GROUP BY 1, 2;
+        """,
     ]
 
     /// The version this build writes.

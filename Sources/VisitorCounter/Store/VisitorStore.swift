@@ -18,6 +18,8 @@ public final class VisitorStore: Sendable {
     /// Whether requests from bots (``BotClassifier``) are counted as visits; by default they are
     /// counted apart, in `visitor_stats.bots`, and not stored.
     public let countsBots: Bool
+    /// What of each address is stored (`--store-ip`).
+    public let storeIP: StoreIPMode
     private let configuration: Configuration
     private let busyTimeout: TimeInterval
     private let schemaVersion: Int
@@ -30,13 +32,18 @@ public final class VisitorStore: Sendable {
     public static let walCheckpointBytes = 32 << 20
 
     /// Opens (creating if needed) and migrates the database at `path`.
-    public convenience init(path: String, busyTimeout: TimeInterval = defaultBusyTimeout, countsBots: Bool = false) throws {
-        try self.init(path: path, busyTimeout: busyTimeout, schemaVersion: VisitorStore.schemaVersion, countsBots: countsBots)
+    public convenience init(
+        path: String, busyTimeout: TimeInterval = defaultBusyTimeout, countsBots: Bool = false, storeIP: StoreIPMode = .full
+    ) throws {
+        try self.init(
+            path: path, busyTimeout: busyTimeout, schemaVersion: VisitorStore.schemaVersion, countsBots: countsBots,
+            storeIP: storeIP)
     }
 
     /// Opens the database migrated up to `schemaVersion` only: tests make older files with it.
-    init(path: String, busyTimeout: TimeInterval, schemaVersion: Int, countsBots: Bool = false) throws {
+    init(path: String, busyTimeout: TimeInterval, schemaVersion: Int, countsBots: Bool = false, storeIP: StoreIPMode = .full) throws {
         self.countsBots = countsBots
+        self.storeIP = storeIP
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
         configuration.label = "visitors"
@@ -130,43 +137,35 @@ public final class VisitorStore: Sendable {
                         INSERT INTO visitors (ip, user_agent, country, country_code, timestamp)
                         VALUES (?, ?, ?, ?, ?)
                         """)
-                var countries = batch.countsWithoutRows
-                var minutes = batch.minutesWithoutRows
-                var bots = 0
+                let addUnique = try db.cachedStatement(
+                    sql: "INSERT INTO daily_uniques (date, hash) VALUES (?, ?) ON CONFLICT (date, hash) DO NOTHING")
+                let today = UTCTimestamp.day(time)
+                var keys = DailyKeys(today: today)
+                var totals = BatchTotals(batch.countsWithoutRows, minutes: batch.minutesWithoutRows)
                 for (visit, timestamp) in zip(batch.visits, timestamps) {
                     if !countsBots && BotClassifier.isBot(visit.userAgent) {
-                        bots += 1
+                        totals.bots += 1
                         continue
                     }
-                    try insertVisit.insert(visit, timestamp: timestamp)
-                    countries[visit.countryCode, default: 0] += 1
-                    minutes[visit.minute, default: 0] += 1
+                    let day = UTCTimestamp.day(visit.time)
+                    let key = try keys.key(for: day, in: db)
+                    try insertVisit.insert(visit, ip: storeIP.stored(visit.ip, key: key), timestamp: timestamp)
+                    totals.add(visit, day: day)
+                    if let key {
+                        let hash = SipHash.hash(Array("visitor\n\(visit.ip ?? "")\n\(visit.userAgent)".utf8), key: key)
+                        try addUnique.execute(arguments: [keys.text(for: day), Int64(bitPattern: hash)])
+                        if db.changesCount == 1 { totals.days[day, default: (0, 0)].uniques += 1 }
+                    }
                 }
-                let addToCountry = try db.cachedStatement(
-                    sql: """
-                        INSERT INTO visitor_countries (country_code, visitors) VALUES (?, ?)
-                        ON CONFLICT (country_code) DO UPDATE SET visitors = visitors + excluded.visitors
-                        """)
-                for (code, visitors) in countries {
-                    try addToCountry.execute(arguments: [code, visitors])
-                }
-                let addToMinute = try db.cachedStatement(
-                    sql: """
-                        INSERT INTO visits_per_minute (minute, visitors) VALUES (?, ?)
-                        ON CONFLICT (minute) DO UPDATE SET visitors = visitors + excluded.visitors
-                        """)
-                let oldestKept = Int((time.timeIntervalSince1970 / 60).rounded(.down)) - Self.minutesKept
-                for (minute, visitors) in minutes where minute > oldestKept {
-                    try addToMinute.execute(arguments: [minute, visitors])
-                }
-                try db.execute(sql: "DELETE FROM visits_per_minute WHERE minute <= ?", arguments: [oldestKept])
+                try totals.write(into: db, oldestMinuteKept: Int((time.timeIntervalSince1970 / 60).rounded(.down)) - Self.minutesKept)
+                try keys.forgetOld(in: db)
                 try db.execute(
                     sql: """
                         UPDATE visitor_stats SET total_visitors = total_visitors + ?,
                             visitors_without_rows = visitors_without_rows + ?, bots = bots + ?, last_updated = ?
                         WHERE id = 1
                         """,
-                    arguments: [batch.count - bots, batch.visitsWithoutRows, bots, lastUpdated])
+                    arguments: [batch.count - totals.bots, batch.visitsWithoutRows, totals.bots, lastUpdated])
                 guard db.changesCount == 1 else { throw VisitorStoreError.missingStatsRow }
                 return .commit
             }
@@ -225,13 +224,62 @@ public final class VisitorStore: Sendable {
                     arguments: [minute - minutes, minute]) ?? 0
             }
             let lastUpdated: String? = row[1]
+            let uniques = try Int.fetchOne(
+                db, sql: "SELECT unique_visitors FROM daily_visits WHERE date = ?",
+                arguments: [UTCTimestamp.dayText(UTCTimestamp.day(now))]) ?? 0
             return VisitorStats(
                 totalVisitors: row[0],
                 countries: countries,
                 lastUpdated: lastUpdated.flatMap(UTCTimestamp.parse),
                 visitsWithoutRows: row[2],
                 bots: row[3],
-                recent: VisitorStats.Recent(last5Minutes: try window(5), lastHour: try window(60), lastDay: try window(24 * 60)))
+                recent: VisitorStats.Recent(last5Minutes: try window(5), lastHour: try window(60), lastDay: try window(24 * 60)),
+                uniqueVisitorsToday: uniques)
+        }
+    }
+
+    /// The daily rollup from day `from` to day `to` (days since 1970-01-01, both included), one entry
+    /// per day, days without visits included with zeros.
+    public func daily(from: Int, to: Int) throws -> [DayStats] {
+        let (first, last) = (UTCTimestamp.dayText(from), UTCTimestamp.dayText(to))
+        return try currentPool().read { db in
+            var days: [String: DayStats] = [:]
+            for row in try Row.fetchAll(
+                db, sql: "SELECT date, visitors, unique_visitors FROM daily_visits WHERE date BETWEEN ? AND ?",
+                arguments: [first, last])
+            {
+                days[row[0]] = DayStats(date: row[0], visitors: row[1], uniqueVisitors: row[2], countries: [:])
+            }
+            for row in try Row.fetchAll(
+                db, sql: "SELECT date, country_code, visitors FROM daily_countries WHERE date BETWEEN ? AND ?",
+                arguments: [first, last])
+            {
+                days[row[0]]?.countries[row[1]] = row[2]
+            }
+            return (from...max(from, to)).map { day in
+                let date = UTCTimestamp.dayText(day)
+                return days[date] ?? DayStats(date: date, visitors: 0, uniqueVisitors: 0, countries: [:])
+            }
+        }
+    }
+
+    /// Deletes at most `limit` rows of `visitors` older than `cutoff`, in one short transaction, and
+    /// adds them to `visitors_deleted`; answers how many it deleted. Totals, countries and the daily
+    /// rollup are not touched.
+    public func deleteRows(olderThan cutoff: Date, limit: Int = 1000) throws -> Int {
+        let timestamp = UTCTimestamp.format(cutoff, milliseconds: true)
+        return try currentPool().writeWithoutTransaction { db in
+            var deleted = 0
+            try db.inTransaction(.immediate) {
+                try db.execute(
+                    sql: "DELETE FROM visitors WHERE id IN (SELECT id FROM visitors WHERE timestamp < ? ORDER BY timestamp LIMIT ?)",
+                    arguments: [timestamp, limit])
+                deleted = db.changesCount
+                try db.execute(
+                    sql: "UPDATE visitor_stats SET visitors_deleted = visitors_deleted + ? WHERE id = 1", arguments: [deleted])
+                return .commit
+            }
+            return deleted
         }
     }
 
@@ -251,10 +299,10 @@ extension Statement {
     ///
     /// Binds through the SQLite C API rather than `execute(arguments:)`: boxing five values per row in
     /// `StatementArguments` cost about a third of the writer's time.
-    fileprivate func insert(_ visit: Visit, timestamp: String) throws {
+    fileprivate func insert(_ visit: Visit, ip: String?, timestamp: String) throws {
         let statement = sqliteStatement
         sqlite3_reset(statement)
-        if let ip = visit.ip {
+        if let ip {
             bindText(ip, at: 1)
         } else {
             sqlite3_bind_null(statement, 1)

@@ -60,6 +60,23 @@ public enum UTCTimestamp {
         return Date(timeIntervalSince1970: Double(seconds) + Double(millis) / 1000)
     }
 
+    /// The UTC day of `date`, as days since 1970-01-01.
+    public static func day(_ date: Date) -> Int {
+        Int((date.timeIntervalSince1970 / 86_400).rounded(.down))
+    }
+
+    /// Day `day` (days since 1970-01-01) as `YYYY-MM-DD`.
+    public static func dayText(_ day: Int) -> String {
+        String(format(Date(timeIntervalSince1970: Double(day) * 86_400)).prefix(10))
+    }
+
+    /// Parses `YYYY-MM-DD` into days since 1970-01-01; `nil` for anything else, `2026-02-30` included.
+    public static func parseDay(_ text: String) -> Int? {
+        guard text.utf8.count == 10, let date = parse(text + "T00:00:00Z") else { return nil }
+        let day = day(date)
+        return dayText(day) == text ? day : nil
+    }
+
     /// Division that rounds towards minus infinity, so times before 1970 format correctly too.
     private static func floorDivide(_ value: Int64, by divisor: Int64) -> (Int64, Int64) {
         let remainder = (value % divisor + divisor) % divisor

@@ -1,0 +1,53 @@
+import Foundation
+import Logging
+
+/// Deletes raw visit rows older than `--retention-days`, on a thread of its own in the first worker,
+/// once at the start and then every hour: 1,000 rows per transaction with a pause between, so no
+/// transaction holds the write lock for long and batches keep getting through. Totals, per-country
+/// counts and the daily rollup are never reduced.
+public final class Retention: Sendable {
+    private let store: VisitorStore
+    private let days: Int
+    private let logger: Logger
+
+    public static let chunk = 1000
+    public static let period: TimeInterval = 3600
+
+    public init(store: VisitorStore, days: Int, logger: Logger) {
+        self.store = store
+        self.days = days
+        self.logger = logger
+    }
+
+    /// Deletes every row older than the retention from `now`; answers how many.
+    @discardableResult
+    public func run(now: Date = Date(), pause: TimeInterval = 0.05) -> Int {
+        let cutoff = now.addingTimeInterval(-Double(days) * 86_400)
+        var total = 0
+        do {
+            while true {
+                let deleted = try store.deleteRows(olderThan: cutoff, limit: Self.chunk)
+                total += deleted
+                if deleted < Self.chunk { break }
+                Thread.sleep(forTimeInterval: pause)
+            }
+        } catch {
+            logger.warning("retention: deleting old rows failed, will try again", metadata: ["error": "\(error)"])
+        }
+        if total > 0 {
+            logger.info("retention: old rows deleted", metadata: ["retention.rows": "\(total)", "retention.days": "\(days)"])
+        }
+        return total
+    }
+
+    public func start() {
+        let thread = Thread { [self] in
+            while true {
+                run()
+                Thread.sleep(forTimeInterval: Self.period)
+            }
+        }
+        thread.name = "retention"
+        thread.start()
+    }
+}
