@@ -116,6 +116,33 @@ struct EndToEndTests {
         #expect(stack.stopCounter() == 0)
     }
 
+    @Test func theDailyHistoryAnswersGoodRangesAnd400sBadOnes() throws {
+        let stack = try LocalStack(workers: 1)
+        _ = try stack.request("GET", "/", headers: ["X-Forwarded-For": "81.2.69.142"])
+        #expect(stack.stopCounter() == 0)
+        try stack.restartCounter()
+        let today = UTCTimestamp.dayText(UTCTimestamp.day(Date()))
+        let yesterday = UTCTimestamp.dayText(UTCTimestamp.day(Date()) - 1)
+        let good = try stack.request("GET", "/api/sys/stats/daily?from=\(yesterday)&to=\(today)")
+        #expect(good.status == 200)
+        #expect(good.headers["content-type"] == "application/json")
+        #expect(
+            good.body == "{\"days\": [{\"date\": \"\(yesterday)\", \"visitors\": 0, \"unique_visitors\": 0, \"countries\": {}}, "
+                + "{\"date\": \"\(today)\", \"visitors\": 1, \"unique_visitors\": 1, \"countries\": {\"GB\": 1}}]}")
+        for (query, message) in [
+            ("", "from and to are required"), ("?from=2026-11-01", "from and to are required"),
+            ("?from=2026-13-01&to=2026-12-01", "from is not a date"), ("?from=2026-11-01&to=yesterday", "to is not a date"),
+            ("?from=2026-11-02&to=2026-11-01", "is after to"), ("?from=2025-01-01&to=2026-01-02", "longer than 366 days"),
+        ] {
+            let bad = try stack.request("GET", "/api/sys/stats/daily\(query)")
+            #expect(bad.status == 400, "\(query)")
+            #expect(bad.headers["content-type"] == "application/json")
+            #expect(bad.body.contains(message), "\(query): \(bad.body.prefix(200))")
+        }
+        #expect(try stack.request("GET", "/api/sys/stats/daily?from=2025-01-01&to=2025-12-31").status == 200)
+        #expect(stack.stopCounter() == 0)
+    }
+
     @Test func forgedCountryHeadersAreIgnored() throws {
         let stack = try LocalStack(workers: 1)
         let forged = [

@@ -45,6 +45,12 @@ struct DailyKeys {
     }
 }
 
+/// A visitor's hash on a day, to skip the ones a batch has already looked up.
+struct DayHash: Hashable {
+    var day: Int
+    var hash: UInt64
+}
+
 /// What one batch adds to the counts besides its rows: per country, per minute, per day and per day
 /// and country, with the bots apart.
 struct BatchTotals {

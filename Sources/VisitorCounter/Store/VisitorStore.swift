@@ -142,6 +142,7 @@ public final class VisitorStore: Sendable {
                 let today = UTCTimestamp.day(time)
                 var keys = DailyKeys(today: today)
                 var totals = BatchTotals(batch.countsWithoutRows, minutes: batch.minutesWithoutRows)
+                var seen = Set<DayHash>()
                 for (visit, timestamp) in zip(batch.visits, timestamps) {
                     if !countsBots && BotClassifier.isBot(visit.userAgent) {
                         totals.bots += 1
@@ -151,10 +152,13 @@ public final class VisitorStore: Sendable {
                     let key = try keys.key(for: day, in: db)
                     try insertVisit.insert(visit, ip: storeIP.stored(visit.ip, key: key), timestamp: timestamp)
                     totals.add(visit, day: day)
+                    // A visitor seen before in this batch needs no second look in the table.
                     if let key {
                         let hash = SipHash.hash(Array("visitor\n\(visit.ip ?? "")\n\(visit.userAgent)".utf8), key: key)
-                        try addUnique.execute(arguments: [keys.text(for: day), Int64(bitPattern: hash)])
-                        if db.changesCount == 1 { totals.days[day, default: (0, 0)].uniques += 1 }
+                        if seen.insert(DayHash(day: day, hash: hash)).inserted {
+                            try addUnique.execute(arguments: [keys.text(for: day), Int64(bitPattern: hash)])
+                            if db.changesCount == 1 { totals.days[day, default: (0, 0)].uniques += 1 }
+                        }
                     }
                 }
                 try totals.write(into: db, oldestMinuteKept: Int((time.timeIntervalSince1970 / 60).rounded(.down)) - Self.minutesKept)

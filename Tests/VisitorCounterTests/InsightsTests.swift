@@ -1,0 +1,211 @@
+import Foundation
+import GRDB
+import Testing
+
+@testable import VisitorCounter
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The daily rollup, unique visitors and their keys, `--store-ip`, retention and export.
+struct InsightsTests {
+    let directory: TemporaryDirectory
+    init() throws { directory = try TemporaryDirectory() }
+
+    /// 2027-01-15T00:00:00Z, a midnight.
+    let midnight = Date(timeIntervalSince1970: 1_800_000_000 - 28_800)
+    var day: Int { UTCTimestamp.day(midnight) }
+
+    func visit(_ code: String, at time: Date, ip: String = "203.0.113.77", userAgent: String = "Mozilla/5.0 (test)") -> Visit {
+        Visit(trustedIP: ip, userAgent: userAgent, country: code, countryCode: code, time: time)
+    }
+
+    @Test func theDailyRollupSplitsAtUTCMidnightAndFillsEmptyDays() throws {
+        let store = try VisitorStore(path: directory.path("daily.sqlite"))
+        #expect(UTCTimestamp.format(midnight) == "2027-01-15T00:00:00Z")
+        let batch = VisitBatch(counting: [
+            visit("US", at: midnight - 30), visit("GB", at: midnight - 1), visit("US", at: midnight + 1, ip: "198.51.100.1"),
+        ])
+        try store.write(batch, at: midnight + 2)
+        let days = try store.daily(from: day - 1, to: day + 1)
+        #expect(days == [
+            DayStats(date: "2027-01-14", visitors: 2, uniqueVisitors: 1, countries: ["US": 1, "GB": 1]),
+            DayStats(date: "2027-01-15", visitors: 1, uniqueVisitors: 1, countries: ["US": 1]),
+            DayStats(date: "2027-01-16", visitors: 0, uniqueVisitors: 0, countries: [:]),
+        ])
+        #expect(try store.stats(now: midnight + 60).uniqueVisitorsToday == 1)
+    }
+
+    @Test func keysAreRotatedDailyAndDeletedAfterTwoDays() throws {
+        let store = try VisitorStore(path: directory.path("keys.sqlite"))
+        func keysAndHashes() throws -> ([String], [String: Int64]) {
+            try store.read { db in
+                (
+                    try String.fetchAll(db, sql: "SELECT date FROM daily_keys ORDER BY date"),
+                    Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT date, hash FROM daily_uniques").map {
+                        (($0[0] as String), ($0[1] as Int64))
+                    })
+                )
+            }
+        }
+        for offset in 0..<3 {
+            let time = midnight + Double(offset) * 86_400 + 3600
+            // The same visitor twice a day.
+            try store.write(VisitBatch(counting: [visit("DE", at: time), visit("DE", at: time + 60)]), at: time + 61)
+        }
+        let (keys, hashes) = try keysAndHashes()
+        #expect(keys == ["2027-01-16", "2027-01-17"])
+        #expect(Set(hashes.keys) == ["2027-01-16", "2027-01-17"])
+        #expect(hashes["2027-01-16"] != hashes["2027-01-17"], "the same visitor hashes alike on two days")
+        let days = try store.daily(from: day, to: day + 2)
+        #expect(days.map(\.visitors) == [2, 2, 2])
+        #expect(days.map(\.uniqueVisitors) == [1, 1, 1])
+    }
+
+    @Test func uniqueVisitorsAreCountedOnceAcrossTwoWorkerProcesses() throws {
+        let database = directory.path("uniques.sqlite")
+        _ = try VisitorStore(path: database)
+        // Both processes see the same 256 visitors (192.0.2.0-255, one user agent) four times over.
+        let children = try (0..<2).map { index in
+            try ChildProcess(
+                try visitorCounterExecutable(),
+                ["simulate", "--database", database, "--visits", "1024", "--batch-size", "64", "--threads", "1"],
+                in: directory, name: "simulate-\(index)")
+        }
+        for child in children { #expect(child.wait() == 0, "\(child.stderr)") }
+        let stats = try VisitorStore(path: database).stats()
+        #expect(stats.totalVisitors == 2048)
+        #expect(stats.uniqueVisitorsToday == 256)
+    }
+
+    @Test(arguments: [
+        (StoreIPMode.full, "203.0.113.77", "203.0.113.77"),
+        (.truncated, "203.0.113.77", "203.0.113.0"),
+        (.truncated, "2001:db8:1:2:3:4:5:6", "2001:db8:1::"),
+        (.none, "203.0.113.77", nil),
+    ] as [(StoreIPMode, String, String?)])
+    func storeIPModes(mode: StoreIPMode, ip: String, stored: String?) throws {
+        let store = try VisitorStore(path: directory.path("ip-\(mode).sqlite"), storeIP: mode)
+        try store.write(VisitBatch(counting: [visit("US", at: Date(), ip: ip)]))
+        #expect(try store.read { db in try String.fetchOne(db, sql: "SELECT ip FROM visitors") } == stored)
+        #expect(try store.stats().countries == ["US": 1])
+    }
+
+    @Test func hashedAddressesMatchWithinADayAndNotAcrossDays() throws {
+        let store = try VisitorStore(path: directory.path("ip-hashed.sqlite"), storeIP: .hashed)
+        let first = midnight + 3600
+        try store.write(VisitBatch(counting: [visit("US", at: first), visit("US", at: first + 60)]), at: first + 61)
+        let next = first + 86_400
+        try store.write(VisitBatch(counting: [visit("US", at: next)]), at: next + 1)
+        let stored = try store.read { db in try String.fetchAll(db, sql: "SELECT ip FROM visitors ORDER BY id") }
+        #expect(stored.count == 3)
+        #expect(stored.allSatisfy { $0.count == 16 && $0.allSatisfy(\.isHexDigit) })
+        #expect(stored[0] == stored[1])
+        #expect(stored[1] != stored[2])
+        #expect(!stored.contains("203.0.113.77"))
+    }
+
+    @Test func retentionDeletesOnlyOldRowsAndKeepsTheTotals() throws {
+        let store = try VisitorStore(path: directory.path("retention.sqlite"))
+        let now = Date()
+        let old = (0..<2500).map { visit("US", at: now - 10 * 86_400 - Double($0)) }
+        let recent = (0..<10).map { visit("GB", at: now - 86_400 - Double($0)) }
+        try store.write(VisitBatch(counting: old + recent))
+        let before = try store.stats()
+        let dailyBefore = try store.daily(from: UTCTimestamp.day(now) - 11, to: UTCTimestamp.day(now))
+        #expect(Retention(store: store, days: 7, logger: quietLogger).run(now: now, pause: 0) == 2500)
+        #expect(try store.visitorRowCount() == 10)
+        #expect(try store.stats().totalVisitors == before.totalVisitors)
+        #expect(try store.stats().countries == before.countries)
+        #expect(try store.daily(from: UTCTimestamp.day(now) - 11, to: UTCTimestamp.day(now)) == dailyBefore)
+        try VisitorStoreTests.expectInvariant(store)
+    }
+
+    @Test func exportStreamsAMillionRowsInBoundedMemory() throws {
+        let database = directory.path("export.sqlite")
+        let store = try VisitorStore(path: database)
+        let rows = 1_000_000
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        let queue = try DatabaseQueue(path: database, configuration: configuration)
+        try queue.write { db in
+            try db.execute(
+                sql: """
+                    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+                    INSERT INTO visitors (ip, user_agent, country, country_code, timestamp)
+                    SELECT '198.51.100.' || (i % 256), 'Mozilla/5.0 (export test, "quoted", row ' || i || ')',
+                        'United States', 'US', '2026-11-' || printf('%02d', 1 + i % 20) || 'T12:00:00.000Z' FROM n
+                    """,
+                arguments: [rows])
+        }
+        try queue.close()
+        _ = store
+
+        let output = directory.path("export.csv")
+        FileManager.default.createFile(atPath: output, contents: nil)
+        let process = Process()
+        process.executableURL = try visitorCounterExecutable()
+        process.arguments = ["export", "--database", database, "--format", "csv"]
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
+        try process.run()
+        var peak = 0
+        while process.isRunning {
+            if let rss = try? FaultTests.residentBytes(of: process.processIdentifier) { peak = max(peak, rss) }
+            usleep(5_000)
+        }
+        #expect(process.terminationStatus == 0)
+        let size = (try FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+        var lines = 0
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: output))
+        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+            lines += chunk.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+        }
+        print("export: \(rows) rows, \(size >> 20) MiB of CSV, peak RSS \(peak >> 20) MiB")
+        #expect(lines == rows + 1)
+        #expect(size > 60 << 20)
+        #expect(peak < 48 << 20, "the export grew to \(peak >> 20) MiB")
+    }
+
+    @Test func exportWritesValidJSONAndCSV() throws {
+        let store = try VisitorStore(path: directory.path("small.sqlite"))
+        try store.write(VisitBatch(counting: [
+            visit("US", at: midnight + 5, userAgent: "agent, with \"quotes\""), visit("GB", at: midnight + 86_400 + 5),
+        ]), at: midnight + 86_400 + 10)
+        func export(_ format: Exporter.Format, daily: Bool = false, from: Int? = nil, to: Int? = nil) throws -> String {
+            let path = directory.path("out-\(UUID().uuidString)")
+            FileManager.default.createFile(atPath: path, contents: nil)
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+            let exporter = Exporter(store: store, format: format, from: from, to: to)
+            if daily { try exporter.exportDaily(to: handle) } else { try exporter.exportVisits(to: handle) }
+            try handle.close()
+            return try String(contentsOfFile: path, encoding: .utf8)
+        }
+        let csv = try export(.csv)
+        #expect(csv.split(separator: "\n").count == 3)
+        #expect(csv.contains(#",US,United States,"agent, with ""quotes""""#) || csv.contains(#"US,US,"agent, with ""quotes""""#))
+        let json = try JSONSerialization.jsonObject(with: Data(try export(.json).utf8)) as? [[String: Any]]
+        #expect(json?.map { $0["country_code"] as? String } == ["US", "GB"])
+        let onlySecondDay = try JSONSerialization.jsonObject(with: Data(try export(.json, from: day + 1, to: day + 1).utf8)) as? [[String: Any]]
+        #expect(onlySecondDay?.count == 1)
+        let daily = try JSONSerialization.jsonObject(with: Data(try export(.json, daily: true).utf8)) as? [String: Any]
+        let days = daily?["days"] as? [[String: Any]]
+        #expect(days?.map { $0["date"] as? String } == ["2027-01-15", "2027-01-16"])
+        #expect(days?.first?["countries"] as? [String: Int] == ["US": 1])
+        #expect(try export(.csv, daily: true).hasPrefix("date,visitors,unique_visitors,country_code,country_visitors\n2027-01-15,1,1,US,1\n"))
+    }
+
+    @Test func sipHashMatchesTheReferenceVectors() {
+        let key = Array(UInt8(0)..<16)
+        #expect(SipHash.hash([], key: key) == 0x726f_db47_dd0e_0e31)
+        #expect(SipHash.hash(Array(UInt8(0)..<15), key: key) == 0xa129_ca61_49be_45e5)
+        #expect(SipHash.hash(Array(UInt8(0)..<8), key: key) == 0x93f5_f579_9a93_2462)
+    }
+
+    @Test func daysParseStrictly() {
+        #expect(UTCTimestamp.parseDay("2026-11-24") == UTCTimestamp.day(UTCTimestamp.parse("2026-11-24T00:00:00Z")!))
+        for bad in ["2026-02-30", "2026-13-01", "26-11-24", "2026-11-24T00", "", "2026/11/24"] {
+            #expect(UTCTimestamp.parseDay(bad) == nil, "\(bad)")
+        }
+    }
+}
