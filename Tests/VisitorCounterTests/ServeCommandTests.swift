@@ -21,6 +21,8 @@ struct ServeCommandTests {
         (["--socket-mode", "999"], "--socket-mode must be octal"),
         (["--batch-size", "500", "--buffer-limit", "100"], "--buffer-limit must be from --batch-size (500)"),
         (["--health-threshold", "0"], "--health-threshold must be from 1 to 86400"),
+        (["--store-ip", "partial"], "--store-ip must be full, truncated, hashed or none, not 'partial'"),
+        (["--retention-days", "-3"], "--retention-days must be from 0 to 100000"),
         (["--flush-interval", "90"], "--health-threshold must be longer than --flush-interval (90.0 s)"),
         (["--listen", "nowhere"], "--listen must be unix:/absolute/path or HOST:PORT"),
         (["--bogus"], "Unknown option '--bogus'"),
