@@ -35,6 +35,8 @@ struct FaultTests {
         let stack = try LocalStack(.init(workers: 2, extraArguments: ["--health-threshold", "3"]))
         let load = LoadGenerator(stack)
         load.start()
+        // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
+        defer { load.cancel() }
         usleep(500_000)
         let lock = try SQLiteWriteLock(stack.databasePath)
         let locked = ContinuousClock.now
@@ -71,6 +73,8 @@ struct FaultTests {
         try TmpfsMount.fill(filler)
         let load = LoadGenerator(stack)
         load.start()
+        // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
+        defer { load.cancel() }
         try stack.waitFor("writes to fail") { try stack.healthSum("consecutive_failures") >= 2 }
         #expect(try stack.request("GET", "/").status == 200)
         try FileManager.default.removeItem(atPath: filler)
@@ -102,6 +106,8 @@ struct FaultTests {
         let stack = try LocalStack(.init(workers: 2, databaseDirectory: directory.url.path, user: "nobody", inheritSocket: true))
         let load = LoadGenerator(stack)
         load.start()
+        // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
+        defer { load.cancel() }
         try stack.waitFor("a first write") { try stack.healthSum("failed_writes") == 0 && stack.request("GET", "/api/sys/stats").body.contains("last_updated\": \"") }
         try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: stack.databasePath)
         try stack.waitFor("writes to fail") { try stack.healthSum("consecutive_failures") >= 2 }
@@ -127,10 +133,14 @@ struct FaultTests {
         let userAgent = "Mozilla/5.0 " + String(repeating: "x", count: 480)
         let warmUp = LoadGenerator(stack, clients: 4, limit: 2 * limit, headers: ["User-Agent": userAgent])
         warmUp.start()
+        // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
+        defer { warmUp.cancel() }
         let warm = warmUp.stop()
         let before = try Self.residentBytes(of: worker)
         let load = LoadGenerator(stack, clients: 4, limit: 30_000, headers: ["User-Agent": userAgent])
         load.start()
+        // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
+        defer { load.cancel() }
         let result = load.stop()
         let after = try Self.residentBytes(of: worker)
         let buffered = try stack.healthSum("buffered_rows")
@@ -156,6 +166,8 @@ struct FaultTests {
         let lock = try SQLiteWriteLock(stack.databasePath)
         let load = LoadGenerator(stack, clients: 4, limit: 600)
         load.start()
+        // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
+        defer { load.cancel() }
         let result = load.stop()
         #expect(stack.stopCounter() == 0)
         let spills = try SpillFile.all(database: stack.databasePath)
@@ -178,6 +190,8 @@ struct FaultTests {
         let stack = try LocalStack(.init(workers: 2, inheritSocket: true))
         let load = LoadGenerator(stack)
         load.start()
+        // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
+        defer { load.cancel() }
         for _ in 0..<3 {
             usleep(700_000)
             try stack.restartCounter()
@@ -197,6 +211,8 @@ struct FaultTests {
             .init(workers: 2, extraArguments: ["--batch-size", "\(batchSize)", "--buffer-limit", "\(bufferLimit)"]))
         let load = LoadGenerator(stack)
         load.start()
+        // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
+        defer { load.cancel() }
         usleep(1_500_000)
         let victim = try #require(stack.workerPIDs().min())
         kill(victim, SIGKILL)

@@ -86,6 +86,12 @@ final class LoadGenerator: @unchecked Sendable {
     /// Answers so far.
     var ok: Int { lock.withLock { statuses[200] ?? 0 } }
 
+    /// Stops the clients now and waits for them; nothing more once they have stopped.
+    func cancel() {
+        lock.withLock { stopping = true }
+        group.wait()
+    }
+
     /// Waits until `limit` requests are answered, or stops the clients now; returns what they saw.
     func stop() -> Result {
         if limit == .max { lock.withLock { stopping = true } }
