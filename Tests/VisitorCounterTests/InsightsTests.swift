@@ -183,6 +183,13 @@ struct InsightsTests {
         }
         let csv = try export(.csv)
         #expect(csv.split(separator: "\n").count == 3)
+        // Page by page, one row at a time, gives the same.
+        let paged = directory.path("paged.csv")
+        FileManager.default.createFile(atPath: paged, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: paged))
+        try Exporter(store: store, format: .csv, from: nil, to: nil).exportVisits(to: handle, pageSize: 1)
+        try handle.close()
+        #expect(try String(contentsOfFile: paged, encoding: .utf8) == csv)
         #expect(csv.contains(#",US,United States,"agent, with ""quotes""""#) || csv.contains(#"US,US,"agent, with ""quotes""""#))
         let json = try JSONSerialization.jsonObject(with: Data(try export(.json).utf8)) as? [[String: Any]]
         #expect(json?.map { $0["country_code"] as? String } == ["US", "GB"])

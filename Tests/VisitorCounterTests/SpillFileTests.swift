@@ -56,6 +56,30 @@ struct SpillFileTests {
         #expect(try String(contentsOfFile: spill.path + ".rejected", encoding: .utf8) == "{\"id\":\"cut-sh\n")
         #expect(try store.stats().countries == ["DE": 1, "FR": 2])
     }
+
+    @Test func aLineFromAnEarlierBuildStillReplays() throws {
+        let path = directory.path("earlier.sqlite")
+        let store = try VisitorStore(path: path)
+        let spill = SpillFile(database: path, worker: 0)
+        // Written before the recent windows and the daily rollup: counts by country code alone.
+        let line = #"{"counts_without_rows":{"US":2},"id":"earlier-1","spilled_at":"2026-11-20T10:00:00.000Z","visits":[],"worker":0}"#
+        try Data((line + "\n").utf8).write(to: URL(fileURLWithPath: spill.path))
+        #expect(try spill.replay(into: store) == SpillFile.Replay(batches: 1, visits: 2))
+        #expect(try store.stats().countries == ["US": 2])
+        #expect(try store.daily(from: UTCTimestamp.parseDay("2026-11-20")!, to: UTCTimestamp.parseDay("2026-11-20")!).first?.visitors == 2)
+    }
+
+    @Test func botsCountedWithoutRowsAddToBots() throws {
+        let store = try VisitorStore(path: directory.path("rowless-bots.sqlite"))
+        var batch = VisitorStoreTests.visits(["US"])
+        batch.botsWithoutRows = 3
+        let spill = SpillFile(database: store.path, worker: 0)
+        try spill.append(batch, worker: 0)
+        _ = try spill.replay(into: store)
+        #expect(try store.stats().totalVisitors == 1)
+        #expect(try store.stats().bots == 3)
+    }
+
 }
 
 struct AuditLogTests {

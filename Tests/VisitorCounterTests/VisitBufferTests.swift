@@ -126,6 +126,19 @@ struct VisitBufferTests {
         #expect(buffer.takeAll() == nil)
         #expect(buffer.visitsHeld == 0)
     }
+
+    @Test func atTheBoundBotsAreCountedAsBotsNotVisitors() {
+        var buffer = VisitBuffer(batchSize: 10, flushInterval: .seconds(1), rowLimit: 1, now: start)
+        _ = buffer.append(visit("US"), now: start)
+        _ = buffer.append(Visit(trustedIP: nil, userAgent: "curl/8.5.0", country: "US", countryCode: "US", time: Date()), now: start)
+        _ = buffer.append(visit("GB"), now: start)
+        let all = buffer.takeAll()
+        #expect(all?.botsWithoutRows == 1)
+        #expect(all?.visitsWithoutRows == 1)
+        #expect(all?.countryCounts == ["US": 1, "GB": 1])
+        #expect(all?.count == 3)
+    }
+
 }
 
 struct RetryPolicyTests {

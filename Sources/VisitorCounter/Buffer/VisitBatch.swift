@@ -15,6 +15,8 @@ public struct VisitBatch: Sendable, Equatable {
     public var visitsWithoutRows: Int
     /// Visits per minute (Unix time / 60) among those counted without a row, for the recent windows.
     public var minutesWithoutRows: [Int: Int] = [:]
+    /// Requests from bots among those that came while the buffer was at its bound: counted in `bots`.
+    public var botsWithoutRows = 0
     /// When the oldest visit in the batch was answered: how long the batch has waited, for health checks.
     public var oldestVisit: Date?
 
@@ -34,8 +36,8 @@ public struct VisitBatch: Sendable, Equatable {
         self.init(visits: visits)
     }
 
-    /// Every visit the batch counts, with a row or without.
-    public var count: Int { visits.count + visitsWithoutRows }
+    /// Every request the batch counts, with a row or without, bots' included.
+    public var count: Int { visits.count + visitsWithoutRows + botsWithoutRows }
     public var isEmpty: Bool { count == 0 }
 
     /// Visits per country code, those with a row and those without.
@@ -66,6 +68,7 @@ public struct VisitBatch: Sendable, Equatable {
         countsWithoutRows.merge(other.countsWithoutRows, uniquingKeysWith: +)
         minutesWithoutRows.merge(other.minutesWithoutRows, uniquingKeysWith: +)
         visitsWithoutRows += other.visitsWithoutRows
+        botsWithoutRows += other.botsWithoutRows
         oldestVisit = [oldestVisit, other.oldestVisit].compactMap { $0 }.min()
     }
 }

@@ -42,7 +42,12 @@ public struct VisitBuffer: Sendable {
     public private(set) var visitsHeld = 0
     public private(set) var isCountingWithoutRows = false
 
-    public init(batchSize: Int, flushInterval: Duration, rowLimit: Int = .max, now: Instant) {
+    /// Whether bots' requests count as visits (`--count-bots`); needed here only for the visits counted
+    /// without rows, whose user agent the writer will not see.
+    public let countsBots: Bool
+
+    public init(batchSize: Int, flushInterval: Duration, rowLimit: Int = .max, countsBots: Bool = false, now: Instant) {
+        self.countsBots = countsBots
         precondition(batchSize > 0, "batchSize must be positive")
         precondition(flushInterval > .zero, "flushInterval must be positive")
         precondition(rowLimit > 0, "rowLimit must be positive")
@@ -65,7 +70,11 @@ public struct VisitBuffer: Sendable {
     public mutating func append(_ visit: Visit, now: Instant) -> Action {
         visitsHeld += 1
         if rowsHeld >= rowLimit {
-            filling.countWithoutRow(visit)
+            if !countsBots && BotClassifier.isBot(visit.userAgent) {
+                filling.botsWithoutRows += 1
+            } else {
+                filling.countWithoutRow(visit)
+            }
             guard !isCountingWithoutRows else { return .none }
             isCountingWithoutRows = true
             return .startedCountingWithoutRows

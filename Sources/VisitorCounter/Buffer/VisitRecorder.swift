@@ -57,6 +57,8 @@ public final class VisitRecorder: Sendable {
         public var stopRetryLimit: Duration
         /// This worker's number, for the spill file's name and the audit log.
         public var worker: Int
+        /// Whether bots' requests count as visits (`--count-bots`).
+        public var countsBots = false
 
         public static let defaultBufferLimit = 50_000
 
@@ -123,7 +125,7 @@ public final class VisitRecorder: Sendable {
             State(
                 buffer: VisitBuffer(
                     batchSize: configuration.batchSize, flushInterval: configuration.flushInterval,
-                    rowLimit: configuration.bufferLimit, now: now())))
+                    rowLimit: configuration.bufferLimit, countsBots: configuration.countsBots, now: now())))
     }
 
     public convenience init(store: VisitorStore, batchSize: Int, flushInterval: Duration, logger: Logger) {
@@ -197,6 +199,7 @@ public final class VisitRecorder: Sendable {
         var replayAt: ContinuousClock.Instant? = spill != nil ? now() : nil
         var replayFailures = 0
         var checkpointAt = now()
+        var forgetKeysAt = now()
         var stopStarted: ContinuousClock.Instant?
         while true {
             auditDegradations()
@@ -222,6 +225,17 @@ public final class VisitRecorder: Sendable {
             if !stopping, let retryAt, now() < retryAt {
                 waitUntil(min(retryAt, replayAt ?? retryAt))
                 continue
+            }
+
+            // The day's visitor keys must go after two days even when no batch comes to delete them.
+            if !stopping, now() >= forgetKeysAt {
+                forgetKeysAt = now() + .seconds(3600)
+                do {
+                    try store.forgetOldKeys()
+                } catch {
+                    logger.warning("deleting old visitor keys failed, will try again", metadata: ["error": "\(error)"])
+                    forgetKeysAt = now() + .seconds(60)
+                }
             }
 
             // At a stop, batches are written for up to `stopWriteLimit`; what is left then is spilled.

@@ -45,23 +45,31 @@ public struct SpillFile: Sendable {
         var spilledAt: String
         var visits: [Row]
         var countsWithoutRows: [String: Int]
-        var minutesWithoutRows: [String: Int]
+        /// Absent from lines written before the recent windows.
+        var minutesWithoutRows: [String: Int]?
+        var botsWithoutRows: Int?
+
+        private var spillDay: Int { UTCTimestamp.parse(spilledAt).map(UTCTimestamp.day) ?? UTCTimestamp.day(Date()) }
 
         var batch: VisitBatch {
-            VisitBatch(
+            var batch = VisitBatch(
                 visits: visits.map { row in
                     Visit(
                         trustedIP: row.ip, userAgent: row.userAgent, country: row.country, countryCode: row.countryCode,
                         time: UTCTimestamp.parse(row.timestamp) ?? Date(timeIntervalSince1970: 0))
                 },
                 countsWithoutRows: Dictionary(uniqueKeysWithValues: countsWithoutRows.compactMap { key, value in
+                    // "day code"; a line written before the daily rollup has the code alone: its spill's day.
                     let parts = key.split(separator: " ")
+                    if parts.count == 1 { return (DayCountry(day: spillDay, code: String(parts[0])), value) }
                     guard parts.count == 2, let day = Int(parts[0]) else { return nil }
                     return (DayCountry(day: day, code: String(parts[1])), value)
                 }),
-                minutesWithoutRows: Dictionary(uniqueKeysWithValues: minutesWithoutRows.compactMap { key, value in
+                minutesWithoutRows: Dictionary(uniqueKeysWithValues: (minutesWithoutRows ?? [:]).compactMap { key, value in
                     Int(key).map { ($0, value) }
                 }))
+            batch.botsWithoutRows = botsWithoutRows ?? 0
+            return batch
         }
     }
 
@@ -76,7 +84,8 @@ public struct SpillFile: Sendable {
                     timestamp: UTCTimestamp.format(visit.time, milliseconds: true))
             },
             countsWithoutRows: Dictionary(uniqueKeysWithValues: batch.countsWithoutRows.map { ("\($0.key.day) \($0.key.code)", $0.value) }),
-            minutesWithoutRows: Dictionary(uniqueKeysWithValues: batch.minutesWithoutRows.map { ("\($0.key)", $0.value) }))
+            minutesWithoutRows: Dictionary(uniqueKeysWithValues: batch.minutesWithoutRows.map { ("\($0.key)", $0.value) }),
+            botsWithoutRows: batch.botsWithoutRows)
         var line = Array(try Self.encoder.encode(record))
         line.append(UInt8(ascii: "\n"))
         try LockedFile.withAppendLock(path) { descriptor, size in

@@ -54,6 +54,7 @@ public enum WorkerProcess {
             path: configuration.database, countsBots: configuration.countsBots, storeIP: configuration.storeIP)
         var recorderConfiguration = configuration.recorder
         recorderConfiguration.worker = configuration.index
+        recorderConfiguration.countsBots = configuration.countsBots
         let recorder = VisitRecorder(
             store: store, configuration: recorderConfiguration,
             spill: SpillFile(database: configuration.database, worker: configuration.index),

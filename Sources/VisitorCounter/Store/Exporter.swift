@@ -23,37 +23,46 @@ public struct Exporter {
     }
 
     /// Writes the raw visits, oldest first, to `output`.
-    public func exportVisits(to output: FileHandle) throws {
+    ///
+    /// Reads in pages of 10,000 rows, each in a short read transaction of its own: one snapshot held
+    /// for a whole long export would keep the WAL from being checkpointed meanwhile.
+    public func exportVisits(to output: FileHandle, pageSize: Int = 10_000) throws {
         var writer = BufferedWriter(output)
         let (first, afterLast) = bounds
-        try store.read { db in
-            let rows = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT timestamp, ip, country_code, country, user_agent FROM visitors
-                    WHERE timestamp >= ? AND timestamp < ? ORDER BY timestamp, id
-                    """,
-                arguments: [first, afterLast])
-            switch format {
-            case .csv: writer.write("timestamp,ip,country_code,country,user_agent\n")
-            case .json: writer.write("[")
+        switch format {
+        case .csv: try writer.write("timestamp,ip,country_code,country,user_agent\n")
+        case .json: try writer.write("[")
+        }
+        var separator = "\n"
+        // Where the last page ended: (timestamp, id), which is unique and ordered by the timestamp index.
+        var after = (timestamp: first, id: Int64.min)
+        while true {
+            let page = try store.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT timestamp, ip, country_code, country, user_agent, id FROM visitors
+                        WHERE (timestamp, id) > (?, ?) AND timestamp < ? ORDER BY timestamp, id LIMIT ?
+                        """,
+                    arguments: [after.timestamp, after.id, afterLast, pageSize])
             }
-            var separator = "\n"
-            while let row = try rows.next() {
+            for row in page {
                 let (timestamp, ip, code, country, agent): (String, String?, String, String, String) = (row[0], row[1], row[2], row[3], row[4])
                 switch format {
                 case .csv:
-                    writer.write([timestamp, ip ?? "", code, country, agent].map(Self.csvField).joined(separator: ",") + "\n")
+                    try writer.write([timestamp, ip ?? "", code, country, agent].map(Self.csvField).joined(separator: ",") + "\n")
                 case .json:
-                    writer.write(
+                    try writer.write(
                         separator + "{\"timestamp\": \(JSONText.quoted(timestamp)), \"ip\": \(ip.map(JSONText.quoted) ?? "null"), "
                             + "\"country_code\": \(JSONText.quoted(code)), \"country\": \(JSONText.quoted(country)), "
                             + "\"user_agent\": \(JSONText.quoted(agent))}")
                     separator = ",\n"
                 }
             }
-            if format == .json { writer.write("\n]\n") }
+            guard let last = page.last, page.count == pageSize else { break }
+            after = (last[0], last[5])
         }
+        if format == .json { try writer.write("\n]\n") }
         try writer.flush()
     }
 
@@ -73,30 +82,30 @@ public struct Exporter {
                 arguments: [first, last])
             var current: DayStats?
             var separator = "\n"
-            func finish(_ day: DayStats) {
+            func finish(_ day: DayStats) throws {
                 if format == .json {
-                    writer.write(separator + day.json)
+                    try writer.write(separator + day.json)
                     separator = ",\n"
                 }
             }
             switch format {
-            case .csv: writer.write("date,visitors,unique_visitors,country_code,country_visitors\n")
-            case .json: writer.write("{\"days\": [")
+            case .csv: try writer.write("date,visitors,unique_visitors,country_code,country_visitors\n")
+            case .json: try writer.write("{\"days\": [")
             }
             while let row = try rows.next() {
                 let (date, visitors, uniques, code, countryVisitors): (String, Int, Int, String?, Int?) = (row[0], row[1], row[2], row[3], row[4])
                 if format == .csv {
-                    writer.write("\(date),\(visitors),\(uniques),\(code ?? ""),\(countryVisitors.map(String.init) ?? "")\n")
+                    try writer.write("\(date),\(visitors),\(uniques),\(code ?? ""),\(countryVisitors.map(String.init) ?? "")\n")
                     continue
                 }
                 if current?.date != date {
-                    if let current { finish(current) }
+                    if let current { try finish(current) }
                     current = DayStats(date: date, visitors: visitors, uniqueVisitors: uniques, countries: [:])
                 }
                 if let code, let countryVisitors { current?.countries[code] = countryVisitors }
             }
-            if let current { finish(current) }
-            if format == .json { writer.write("\n]}\n") }
+            if let current { try finish(current) }
+            if format == .json { try writer.write("\n]}\n") }
         }
         try writer.flush()
     }
@@ -120,27 +129,20 @@ public struct Exporter {
 struct BufferedWriter {
     private let output: FileHandle
     private var buffer: [UInt8] = []
-    private var failure: Error?
 
     init(_ output: FileHandle) {
         self.output = output
         buffer.reserveCapacity(1 << 16)
     }
 
-    mutating func write(_ text: String) {
+    mutating func write(_ text: String) throws {
         buffer += text.utf8
-        if buffer.count >= 1 << 16 { try? flush() }
+        if buffer.count >= 1 << 16 { try flush() }
     }
 
     mutating func flush() throws {
-        if let failure { throw failure }
         guard !buffer.isEmpty else { return }
-        do {
-            try output.write(contentsOf: buffer)
-        } catch {
-            failure = error
-            throw error
-        }
+        try output.write(contentsOf: buffer)
         buffer.removeAll(keepingCapacity: true)
     }
 }

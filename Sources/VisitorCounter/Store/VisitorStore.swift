@@ -169,7 +169,10 @@ public final class VisitorStore: Sendable {
                             visitors_without_rows = visitors_without_rows + ?, bots = bots + ?, last_updated = ?
                         WHERE id = 1
                         """,
-                    arguments: [batch.count - totals.bots, batch.visitsWithoutRows, totals.bots, lastUpdated])
+                    arguments: [
+                        batch.count - totals.bots - batch.botsWithoutRows, batch.visitsWithoutRows,
+                        totals.bots + batch.botsWithoutRows, lastUpdated,
+                    ])
                 guard db.changesCount == 1 else { throw VisitorStoreError.missingStatsRow }
                 return .commit
             }
@@ -263,6 +266,18 @@ public final class VisitorStore: Sendable {
             return (from...max(from, to)).map { day in
                 let date = UTCTimestamp.dayText(day)
                 return days[date] ?? DayStats(date: date, visitors: 0, uniqueVisitors: 0, countries: [:])
+            }
+        }
+    }
+
+    /// Deletes the visitor-hash keys and hashes of the days before yesterday, as every batch does: the
+    /// writer also calls this on a timer, so they go even on days without a visit.
+    public func forgetOldKeys(now: Date = Date()) throws {
+        try currentPool().writeWithoutTransaction { db in
+            try db.inTransaction(.immediate) {
+                var keys = DailyKeys(today: UTCTimestamp.day(now))
+                try keys.forgetOld(in: db)
+                return .commit
             }
         }
     }

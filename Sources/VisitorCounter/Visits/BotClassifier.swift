@@ -19,7 +19,11 @@ public enum BotClassifier {
         "postmanruntime", "insomnia", "winhttp", "libcurl",
     ]
 
+    /// Lower-case pieces of people's user agents that hold a marker: Cubot is a maker of Android phones.
+    public static let exceptions: [String] = ["cubot"]
+
     private static let markerBytes: [[UInt8]] = markers.map { Array($0.utf8) }
+    private static let exceptionBytes: [[UInt8]] = exceptions.map { Array($0.utf8) }
 
     public static func isBot(_ userAgent: String) -> Bool {
         var lowered = Array(userAgent.utf8)
@@ -27,7 +31,22 @@ public enum BotClassifier {
         for index in lowered.indices where lowered[index] >= UInt8(ascii: "A") && lowered[index] <= UInt8(ascii: "Z") {
             lowered[index] += 32
         }
+        for exception in exceptionBytes { blank(exception, in: &lowered) }
         return markerBytes.contains { marker in contains(lowered, marker) }
+    }
+
+    /// Overwrites every occurrence of `piece` in `text` with spaces.
+    private static func blank(_ piece: [UInt8], in text: inout [UInt8]) {
+        guard piece.count <= text.count else { return }
+        var start = 0
+        while start <= text.count - piece.count {
+            if text[start..<(start + piece.count)].elementsEqual(piece) {
+                for index in start..<(start + piece.count) { text[index] = UInt8(ascii: " ") }
+                start += piece.count
+            } else {
+                start += 1
+            }
+        }
     }
 
     private static func contains(_ text: [UInt8], _ marker: [UInt8]) -> Bool {
