@@ -19,10 +19,6 @@ func makeBatch(size: Int, offset: Int) -> VisitBatch {
         })
 }
 
-func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-}
-
 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("visitor-counter-bench-\(getpid())")
 try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(at: directory) }
@@ -36,7 +32,7 @@ for batchSize in [1_000, 10_000] {
         for batch in batches { try store.write(batch) }
     }
     written += batches.count * batchSize
-    let rate = Double(batches.count * batchSize) / seconds(elapsed)
+    let rate = Double(batches.count * batchSize) / elapsed.inSeconds
     print("write  batch=\(batchSize)  visits=\(batches.count * batchSize)  visits/s=\(Int(rate))")
 }
 
@@ -48,7 +44,7 @@ let rows = try store.visitorRowCount()
 var samples: [Double] = []
 for _ in 0..<1_000 {
     let elapsed = try ContinuousClock().measure { _ = try store.stats() }
-    samples.append(seconds(elapsed) * 1_000)
+    samples.append(elapsed.inSeconds * 1_000)
 }
 samples.sort()
 print(

@@ -46,7 +46,7 @@ struct FaultTests {
         #expect(try stack.healthSum("buffered_visits") > 0)
         // A write fails once it has waited out the busy timeout (5 s).
         try stack.waitFor("a failed write", seconds: 14) { try stack.healthSum("consecutive_failures") > 0 }
-        Thread.sleep(until: Date() + max(0, 15 - (ContinuousClock.now - locked).seconds))
+        Thread.sleep(until: Date() + max(0, 15 - (ContinuousClock.now - locked).inSeconds))
         try lock.release()
         usleep(500_000)
         let result = load.stop()
@@ -351,8 +351,4 @@ struct SeededRandom {
     mutating func bytes(_ count: Int, from range: ClosedRange<UInt8>) -> [UInt8] {
         (0..<count).map { _ in UInt8(Int(range.lowerBound) + next(Int(range.upperBound) - Int(range.lowerBound) + 1)) }
     }
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

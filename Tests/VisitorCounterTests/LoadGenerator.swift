@@ -1,5 +1,7 @@
 import Foundation
 
+@testable import VisitorCounter
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -63,7 +65,7 @@ final class LoadGenerator: @unchecked Sendable {
                     let started = ContinuousClock.now
                     let status = try? stack.request("GET", "/", headers: headers).status
                     let elapsed = ContinuousClock.now - started
-                    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                    let seconds = elapsed.inSeconds
                     lock.withLock {
                         if let status { statuses[status, default: 0] += 1 } else { errors += 1 }
                         latencies.append(seconds)

@@ -408,14 +408,12 @@ public final class VisitRecorder: Sendable {
     }
 
     private static func seconds(_ duration: Duration) -> String {
-        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-        return String(format: "%.1f", seconds)
+        String(format: "%.1f", duration.inSeconds)
     }
 
     private func waitUntil(_ instant: ContinuousClock.Instant) {
         let remaining = instant - now()
         guard remaining > .zero else { return }
-        let nanoseconds = remaining.components.seconds * 1_000_000_000 + remaining.components.attoseconds / 1_000_000_000
-        _ = wakeUp.wait(timeout: .now() + .nanoseconds(Int(nanoseconds)))
+        _ = wakeUp.wait(timeout: .now() + .nanoseconds(Int(remaining.inNanoseconds)))
     }
 }

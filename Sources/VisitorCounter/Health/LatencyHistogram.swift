@@ -13,7 +13,7 @@ public struct LatencyHistogram: Sendable, Equatable {
     public var count: Int { counts.reduce(0, +) }
 
     public mutating func record(_ duration: Duration) {
-        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        let seconds = duration.inSeconds
         let bucket = Self.bounds.firstIndex { seconds <= $0 } ?? Self.bounds.count
         counts[bucket] += 1
         sumMicroseconds += Int(seconds * 1_000_000)

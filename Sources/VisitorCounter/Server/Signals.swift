@@ -30,7 +30,7 @@ public enum Signals {
             while sigwait(&set, &received) != 0 {}
             return received
         }
-        let nanoseconds = max(0, timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
+        let nanoseconds = max(0, timeout.inNanoseconds)
         var time = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
         let received = sigtimedwait(&set, nil, &time)
         return received > 0 ? received : nil

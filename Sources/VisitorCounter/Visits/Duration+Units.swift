@@ -1,0 +1,11 @@
+extension Duration {
+    /// The duration in seconds, fractions included: for logs, metrics and `String(format:)`.
+    public var inSeconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+
+    /// The duration in whole nanoseconds: for `timespec` and `DispatchTime`.
+    public var inNanoseconds: Int64 {
+        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
+    }
+}
