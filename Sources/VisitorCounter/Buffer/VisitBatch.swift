@@ -11,8 +11,6 @@ public struct VisitBatch: Sendable, Equatable {
     public var visits: [Visit]
     /// Visits per UTC day and country among those counted without a row.
     public var countsWithoutRows: [DayCountry: Int]
-    /// Visits counted in the totals that have no row in ``visits``.
-    public var visitsWithoutRows: Int
     /// Visits per minute (Unix time / 60) among those counted without a row, for the recent windows.
     public var minutesWithoutRows: [Int: Int] = [:]
     /// Requests from bots among those that came while the buffer was at its bound: counted in `bots`.
@@ -27,7 +25,6 @@ public struct VisitBatch: Sendable, Equatable {
         self.visits = visits
         self.countsWithoutRows = countsWithoutRows
         self.minutesWithoutRows = minutesWithoutRows
-        self.visitsWithoutRows = countsWithoutRows.values.reduce(0, +)
         self.oldestVisit = oldestVisit ?? visits.lazy.map(\.time).min()
     }
 
@@ -35,6 +32,9 @@ public struct VisitBatch: Sendable, Equatable {
     public init(counting visits: [Visit]) {
         self.init(visits: visits)
     }
+
+    /// Visits counted in the totals that have no row in ``visits``.
+    public var visitsWithoutRows: Int { countsWithoutRows.values.reduce(0, +) }
 
     /// Every request the batch counts, with a row or without, bots' included.
     public var count: Int { visits.count + visitsWithoutRows + botsWithoutRows }
@@ -58,7 +58,6 @@ public struct VisitBatch: Sendable, Equatable {
     mutating func countWithoutRow(_ visit: Visit) {
         countsWithoutRows[DayCountry(day: UTCTimestamp.day(visit.time), code: visit.countryCode), default: 0] += 1
         minutesWithoutRows[visit.minute, default: 0] += 1
-        visitsWithoutRows += 1
         if oldestVisit == nil { oldestVisit = visit.time }
     }
 
@@ -67,7 +66,6 @@ public struct VisitBatch: Sendable, Equatable {
         visits += other.visits
         countsWithoutRows.merge(other.countsWithoutRows, uniquingKeysWith: +)
         minutesWithoutRows.merge(other.minutesWithoutRows, uniquingKeysWith: +)
-        visitsWithoutRows += other.visitsWithoutRows
         botsWithoutRows += other.botsWithoutRows
         oldestVisit = [oldestVisit, other.oldestVisit].compactMap { $0 }.min()
     }

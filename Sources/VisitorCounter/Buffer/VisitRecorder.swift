@@ -401,9 +401,7 @@ public final class VisitRecorder: Sendable {
         if let audit {
             audit.record(entry, level: level)
         } else {
-            logger.log(level: level, "\(entry.event)", metadata: [
-                "audit.visits": "\(entry.visits)", "audit.action": "\(entry.action)", "audit.error": "\(entry.error ?? "")",
-            ])
+            AuditLog.log(entry, level: level, to: logger)
         }
     }
 

@@ -73,12 +73,7 @@ public final class AuditLog: Sendable {
 
     /// Appends `entry` (after any kept from before) and logs it at `level`.
     public func record(_ entry: Entry, level: Logger.Level = .warning) {
-        logger.log(
-            level: level, "\(entry.event)",
-            metadata: [
-                "audit.visits": "\(entry.visits)", "audit.action": "\(entry.action)",
-                "audit.error": "\(entry.error ?? "")",
-            ])
+        Self.log(entry, level: level, to: logger)
         pending.withLock { pending in
             pending.append(entry)
             if pending.count > Self.maxPending { pending.removeFirst(pending.count - Self.maxPending) }
@@ -89,6 +84,16 @@ public final class AuditLog: Sendable {
                 logger.error("cannot write the audit log; the entry is kept in memory", metadata: ["audit.path": "\(path)", "error": "\(error)"])
             }
         }
+    }
+
+    /// Sends `entry` to the process log (and so to journald), as every entry recorded is.
+    public static func log(_ entry: Entry, level: Logger.Level, to logger: Logger) {
+        logger.log(
+            level: level, "\(entry.event)",
+            metadata: [
+                "audit.visits": "\(entry.visits)", "audit.action": "\(entry.action)",
+                "audit.error": "\(entry.error ?? "")",
+            ])
     }
 
     /// Writes the entries kept in memory, if any; the writer calls this after each successful write.
