@@ -10,6 +10,8 @@ extension Visit {
     /// GeoIP's pseudo-codes with digits (`A1` anonymous proxy, `A2` satellite, `O1` other) become `XX`.
     public static func normalisedCountryCode(_ raw: String?) -> String {
         guard let raw, raw.utf8.count == 2 else { return unknownCountryCode }
+        // nginx's codes are upper case already: keep the string rather than build another.
+        if raw.utf8.allSatisfy({ (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }) { return raw }
         var upper = (UInt8(0), UInt8(0))
         for (index, byte) in raw.utf8.enumerated() {
             let letter: UInt8
