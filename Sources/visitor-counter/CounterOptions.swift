@@ -41,6 +41,12 @@ struct CounterOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Delete raw visit rows older than this many days; 0 keeps them all. Totals are never reduced.")
     var retentionDays: Int = 0
 
+    @Option(help: "A Mustache template to render the index page with instead of the built-in one (see `visitor-counter template`).")
+    var indexTemplate: String?
+
+    @Option(help: "The Content-Security-Policy header of the index page, in place of the one worked out from the page.")
+    var indexCsp: String?
+
     func validate() throws {
         guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads must be from 1 to 1024") }
         guard flushInterval > 0, flushInterval <= 3600 else {
@@ -72,13 +78,29 @@ struct CounterOptions: ParsableArguments {
         return "visitors.sqlite"
     }
 
-    func workerConfiguration(index: Int) -> WorkerProcess.Configuration {
-        WorkerProcess.Configuration(
+    /// How the index page is rendered: the template is read and parsed here, so a template with a
+    /// mistake stops the command before anything starts.
+    func indexPage() throws -> StatsCache.IndexPage {
+        var page = StatsCache.IndexPage(contentSecurityPolicy: indexCsp)
+        if let indexTemplate {
+            do {
+                page.template = try IndexTemplate(contentsOf: indexTemplate)
+            } catch {
+                throw CommandError(error.description)
+            }
+        }
+        return page
+    }
+
+    func workerConfiguration(index: Int) throws -> WorkerProcess.Configuration {
+        var configuration = WorkerProcess.Configuration(
             database: databasePath, index: index, threads: threads,
             recorder: VisitRecorder.Configuration(
                 batchSize: batchSize, flushInterval: .milliseconds(Int64(flushInterval * 1000)), bufferLimit: bufferLimit),
             statsCache: .seconds(statsCache), healthThreshold: .seconds(healthThreshold), countsBots: countBots,
             storeIP: StoreIPMode(rawValue: storeIp) ?? .full, retentionDays: retentionDays)
+        configuration.indexPage = try indexPage()
+        return configuration
     }
 
     /// The same options spelled out again, for a worker's command line.
@@ -88,6 +110,7 @@ struct CounterOptions: ParsableArguments {
             "--batch-size", "\(batchSize)", "--stats-cache", "\(statsCache)", "--buffer-limit", "\(bufferLimit)",
             "--health-threshold", "\(healthThreshold)",
             "--store-ip", storeIp, "--retention-days", "\(retentionDays)",
-        ] + (countBots ? ["--count-bots"] : [])
+        ] + (countBots ? ["--count-bots"] : []) + (indexTemplate.map { ["--index-template", URL(fileURLWithPath: $0).path] } ?? [])
+            + (indexCsp.map { ["--index-csp", $0] } ?? [])
     }
 }

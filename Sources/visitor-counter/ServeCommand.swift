@@ -53,6 +53,7 @@ struct ServeCommand: ParsableCommand {
 
         let database = options.databasePath
         try checkDirectory(of: database)
+        _ = try options.indexPage()
         let address = listen.flatMap(ListenAddress.init(argument:)) ?? .inherited
         let socket: ListeningSocket
         do {
@@ -139,7 +140,7 @@ struct WorkerCommand: ParsableCommand {
             throw CommandError("worker: standard input is not a listening socket; run `visitor-counter serve`")
         }
         do {
-            var configuration = options.workerConfiguration(index: index)
+            var configuration = try options.workerConfiguration(index: index)
             configuration.statusDescriptor = statusDescriptor
             try WorkerProcess.run(configuration, logger: logger)
         } catch {

@@ -7,7 +7,7 @@ struct VisitorCounterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "visitor-counter",
         abstract: "A self-hosted visitor and country counter: a FastCGI responder behind nginx.",
-        subcommands: [ServeCommand.self, StatsCommand.self, ExportCommand.self, AuditCommand.self, WorkerCommand.self, SimulateCommand.self]
+        subcommands: [ServeCommand.self, StatsCommand.self, ExportCommand.self, AuditCommand.self, TemplateCommand.self, WorkerCommand.self, SimulateCommand.self]
     )
 
     /// Like ArgumentParser's own `main`, but a bad value prints one line, not the usage: what a site

@@ -8,26 +8,54 @@ public final class StatsCache: Sendable {
     private let current: Mutex<RenderedPages>
     private let store: VisitorStore
     private let period: Duration
+    private let page: IndexPage
     private let logger: Logger
 
-    /// Reads the totals once, so the first request already has pages.
-    public init(store: VisitorStore, period: Duration, logger: Logger) throws {
+    /// How `GET /` is rendered: the template and, for a site owner's template, their own policy.
+    public struct IndexPage: Sendable {
+        public var template: IndexTemplate
+        public var contentSecurityPolicy: String?
+        /// Seconds between the page script's reads of the stats: the cache period, but at least 10.
+        public var refreshSeconds: Int?
+
+        public init(template: IndexTemplate = .standard, contentSecurityPolicy: String? = nil, refreshSeconds: Int? = nil) {
+            self.template = template
+            self.contentSecurityPolicy = contentSecurityPolicy
+            self.refreshSeconds = refreshSeconds
+        }
+    }
+
+    /// Reads the figures once, so the first request already has pages.
+    public init(store: VisitorStore, period: Duration, page: IndexPage = IndexPage(), logger: Logger) throws {
         self.store = store
         self.period = period
+        self.page = page
         self.logger = logger
-        self.current = Mutex(RenderedPages(stats: try store.stats(), maxAge: Int(period.components.seconds)))
+        self.current = Mutex(try Self.render(store: store, period: period, page: page))
     }
 
     public var pages: RenderedPages { current.withLock { $0 } }
 
-    /// Reads the totals and renders the pages again; on failure the old pages stay and a warning is logged.
+    /// Reads the figures and renders the pages again; on failure the old pages stay and a warning is logged.
     public func refresh() {
         do {
-            let pages = RenderedPages(stats: try store.stats(), maxAge: Int(period.components.seconds))
+            let pages = try Self.render(store: store, period: period, page: page)
             current.withLock { $0 = pages }
         } catch {
             logger.warning("stats read failed, serving the previous figures", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// One read of the totals and the chart's days, rendered into both pages.
+    private static func render(store: VisitorStore, period: Duration, page: IndexPage) throws -> RenderedPages {
+        let now = Date()
+        let seconds = Int(period.components.seconds)
+        let figures = try store.statsAndDays(now: now, days: Dashboard.chartDays)
+        let dashboard = Dashboard(
+            stats: figures.stats, days: figures.days, refreshSeconds: page.refreshSeconds ?? max(seconds, 10), now: now)
+        return RenderedPages(
+            dashboard: dashboard, template: page.template, maxAge: seconds,
+            contentSecurityPolicy: page.contentSecurityPolicy)
     }
 
     /// Starts the refresh thread; `everyRefresh` runs after each refresh (the worker checks its parent there).

@@ -24,6 +24,8 @@ public enum WorkerProcess {
         public var storeIP: StoreIPMode = .full
         /// Raw rows older than this many days are deleted (`--retention-days`); 0 keeps them all.
         public var retentionDays = 0
+        /// How `GET /` is rendered (`--index-template`, `--index-csp`).
+        public var indexPage = StatsCache.IndexPage()
 
         public init(
             database: String, index: Int, threads: Int, recorder: VisitRecorder.Configuration, statsCache: Duration,
@@ -64,7 +66,8 @@ public enum WorkerProcess {
                     WorkerStatus(pid: getpid(), startedAt: startedAt, writer: statistics),
                     at: configuration.index)
             })
-        let cache = try StatsCache(store: store, period: configuration.statsCache, logger: logger)
+        let cache = try StatsCache(
+            store: store, period: configuration.statsCache, page: configuration.indexPage, logger: logger)
         let router = Router(
             pages: { cache.pages },
             recordVisit: { recorder.record($0) },

@@ -1,0 +1,27 @@
+import ArgumentParser
+import Foundation
+import VisitorCounter
+
+struct TemplateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "template",
+        abstract: "Print the built-in index page template, a start for --index-template; or check a template file.",
+        discussion: "The figures a template gets are listed in the README under \"Your own index page\"."
+    )
+
+    @Option(help: "Parse this template as serve would, and say whether it can be used.")
+    var check: String?
+
+    func run() throws {
+        guard let check else {
+            print(IndexTemplate.standardText, terminator: "")
+            return
+        }
+        do {
+            _ = try IndexTemplate(contentsOf: check)
+        } catch {
+            throw CommandError(error.description)
+        }
+        print("\(check): the template parses")
+    }
+}

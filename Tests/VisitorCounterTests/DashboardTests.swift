@@ -1,0 +1,153 @@
+import Foundation
+import Testing
+
+@testable import VisitorCounter
+
+/// The index page's figures, its template and its Content-Security-Policy, without a browser; the
+/// browser's view of the page is in `BrowserTests`.
+struct DashboardTests {
+    let now = UTCTimestamp.parse("2026-11-25T12:00:00Z")!
+
+    func days(_ visitors: [Int], endingOn last: String = "2026-11-25") -> [DayStats] {
+        let lastDay = UTCTimestamp.parseDay(last)!
+        return visitors.enumerated().map { index, count in
+            DayStats(
+                date: UTCTimestamp.dayText(lastDay - visitors.count + 1 + index), visitors: count, uniqueVisitors: count / 2,
+                countries: [:])
+        }
+    }
+
+    @Test(arguments: [("GB", "\u{1F1EC}\u{1F1E7}"), ("US", "\u{1F1FA}\u{1F1F8}"), ("XX", "\u{1F310}"), ("A1", "\u{1F310}"), ("<s", "\u{1F310}")])
+    func flagsAreRegionalIndicators(code: String, flag: String) {
+        #expect(Dashboard.flag(forCode: code) == flag)
+    }
+
+    @Test(arguments: [(0, "0"), (999, "999"), (1000, "1,000"), (1_234_567, "1,234,567"), (-4200, "-4,200")])
+    func numbersAreGroupedByThousands(value: Int, text: String) {
+        #expect(Dashboard.grouped(value) == text)
+    }
+
+    @Test(arguments: [
+        (-30.0, "just now"), (4.9, "just now"), (5, "5 seconds ago"), (59, "59 seconds ago"), (60, "1 minute ago"),
+        (3599, "59 minutes ago"), (3600, "1 hour ago"), (7200, "2 hours ago"), (86_400, "1 day ago"), (864_000, "10 days ago"),
+    ])
+    func lastUpdatedIsRelative(secondsAgo: Double, text: String) {
+        #expect(Dashboard.relative(now.addingTimeInterval(-secondsAgo), now: now) == text)
+    }
+
+    @Test func countriesComeByCountWithNamesFlagsAndShares() {
+        let stats = VisitorStats(totalVisitors: 2001, countries: ["GB": 1000, "XX": 1, "US": 1000], lastUpdated: nil)
+        let dashboard = Dashboard(stats: stats, days: [], refreshSeconds: 10, now: now)
+        #expect(dashboard.countries.map(\.code) == ["GB", "US", "XX"])
+        #expect(dashboard.countries.map(\.name) == ["United Kingdom", "United States", "Unknown"])
+        #expect(dashboard.countries.map(\.shareTenths) == [500, 500, 0])
+        let rows = dashboard.context["countries"] as! [[String: Any]]
+        #expect(rows.map { $0["share_text"] as! String } == ["50.0%", "50.0%", "<0.1%"])
+        #expect(rows.map { $0["visitors_text"] as! String } == ["1,000", "1,000", "1"])
+    }
+
+    @Test func theBusiestDayReachesTheTopAndEmptyDaysHaveNoBar() {
+        let chart = DailyChart(days: days([0, 5, 10] + Array(repeating: 1, count: 27)))
+        #expect(chart.bars.count == 30)
+        #expect(chart.bars[0].height == 0)
+        #expect(chart.bars[2].y == DailyChart.top)
+        #expect(chart.bars[1].height == (DailyChart.baseline - DailyChart.top) / 2)
+        #expect(chart.bars.allSatisfy { $0.x >= 0 && $0.x + DailyChart.barWidth <= DailyChart.width })
+        #expect(chart.bars.last!.isLast && chart.bars.last!.label == "25 Nov")
+        #expect(chart.ticks.first?.label == "27 Oct" && chart.ticks.first?.anchor == "start")
+        #expect(chart.ticks.last?.label == "25 Nov" && chart.ticks.last?.anchor == "end")
+        #expect(chart.summary == "42 visits in 30 days. The busiest day was 29 Oct with 10; today has 1 so far.")
+    }
+
+    @Test func aChartWithoutVisitsSaysSo() {
+        let chart = DailyChart(days: days(Array(repeating: 0, count: 30)))
+        #expect(chart.bars.allSatisfy { $0.height == 0 })
+        #expect(chart.summary == "No visits in these 30 days.")
+    }
+
+    @Test func theStandardPageShowsTheFiguresAndNeverSaysNeverOnceWritten() {
+        let stats = VisitorStats(
+            totalVisitors: 12_345, countries: ["DE": 12_000, "XX": 345], lastUpdated: now.addingTimeInterval(-120),
+            recent: .init(last5Minutes: 7, lastHour: 80, lastDay: 900), uniqueVisitorsToday: 4321)
+        let page = IndexTemplate.standard.render(Dashboard(stats: stats, days: days([3, 4]), refreshSeconds: 10, now: now))
+        #expect(page.contains("<dd id=\"total-visitors\">12,345</dd>"))
+        #expect(page.contains("<dd id=\"unique-visitors-today\">4,321</dd>"))
+        #expect(page.contains("<dd id=\"last-5m\">7</dd>") && page.contains("<dd id=\"last-24h\">900</dd>"))
+        #expect(page.contains("datetime=\"2026-11-25T11:58:00Z\" title=\"2026-11-25 11:58:00 UTC\">2 minutes ago</time>"))
+        #expect(page.contains("\u{1F1E9}\u{1F1EA}</span><span class=\"name\">Germany</span>"))
+        #expect(page.contains("<rect class=\"fill\" width=\"97.2\" height=\"8\"/></svg><span class=\"percent\">97.2%</span>"))
+        #expect(page.contains("<title>25 Nov: 4 visits</title>"))
+        #expect(!page.contains("No visits yet"))
+
+        let empty = IndexTemplate.standard.render(
+            Dashboard(stats: VisitorStats(totalVisitors: 0, countries: [:], lastUpdated: nil), days: [], refreshSeconds: 10, now: now))
+        #expect(empty.contains("<time id=\"last-updated\">never</time>"))
+        #expect(empty.contains("No visits yet") && empty.contains("<table id=\"countries\" hidden>"))
+    }
+
+    @Test func thePolicyNamesTheInlineStyleAndScriptByHashAndNothingElse() {
+        let page = RenderedPages(stats: VisitorStats(totalVisitors: 1, countries: ["US": 1], lastUpdated: now), maxAge: 2)
+        let body = page.index.body
+        let style = String(body[body.range(of: "<style>")!.upperBound..<body.range(of: "</style>")!.lowerBound])
+        let script = String(body[body.range(of: "<script>")!.upperBound..<body.range(of: "</script>")!.lowerBound])
+        #expect(
+            page.index.header("Content-Security-Policy")
+                == "default-src 'none'; style-src 'sha256-\(SHA256.base64(style))'; script-src 'sha256-\(SHA256.base64(script))'; "
+                + "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+        #expect(page.index.header("X-Content-Type-Options") == "nosniff")
+    }
+
+    @Test func aPageWithoutScriptMayNotConnectAndExternalScriptsAreNotHashed() {
+        #expect(
+            ContentSecurityPolicy.forPage("<p>hi</p><script src=\"https://cdn.example/x.js\"></script><styles>")
+                == "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+        #expect(ContentSecurityPolicy.inlineContents(of: "style", in: "<STYLE media=\"all\">a{}</STYLE><style>b{}</style>") == ["a{}", "b{}"])
+    }
+
+    @Test(arguments: [
+        ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+        ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        (
+            "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        ),
+        (String(repeating: "a", count: 1_000_000), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"),
+    ])
+    func sha256MatchesTheStandardsVectors(message: String, hex: String) {
+        #expect(SHA256.digest(Array(message.utf8)).map { String(format: "%02x", $0) }.joined() == hex)
+    }
+
+    @Test func anOwnersTemplateGetsTheSameFigures() throws {
+        let template = try IndexTemplate(
+            text: "{{total_visitors}} {{#countries}}{{code}}={{visitors}} {{/countries}}{{^countries}}none{{/countries}}",
+            source: "test")
+        let stats = VisitorStats(totalVisitors: 3, countries: ["US": 2, "GB": 1], lastUpdated: nil)
+        #expect(template.render(Dashboard(stats: stats, days: [], refreshSeconds: 10)) == "3 US=2 GB=1 ")
+        let pages = RenderedPages(
+            dashboard: Dashboard(stats: stats, days: [], refreshSeconds: 10), template: template, maxAge: 2,
+            contentSecurityPolicy: "default-src 'self'")
+        #expect(pages.index.header("Content-Security-Policy") == "default-src 'self'")
+    }
+
+    @Test(arguments: [
+        ("<ul>\n{{#countries}}\n<li>{{name}}</li>\n", "line 4, column 1: a section is opened but never closed"),
+        ("<p>\n  {{#a}}{{/b}}\n", "line 2, column 12: a section is closed with another name than it was opened with: {{#a}}{{/b}}"),
+        ("<p>{{total_visitors</p>", "line 1, column 20: a tag is not finished (a missing }} or a bad name): <p>{{total_visitors</p>"),
+    ])
+    func aTemplateThatDoesNotParseSaysWhereAndWhy(text: String, message: String) throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.path("index.mustache")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let error = #expect(throws: IndexTemplateError.self) { try IndexTemplate(contentsOf: path) }
+        #expect(error?.description.hasPrefix("index template \(path), ") == true, "\(String(describing: error))")
+        #expect(error?.description.contains(message) == true, "\(error?.description ?? "")")
+    }
+
+    @Test func aMissingOrEmptyTemplateIsRefused() throws {
+        let directory = try TemporaryDirectory()
+        #expect(throws: IndexTemplateError.self) { try IndexTemplate(contentsOf: directory.path("none.mustache")) }
+        try "  \n".write(toFile: directory.path("empty.mustache"), atomically: true, encoding: .utf8)
+        let error = #expect(throws: IndexTemplateError.self) { try IndexTemplate(contentsOf: directory.path("empty.mustache")) }
+        #expect(error?.description == "index template \(directory.path("empty.mustache")) is empty")
+    }
+}
