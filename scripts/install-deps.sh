@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the counter needs to build, run and test; with `bench`, also those the
-# side-by-side benchmark needs. Safe to run again: it only calls apt-get when a package is missing.
-# Needs root (or sudo).
+# Installs the Debian packages the counter needs to build, run and test. With `test`, also the browser
+# the page tests drive (and scripts/screenshot.sh); with `bench`, those the side-by-side benchmark
+# needs. Safe to run again: it only calls apt-get when a package is missing. Needs root (or sudo).
 set -euo pipefail
 
 packages=(
@@ -14,6 +14,15 @@ packages=(
     curl                    # the tests' and the README's HTTP client
     systemd                 # systemd-analyze, to check the unit files
 )
+# Chromium comes with its recommended packages, as the page tests were checked with.
+with_recommends=()
+if [ "${1:-}" = test ]; then
+    with_recommends+=(
+        chromium                # the headless browser the page tests and screenshots use
+        fonts-dejavu-core       # the page's text
+        fonts-noto-color-emoji  # the countries' flags
+    )
+fi
 if [ "${1:-}" = bench ]; then
     packages+=(
         wrk                 # the load generator
@@ -24,14 +33,22 @@ if [ "${1:-}" = bench ]; then
     )
 fi
 
-missing=()
-for package in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
+missing() {
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || echo "$package"
+    done
+}
+mapfile -t missing_plain < <(missing "${packages[@]}")
+mapfile -t missing_full < <(missing "${with_recommends[@]}")
+if [ ${#missing_plain[@]} -gt 0 ] || [ ${#missing_full[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    echo "installing: ${missing[*]}" >&2
+    echo "installing: ${missing_plain[*]} ${missing_full[*]}" >&2
     $sudo apt-get update
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+    if [ ${#missing_plain[@]} -gt 0 ]; then
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing_plain[@]}"
+    fi
+    if [ ${#missing_full[@]} -gt 0 ]; then
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y "${missing_full[@]}"
+    fi
 fi

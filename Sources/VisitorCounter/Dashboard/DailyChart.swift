@@ -1,13 +1,16 @@
 import Foundation
 
 /// The geometry of the index page's bar chart of visits per day, in the units of the SVG's viewBox:
-/// one bar per day, the busiest day reaching the top, with a few date labels underneath.
+/// one bar per day, the busiest day reaching the top.
+///
+/// The date labels underneath are HTML, not SVG text: text in the SVG would scale with it, unreadably
+/// small on a phone.
 public struct DailyChart: Sendable {
     public static let width = 600.0
-    public static let height = 180.0
-    /// The y of the bars' bottom edge; labels go below it.
-    public static let baseline = 150.0
-    static let top = 12.0
+    public static let height = 160.0
+    /// The y of the bars' bottom edge.
+    public static let baseline = 159.0
+    static let top = 4.0
     static let barWidth = 14.0
 
     public struct Bar: Sendable, Equatable {
@@ -22,15 +25,9 @@ public struct DailyChart: Sendable {
         public var isLast: Bool
     }
 
-    public struct Tick: Sendable, Equatable {
-        public var label: String
-        public var x: Double
-        /// SVG `text-anchor`, so the first and last labels stay inside the chart.
-        public var anchor: String
-    }
-
     public let bars: [Bar]
-    public let ticks: [Tick]
+    /// Five labels, first day to last, evenly spread.
+    public let ticks: [String]
     public let maxVisitors: Int
     public let title: String
     /// The chart in words, for its `<desc>`.
@@ -40,24 +37,20 @@ public struct DailyChart: Sendable {
         let slot = Self.width / Double(max(days.count, 1))
         let maxVisitors = days.map(\.visitors).max() ?? 0
         self.maxVisitors = maxVisitors
-        self.bars = days.enumerated().map { index, day in
+        let bars = days.enumerated().map { index, day in
             let height = maxVisitors == 0 ? 0 : (Self.baseline - Self.top) * Double(day.visitors) / Double(maxVisitors)
             return Bar(
                 date: day.date, label: Self.label(day.date), visitors: day.visitors, uniqueVisitors: day.uniqueVisitors,
                 x: Double(index) * slot + (slot - Self.barWidth) / 2, y: Self.baseline - height, height: height,
                 isLast: index == days.count - 1)
         }
-        // About one label a week, and always the last day.
-        let step = 7
-        var ticks: [Tick] = []
-        for index in stride(from: 0, to: days.count, by: step) where days.count - 1 - index >= step / 2 {
-            ticks.append(Tick(label: bars[index].label, x: Double(index) * slot + slot / 2, anchor: index == 0 ? "start" : "middle"))
+        self.bars = bars
+        var tickIndices: [Int] = []
+        for part in 0...4 where !days.isEmpty {
+            let index = Int((Double(part * (days.count - 1)) / 4).rounded())
+            if tickIndices.last != index { tickIndices.append(index) }
         }
-        if let last = bars.last {
-            ticks.append(Tick(label: last.label, x: Self.width, anchor: "end"))
-        }
-        if let first = ticks.first, first.anchor == "start" { ticks[0].x = 0 }
-        self.ticks = ticks
+        self.ticks = tickIndices.map { bars[$0].label }
 
         if let first = bars.first, let last = bars.last {
             title = "Visits per day, \(first.label) to \(last.label)"

@@ -72,9 +72,7 @@ public struct Dashboard: Sendable {
                 "width": DailyChart.number(DailyChart.width), "height": DailyChart.number(DailyChart.height),
                 "baseline": DailyChart.number(DailyChart.baseline), "title": chart.title,
                 "summary": chart.summary, "max_visitors_text": Self.grouped(chart.maxVisitors),
-                "ticks": chart.ticks.map { tick -> [String: Any] in
-                    ["label": tick.label, "x": DailyChart.number(tick.x), "anchor": tick.anchor]
-                },
+                "ticks": chart.ticks,
             ],
             "refresh_seconds": refreshSeconds,
             "generated_at": UTCTimestamp.format(now),

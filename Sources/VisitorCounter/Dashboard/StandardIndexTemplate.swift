@@ -39,7 +39,7 @@ enum StandardIndexTemplate {
         .chart .bar { fill: var(--accent); }
         .chart .bar.today { fill: var(--accent-soft); }
         .chart .axis { stroke: var(--line); stroke-width: 1; }
-        .chart text { fill: var(--muted); font-size: 12px; }
+        .ticks { display: flex; justify-content: space-between; color: var(--muted); font-size: .8rem; margin-top: .25rem; }
         table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
         th, td { padding: .45rem .5rem; border-bottom: 1px solid var(--line); text-align: left; font-weight: normal; }
         thead th { color: var(--muted); font-size: .85rem; font-weight: 600; }
@@ -59,6 +59,7 @@ enum StandardIndexTemplate {
         .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); white-space: nowrap; }
         @media (max-width: 32rem) {
           main { padding: 1rem .75rem 2rem; }
+          .card.main { grid-column: 1 / -1; }
           .card dd { font-size: 1.4rem; }
           .share { width: 34%; }
           .share svg { width: calc(100% - 3.6rem); }
@@ -75,7 +76,7 @@ enum StandardIndexTemplate {
 
         <dl class="cards">
         <div class="card main"><dt>Visitors in all</dt><dd id="total-visitors">{{total_visitors_text}}</dd></div>
-        <div class="card"><dt>Unique visitors today</dt><dd id="unique-visitors-today">{{unique_visitors_today_text}}</dd></div>
+        <div class="card"><dt>Unique today</dt><dd id="unique-visitors-today">{{unique_visitors_today_text}}</dd></div>
         <div class="card"><dt>Last 5 minutes</dt><dd id="last-5m">{{recent.last_5m_text}}</dd></div>
         <div class="card"><dt>Last hour</dt><dd id="last-1h">{{recent.last_1h_text}}</dd></div>
         <div class="card"><dt>Last 24 hours</dt><dd id="last-24h">{{recent.last_24h_text}}</dd></div>
@@ -91,10 +92,8 @@ enum StandardIndexTemplate {
         {{#days}}
         <rect class="bar{{#is_today}} today{{/is_today}}" x="{{x}}" y="{{y}}" width="{{width}}" height="{{height}}"><title>{{label}}: {{visitors_text}} visits</title></rect>
         {{/days}}
-        {{#chart.ticks}}
-        <text x="{{x}}" y="172" text-anchor="{{anchor}}">{{label}}</text>
-        {{/chart.ticks}}
         </svg>
+        <div class="ticks" aria-hidden="true">{{#chart.ticks}}<span>{{.}}</span>{{/chart.ticks}}</div>
         </figure>
         <details>
         <summary>The 30 days as a table</summary>
@@ -221,6 +220,7 @@ enum StandardIndexTemplate {
             setNumber("bots", stats.bots);
             showUpdated(stats.last_updated);
             showCountries(stats.countries, stats.total_visitors);
+            main.dataset.refreshedAt = new Date().toISOString();
           }
           async function refresh() {
             if (!document.hidden) {
