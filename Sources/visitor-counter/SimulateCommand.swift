@@ -30,8 +30,11 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Country codes, comma-separated, given to the visits in turn.")
     var countries: String = "US,GB,DE,FR,JP,BR,XX"
 
+    @Option(help: "Spread the visits over this many days up to now, busier on weekdays and lately; 0 dates them all now.")
+    var spreadDays: Int = 0
+
     func validate() throws {
-        guard visits >= 0, batchSize > 0, threads > 0, flushInterval > 0 else {
+        guard visits >= 0, batchSize > 0, threads > 0, flushInterval > 0, spreadDays >= 0 else {
             throw ValidationError("--visits must be 0 or more, --batch-size, --threads and --flush-interval more than 0")
         }
     }
@@ -39,6 +42,8 @@ struct SimulateCommand: ParsableCommand {
     func run() throws {
         bootstrapLogging()
         let codes = countries.split(separator: ",").map(String.init)
+        let now = Date()
+        let days = SpreadDays(days: spreadDays, now: now)
         let store = try VisitorStore(path: database)
         let recorder = VisitRecorder(
             store: store,
@@ -54,7 +59,7 @@ struct SimulateCommand: ParsableCommand {
                 recorder.record(
                     Visit(
                         ip: "192.0.2.\(index % 256)", userAgent: Array("simulate/\(thread)".utf8),
-                        countryCode: code, countryName: nil, time: Date()))
+                        countryCode: code, countryName: nil, time: days.time(ofVisit: index, of: visits)))
             }
         }
         recorder.stop()
@@ -66,5 +71,42 @@ struct SimulateCommand: ParsableCommand {
         if statistics.failedWrites > 0 || statistics.visitsWritten != visits {
             throw ExitCode.failure
         }
+    }
+}
+
+/// Made-up visit times over the last `days` days, for a chart that looks like a site's: weekends
+/// quieter, the recent weeks busier, a little wobble. Deterministic, so the same command draws the
+/// same chart.
+struct SpreadDays {
+    let days: Int
+    let now: Date
+    private let cumulative: [Double]
+
+    init(days: Int, now: Date) {
+        self.days = days
+        self.now = now
+        let today = UTCTimestamp.day(now)
+        var total = 0.0
+        var cumulative: [Double] = []
+        for offset in stride(from: days - 1, through: 0, by: -1) {
+            let day = today - offset
+            // 1970-01-01 was a Thursday: (day + 3) % 7 is 5 or 6 on Saturday and Sunday.
+            let weekend = (day + 3) % 7 >= 5
+            let fractionOfToday = offset == 0 ? now.timeIntervalSince1970.truncatingRemainder(dividingBy: 86_400) / 86_400 : 1
+            total += (1 + Double(days - offset) / Double(days)) * (weekend ? 0.65 : 1) * (1 + 0.2 * sin(Double(day))) * fractionOfToday
+            cumulative.append(total)
+        }
+        self.cumulative = cumulative.map { $0 / max(total, 1e-9) }
+    }
+
+    func time(ofVisit index: Int, of count: Int) -> Date {
+        guard days > 0 else { return now }
+        // Visits are spread evenly over the weights; the golden ratio scatters them within each day.
+        let position = (Double(index) + 0.5) / Double(max(count, 1))
+        let slot = cumulative.firstIndex { position <= $0 } ?? days - 1
+        let within = (Double(index) * 0.618_033_988_75).truncatingRemainder(dividingBy: 1)
+        let dayStart = Double(UTCTimestamp.day(now) - (days - 1 - slot)) * 86_400
+        let length = slot == days - 1 ? now.timeIntervalSince1970 - dayStart : 86_400
+        return Date(timeIntervalSince1970: dayStart + within * length)
     }
 }

@@ -151,3 +151,50 @@ struct DashboardTests {
         #expect(error?.description == "index template \(directory.path("empty.mustache")) is empty")
     }
 }
+
+/// WCAG 2 contrast of the built-in page's colours, light and dark: 4.5:1 for text, 3:1 for the bars.
+struct DashboardContrastTests {
+    /// The `--name: #rrggbb` custom properties of the first `:root { … }` after `marker` in the template.
+    static func palette(after marker: String) -> [String: String] {
+        let text = IndexTemplate.standardText
+        guard let start = text.range(of: marker), let root = text.range(of: ":root {", range: start.upperBound..<text.endIndex),
+            let end = text.range(of: "}", range: root.upperBound..<text.endIndex)
+        else { return [:] }
+        var colours: [String: String] = [:]
+        for declaration in text[root.upperBound..<end.lowerBound].split(separator: ";") {
+            let parts = declaration.split(separator: ":").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            if parts.count == 2, parts[0].hasPrefix("--") { colours[String(parts[0].dropFirst(2))] = parts[1] }
+        }
+        return colours
+    }
+
+    static func luminance(_ hex: String) -> Double {
+        let value = Int(hex.dropFirst(), radix: 16) ?? 0
+        func channel(_ shift: Int) -> Double {
+            let c = Double((value >> shift) & 0xFF) / 255
+            return c <= 0.039_28 ? c / 12.92 : pow((c + 0.055) / 1.055, 2.4)
+        }
+        return 0.2126 * channel(16) + 0.7152 * channel(8) + 0.0722 * channel(0)
+    }
+
+    static func contrast(_ a: String, _ b: String) -> Double {
+        let (x, y) = (luminance(a), luminance(b))
+        return (max(x, y) + 0.05) / (min(x, y) + 0.05)
+    }
+
+    @Test(arguments: ["<style>", "prefers-color-scheme: dark"])
+    func coloursHaveEnoughContrast(scheme: String) {
+        let colours = Self.palette(after: scheme)
+        #expect(colours.count == 8, "\(colours)")
+        for text in ["text", "muted", "accent"] {
+            for background in ["bg", "card"] {
+                let ratio = Self.contrast(colours[text] ?? "", colours[background] ?? "")
+                #expect(ratio >= 4.5, "\(scheme): \(text) on \(background) is \(ratio):1")
+            }
+        }
+        for (bar, background) in [("accent", "track"), ("accent-soft", "card"), ("accent", "card")] {
+            let ratio = Self.contrast(colours[bar] ?? "", colours[background] ?? "")
+            #expect(ratio >= 3, "\(scheme): \(bar) on \(background) is \(ratio):1")
+        }
+    }
+}

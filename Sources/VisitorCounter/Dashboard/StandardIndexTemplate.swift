@@ -16,7 +16,7 @@ enum StandardIndexTemplate {
         <meta name="color-scheme" content="light dark">
         <title>Visitors</title>
         <style>
-        :root { --bg: #f5f6f8; --card: #ffffff; --text: #16181d; --muted: #545a66; --line: #dfe2e8; --accent: #2456c7; --accent-soft: #7d9be0; --track: #e6ebf5; }
+        :root { --bg: #f5f6f8; --card: #ffffff; --text: #16181d; --muted: #545a66; --line: #dfe2e8; --accent: #2456c7; --accent-soft: #6a88d6; --track: #e6ebf5; }
         @media (prefers-color-scheme: dark) {
           :root { --bg: #111318; --card: #1a1d24; --text: #eceef3; --muted: #a5abb8; --line: #2d313b; --accent: #8cb0ff; --accent-soft: #5470ad; --track: #262c3a; }
         }
@@ -125,7 +125,7 @@ enum StandardIndexTemplate {
         </section>
 
         <footer>
-        <p><span id="bots">{{bots_text}}</span> requests from bots were not counted as visits. The figures as JSON: <a href="/api/sys/stats">/api/sys/stats</a>.</p>
+        <p>Requests from bots, not counted as visits: <span id="bots">{{bots_text}}</span>. The figures as JSON: <a href="/api/sys/stats">/api/sys/stats</a>.</p>
         </footer>
         </main>
         <script>
