@@ -143,6 +143,31 @@ struct EndToEndTests {
         #expect(stack.stopCounter() == 0)
     }
 
+    @Test func anOwnersTemplateIsServedWithThePolicyOfItsOwnInlineStyle() throws {
+        let directory = try TemporaryDirectory()
+        let template = directory.path("index.mustache")
+        let style = "p { color: #123456; }"
+        try """
+            <!DOCTYPE html><title>Mine</title><style>\(style)</style>
+            <p id="total">{{total_visitors_text}} visits</p>
+            <ul>{{#countries}}<li>{{flag}} {{name}} {{visitors}} {{share_text}}</li>{{/countries}}</ul>
+            """.write(toFile: template, atomically: true, encoding: .utf8)
+        let stack = try LocalStack(workers: 1, extraArguments: ["--index-template", template])
+        _ = try stack.request("GET", "/", headers: ["X-Forwarded-For": "81.2.69.142"])
+        try stack.waitFor("the visit in the stats") {
+            try stack.request("GET", "/api/sys/stats").body.contains("\"total_visitors\": 1,")
+        }
+        Thread.sleep(forTimeInterval: 1.5)  // one stats-cache period: the page is rendered again
+        let page = try stack.request("GET", "/")
+        #expect(page.status == 200)
+        #expect(page.body.contains("<p id=\"total\">1 visits</p>"), "\(page.body)")
+        #expect(page.body.contains("<li>\u{1F1EC}\u{1F1E7} United Kingdom 1 100.0%</li>"), "\(page.body)")
+        #expect(
+            page.headers["content-security-policy"]
+                == "default-src 'none'; style-src 'sha256-\(SHA256.base64(style))'; base-uri 'none'; form-action 'none'; "
+                + "frame-ancestors 'none'")
+    }
+
     @Test func forgedCountryHeadersAreIgnored() throws {
         let stack = try LocalStack(workers: 1)
         let forged = [

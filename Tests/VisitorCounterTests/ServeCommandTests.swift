@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VisitorCounter
 
 #if canImport(Glibc)
 import Glibc
@@ -64,5 +65,36 @@ struct ServeCommandTests {
         try LocalStack.waitFor("the replacing counter", process: child) { child.stderr.contains("worker started") }
         kill(child.process.processIdentifier, SIGTERM)
         #expect(child.wait() == 0)
+    }
+
+    @Test func aTemplateThatDoesNotParseStopsServeWithWhereAndWhy() throws {
+        let directory = try TemporaryDirectory()
+        let template = directory.path("index.mustache")
+        try "<h1>{{total_visitors}}</h1>\n{{#countries}}\n".write(toFile: template, atomically: true, encoding: .utf8)
+        let result = try serve(
+            ["--database", directory.path("v.sqlite"), "--listen", "unix:\(directory.path("s.sock"))", "--index-template", template],
+            in: directory)
+        #expect(result.status != 0)
+        #expect(
+            result.stderr == "visitor-counter: index template \(template), line 3, column 1: a section is opened but never "
+                + "closed (a {{#…}} or {{^…}} without its {{/…}})\n", "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: directory.path("v.sqlite")))
+        #expect(!FileManager.default.fileExists(atPath: directory.path("s.sock")))
+    }
+
+    @Test func theTemplateCommandPrintsTheBuiltInPageAndChecksFiles() throws {
+        let directory = try TemporaryDirectory()
+        let printed = try ChildProcess(try visitorCounterExecutable(), ["template"], in: directory, name: "template")
+        #expect(printed.wait() == 0)
+        #expect(printed.stdout == IndexTemplate.standardText)
+        try printed.stdout.write(toFile: directory.path("copy.mustache"), atomically: true, encoding: .utf8)
+        let check = try ChildProcess(
+            try visitorCounterExecutable(), ["template", "--check", directory.path("copy.mustache")], in: directory, name: "check")
+        #expect(check.wait() == 0)
+        #expect(check.stdout == "\(directory.path("copy.mustache")): the template parses\n")
+        let missing = try ChildProcess(
+            try visitorCounterExecutable(), ["template", "--check", directory.path("none.mustache")], in: directory, name: "missing")
+        #expect(missing.wait() != 0)
+        #expect(missing.stderr == "visitor-counter: index template \(directory.path("none.mustache")) does not exist\n")
     }
 }
