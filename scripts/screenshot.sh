@@ -2,7 +2,7 @@
 # Makes the README's pictures of the index page, docs/dashboard.png (desktop) and
 # docs/dashboard-phone.png: fills a fresh database with 30 days of made-up visits, serves it behind
 # the local nginx on port 8089, and has headless Chromium take the screenshots.
-#   scripts/screenshot.sh [--dark]     (--dark: as a browser set to dark mode sees it)
+#   scripts/screenshot.sh [--dark]     (--dark: docs/dashboard-dark.png, as a browser in dark mode sees it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh test
@@ -27,11 +27,15 @@ for _ in $(seq 100); do [ -S "$dir/fcgi.sock" ] && break; sleep 0.1; done
 nginx -c "$dir/nginx.conf" 2>"$dir/nginx.log" &
 pids+=($!)
 for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:8089/api/sys/stats && break; sleep 0.1; done
-# A few visits of the last minutes, so the recent windows show some life.
+# A few visits of the last minutes through nginx, so the recent windows show some life.
 for address in 81.2.69.142 8.8.8.8 8.8.8.8 5.9.0.1 200.160.2.3; do
     curl -sf -o /dev/null -A 'Mozilla/5.0' -H "X-Forwarded-For: $address" http://127.0.0.1:8089/
 done
-sleep 3   # the batch is written (flush interval 2 s) and the page rendered again (stats cache 2 s)
+for _ in $(seq 100); do
+    curl -sf http://127.0.0.1:8089/api/sys/stats | grep -q '"total_visitors": 40005,' && break
+    sleep 0.2
+done
+sleep 2.5   # one stats-cache period more: the page is rendered from the same figures as the stats
 
 shoot() {
     chromium --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir="$dir/profile" --hide-scrollbars \
@@ -39,4 +43,4 @@ shoot() {
     echo "$1"
 }
 shoot "docs/dashboard$suffix.png" 1280,1120
-shoot "docs/dashboard-phone$suffix.png" 390,1480
+[ -n "$suffix" ] || shoot docs/dashboard-phone.png 390,1480

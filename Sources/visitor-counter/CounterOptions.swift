@@ -64,6 +64,9 @@ struct CounterOptions: ParsableArguments {
             throw ValidationError("--store-ip must be full, truncated, hashed or none, not '\(storeIp)'")
         }
         guard retentionDays >= 0, retentionDays <= 100_000 else { throw ValidationError("--retention-days must be from 0 to 100000") }
+        if let indexCsp, indexCsp.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) || indexCsp.isEmpty {
+            throw ValidationError("--index-csp must be one line of text, such as \"default-src 'self'\"")
+        }
         guard Double(healthThreshold) > flushInterval else {
             throw ValidationError("--health-threshold must be longer than --flush-interval (\(flushInterval) s)")
         }
@@ -78,28 +81,38 @@ struct CounterOptions: ParsableArguments {
         return "visitors.sqlite"
     }
 
-    /// How the index page is rendered: the template is read and parsed here, so a template with a
-    /// mistake stops the command before anything starts.
-    func indexPage() throws -> StatsCache.IndexPage {
+    /// How the index page is rendered. `serve` reads and parses `--index-template` here, so a template
+    /// with a mistake stops it before anything starts; a worker reads the copy `serve` shares with it
+    /// (`sharedTemplate`, a descriptor).
+    func indexPage(sharedTemplate: Int32? = nil) throws -> StatsCache.IndexPage {
         var page = StatsCache.IndexPage(contentSecurityPolicy: indexCsp)
-        if let indexTemplate {
-            do {
+        guard let indexTemplate else { return page }
+        do {
+            if let sharedTemplate {
+                page.template = try IndexTemplate(sharedDescriptor: sharedTemplate, source: indexTemplate)
+            } else {
                 page.template = try IndexTemplate(contentsOf: indexTemplate)
-            } catch {
-                throw CommandError(error.description)
             }
+        } catch let error as IndexTemplateError {
+            throw CommandError(error.description)
+        }
+        if page.template.contentSecurityPolicy == nil && indexCsp == nil {
+            throw CommandError(
+                "index template \(indexTemplate): an inline <script> or <style> holds a Mustache tag, so no fixed hash "
+                    + "can allow it in the Content-Security-Policy. Pass the figures in data- attributes instead, "
+                    + "or give the whole policy with --index-csp")
         }
         return page
     }
 
-    func workerConfiguration(index: Int) throws -> WorkerProcess.Configuration {
+    func workerConfiguration(index: Int, sharedTemplate: Int32? = nil) throws -> WorkerProcess.Configuration {
         var configuration = WorkerProcess.Configuration(
             database: databasePath, index: index, threads: threads,
             recorder: VisitRecorder.Configuration(
                 batchSize: batchSize, flushInterval: .milliseconds(Int64(flushInterval * 1000)), bufferLimit: bufferLimit),
             statsCache: .seconds(statsCache), healthThreshold: .seconds(healthThreshold), countsBots: countBots,
             storeIP: StoreIPMode(rawValue: storeIp) ?? .full, retentionDays: retentionDays)
-        configuration.indexPage = try indexPage()
+        configuration.indexPage = try indexPage(sharedTemplate: sharedTemplate)
         return configuration
     }
 

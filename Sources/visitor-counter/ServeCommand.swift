@@ -53,7 +53,7 @@ struct ServeCommand: ParsableCommand {
 
         let database = options.databasePath
         try checkDirectory(of: database)
-        _ = try options.indexPage()
+        let indexPage = try options.indexPage()
         let address = listen.flatMap(ListenAddress.init(argument:)) ?? .inherited
         let socket: ListeningSocket
         do {
@@ -84,9 +84,19 @@ struct ServeCommand: ParsableCommand {
             socket.removeSocketFile()
             throw CommandError("cannot make the shared memory the health routes read: \(error)")
         }
+        var template: Int32?
+        if options.indexTemplate != nil {
+            do {
+                template = try indexPage.template.sharedCopy()
+            } catch {
+                socket.removeSocketFile()
+                throw CommandError("cannot share the index template with the workers: \(error)")
+            }
+        }
         let workerArguments = options.arguments
+            + (template == nil ? [] : ["--template-descriptor", "\(Supervisor.templateDescriptor)"])
         Supervisor(
-            socket: socket, board: board, workers: workers, executable: try Self.executablePath(),
+            socket: socket, board: board, template: template, workers: workers, executable: try Self.executablePath(),
             workerArguments: { index in
                 ["worker", "--index", "\(index)", "--status-descriptor", "\(Supervisor.boardDescriptor)"] + workerArguments
             },
@@ -129,6 +139,9 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "The descriptor of the shared status board the health routes read.")
     var statusDescriptor: Int32?
 
+    @Option(help: "The descriptor of the index template serve read at its start (with --index-template).")
+    var templateDescriptor: Int32?
+
     @OptionGroup var options: CounterOptions
 
     func run() throws {
@@ -140,7 +153,7 @@ struct WorkerCommand: ParsableCommand {
             throw CommandError("worker: standard input is not a listening socket; run `visitor-counter serve`")
         }
         do {
-            var configuration = try options.workerConfiguration(index: index)
+            var configuration = try options.workerConfiguration(index: index, sharedTemplate: templateDescriptor)
             configuration.statusDescriptor = statusDescriptor
             try WorkerProcess.run(configuration, logger: logger)
         } catch {

@@ -35,7 +35,8 @@ struct SimulateCommand: ParsableCommand {
 
     func validate() throws {
         guard visits >= 0, batchSize > 0, threads > 0, flushInterval > 0, spreadDays >= 0 else {
-            throw ValidationError("--visits must be 0 or more, --batch-size, --threads and --flush-interval more than 0")
+            throw ValidationError(
+                "--visits and --spread-days must be 0 or more, --batch-size, --threads and --flush-interval more than 0")
         }
     }
 

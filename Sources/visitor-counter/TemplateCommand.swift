@@ -17,11 +17,16 @@ struct TemplateCommand: ParsableCommand {
             print(IndexTemplate.standardText, terminator: "")
             return
         }
+        let template: IndexTemplate
         do {
-            _ = try IndexTemplate(contentsOf: check)
+            template = try IndexTemplate(contentsOf: check)
         } catch {
             throw CommandError(error.description)
         }
-        print("\(check): the template parses")
+        if template.contentSecurityPolicy == nil {
+            print("\(check): the template parses, but an inline <script> or <style> holds a Mustache tag: serve needs --index-csp for it")
+        } else {
+            print("\(check): the template parses")
+        }
     }
 }

@@ -53,7 +53,7 @@ struct DashboardTests {
         #expect(chart.bars[2].y == DailyChart.top)
         #expect(chart.bars[1].height == (DailyChart.baseline - DailyChart.top) / 2)
         #expect(chart.bars.allSatisfy { $0.x >= 0 && $0.x + DailyChart.barWidth <= DailyChart.width })
-        #expect(chart.bars.last!.isLast && chart.bars.last!.label == "25 Nov")
+        #expect(chart.bars.last!.isToday && chart.bars.last!.label == "25 Nov")
         #expect(chart.ticks == ["27 Oct", "3 Nov", "11 Nov", "18 Nov", "25 Nov"])
         #expect(DailyChart(days: days([1, 2])).ticks == ["24 Nov", "25 Nov"])
         #expect(chart.summary == "42 visits in 30 days. The busiest day was 29 Oct with 10; today has 1 so far.")
@@ -99,9 +99,32 @@ struct DashboardTests {
 
     @Test func aPageWithoutScriptMayNotConnectAndExternalScriptsAreNotHashed() {
         #expect(
-            ContentSecurityPolicy.forPage("<p>hi</p><script src=\"https://cdn.example/x.js\"></script><styles>")
-                == "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+            ContentSecurityPolicy.forTemplate("<p>hi</p><script src=\"https://cdn.example/x.js\"></script><styles>")
+                == ContentSecurityPolicy.strictest)
         #expect(ContentSecurityPolicy.inlineContents(of: "style", in: "<STYLE media=\"all\">a{}</STYLE><style>b{}</style>") == ["a{}", "b{}"])
+        #expect(
+            ContentSecurityPolicy.inlineContents(
+                of: "script",
+                in: "<!-- <script>old()</script> --><script data-note=\"a > b\" data-srcset=\"x\">run()</script><script\tsrc='y.js'></script>")
+                == ["run()"])
+    }
+
+    @Test func thePolicyComesFromTheTemplateSoAnInjectedScriptIsNotAllowed() throws {
+        let template = try IndexTemplate(text: "<style>p{}</style><p>{{{total_visitors}}}</p>", source: "test")
+        let pages = RenderedPages(
+            dashboard: Dashboard(stats: VisitorStats(totalVisitors: 1, countries: [:], lastUpdated: nil), days: [], refreshSeconds: 10),
+            template: template, maxAge: 2)
+        #expect(
+            pages.index.header("Content-Security-Policy")
+                == "default-src 'none'; style-src 'sha256-\(SHA256.base64("p{}"))'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+        // A tag inside an inline script would change its hash with the figures: no policy can be fixed.
+        #expect(try IndexTemplate(text: "<script>const n = {{total_visitors}};</script>", source: "test").contentSecurityPolicy == nil)
+    }
+
+    @Test func lineBreaksAreHashedAsTheBrowserSeesThem() throws {
+        let template = try IndexTemplate(text: "<style>\r\np {}\r\n</style>\r\n", source: "test")
+        #expect(template.text == "<style>\np {}\n</style>\n")
+        #expect(template.contentSecurityPolicy?.contains("'sha256-\(SHA256.base64("\np {}\n"))'") == true)
     }
 
     @Test(arguments: [

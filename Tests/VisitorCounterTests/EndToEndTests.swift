@@ -166,6 +166,14 @@ struct EndToEndTests {
             page.headers["content-security-policy"]
                 == "default-src 'none'; style-src 'sha256-\(SHA256.base64(style))'; base-uri 'none'; form-action 'none'; "
                 + "frame-ancestors 'none'")
+
+        // serve read the file at its start: a worker started after the file was broken renders what
+        // serve read, and does not fail.
+        try "<p>{{#broken</p>".write(toFile: template, atomically: true, encoding: .utf8)
+        let before = stack.workerPIDs()
+        kill(try #require(before.first), SIGKILL)
+        try stack.waitFor("a replacement worker") { stack.workerPIDs().count == 1 && stack.workerPIDs() != before }
+        try stack.waitFor("the replacement's page") { try stack.request("GET", "/").body.contains("<p id=\"total\">") }
     }
 
     @Test func forgedCountryHeadersAreIgnored() throws {

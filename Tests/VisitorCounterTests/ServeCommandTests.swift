@@ -24,6 +24,8 @@ struct ServeCommandTests {
         (["--health-threshold", "0"], "--health-threshold must be from 1 to 86400"),
         (["--store-ip", "partial"], "--store-ip must be full, truncated, hashed or none, not 'partial'"),
         (["--retention-days", "-3"], "--retention-days must be from 0 to 100000"),
+        (["--index-csp", "default-src 'self'\r\nX-Injected: 1"], "--index-csp must be one line of text"),
+        (["--index-template", "DIR", "--database", "DIR/v.sqlite"], "index template DIR is a directory"),
         (["--flush-interval", "90"], "--health-threshold must be longer than --flush-interval (90.0 s)"),
         (["--listen", "nowhere"], "--listen must be unix:/absolute/path or HOST:PORT"),
         (["--bogus"], "Unknown option '--bogus'"),
@@ -34,7 +36,7 @@ struct ServeCommandTests {
         let directory = try TemporaryDirectory()
         let result = try serve(arguments.map { $0.replacingOccurrences(of: "DIR", with: directory.url.path) }, in: directory)
         #expect(result.status != 0)
-        #expect(result.stderr.contains(message), "\(result.stderr)")
+        #expect(result.stderr.contains(message.replacingOccurrences(of: "DIR", with: directory.url.path)), "\(result.stderr)")
         #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: directory.path("v.sqlite")))
     }
@@ -80,6 +82,19 @@ struct ServeCommandTests {
                 + "closed (a {{#…}} or {{^…}} without its {{/…}})\n", "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: directory.path("v.sqlite")))
         #expect(!FileManager.default.fileExists(atPath: directory.path("s.sock")))
+    }
+
+    @Test func aTemplateWithATagInItsScriptNeedsItsOwnPolicy() throws {
+        let directory = try TemporaryDirectory()
+        let template = directory.path("index.mustache")
+        try "<p id=n></p><script>document.getElementById('n').textContent = {{total_visitors}};</script>\n"
+            .write(toFile: template, atomically: true, encoding: .utf8)
+        let result = try serve(
+            ["--database", directory.path("v.sqlite"), "--listen", "unix:\(directory.path("s.sock"))", "--index-template", template],
+            in: directory)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("holds a Mustache tag, so no fixed hash can allow it"), "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1)
     }
 
     @Test func theTemplateCommandPrintsTheBuiltInPageAndChecksFiles() throws {

@@ -22,7 +22,8 @@ public struct DailyChart: Sendable {
         public var x: Double
         public var y: Double
         public var height: Double
-        public var isLast: Bool
+        /// The last day, which is today on the page.
+        public var isToday: Bool
     }
 
     public let bars: [Bar]
@@ -42,7 +43,7 @@ public struct DailyChart: Sendable {
             return Bar(
                 date: day.date, label: Self.label(day.date), visitors: day.visitors, uniqueVisitors: day.uniqueVisitors,
                 x: Double(index) * slot + (slot - Self.barWidth) / 2, y: Self.baseline - height, height: height,
-                isLast: index == days.count - 1)
+                isToday: index == days.count - 1)
         }
         self.bars = bars
         var tickIndices: [Int] = []

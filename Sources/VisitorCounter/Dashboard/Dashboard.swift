@@ -22,6 +22,10 @@ public struct Dashboard: Sendable {
         public var shareTenths: Int
     }
 
+    /// How often the page's script reads `/api/sys/stats`: every stats-cache period, but no more often
+    /// than every 10 s, since a page left open in many tabs should cost the server next to nothing.
+    public static func refreshSeconds(statsCache: Int) -> Int { max(statsCache, 10) }
+
     /// `days` are the daily rollup's last ``chartDays`` days, oldest first (fewer or none is fine).
     public init(stats: VisitorStats, days: [DayStats], refreshSeconds: Int, now: Date = Date()) {
         self.stats = stats
@@ -63,7 +67,7 @@ public struct Dashboard: Sendable {
                 [
                     "date": bar.date, "label": bar.label, "visitors": bar.visitors,
                     "visitors_text": Self.grouped(bar.visitors), "unique_visitors": bar.uniqueVisitors,
-                    "unique_visitors_text": Self.grouped(bar.uniqueVisitors), "is_today": bar.isLast,
+                    "unique_visitors_text": Self.grouped(bar.uniqueVisitors), "is_today": bar.isToday,
                     "x": DailyChart.number(bar.x), "y": DailyChart.number(bar.y),
                     "width": DailyChart.number(DailyChart.barWidth), "height": DailyChart.number(bar.height),
                 ]

@@ -8,6 +8,12 @@ import Mustache
 public struct IndexTemplate: Sendable {
     /// `built-in`, or the file's path.
     public let source: String
+    /// The template's text, with its line breaks made `\n` as a browser makes them before it hashes an
+    /// inline element.
+    public let text: String
+    /// The page's policy (``ContentSecurityPolicy/forTemplate(_:)``); `nil` when an inline style or
+    /// script holds a Mustache tag, which only `--index-csp` can allow.
+    public let contentSecurityPolicy: String?
     private let template: MustacheTemplate
 
     /// The built-in dashboard. Its text is parsed by a test, so the `try!` cannot fail at run time.
@@ -18,8 +24,10 @@ public struct IndexTemplate: Sendable {
 
     public init(text: String, source: String) throws(IndexTemplateError) {
         self.source = source
+        self.text = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
+        self.contentSecurityPolicy = ContentSecurityPolicy.forTemplate(self.text)
         do {
-            template = try MustacheTemplate(string: text)
+            template = try MustacheTemplate(string: self.text)
         } catch let error as MustacheTemplate.ParserError {
             throw IndexTemplateError(
                 source: source, reason: Self.reason(error.error),
@@ -31,9 +39,13 @@ public struct IndexTemplate: Sendable {
 
     /// Reads and parses the file at `path`.
     public init(contentsOf path: String) throws(IndexTemplateError) {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw IndexTemplateError(source: path, reason: "does not exist", position: nil)
+        }
+        guard !isDirectory.boolValue else { throw IndexTemplateError(source: path, reason: "is a directory", position: nil) }
         guard let data = FileManager.default.contents(atPath: path) else {
-            let reason = FileManager.default.fileExists(atPath: path) ? "cannot be read by this user" : "does not exist"
-            throw IndexTemplateError(source: path, reason: reason, position: nil)
+            throw IndexTemplateError(source: path, reason: "cannot be read by this user", position: nil)
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw IndexTemplateError(source: path, reason: "is not UTF-8 text", position: nil)

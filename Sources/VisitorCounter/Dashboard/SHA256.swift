@@ -2,8 +2,8 @@ import Foundation
 
 /// SHA-256 (FIPS 180-4), for the hashes a Content-Security-Policy names inline styles and scripts by.
 /// Written here because Foundation on Linux has no digest and the page needs only this one.
-public enum SHA256 {
-    public static func digest(_ message: some Collection<UInt8>) -> [UInt8] {
+enum SHA256 {
+    static func digest(_ message: some Collection<UInt8>) -> [UInt8] {
         var state: [UInt32] = [
             0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19,
         ]
@@ -42,7 +42,7 @@ public enum SHA256 {
     }
 
     /// The digest in base64, as CSP's `'sha256-…'` source expressions want it.
-    public static func base64(_ text: String) -> String {
+    static func base64(_ text: String) -> String {
         Data(digest(Array(text.utf8))).base64EncodedString()
     }
 

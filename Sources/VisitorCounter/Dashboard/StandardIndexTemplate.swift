@@ -75,7 +75,7 @@ enum StandardIndexTemplate {
         </header>
 
         <dl class="cards">
-        <div class="card main"><dt>Visitors in all</dt><dd id="total-visitors">{{total_visitors_text}}</dd></div>
+        <div class="card main"><dt>Total visitors</dt><dd id="total-visitors">{{total_visitors_text}}</dd></div>
         <div class="card"><dt>Unique today</dt><dd id="unique-visitors-today">{{unique_visitors_today_text}}</dd></div>
         <div class="card"><dt>Last 5 minutes</dt><dd id="last-5m">{{recent.last_5m_text}}</dd></div>
         <div class="card"><dt>Last hour</dt><dd id="last-1h">{{recent.last_1h_text}}</dd></div>
@@ -85,7 +85,7 @@ enum StandardIndexTemplate {
         <section aria-labelledby="days-heading">
         <h2 id="days-heading">Last 30 days</h2>
         <figure>
-        <svg class="chart" viewBox="0 0 {{chart.width}} {{chart.height}}" role="img" aria-labelledby="chart-title chart-summary">
+        <svg class="chart" viewBox="0 0 {{chart.width}} {{chart.height}}" role="img" aria-labelledby="chart-title" aria-describedby="chart-summary">
         <title id="chart-title">{{chart.title}}</title>
         <desc id="chart-summary">{{chart.summary}}</desc>
         <line class="axis" x1="0" y1="{{chart.baseline}}" x2="{{chart.width}}" y2="{{chart.baseline}}"/>
@@ -132,7 +132,7 @@ enum StandardIndexTemplate {
         "use strict";
         (() => {
           const main = document.getElementById("dashboard");
-          const seconds = Math.max(5, Number(main && main.dataset.refresh) || 0);
+          const seconds = Math.max(10, Number(main && main.dataset.refresh) || 0);
           if (!main || typeof fetch !== "function") return;
           const numbers = new Intl.NumberFormat("en");
           const regions = typeof Intl.DisplayNames === "function" ? new Intl.DisplayNames(["en"], { type: "region" }) : null;
@@ -141,13 +141,13 @@ enum StandardIndexTemplate {
           const setNumber = (id, value) => { const element = byId(id); if (element && Number.isFinite(value)) element.textContent = numbers.format(value); };
 
           function relative(iso) {
-            const seconds = Math.floor((Date.now() - Date.parse(iso)) / 1000);
+            const elapsed = Math.floor((Date.now() - Date.parse(iso)) / 1000);
             const ago = (count, unit) => `${count} ${unit}${count === 1 ? "" : "s"} ago`;
-            if (!(seconds >= 5)) return "just now";
-            if (seconds < 60) return ago(seconds, "second");
-            if (seconds < 3600) return ago(Math.floor(seconds / 60), "minute");
-            if (seconds < 86400) return ago(Math.floor(seconds / 3600), "hour");
-            return ago(Math.floor(seconds / 86400), "day");
+            if (!(elapsed >= 5)) return "just now";
+            if (elapsed < 60) return ago(elapsed, "second");
+            if (elapsed < 3600) return ago(Math.floor(elapsed / 60), "minute");
+            if (elapsed < 86400) return ago(Math.floor(elapsed / 3600), "hour");
+            return ago(Math.floor(elapsed / 86400), "day");
           }
           function showUpdated(iso) {
             const time = byId("last-updated");
@@ -156,7 +156,8 @@ enum StandardIndexTemplate {
             time.dateTime = iso;
             time.title = exact;
             time.textContent = relative(iso);
-            byId("last-updated-utc").textContent = ` · ${exact}`;
+            const utc = byId("last-updated-utc");
+            if (utc) utc.textContent = ` · ${exact}`;
           }
           function flag(code) {
             if (code === "XX" || !/^[A-Z]{2}$/.test(code)) return "\u{1F310}";
@@ -222,16 +223,19 @@ enum StandardIndexTemplate {
             showCountries(stats.countries, stats.total_visitors);
             main.dataset.refreshedAt = new Date().toISOString();
           }
-          async function refresh() {
-            if (!document.hidden) {
-              try {
-                const response = await fetch("/api/sys/stats", { cache: "no-store", headers: { Accept: "application/json" } });
-                if (response.ok) show(await response.json());
-              } catch {
-                // The counter is restarting or the network is down: the figures shown stay until the next try.
-              }
+          async function read() {
+            try {
+              const response = await fetch("/api/sys/stats", { cache: "no-store", headers: { Accept: "application/json" } });
+              return response.ok ? await response.json() : null;
+            } catch {
+              return null; // The counter is restarting or the network is down: the figures shown stay until the next try.
             }
+          }
+          async function refresh() {
             setTimeout(refresh, seconds * 1000);
+            if (document.hidden) return;
+            const stats = await read();
+            if (stats) show(stats);
           }
           setTimeout(refresh, seconds * 1000);
         })();

@@ -8,7 +8,7 @@ public struct RenderedPages: Sendable {
     public let statsJSON: Response
 
     /// Renders both pages; `maxAge` is the stats cache period, sent as `Cache-Control: max-age`.
-    /// `contentSecurityPolicy` replaces the policy worked out from the page (`--index-csp`).
+    /// `contentSecurityPolicy` replaces the template's own policy (`--index-csp`).
     public init(
         dashboard: Dashboard, template: IndexTemplate = .standard, maxAge: Int, contentSecurityPolicy: String? = nil
     ) {
@@ -20,7 +20,10 @@ public struct RenderedPages: Sendable {
                 (name: "Content-Type", value: "text/html; charset=utf-8"),
                 // Every GET / counts a visit, so no cache may answer it instead of the counter.
                 (name: "Cache-Control", value: "no-store"),
-                (name: "Content-Security-Policy", value: contentSecurityPolicy ?? ContentSecurityPolicy.forPage(page)),
+                (
+                    name: "Content-Security-Policy",
+                    value: contentSecurityPolicy ?? template.contentSecurityPolicy ?? ContentSecurityPolicy.strictest
+                ),
                 (name: "X-Content-Type-Options", value: "nosniff"),
                 (name: "Referrer-Policy", value: "no-referrer"),
             ],
@@ -38,6 +41,8 @@ public struct RenderedPages: Sendable {
 
     /// The built-in page for `stats` alone, without days in its chart.
     public init(stats: VisitorStats, maxAge: Int) {
-        self.init(dashboard: Dashboard(stats: stats, days: [], refreshSeconds: maxAge), maxAge: maxAge)
+        self.init(
+            dashboard: Dashboard(stats: stats, days: [], refreshSeconds: Dashboard.refreshSeconds(statsCache: maxAge)),
+            maxAge: maxAge)
     }
 }

@@ -14,14 +14,12 @@ public final class StatsCache: Sendable {
     /// How `GET /` is rendered: the template and, for a site owner's template, their own policy.
     public struct IndexPage: Sendable {
         public var template: IndexTemplate
+        /// `--index-csp`, in place of the template's own policy.
         public var contentSecurityPolicy: String?
-        /// Seconds between the page script's reads of the stats: the cache period, but at least 10.
-        public var refreshSeconds: Int?
 
-        public init(template: IndexTemplate = .standard, contentSecurityPolicy: String? = nil, refreshSeconds: Int? = nil) {
+        public init(template: IndexTemplate = .standard, contentSecurityPolicy: String? = nil) {
             self.template = template
             self.contentSecurityPolicy = contentSecurityPolicy
-            self.refreshSeconds = refreshSeconds
         }
     }
 
@@ -52,7 +50,7 @@ public final class StatsCache: Sendable {
         let seconds = Int(period.components.seconds)
         let figures = try store.statsAndDays(now: now, days: Dashboard.chartDays)
         let dashboard = Dashboard(
-            stats: figures.stats, days: figures.days, refreshSeconds: page.refreshSeconds ?? max(seconds, 10), now: now)
+            stats: figures.stats, days: figures.days, refreshSeconds: Dashboard.refreshSeconds(statsCache: seconds), now: now)
         return RenderedPages(
             dashboard: dashboard, template: page.template, maxAge: seconds,
             contentSecurityPolicy: page.contentSecurityPolicy)

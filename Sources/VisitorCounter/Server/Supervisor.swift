@@ -21,6 +21,7 @@ public final class Supervisor {
 
     private let socket: ListeningSocket
     private let board: WorkerStatusBoard?
+    private let template: Int32?
     private let executable: String
     private let workerArguments: (Int) -> [String]
     private let logger: Logger
@@ -33,16 +34,20 @@ public final class Supervisor {
     static let maxRestartDelay: Duration = .seconds(30)
     /// Where a worker finds the ``WorkerStatusBoard``: the descriptor after standard error.
     public static let boardDescriptor: Int32 = 3
+    /// Where a worker finds an owner's index template (``IndexTemplate/sharedCopy()``).
+    public static let templateDescriptor: Int32 = 4
 
     /// - Parameters:
     ///   - board: shared with every worker as descriptor ``boardDescriptor``; a dead worker's slot is cleared.
+    ///   - template: an owner's index template, shared with every worker as descriptor ``templateDescriptor``.
     ///   - workerArguments: the arguments (after the executable) that start worker number `n`.
     public init(
-        socket: ListeningSocket, board: WorkerStatusBoard?, workers: Int, executable: String,
+        socket: ListeningSocket, board: WorkerStatusBoard?, template: Int32? = nil, workers: Int, executable: String,
         workerArguments: @escaping (Int) -> [String], logger: Logger
     ) {
         self.socket = socket
         self.board = board
+        self.template = template
         self.executable = executable
         self.workerArguments = workerArguments
         self.logger = logger
@@ -137,6 +142,7 @@ public final class Supervisor {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, socket.descriptor, 0)
         if let board { posix_spawn_file_actions_adddup2(&actions, board.descriptor, Self.boardDescriptor) }
+        if let template { posix_spawn_file_actions_adddup2(&actions, template, Self.templateDescriptor) }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

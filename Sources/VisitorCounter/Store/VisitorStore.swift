@@ -224,7 +224,7 @@ public final class VisitorStore: Sendable {
     public func statsAndDays(now: Date = Date(), days: Int) throws -> (stats: VisitorStats, days: [DayStats]) {
         let today = UTCTimestamp.day(now)
         return try currentPool().read { db in
-            (try Self.stats(db, now: now), try Self.daily(db, from: today - days + 1, to: today))
+            (try Self.stats(db, now: now), try Self.daily(db, from: today - days + 1, to: today, countries: false))
         }
     }
 
@@ -262,7 +262,8 @@ public final class VisitorStore: Sendable {
         try currentPool().read { db in try Self.daily(db, from: from, to: to) }
     }
 
-    private static func daily(_ db: Database, from: Int, to: Int) throws -> [DayStats] {
+    /// `countries: false` leaves each day's countries empty, for the index page's chart.
+    private static func daily(_ db: Database, from: Int, to: Int, countries: Bool = true) throws -> [DayStats] {
         let (first, last) = (UTCTimestamp.dayText(from), UTCTimestamp.dayText(to))
         var days: [String: DayStats] = [:]
         for row in try Row.fetchAll(
@@ -271,11 +272,13 @@ public final class VisitorStore: Sendable {
         {
             days[row[0]] = DayStats(date: row[0], visitors: row[1], uniqueVisitors: row[2], countries: [:])
         }
-        for row in try Row.fetchAll(
-            db, sql: "SELECT date, country_code, visitors FROM daily_countries WHERE date BETWEEN ? AND ?",
-            arguments: [first, last])
-        {
-            days[row[0]]?.countries[row[1]] = row[2]
+        if countries {
+            for row in try Row.fetchAll(
+                db, sql: "SELECT date, country_code, visitors FROM daily_countries WHERE date BETWEEN ? AND ?",
+                arguments: [first, last])
+            {
+                days[row[0]]?.countries[row[1]] = row[2]
+            }
         }
         return (from...max(from, to)).map { day in
             let date = UTCTimestamp.dayText(day)
