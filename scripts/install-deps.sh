@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
     libfcgi-dev             # the FastCGI library the responder is built on
     libsqlite3-dev          # SQLite, through GRDB
+    zlib1g-dev              # zlib, which compresses the index page once per stats-cache period
     nginx-light             # the web server in front of the responder
     libnginx-mod-http-geoip # nginx's country lookup
     geoip-database          # the offline country database it reads

@@ -143,6 +143,19 @@ struct EndToEndTests {
         #expect(stack.stopCounter() == 0)
     }
 
+    @Test func aBrowserThatTakesGzipGetsTheCountersCompressedPageThroughNginx() throws {
+        let stack = try LocalStack(workers: 1)
+        let plain = try stack.request("GET", "/")
+        let compressed = try stack.request("GET", "/", headers: ["Accept-Encoding": "gzip, deflate, br"])
+        #expect(compressed.status == 200)
+        #expect(compressed.headers["content-encoding"] == "gzip")
+        #expect(plain.headers["content-encoding"] == nil)
+        #expect(Int(compressed.headers["content-length"] ?? "") == compressed.bodyBytes.count)
+        let page = try gunzip(compressed.bodyBytes)
+        #expect(page.hasPrefix("<!DOCTYPE html>") && page.hasSuffix("</html>\n"))
+        #expect(compressed.bodyBytes.count * 2 < plain.bodyBytes.count)
+    }
+
     @Test func anOwnersTemplateIsServedWithThePolicyOfItsOwnInlineStyle() throws {
         let directory = try TemporaryDirectory()
         let template = directory.path("index.mustache")

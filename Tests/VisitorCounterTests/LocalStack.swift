@@ -163,6 +163,8 @@ final class LocalStack: @unchecked Sendable {
         var status: Int
         var headers: [String: String]
         var body: String
+        /// The body as it came, for a body that is not text (gzip).
+        var bodyBytes: [UInt8]
     }
 
     /// One HTTP/1.1 request on a connection of its own, through nginx.
@@ -193,7 +195,10 @@ final class LocalStack: @unchecked Sendable {
                 headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
             }
         }
-        return HTTPResponse(status: status, headers: headers, body: String(response[split.upperBound...]))
+        let headerLength = response[..<split.upperBound].utf8.count
+        return HTTPResponse(
+            status: status, headers: headers, body: String(response[split.upperBound...]),
+            bodyBytes: Array(received[headerLength...]))
     }
 
     /// Sends `bytes` as they are on a connection of its own and answers the HTTP status, or `nil` when

@@ -80,6 +80,32 @@ struct RouterTests {
         #expect(!page.body.contains("<b>"))
     }
 
+    @Test(arguments: [
+        ("gzip, deflate, br", true), ("GZIP", true), ("br;q=1.0, gzip;q=0.8", true), ("*", true),
+        ("br", false), ("gzip;q=0", false), ("gzip; q=0.000", false), ("identity", false), ("", false),
+    ])
+    func acceptEncoding(value: String, takesGzip: Bool) {
+        #expect(Request.acceptsGzip(value) == takesGzip)
+    }
+
+    @Test func aClientThatTakesGzipGetsThePageCompressedOnce() throws {
+        let pages = RenderedPages(stats: stats, maxAge: 7)
+        let router = Router(pages: { pages }, recordVisit: { _ in }, now: { Date() })
+        let plain = router.respond(to: Request(method: "GET", uri: "/"))
+        let gzip = router.respond(to: Request(method: "GET", uri: "/", acceptsGzip: true))
+        #expect(plain.header("Content-Encoding") == nil && plain.header("Vary") == "Accept-Encoding")
+        #expect(gzip.header("Content-Encoding") == "gzip" && gzip.header("Vary") == "Accept-Encoding")
+        let compressed = try #require(gzip.binaryBody)
+        #expect(compressed.count < plain.body.utf8.count / 2)
+        #expect(try gunzip(compressed) == plain.body)
+        #expect(gzip.wireBytes.count == gzip.headerBlock.utf8.count + compressed.count)
+        #expect(gzip.headerBlock.contains("Content-Length: \(compressed.count)\r\n"))
+        // The bytes were made when the pages were rendered, not for this request.
+        #expect(gzip.encoded != nil)
+        let head = router.respond(to: Request(method: "HEAD", uri: "/", acceptsGzip: true))
+        #expect(Array(head.wireBytes) == Array(gzip.headerBlock.utf8))
+    }
+
     @Test func countryCodesAreEscapedOnThePage() {
         let page = RenderedPages(stats: VisitorStats(totalVisitors: 1, countries: ["<s>": 1], lastUpdated: nil), maxAge: 2)
         #expect(page.index.body.contains("data-code=\"&lt;s&gt;\""))

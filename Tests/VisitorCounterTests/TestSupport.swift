@@ -94,3 +94,14 @@ final class SQLiteWriteLock {
         try queue.writeWithoutTransaction { db in try db.execute(sql: "COMMIT") }
     }
 }
+
+/// `bytes` decompressed by the system's `gzip -dc`, as text.
+func gunzip(_ bytes: [UInt8]) throws -> String {
+    try requireProgram("/bin/gzip")
+    let directory = try TemporaryDirectory()
+    let file = directory.path("body.gz")
+    try Data(bytes).write(to: URL(fileURLWithPath: file))
+    let child = try ChildProcess(URL(fileURLWithPath: "/bin/gzip"), ["-dc", file], in: directory, name: "gunzip")
+    guard child.wait() == 0 else { throw TestFailure("gzip -dc failed: \(child.stderr)") }
+    return child.stdout
+}

@@ -5,6 +5,8 @@ import Foundation
 public struct RenderedPages: Sendable {
     public let stats: VisitorStats
     public let index: Response
+    /// `index` compressed with gzip, for the clients that take it; `nil` if zlib failed.
+    public let indexGzip: Response?
     public let statsJSON: Response
 
     /// Renders both pages; `maxAge` is the stats cache period, sent as `Cache-Control: max-age`.
@@ -14,7 +16,7 @@ public struct RenderedPages: Sendable {
     ) {
         self.stats = dashboard.stats
         let page = template.render(dashboard)
-        self.index = Response(
+        let index = Response(
             status: 200,
             headers: [
                 (name: "Content-Type", value: "text/html; charset=utf-8"),
@@ -26,9 +28,16 @@ public struct RenderedPages: Sendable {
                 ),
                 (name: "X-Content-Type-Options", value: "nosniff"),
                 (name: "Referrer-Policy", value: "no-referrer"),
+                (name: "Vary", value: "Accept-Encoding"),
             ],
-            body: page
-        ).prepared()
+            body: page)
+        self.index = index.prepared()
+        self.indexGzip = Gzip.compress(Array(page.utf8)).map { compressed in
+            var gzip = index
+            gzip.headers.append((name: "Content-Encoding", value: "gzip"))
+            gzip.binaryBody = compressed
+            return gzip.prepared()
+        }
         self.statsJSON = Response(
             status: 200,
             headers: [

@@ -1,3 +1,5 @@
+import Foundation
+
 /// What the router needs of a FastCGI request, read from the params nginx sends.
 ///
 /// The country comes only from `GEOIP_COUNTRY_CODE` and `GEOIP_COUNTRY_NAME`, which nginx sets with
@@ -12,11 +14,14 @@ public struct Request: Sendable, Equatable {
     public var userAgent: [UInt8]
     public var countryCode: String?
     public var countryName: String?
+    /// The client takes a gzip body (`Accept-Encoding`, see ``acceptsGzip(_:)``).
+    public var acceptsGzip: Bool
 
     public init(
         method: String, uri: String, remoteAddress: String? = nil, userAgent: [UInt8] = [],
-        countryCode: String? = nil, countryName: String? = nil
+        countryCode: String? = nil, countryName: String? = nil, acceptsGzip: Bool = false
     ) {
+        self.acceptsGzip = acceptsGzip
         self.method = method
         if let mark = uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
             self.path = String(uri[..<mark])
@@ -42,5 +47,19 @@ extension Request {
             parameters[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
         }
         return parameters
+    }
+}
+
+extension Request {
+    /// Whether an `Accept-Encoding` value takes gzip: `gzip` or `*` listed without `q=0`
+    /// (RFC 9110, 12.5.3). `gzip, deflate, br` does; `br`, `gzip;q=0` and `identity` do not.
+    public static func acceptsGzip(_ acceptEncoding: String) -> Bool {
+        for item in acceptEncoding.split(separator: ",") {
+            let parts = item.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            guard let coding = parts.first, coding == "gzip" || coding == "*" else { continue }
+            let quality = parts.dropFirst().first { $0.hasPrefix("q=") }.flatMap { Double($0.dropFirst(2)) } ?? 1
+            return quality > 0
+        }
+        return false
     }
 }

@@ -3,6 +3,8 @@ public struct Response: Sendable, Equatable {
     public var status: Int { didSet { encoded = nil } }
     public var headers: [(name: String, value: String)] { didSet { encoded = nil } }
     public var body: String { didSet { encoded = nil } }
+    /// A body that is not text, sent in place of `body`: the gzip copy of the index page.
+    public var binaryBody: [UInt8]? { didSet { encoded = nil } }
     /// `false` for a `HEAD` answer: the headers describe `body`, which is not sent.
     public var sendsBody = true
     /// The header block and the body as the bytes that go out, made once by ``prepared()`` for an
@@ -19,7 +21,7 @@ public struct Response: Sendable, Equatable {
     public func prepared() -> Response {
         var copy = self
         let header = Array(headerBlock.utf8)
-        copy.encoded = (header + Array(body.utf8), header.count)
+        copy.encoded = (header + (binaryBody ?? Array(body.utf8)), header.count)
         return copy
     }
 
@@ -30,7 +32,8 @@ public struct Response: Sendable, Equatable {
     }
 
     public static func == (lhs: Response, rhs: Response) -> Bool {
-        lhs.status == rhs.status && lhs.body == rhs.body && lhs.sendsBody == rhs.sendsBody
+        lhs.status == rhs.status && lhs.body == rhs.body && lhs.binaryBody == rhs.binaryBody
+            && lhs.sendsBody == rhs.sendsBody
             && lhs.headers.map { "\($0.name): \($0.value)" } == rhs.headers.map { "\($0.name): \($0.value)" }
     }
 
@@ -42,7 +45,7 @@ public struct Response: Sendable, Equatable {
     public var headerBlock: String {
         var text = "Status: \(status) \(Response.reason(status))\r\n"
         for header in headers { text += "\(header.name): \(header.value)\r\n" }
-        text += "Content-Length: \(body.utf8.count)\r\n\r\n"
+        text += "Content-Length: \(binaryBody?.count ?? body.utf8.count)\r\n\r\n"
         return text
     }
 

@@ -43,7 +43,8 @@ public struct Router: Sendable {
                         ip: request.remoteAddress, userAgent: request.userAgent, countryCode: request.countryCode,
                         countryName: request.countryName, time: now()))
             }
-            return withoutBody(pages().index, if: isHead)
+            let pages = pages()
+            return withoutBody(request.acceptsGzip ? pages.indexGzip ?? pages.index : pages.index, if: isHead)
         case Router.statsPath:
             guard request.method == "GET" || isHead else { return methodNotAllowed(request) }
             return withoutBody(pages().statsJSON, if: isHead)

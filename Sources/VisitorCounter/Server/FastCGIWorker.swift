@@ -113,7 +113,8 @@ public final class FastCGIWorker: Sendable {
                 remoteAddress: params.remoteAddress.map { String(cString: $0) },
                 userAgent: params.userAgent.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? [],
                 countryCode: params.countryCode.map { String(cString: $0) },
-                countryName: params.countryName.map { String(cString: $0) }))
+                countryName: params.countryName.map { String(cString: $0) },
+                acceptsGzip: params.acceptEncoding.map { Request.acceptsGzip(String(cString: $0)) } ?? false))
         let written = response.wireBytes.withUnsafeBytes { bytes in
             FCGX_PutStr(bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count), request.pointee.out)
                 == Int32(bytes.count)
@@ -131,6 +132,7 @@ private struct Params {
     var uri: UnsafePointer<CChar>?
     var remoteAddress: UnsafePointer<CChar>?
     var userAgent: UnsafePointer<CChar>?
+    var acceptEncoding: UnsafePointer<CChar>?
     var countryCode: UnsafePointer<CChar>?
     var countryName: UnsafePointer<CChar>?
 
@@ -145,6 +147,7 @@ private struct Params {
                 else if let value = Self.value(entry, "REMOTE_ADDR=") { remoteAddress = value }
             case UInt8(ascii: "H"):
                 if let value = Self.value(entry, "HTTP_USER_AGENT=") { userAgent = value }
+                else if let value = Self.value(entry, "HTTP_ACCEPT_ENCODING=") { acceptEncoding = value }
             case UInt8(ascii: "G"):
                 if let value = Self.value(entry, "GEOIP_COUNTRY_CODE=") { countryCode = value }
                 else if let value = Self.value(entry, "GEOIP_COUNTRY_NAME=") { countryName = value }
