@@ -51,15 +51,16 @@ extension Request {
 }
 
 extension Request {
-    /// Whether an `Accept-Encoding` value takes gzip: `gzip` or `*` listed without `q=0`
-    /// (RFC 9110, 12.5.3). `gzip, deflate, br` does; `br`, `gzip;q=0` and `identity` do not.
+    /// Whether an `Accept-Encoding` value takes gzip: `gzip` listed without `q=0`, or else `*` without
+    /// it (RFC 9110, 12.5.3). `gzip, deflate, br` does; `br`, `gzip;q=0`, `*, gzip;q=0` and
+    /// `identity` do not.
     public static func acceptsGzip(_ acceptEncoding: String) -> Bool {
+        var qualities: [String: Double] = [:]
         for item in acceptEncoding.split(separator: ",") {
             let parts = item.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
             guard let coding = parts.first, coding == "gzip" || coding == "*" else { continue }
-            let quality = parts.dropFirst().first { $0.hasPrefix("q=") }.flatMap { Double($0.dropFirst(2)) } ?? 1
-            return quality > 0
+            qualities[coding] = parts.dropFirst().first { $0.hasPrefix("q=") }.flatMap { Double($0.dropFirst(2)) } ?? 1
         }
-        return false
+        return (qualities["gzip"] ?? qualities["*"] ?? 0) > 0
     }
 }
