@@ -82,7 +82,8 @@ struct RouterTests {
 
     @Test(arguments: [
         ("gzip, deflate, br", true), ("GZIP", true), ("br;q=1.0, gzip;q=0.8", true), ("*", true),
-        ("br", false), ("gzip;q=0", false), ("*, gzip;q=0", false), ("gzip;q=0.5, *;q=0", true), ("gzip; q=0.000", false), ("identity", false), ("", false),
+        ("br", false), ("gzip;q=0", false), ("*, gzip;q=0", false), ("gzip;q=0.5, *;q=0", true), (" Gzip ; level=1 ", true), ("gzip;level=1;Q=0", false),
+        ("x-gzip, deflate", false), ("gzip; q=0.000", false), ("identity", false), ("", false),
     ])
     func acceptEncoding(value: String, takesGzip: Bool) {
         #expect(Request.acceptsGzip(value) == takesGzip)

@@ -11,6 +11,13 @@ public enum ContentSecurityPolicy {
         let styles = inlineContents(of: "style", in: template)
         let scripts = inlineContents(of: "script", in: template)
         guard !(styles + scripts).contains(where: { $0.contains("{{") }) else { return nil }
+        return policy(styles: styles, scripts: scripts)
+    }
+
+    /// The policy of a page that may run and style nothing of its own.
+    public static let strictest = policy(styles: [], scripts: [])
+
+    private static func policy(styles: [String], scripts: [String]) -> String {
         var directives = ["default-src 'none'"]
         if !styles.isEmpty { directives.append("style-src " + sources(styles)) }
         if !scripts.isEmpty {
@@ -20,9 +27,6 @@ public enum ContentSecurityPolicy {
         directives += ["base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'"]
         return directives.joined(separator: "; ")
     }
-
-    /// The policy of a page that may run and style nothing of its own.
-    public static let strictest = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
     private static func sources(_ contents: [String]) -> String {
         Set(contents.map { "'sha256-\(SHA256.base64($0))'" }).sorted().joined(separator: " ")
@@ -80,8 +84,7 @@ public enum ContentSecurityPolicy {
 
 extension Array where Element == UInt8 {
     fileprivate func starts(with prefix: String, at index: Int) -> Bool {
-        let bytes = Array(prefix.utf8)
-        return index + bytes.count <= count && Array(self[index..<(index + bytes.count)]) == bytes
+        index + prefix.utf8.count <= count && self[index..<(index + prefix.utf8.count)].elementsEqual(prefix.utf8)
     }
 
     fileprivate func startsCaseInsensitive(with prefix: [UInt8], at index: Int) -> Bool {
@@ -94,7 +97,7 @@ extension Array where Element == UInt8 {
 
     fileprivate func firstIndex(of needle: [UInt8], from start: Int) -> Int? {
         guard start <= count - needle.count else { return nil }
-        return (start...(count - needle.count)).first { Array(self[$0..<($0 + needle.count)]) == needle }
+        return (start...(count - needle.count)).first { self[$0..<($0 + needle.count)].elementsEqual(needle) }
     }
 
     fileprivate func firstIndexCaseInsensitive(of needle: [UInt8], from start: Int) -> Int? {

@@ -1,5 +1,3 @@
-import Foundation
-
 /// What the router needs of a FastCGI request, read from the params nginx sends.
 ///
 /// The country comes only from `GEOIP_COUNTRY_CODE` and `GEOIP_COUNTRY_NAME`, which nginx sets with
@@ -55,12 +53,61 @@ extension Request {
     /// it (RFC 9110, 12.5.3). `gzip, deflate, br` does; `br`, `gzip;q=0`, `*, gzip;q=0` and
     /// `identity` do not.
     public static func acceptsGzip(_ acceptEncoding: String) -> Bool {
-        var qualities: [String: Double] = [:]
-        for item in acceptEncoding.split(separator: ",") {
-            let parts = item.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-            guard let coding = parts.first, coding == "gzip" || coding == "*" else { continue }
-            qualities[coding] = parts.dropFirst().first { $0.hasPrefix("q=") }.flatMap { Double($0.dropFirst(2)) } ?? 1
+        acceptsGzip(acceptEncoding.utf8)
+    }
+
+    /// The same, read from the param's bytes as they are, without a copy: it runs for every request.
+    public static func acceptsGzip<Bytes: BidirectionalCollection<UInt8>>(_ value: Bytes) -> Bool {
+        var gzip: Bool?
+        var any: Bool?
+        for item in value.pieces(separatedBy: ",") {
+            let codingEnd = item.firstIndex(of: UInt8(ascii: ";")) ?? item.endIndex
+            let coding = item[..<codingEnd].trimmingSpaces()
+            if coding.elementsEqual("gzip".utf8, by: { $0 | 0x20 == $1 }) {
+                gzip = qualityIsPositive(item[codingEnd...])
+            } else if coding.elementsEqual("*".utf8) {
+                any = qualityIsPositive(item[codingEnd...])
+            }
         }
-        return (qualities["gzip"] ?? qualities["*"] ?? 0) > 0
+        return gzip ?? any ?? false
+    }
+
+    /// `;q=0` or `;q=0.000` among the parameters means "not this coding"; no `q`, or one that is not a
+    /// number, means it is taken.
+    private static func qualityIsPositive<Bytes: BidirectionalCollection<UInt8>>(_ parameters: Bytes) -> Bool {
+        for parameter in parameters.pieces(separatedBy: ";") {
+            let parameter = parameter.trimmingSpaces()
+            guard parameter.count >= 2, parameter.first! | 0x20 == UInt8(ascii: "q"),
+                parameter.dropFirst().first == UInt8(ascii: "=")
+            else { continue }
+            var sawDigit = false
+            for byte in parameter.dropFirst(2) where (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) {
+                if byte != UInt8(ascii: "0") { return true }
+                sawDigit = true
+            }
+            return !sawDigit
+        }
+        return true
+    }
+}
+
+extension BidirectionalCollection where Element == UInt8 {
+    /// The parts between `separator`s, as slices of this collection.
+    fileprivate func pieces(separatedBy separator: Character) -> UnfoldSequence<SubSequence, Index> {
+        let byte = separator.asciiValue!
+        return sequence(state: startIndex) { start in
+            guard start < endIndex else { return nil }
+            let end = self[start...].firstIndex(of: byte) ?? endIndex
+            defer { start = end == endIndex ? end : index(after: end) }
+            return self[start..<end]
+        }
+    }
+
+    /// Without the spaces and tabs at either end.
+    fileprivate func trimmingSpaces() -> SubSequence {
+        let isSpace = { (byte: UInt8) in byte == 0x20 || byte == 0x09 }
+        let first = firstIndex { !isSpace($0) } ?? endIndex
+        let last = lastIndex { !isSpace($0) }.map { index(after: $0) } ?? first
+        return self[first..<Swift.max(first, last)]
     }
 }

@@ -114,7 +114,8 @@ public final class FastCGIWorker: Sendable {
                 userAgent: params.userAgent.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? [],
                 countryCode: params.countryCode.map { String(cString: $0) },
                 countryName: params.countryName.map { String(cString: $0) },
-                acceptsGzip: params.acceptEncoding.map { Request.acceptsGzip(String(cString: $0)) } ?? false))
+                acceptsGzip: params.acceptEncoding.map { Request.acceptsGzip(UnsafeRawBufferPointer(start: $0, count: strlen($0))) }
+                    ?? false))
         let written = response.wireBytes.withUnsafeBytes { bytes in
             FCGX_PutStr(bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count), request.pointee.out)
                 == Int32(bytes.count)
