@@ -190,7 +190,7 @@ struct InsightsTests {
         try Exporter(store: store, format: .csv, from: nil, to: nil).exportVisits(to: handle, pageSize: 1)
         try handle.close()
         #expect(try String(contentsOfFile: paged, encoding: .utf8) == csv)
-        #expect(csv.contains(#",US,United States,"agent, with ""quotes""""#) || csv.contains(#"US,US,"agent, with ""quotes""""#))
+        #expect(csv.contains(#",US,US,"agent, with ""quotes""""#))
         let json = try JSONSerialization.jsonObject(with: Data(try export(.json).utf8)) as? [[String: Any]]
         #expect(json?.map { $0["country_code"] as? String } == ["US", "GB"])
         let onlySecondDay = try JSONSerialization.jsonObject(with: Data(try export(.json, from: day + 1, to: day + 1).utf8)) as? [[String: Any]]
@@ -200,6 +200,32 @@ struct InsightsTests {
         #expect(days?.map { $0["date"] as? String } == ["2027-01-15", "2027-01-16"])
         #expect(days?.first?["countries"] as? [String: Int] == ["US": 1])
         #expect(try export(.csv, daily: true).hasPrefix("date,visitors,unique_visitors,country_code,country_visitors\n2027-01-15,1,1,US,1\n"))
+    }
+
+    @Test(arguments: [
+        ("=HYPERLINK(\"http://x\")", #""'=HYPERLINK(""http://x"")""#),
+        ("+1+2", #""'+1+2""#),
+        ("-2+3", #""'-2+3""#),
+        ("@SUM(A1)", #""'@SUM(A1)""#),
+        ("\tcmd", "\"'\tcmd\""),
+        ("\rcmd", "\"'\rcmd\""),
+        ("Mozilla/5.0 (X11; Linux) a=b", "Mozilla/5.0 (X11; Linux) a=b"),
+        ("curl/8.0, with comma", #""curl/8.0, with comma""#),
+    ])
+    func csvCellsThatASpreadsheetWouldRunAreNeutralised(value: String, field: String) {
+        #expect(Exporter.csvField(value) == field)
+    }
+
+    @Test func anExportedFormulaIsNeutralisedInTheFile() throws {
+        let store = try VisitorStore(path: directory.path("formula.sqlite"))
+        try store.write(VisitBatch(counting: [visit("US", at: midnight + 5, userAgent: "=cmd|' /C calc'!A0")]), at: midnight + 10)
+        let path = directory.path("formula.csv")
+        FileManager.default.createFile(atPath: path, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try Exporter(store: store, format: .csv, from: nil, to: nil).exportVisits(to: handle)
+        try handle.close()
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        #expect(lines.last?.hasSuffix(#",US,US,"'=cmd|' /C calc'!A0""#) == true, "\(lines)")
     }
 
     @Test func sipHashMatchesTheReferenceVectors() {

@@ -119,9 +119,17 @@ public struct Exporter {
     }
 
     /// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
+    ///
+    /// A field that a spreadsheet would take for a formula, one that starts with `=`, `+`, `-`, `@`, a tab or
+    /// a carriage return, gets a leading apostrophe and quotes, as OWASP's guidance on CSV injection says:
+    /// a user agent is the client's own text and can start with any of them.
     static func csvField(_ value: String) -> String {
-        guard value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return value }
-        return "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        let isFormula = value.unicodeScalars.first.map { "=+-@\t\r".unicodeScalars.contains($0) } ?? false
+        let text = isFormula ? "'" + value : value
+        guard isFormula || text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else {
+            return text
+        }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }
 
