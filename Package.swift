@@ -21,6 +21,11 @@ let package = Package(
             providers: [.apt(["libfcgi-dev"])]
         ),
         .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .systemLibrary(
             name: "CZlib",
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
@@ -29,6 +34,7 @@ let package = Package(
             name: "VisitorCounter",
             dependencies: [
                 "CFastCGI",
+                "CLibPQ",
                 "CZlib",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),

@@ -8,6 +8,7 @@ packages=(
     libfcgi-dev             # the FastCGI library the responder is built on
     libsqlite3-dev          # SQLite, through GRDB
     zlib1g-dev              # zlib, which compresses the index page once per stats-cache period
+    libpq-dev               # libpq, PostgreSQL's client library
     nginx-light             # the web server in front of the responder
     libnginx-mod-http-geoip # nginx's country lookup
     geoip-database          # the offline country database it reads
@@ -22,6 +23,9 @@ if [ "${1:-}" = test ]; then
         chromium                # the headless browser the page tests and screenshots use
         fonts-dejavu-core       # the page's text
         fonts-noto-color-emoji  # the countries' flags
+    )
+    packages+=(
+        postgresql              # the server the PostgreSQL tests start clusters of their own with
     )
 fi
 if [ "${1:-}" = bench ]; then
