@@ -9,7 +9,9 @@ packages=(
     libsqlite3-dev          # SQLite, through GRDB
     zlib1g-dev              # zlib, which compresses the index page once per stats-cache period
     nginx-light             # the web server in front of the responder
-    libnginx-mod-http-geoip # nginx's country lookup
+    libnginx-mod-http-geoip2 # nginx's country lookup in GeoIP2 (.mmdb) files, IPv4 and IPv6
+    mmdb-bin                # mmdblookup, with which the GeoIP updater checks a new file
+    libnginx-mod-http-geoip # the legacy lookup, the fallback without a GeoIP2 file
     geoip-database          # the offline country database it reads
     geoip-bin               # geoiplookup, to check what the database says
     curl                    # the tests' and the README's HTTP client
@@ -22,6 +24,10 @@ if [ "${1:-}" = test ]; then
         chromium                # the headless browser the page tests and screenshots use
         fonts-dejavu-core       # the page's text
         fonts-noto-color-emoji  # the countries' flags
+    )
+    packages+=(
+        libmaxmind-db-writer-perl # the tests write their own small GeoIP2 database
+        python3                   # a local HTTP server the GeoIP updater's tests download from
     )
 fi
 if [ "${1:-}" = bench ]; then

@@ -2,10 +2,12 @@
 # Writes a small country database in MaxMind's format (what libnginx-mod-http-geoip2 and mmdblookup
 # read), for tests: no real data is needed, and the build time is whatever the test asks for.
 #
-#   scripts/make-test-geoip.pl OUTPUT BUILD_EPOCH [DATABASE_TYPE]
+#   scripts/make-test-geoip.pl OUTPUT BUILD_EPOCH [DATABASE_TYPE [loopback-only]]
 #
 # BUILD_EPOCH is the Unix time written as the metadata's build_epoch (`date +%s -d '60 days ago'` for an
 # old one). DATABASE_TYPE is the metadata's database_type, DBIP-Country-Lite unless given.
+# `loopback-only` leaves every network out but loopback: a file that opens and resolves none of the
+# public addresses an updater checks.
 # Needs libmaxmind-db-writer-perl (scripts/install-deps.sh test installs it).
 #
 # The networks, each with its country's iso_code and English name, as DB-IP's and MaxMind's country
@@ -19,8 +21,9 @@ use strict;
 use warnings;
 use MaxMind::DB::Writer::Tree;
 
-my ($output, $epoch, $type) = @ARGV;
-die "usage: $0 OUTPUT BUILD_EPOCH [DATABASE_TYPE]\n" unless defined $epoch && $epoch =~ /^\d+$/;
+my ($output, $epoch, $type, $only) = @ARGV;
+die "usage: $0 OUTPUT BUILD_EPOCH [DATABASE_TYPE [loopback-only]]\n"
+    unless defined $epoch && $epoch =~ /^\d+$/ && (!defined $only || $only eq 'loopback-only');
 $type //= 'DBIP-Country-Lite';
 
 my %names = (FR => 'France', JP => 'Japan', GB => 'United Kingdom', US => 'United States',
@@ -31,6 +34,7 @@ my @networks = (
     ['1.0.16.0/20', 'JP'],
     ['2001:db8:1::/48', 'GB'], ['2001:db8:2::/48', 'US'], ['2001:db8:3::/48', 'DE'],
 );
+@networks = @networks[0, 1] if defined $only;
 
 my $tree = MaxMind::DB::Writer::Tree->new(
     ip_version            => 6,

@@ -79,6 +79,26 @@ struct DeployFilesTests {
         #expect(complaints.isEmpty, "\(complaints)")
     }
 
+    /// The GeoIP updater's service and monthly timer, with `ExecStart` pointed at the repository's script.
+    @Test func theGeoIPUpdaterUnitsPassSystemdVerify() throws {
+        try requireProgram("/usr/bin/systemd-analyze")
+        let directory = try TemporaryDirectory()
+        let script = repositoryRoot.appendingPathComponent("deploy/visitor-counter-geoip-update").path
+        let units = try ["visitor-counter-geoip-update.service", "visitor-counter-geoip-update.timer"].map { name in
+            let text = try String(contentsOf: repositoryRoot.appendingPathComponent("systemd/\(name)"), encoding: .utf8)
+            try text.replacingOccurrences(of: "/usr/sbin/visitor-counter-geoip-update", with: script)
+                .write(toFile: directory.path(name), atomically: true, encoding: .utf8)
+            return directory.path(name)
+        }
+        let timer = try String(contentsOfFile: units[1], encoding: .utf8)
+        #expect(timer.contains("OnCalendar=*-*-03 04:00:00"))
+        let verify = try ChildProcess(
+            URL(fileURLWithPath: "/usr/bin/systemd-analyze"), ["verify"] + units, in: directory, name: "verify")
+        #expect(verify.wait() == 0, "\(verify.stderr)")
+        let complaints = verify.stderr.split(separator: "\n").filter { $0.contains("visitor-counter") }
+        #expect(complaints.isEmpty, "\(complaints)")
+    }
+
     @Test func theServiceIsRatedSafeBySystemd() throws {
         try requireProgram("/usr/bin/systemd-analyze")
         let directory = try TemporaryDirectory()
