@@ -99,19 +99,22 @@ struct GeoIPUpdaterTests {
 
         var installed: [UInt8] { (try? Array(Data(contentsOf: URL(fileURLWithPath: database)))) ?? [] }
 
-        /// Runs the updater with a config file of these settings; answers its exit status and log.
-        func runUpdater(reloadCommand: String) throws -> (status: Int32, log: String) {
+        /// Runs the updater with a config file of these settings (and `settings`), programs looked for in
+        /// `programs` first; answers its exit status and log.
+        func runUpdater(reloadCommand: String, settings: String = "", programs: String? = nil) throws -> (status: Int32, log: String) {
             let config = directory.path("visitor-counter-geoip-update")
             try """
                 GEOIP_DATABASE=\(database)
                 DBIP_BASE_URL=http://127.0.0.1:\(port)
                 GEOIP_CHECK_ADDRESSES="81.2.69.142 2001:db8:1::1"
                 GEOIP_RELOAD_COMMAND="\(reloadCommand)"
+                \(settings)
 
                 """.write(toFile: config, atomically: true, encoding: .utf8)
+            let path = (programs.map { [$0] } ?? []) + [ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
             let updater = try ChildProcess(
                 URL(fileURLWithPath: "/usr/bin/env"),
-                ["VISITOR_COUNTER_GEOIP_CONFIG=\(config)", repositoryRoot.appendingPathComponent("deploy/visitor-counter-geoip-update").path],
+                ["PATH=\(path.joined(separator: ":"))", "VISITOR_COUNTER_GEOIP_CONFIG=\(config)", repositoryRoot.appendingPathComponent("deploy/visitor-counter-geoip-update").path],
                 in: directory, name: "updater-\(UUID().uuidString)")
             return (updater.wait(), updater.stderr + updater.stdout)
         }
@@ -158,6 +161,36 @@ struct GeoIPUpdaterTests {
         #expect(fixture.installed == new)
         #expect(FileManager.default.fileExists(atPath: marker))
     }
+
+    /// GEOIP_PROVIDER=maxmind: what geoipupdate leaves in the folder it is given is checked and installed.
+    /// A stand-in geoipupdate writes a test file there, since MaxMind's needs an account and the network.
+    @Test func geoLite2ComesThroughGeoipupdate() throws {
+        let fixture = try Fixture()
+        let new = directory(fixture, "GeoLite2-Country.mmdb")
+        try makeTestGeoIPDatabase(at: new, builtDaysAgo: 5, databaseType: "GeoLite2-Country")
+        let programs = directory(fixture, "bin")
+        try FileManager.default.createDirectory(atPath: programs, withIntermediateDirectories: true)
+        let arguments = directory(fixture, "geoipupdate.arguments")
+        try """
+            #!/bin/sh
+            echo "$@" > \(arguments)
+            while [ $# -gt 0 ]; do [ "$1" = -d ] && folder=$2; shift; done
+            cp \(new) "$folder/GeoLite2-Country.mmdb"
+            """.write(toFile: "\(programs)/geoipupdate", atomically: true, encoding: .utf8)
+        chmod("\(programs)/geoipupdate", 0o755)
+        let conf = directory(fixture, "GeoIP.conf")
+        try "EditionIDs GeoLite2-Country\n".write(toFile: conf, atomically: true, encoding: .utf8)
+        let marker = directory(fixture, "reloaded")
+        let run = try fixture.runUpdater(
+            reloadCommand: "touch \(marker)", settings: "GEOIP_PROVIDER=maxmind\nGEOIPUPDATE_CONFIG=\(conf)", programs: programs)
+        #expect(run.status == 0, "\(run.log)")
+        #expect(run.log.contains("installed geoipupdate (GeoLite2-Country) as \(fixture.database): GeoLite2-Country built"), "\(run.log)")
+        #expect(fixture.installed == (try Array(Data(contentsOf: URL(fileURLWithPath: new)))))
+        #expect(try String(contentsOfFile: arguments, encoding: .utf8).hasPrefix("-f \(conf) -d \(fixture.database.dropLast(12))"))
+        #expect(FileManager.default.fileExists(atPath: marker))
+    }
+
+    private func directory(_ fixture: Fixture, _ name: String) -> String { fixture.directory.path(name) }
 
     enum BadDownload: String, CaseIterable {
         case missing, corrupt, notGzip, resolvesNothing
