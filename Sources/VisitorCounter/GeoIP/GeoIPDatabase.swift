@@ -27,12 +27,22 @@ public struct GeoIPDatabase: Sendable, Equatable {
         case unknown
 
         public init(databaseType: String) {
-            switch databaseType {
-            case "DBIP-Country-Lite": self = .dbIP
-            case "GeoLite2-Country": self = .geoLite2
-            case "GeoIP-Legacy": self = .legacy
-            case "": self = .unknown
-            default: self = .other(databaseType)
+            self.init(databaseType: databaseType.utf8)
+        }
+
+        /// The same, from the param's bytes as they are: known types are matched without a copy, since
+        /// every request carries one.
+        public init<Bytes: Collection<UInt8>>(databaseType bytes: Bytes) {
+            if bytes.isEmpty {
+                self = .unknown
+            } else if bytes.elementsEqual("DBIP-Country-Lite".utf8) {
+                self = .dbIP
+            } else if bytes.elementsEqual("GeoLite2-Country".utf8) {
+                self = .geoLite2
+            } else if bytes.elementsEqual("GeoIP-Legacy".utf8) {
+                self = .legacy
+            } else {
+                self = .other(String(decoding: bytes, as: UTF8.self))
             }
         }
 
@@ -66,8 +76,20 @@ public struct GeoIPDatabase: Sendable, Equatable {
     /// From the params' values; `nil` when nginx passes neither (an older site config) or both are empty.
     /// A build that is not a whole number of seconds is taken as absent.
     public init?(buildEpoch: String?, databaseType: String?) {
-        let epoch = buildEpoch.flatMap { Int64($0) }.flatMap { $0 > 0 ? $0 : nil }
-        let source = Source(databaseType: databaseType ?? "")
+        self.init(buildEpochBytes: buildEpoch?.utf8, databaseTypeBytes: databaseType?.utf8)
+    }
+
+    /// The same, from the params' bytes as they are, without copies: it runs for every request.
+    public init?<Bytes: Collection<UInt8>>(buildEpochBytes: Bytes?, databaseTypeBytes: Bytes?) {
+        var epoch: Int64?
+        if let digits = buildEpochBytes, !digits.isEmpty, digits.count <= 18 {
+            epoch = digits.reduce(Int64(0)) { value, byte in
+                guard let value, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
+                return value * 10 + Int64(byte - UInt8(ascii: "0"))
+            }
+            if epoch == 0 { epoch = nil }
+        }
+        let source = databaseTypeBytes.map { Source(databaseType: $0) } ?? .unknown
         if epoch == nil && source == .unknown { return nil }
         self.init(build: epoch.map { Date(timeIntervalSince1970: Double($0)) }, source: source)
     }

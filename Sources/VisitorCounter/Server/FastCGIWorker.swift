@@ -117,8 +117,8 @@ public final class FastCGIWorker: Sendable {
                 acceptsGzip: params.acceptEncoding.map { Request.acceptsGzip(UnsafeRawBufferPointer(start: $0, count: strlen($0))) }
                     ?? false,
                 geoipDatabase: GeoIPDatabase(
-                    buildEpoch: params.databaseBuild.map { String(cString: $0) },
-                    databaseType: params.databaseType.map { String(cString: $0) })))
+                    buildEpochBytes: params.databaseBuild.map { UnsafeRawBufferPointer(start: $0, count: strlen($0)) },
+                    databaseTypeBytes: params.databaseType.map { UnsafeRawBufferPointer(start: $0, count: strlen($0)) })))
         let written = response.wireBytes.withUnsafeBytes { bytes in
             FCGX_PutStr(bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count), request.pointee.out)
                 == Int32(bytes.count)
