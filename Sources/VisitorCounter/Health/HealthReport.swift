@@ -50,6 +50,8 @@ public struct HealthReport: Sendable {
         statuses.enumerated().compactMap { index, status in status.map { (index, $0) } }
     }
 
+    /// Every worker keeps up. The country database's age is checked apart (``geoipProblem``); both are
+    /// in ``reasons``.
     public var isHealthy: Bool { workers.allSatisfy { isHealthy($0.status) } }
 
     /// Why the country database fails the check, or `nil` when it does not (or there is no build time).
