@@ -10,7 +10,9 @@ packages=(
     zlib1g-dev              # zlib, which compresses the index page once per stats-cache period
     libpq-dev               # libpq, PostgreSQL's client library
     nginx-light             # the web server in front of the responder
-    libnginx-mod-http-geoip # nginx's country lookup
+    libnginx-mod-http-geoip2 # nginx's country lookup in GeoIP2 (.mmdb) files, IPv4 and IPv6
+    mmdb-bin                # mmdblookup, with which the GeoIP updater checks a new file
+    libnginx-mod-http-geoip # the legacy lookup, the fallback without a GeoIP2 file
     geoip-database          # the offline country database it reads
     geoip-bin               # geoiplookup, to check what the database says
     curl                    # the tests' and the README's HTTP client
@@ -25,7 +27,9 @@ if [ "${1:-}" = test ]; then
         fonts-noto-color-emoji  # the countries' flags
     )
     packages+=(
-        postgresql              # the server the PostgreSQL tests start clusters of their own with
+        libmaxmind-db-writer-perl # the tests write their own small GeoIP2 database
+        python3                   # a local HTTP server the GeoIP updater's tests download from
+        postgresql                # the server the PostgreSQL tests start clusters of their own with
     )
 fi
 if [ "${1:-}" = bench ]; then

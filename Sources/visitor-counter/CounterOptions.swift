@@ -32,6 +32,11 @@ struct CounterOptions: ParsableArguments {
         help: "Seconds a worker may hold an unwritten visit before /api/sys/health answers 503.")
     var healthThreshold: Int = 60
 
+    @Option(
+        parsing: .unconditional,
+        help: "Days since the GeoIP country database's build after which /api/sys/health answers 503; 0 never.")
+    var geoipMaxAgeDays: Int = 45
+
     @Flag(help: "Count requests from crawlers, monitors and HTTP libraries as visits, instead of apart as bots.")
     var countBots = false
 
@@ -59,6 +64,9 @@ struct CounterOptions: ParsableArguments {
         }
         guard healthThreshold >= 1, healthThreshold <= 86400 else {
             throw ValidationError("--health-threshold must be from 1 to 86400 seconds")
+        }
+        guard geoipMaxAgeDays >= 0, geoipMaxAgeDays <= 3650 else {
+            throw ValidationError("--geoip-max-age-days must be from 0 (never) to 3650")
         }
         guard StoreIPMode(rawValue: storeIp) != nil else {
             throw ValidationError("--store-ip must be full, truncated, hashed or none, not '\(storeIp)'")
@@ -113,6 +121,7 @@ struct CounterOptions: ParsableArguments {
             statsCache: .seconds(statsCache), healthThreshold: .seconds(healthThreshold), countsBots: countBots,
             storeIP: StoreIPMode(rawValue: storeIp) ?? .full, retentionDays: retentionDays)
         configuration.indexPage = try indexPage(sharedTemplate: sharedTemplate)
+        configuration.geoipMaxAge = geoipMaxAgeDays == 0 ? nil : .seconds(geoipMaxAgeDays * 86_400)
         return configuration
     }
 
@@ -121,7 +130,7 @@ struct CounterOptions: ParsableArguments {
         [
             "--database", databasePath, "--threads", "\(threads)", "--flush-interval", "\(flushInterval)",
             "--batch-size", "\(batchSize)", "--stats-cache", "\(statsCache)", "--buffer-limit", "\(bufferLimit)",
-            "--health-threshold", "\(healthThreshold)",
+            "--health-threshold", "\(healthThreshold)", "--geoip-max-age-days", "\(geoipMaxAgeDays)",
             "--store-ip", storeIp, "--retention-days", "\(retentionDays)",
         ] + (countBots ? ["--count-bots"] : []) + (indexTemplate.map { ["--index-template", URL(fileURLWithPath: $0).path] } ?? [])
             + (indexCsp.map { ["--index-csp", $0] } ?? [])

@@ -76,6 +76,7 @@ struct ServeCommand: ParsableCommand {
                 "threads": "\(options.threads)", "flush_interval": "\(options.flushInterval)",
                 "batch_size": "\(options.batchSize)", "stats_cache": "\(options.statsCache)",
                 "buffer_limit": "\(options.bufferLimit)", "health_threshold": "\(options.healthThreshold)",
+                "geoip_max_age_days": "\(options.geoipMaxAgeDays)",
             ])
         let board: WorkerStatusBoard
         do {

@@ -3,22 +3,57 @@ import Testing
 
 /// The files a site owner installs: nginx must accept the site, systemd the units.
 struct DeployFilesTests {
-    @Test func theNginxSitePassesNginxT() throws {
+    /// With the geoip2 module alone, and with the legacy module loaded too, before or after it (Debian's
+    /// modules-enabled loads both when both are installed): the site's variables must not collide. The
+    /// database path is the test database's, since nginx -t opens the file.
+    @Test(arguments: [
+        ["ngx_http_geoip2_module.so"], ["ngx_http_geoip_module.so", "ngx_http_geoip2_module.so"],
+        ["ngx_http_geoip2_module.so", "ngx_http_geoip_module.so"],
+    ])
+    func theNginxSitePassesNginxT(modules: [String]) throws {
         try requireProgram("/usr/sbin/nginx")
         let directory = try TemporaryDirectory()
+        try makeTestGeoIPDatabase(at: directory.path("country.mmdb"))
+        let site = try String(contentsOf: repositoryRoot.appendingPathComponent("deploy/nginx.conf"), encoding: .utf8)
+        #expect(site.contains("geoip2 /var/lib/GeoIP/country.mmdb {"))
+        try site.replacingOccurrences(of: "/var/lib/GeoIP/country.mmdb", with: directory.path("country.mmdb"))
+            .write(toFile: directory.path("site.conf"), atomically: true, encoding: .utf8)
         // Debian's nginx.conf includes sites-enabled/* inside http {}, after loading modules-enabled/*.
         try """
-            load_module /usr/lib/nginx/modules/ngx_http_geoip_module.so;
+            \(modules.map { "load_module /usr/lib/nginx/modules/\($0);" }.joined(separator: "\n"))
             pid \(directory.path("nginx.pid"));
             error_log stderr;
             events {}
-            http { include \(repositoryRoot.appendingPathComponent("deploy/nginx.conf").path); }
+            http { include \(directory.path("site.conf")); }
             """.write(toFile: directory.path("nginx.conf"), atomically: true, encoding: .utf8)
+        for module in modules where !FileManager.default.fileExists(atPath: "/usr/lib/nginx/modules/\(module)") {
+            throw TestFailure("/usr/lib/nginx/modules/\(module) is missing: run scripts/install-deps.sh (the test command does)")
+        }
         let check = try ChildProcess(
             URL(fileURLWithPath: "/usr/sbin/nginx"), ["-t", "-c", directory.path("nginx.conf")], in: directory,
             name: "nginx-t")
         #expect(check.wait() == 0, "\(check.stderr)")
         #expect(check.stderr.contains("test is successful"))
+    }
+
+    /// The documented fallback, as scripts/nginx-local.sh makes it from the deploy file: the legacy
+    /// module alone, with Debian's geoip-database.
+    @Test func theLegacyFallbackPassesNginxT() throws {
+        try requireProgram("/usr/sbin/nginx")
+        let directory = try TemporaryDirectory()
+        let generator = try ChildProcess(
+            URL(fileURLWithPath: "/bin/bash"),
+            [repositoryRoot.appendingPathComponent("scripts/nginx-local.sh").path, directory.url.path, "8080", "/tmp/none.sock", "legacy"],
+            in: directory, name: "nginx-local")
+        #expect(generator.wait() == 0, "\(generator.stderr)")
+        let configuration = try String(contentsOfFile: directory.path("nginx.conf"), encoding: .utf8)
+        #expect(!configuration.contains("geoip2"))
+        let site = try String(contentsOfFile: directory.path("site.conf"), encoding: .utf8)
+        #expect(site.contains("\ngeoip_country /usr/share/GeoIP/GeoIP.dat;") && !site.contains("\ngeoip2 "))
+        let check = try ChildProcess(
+            URL(fileURLWithPath: "/usr/sbin/nginx"), ["-t", "-c", directory.path("nginx.conf")], in: directory,
+            name: "nginx-t")
+        #expect(check.wait() == 0, "\(check.stderr)")
     }
 
     /// The units with `ExecStart` pointed at this build, since `verify` checks that the program exists.
@@ -37,6 +72,26 @@ struct DeployFilesTests {
         try requireProgram("/usr/bin/systemd-analyze")
         let directory = try TemporaryDirectory()
         let units = try unitsForThisBuild(in: directory)
+        let verify = try ChildProcess(
+            URL(fileURLWithPath: "/usr/bin/systemd-analyze"), ["verify"] + units, in: directory, name: "verify")
+        #expect(verify.wait() == 0, "\(verify.stderr)")
+        let complaints = verify.stderr.split(separator: "\n").filter { $0.contains("visitor-counter") }
+        #expect(complaints.isEmpty, "\(complaints)")
+    }
+
+    /// The GeoIP updater's service and monthly timer, with `ExecStart` pointed at the repository's script.
+    @Test func theGeoIPUpdaterUnitsPassSystemdVerify() throws {
+        try requireProgram("/usr/bin/systemd-analyze")
+        let directory = try TemporaryDirectory()
+        let script = repositoryRoot.appendingPathComponent("deploy/visitor-counter-geoip-update").path
+        let units = try ["visitor-counter-geoip-update.service", "visitor-counter-geoip-update.timer"].map { name in
+            let text = try String(contentsOf: repositoryRoot.appendingPathComponent("systemd/\(name)"), encoding: .utf8)
+            try text.replacingOccurrences(of: "/usr/sbin/visitor-counter-geoip-update", with: script)
+                .write(toFile: directory.path(name), atomically: true, encoding: .utf8)
+            return directory.path(name)
+        }
+        let timer = try String(contentsOfFile: units[1], encoding: .utf8)
+        #expect(timer.contains("OnCalendar=*-*-03 04:00:00"))
         let verify = try ChildProcess(
             URL(fileURLWithPath: "/usr/bin/systemd-analyze"), ["verify"] + units, in: directory, name: "verify")
         #expect(verify.wait() == 0, "\(verify.stderr)")

@@ -18,6 +18,21 @@ func requireProgram(_ path: String) throws {
     }
 }
 
+/// Writes a small country database with `scripts/make-test-geoip.pl` (MaxMind::DB::Writer): the networks
+/// the script lists, loopback included, built `builtDaysAgo` days before now.
+func makeTestGeoIPDatabase(at path: String, builtDaysAgo: Int = 3, databaseType: String = "DBIP-Country-Lite") throws {
+    try requireProgram("/usr/bin/perl")
+    let directory = try TemporaryDirectory()
+    let epoch = Int(Date().timeIntervalSince1970) - builtDaysAgo * 86_400
+    let script = try ChildProcess(
+        URL(fileURLWithPath: "/usr/bin/perl"),
+        [repositoryRoot.appendingPathComponent("scripts/make-test-geoip.pl").path, path, "\(epoch)", databaseType],
+        in: directory, name: "make-test-geoip")
+    guard script.wait() == 0 else {
+        throw TestFailure("make-test-geoip.pl failed (libmaxmind-db-writer-perl: run scripts/install-deps.sh test): \(script.stderr)")
+    }
+}
+
 /// The counter behind a real nginx with the GeoIP module, as `scripts/run.sh` starts them, on a free
 /// port and in a temporary folder of its own.
 ///
@@ -36,6 +51,10 @@ final class LocalStack: @unchecked Sendable {
         /// The test opens the listening socket and hands it to `serve` on standard input, as systemd's
         /// socket unit does: it stays open while the counter restarts, so nginx never finds it missing.
         var inheritSocket = false
+        /// The country database nginx reads: a GeoIP2 file (``makeTestGeoIPDatabase(at:builtDaysAgo:databaseType:)``)
+        /// through the shipped geoip2 block, or `legacy` for the deploy file's fallback and Debian's
+        /// geoip-database, whose real data the older tests' addresses rely on.
+        var geoip = "legacy"
     }
 
     let options: Options
@@ -62,7 +81,10 @@ final class LocalStack: @unchecked Sendable {
 
         let generator = try ChildProcess(
             URL(fileURLWithPath: "/bin/bash"),
-            [repositoryRoot.appendingPathComponent("scripts/nginx-local.sh").path, directory.url.path, "\(port)", socketPath],
+            [
+                repositoryRoot.appendingPathComponent("scripts/nginx-local.sh").path, directory.url.path, "\(port)", socketPath,
+                options.geoip,
+            ],
             in: directory, name: "nginx-local")
         guard generator.wait() == 0 else { throw TestFailure("nginx-local.sh failed: \(generator.stderr)") }
 
@@ -167,9 +189,9 @@ final class LocalStack: @unchecked Sendable {
         var bodyBytes: [UInt8]
     }
 
-    /// One HTTP/1.1 request on a connection of its own, through nginx.
-    func request(_ method: String, _ path: String, headers: [String: String] = [:]) throws -> HTTPResponse {
-        let descriptor = try connectToNginx()
+    /// One HTTP/1.1 request on a connection of its own, through nginx, from 127.0.0.1 or, with `ipv6`, ::1.
+    func request(_ method: String, _ path: String, headers: [String: String] = [:], ipv6: Bool = false) throws -> HTTPResponse {
+        let descriptor = try ipv6 ? connectToNginxOverIPv6() : connectToNginx()
         defer { close(descriptor) }
         var text = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
         var sent = headers
@@ -237,6 +259,23 @@ final class LocalStack: @unchecked Sendable {
         guard connected == 0 else {
             close(descriptor)
             throw TestFailure("connect to nginx failed: errno \(errno)")
+        }
+        return descriptor
+    }
+
+    private func connectToNginxOverIPv6() throws -> Int32 {
+        let descriptor = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw TestFailure("socket(AF_INET6) failed: errno \(errno)") }
+        var address = sockaddr_in6()
+        address.sin6_family = sa_family_t(AF_INET6)
+        address.sin6_port = port.bigEndian
+        address.sin6_addr = in6addr_loopback
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+        }
+        guard connected == 0 else {
+            close(descriptor)
+            throw TestFailure("connect to nginx on [::1]:\(port) failed: errno \(errno)")
         }
         return descriptor
     }

@@ -12,6 +12,9 @@ public struct Dashboard: Sendable {
     /// Seconds between the page script's reads of `/api/sys/stats`.
     public let refreshSeconds: Int
     public let now: Date
+    /// The country database the figures' countries come from, for the footer's credit and month;
+    /// set by the stats cache from what nginx passes (``StatsCache/use(_:)``).
+    public var geoipDatabase: GeoIPDatabase?
 
     public struct Country: Sendable, Equatable {
         public var code: String
@@ -81,6 +84,7 @@ public struct Dashboard: Sendable {
             "refresh_seconds": refreshSeconds,
             "generated_at": UTCTimestamp.format(now),
         ]
+        if let geoipDatabase { context["country_data"] = geoipDatabase.context }
         // Absent rather than empty before the first write: an empty string would still open a section.
         if let updated = stats.lastUpdated {
             context["last_updated"] = UTCTimestamp.format(updated)

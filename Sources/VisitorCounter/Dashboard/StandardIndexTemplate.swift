@@ -126,6 +126,7 @@ enum StandardIndexTemplate {
 
         <footer>
         <p>Requests from bots, not counted as visits: <span id="bots">{{bots_text}}</span>. The figures as JSON: <a href="/api/sys/stats">/api/sys/stats</a>.</p>
+        {{#country_data}}<p id="country-data">Countries: {{#link}}<a href="{{link}}">{{credit}}</a>{{/link}}{{^link}}{{credit}}{{/link}}{{#month}}, {{month}} edition{{/month}}.</p>{{/country_data}}
         </footer>
         </main>
         <script>

@@ -14,12 +14,16 @@ public struct Request: Sendable, Equatable {
     public var countryName: String?
     /// The client takes a gzip body (`Accept-Encoding`, see ``acceptsGzip(_:)``).
     public var acceptsGzip: Bool
+    /// The country database nginx looked the client up in (`GEOIP_DATABASE_BUILD`, `GEOIP_DATABASE_TYPE`).
+    public var geoipDatabase: GeoIPDatabase?
 
     public init(
         method: String, uri: String, remoteAddress: String? = nil, userAgent: [UInt8] = [],
-        countryCode: String? = nil, countryName: String? = nil, acceptsGzip: Bool = false
+        countryCode: String? = nil, countryName: String? = nil, acceptsGzip: Bool = false,
+        geoipDatabase: GeoIPDatabase? = nil
     ) {
         self.acceptsGzip = acceptsGzip
+        self.geoipDatabase = geoipDatabase
         self.method = method
         if let mark = uri.utf8.firstIndex(of: UInt8(ascii: "?")) {
             self.path = String(uri[..<mark])

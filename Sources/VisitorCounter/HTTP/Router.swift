@@ -12,14 +12,19 @@ public struct Router: Sendable {
     /// The daily rollup between two days (days since 1970-01-01, both included), read from the database.
     public let daily: (@Sendable (Int, Int) throws -> [DayStats])?
     public let now: @Sendable () -> Date
+    /// Told of the country database of every `GET /` that names one, before ``pages`` is asked, so that
+    /// the page names the data its countries come from (``StatsCache/use(_:)``).
+    public let geoipDatabaseSeen: @Sendable (GeoIPDatabase) -> Void
 
     public init(
         pages: @escaping @Sendable () -> RenderedPages,
         recordVisit: @escaping @Sendable (Visit) -> Void,
         health: @escaping @Sendable () -> HealthReport? = { nil },
         daily: (@Sendable (Int, Int) throws -> [DayStats])? = nil,
-        now: @escaping @Sendable () -> Date = Date.init
+        now: @escaping @Sendable () -> Date = Date.init,
+        geoipDatabaseSeen: @escaping @Sendable (GeoIPDatabase) -> Void = { _ in }
     ) {
+        self.geoipDatabaseSeen = geoipDatabaseSeen
         self.pages = pages
         self.recordVisit = recordVisit
         self.health = health
@@ -43,6 +48,7 @@ public struct Router: Sendable {
                         ip: request.remoteAddress, userAgent: request.userAgent, countryCode: request.countryCode,
                         countryName: request.countryName, time: now()))
             }
+            if let database = request.geoipDatabase { geoipDatabaseSeen(database) }
             let pages = pages()
             return withoutBody(request.acceptsGzip ? pages.indexGzip ?? pages.index : pages.index, if: isHead)
         case Router.statsPath:
@@ -53,7 +59,9 @@ public struct Router: Sendable {
             return withoutBody(dailyHistory(request), if: isHead)
         case HealthReport.healthPath, HealthReport.metricsPath:
             guard request.method == "GET" || isHead else { return methodNotAllowed(request) }
-            guard let report = health() else { return error(404, "no such page: \(request.path)", for: request) }
+            guard var report = health() else { return error(404, "no such page: \(request.path)", for: request) }
+            // This request's own params: the database the nginx worker that forwarded it has loaded.
+            report.geoipDatabase = request.geoipDatabase
             let response = request.path == HealthReport.healthPath ? report.healthResponse : report.metricsResponse
             return withoutBody(response, if: isHead)
         default:

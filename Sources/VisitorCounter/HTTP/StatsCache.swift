@@ -5,7 +5,10 @@ import Synchronization
 /// The worker's rendered pages, refreshed from the database on a thread of its own every `period`, so
 /// a request only ever copies the current pages and never reads the database itself.
 public final class StatsCache: Sendable {
-    private let current: Mutex<RenderedPages>
+    private let current: Mutex<State>
+    /// The build time (Unix seconds) of the country database the current pages name; checked without
+    /// the lock on every `GET /`, so only a newer database costs a lock and a rendering.
+    private let geoipBuild = Atomic<Int64>(Int64.min)
     private let store: VisitorStore
     private let period: Duration
     private let page: IndexPage
@@ -23,36 +26,70 @@ public final class StatsCache: Sendable {
         }
     }
 
+    /// The pages and the figures they were rendered from, so a new country database can be named
+    /// without reading the database again.
+    private struct State {
+        var dashboard: Dashboard
+        var pages: RenderedPages
+    }
+
     /// Reads the figures once, so the first request already has pages.
     public init(store: VisitorStore, period: Duration, page: IndexPage = IndexPage(), logger: Logger) throws {
         self.store = store
         self.period = period
         self.page = page
         self.logger = logger
-        self.current = Mutex(try Self.render(store: store, period: period, page: page))
+        let dashboard = try Self.read(store: store, period: period, geoipDatabase: nil)
+        self.current = Mutex(State(dashboard: dashboard, pages: Self.render(dashboard, period: period, page: page)))
     }
 
-    public var pages: RenderedPages { current.withLock { $0 } }
+    public var pages: RenderedPages { current.withLock { $0.pages } }
 
     /// Reads the figures and renders the pages again; on failure the old pages stay and a warning is logged.
     public func refresh() {
         do {
-            let pages = try Self.render(store: store, period: period, page: page)
-            current.withLock { $0 = pages }
+            let geoipDatabase = current.withLock { $0.dashboard.geoipDatabase }
+            let dashboard = try Self.read(store: store, period: period, geoipDatabase: geoipDatabase)
+            let pages = Self.render(dashboard, period: period, page: page)
+            current.withLock { state in
+                // A newer country database may have come meanwhile: keep it for the next refresh.
+                guard state.dashboard.geoipDatabase == geoipDatabase else { return }
+                state = State(dashboard: dashboard, pages: pages)
+            }
         } catch {
             logger.warning("stats read failed, serving the previous figures", metadata: ["error": "\(error)"])
         }
     }
 
-    /// One read of the totals and the chart's days, rendered into both pages.
-    private static func render(store: VisitorStore, period: Duration, page: IndexPage) throws -> RenderedPages {
+    /// Names `database` on the page from now on, rendering the current figures again at once, when it
+    /// was built later than the one named so far (or none was). Older ones are ignored: while nginx
+    /// reloads, its old and new workers pass both, and the page should not flip between them.
+    public func use(_ database: GeoIPDatabase) {
+        let build = database.build.map { Int64($0.timeIntervalSince1970) } ?? 0
+        guard build > geoipBuild.load(ordering: .relaxed) else { return }
+        current.withLock { state in
+            guard build > geoipBuild.load(ordering: .relaxed) else { return }
+            state.dashboard.geoipDatabase = database
+            state.pages = Self.render(state.dashboard, period: period, page: page)
+            geoipBuild.store(build, ordering: .relaxed)
+        }
+    }
+
+    /// One read of the totals and the chart's days.
+    private static func read(store: VisitorStore, period: Duration, geoipDatabase: GeoIPDatabase?) throws -> Dashboard {
         let now = Date()
-        let seconds = Int(period.components.seconds)
         let figures = try store.statsAndDays(now: now, days: Dashboard.chartDays)
-        let dashboard = Dashboard(
-            stats: figures.stats, days: figures.days, refreshSeconds: Dashboard.refreshSeconds(statsCache: seconds), now: now)
-        return RenderedPages(
-            dashboard: dashboard, template: page.template, maxAge: seconds,
+        var dashboard = Dashboard(
+            stats: figures.stats, days: figures.days,
+            refreshSeconds: Dashboard.refreshSeconds(statsCache: Int(period.components.seconds)), now: now)
+        dashboard.geoipDatabase = geoipDatabase
+        return dashboard
+    }
+
+    /// Both pages, from the figures of one read.
+    private static func render(_ dashboard: Dashboard, period: Duration, page: IndexPage) -> RenderedPages {
+        RenderedPages(
+            dashboard: dashboard, template: page.template, maxAge: Int(period.components.seconds),
             contentSecurityPolicy: page.contentSecurityPolicy)
     }
 

@@ -7,17 +7,32 @@ import Foundation
 /// for that long) or when its writer thread has not gone round its loop for that long (it is stuck:
 /// it goes round at least every flush interval, which must be shorter than the threshold). Both
 /// routes answer from memory and never touch the database.
+///
+/// The country database is stale when it was built more than `geoipMaxAge` ago: countries then drift
+/// from the truth as address blocks change hands, and the updater has stopped working.
 public struct HealthReport: Sendable {
     public var statuses: [WorkerStatus?]
     public var threshold: Duration
     public var stats: VisitorStats
     public var now: Date
+    /// The country database nginx looked the health request up in; `nil` when nginx passes none.
+    public var geoipDatabase: GeoIPDatabase?
+    /// Older than this, the country database makes health answer 503; `nil`: never.
+    public var geoipMaxAge: Duration?
 
-    public init(statuses: [WorkerStatus?], threshold: Duration, stats: VisitorStats, now: Date = Date()) {
+    /// DB-IP and MaxMind publish monthly: 45 days is a month's file plus two weeks of failed updates.
+    public static let defaultGeoIPMaxAge = Duration.seconds(45 * 86_400)
+
+    public init(
+        statuses: [WorkerStatus?], threshold: Duration, stats: VisitorStats, now: Date = Date(),
+        geoipDatabase: GeoIPDatabase? = nil, geoipMaxAge: Duration? = HealthReport.defaultGeoIPMaxAge
+    ) {
         self.statuses = statuses
         self.threshold = threshold
         self.stats = stats
         self.now = now
+        self.geoipDatabase = geoipDatabase
+        self.geoipMaxAge = geoipMaxAge
     }
 
     public static let healthPath = "/api/sys/health"
@@ -35,7 +50,36 @@ public struct HealthReport: Sendable {
         statuses.enumerated().compactMap { index, status in status.map { (index, $0) } }
     }
 
+    /// Every worker keeps up. The country database's age is checked apart (``geoipProblem``); both are
+    /// in ``reasons``.
     public var isHealthy: Bool { workers.allSatisfy { isHealthy($0.status) } }
+
+    /// Why the country database fails the check, or `nil` when it does not (or there is no build time).
+    public var geoipProblem: String? {
+        guard let maxAge = geoipMaxAge, let build = geoipDatabase?.build,
+            now.timeIntervalSince(build) > Double(maxAge.components.seconds)
+        else { return nil }
+        let days = maxAge.components.seconds / 86_400
+        return "the GeoIP country database was built \(UTCTimestamp.format(build)), "
+            + "\(geoipDatabase?.ageDays(now: now) ?? 0) days ago, more than \(days) days "
+            + "(--geoip-max-age-days): run visitor-counter-geoip-update and see its log "
+            + "(journalctl -u visitor-counter-geoip-update)"
+    }
+
+    /// What makes health answer 503, in words; empty when it answers 200.
+    public var reasons: [String] {
+        workers.compactMap { index, status in
+            isHealthy(status) ? nil : "worker \(index) (pid \(status.pid)) holds a visit unwritten, or its writer has not gone round its loop, for over \(threshold.components.seconds) s"
+        } + (geoipProblem.map { [$0] } ?? [])
+    }
+
+    /// `{"build": "…", "age_days": N, "type": "…"}`, or `null` when nginx passes no build time.
+    private var geoipJSON: String {
+        guard let database = geoipDatabase, let build = database.build else { return "null" }
+        return "{\"build\": \(Self.timestamp(build)), \"age_days\": \(database.ageDays(now: now) ?? 0), "
+            + "\"source\": \(JSONText.quoted(database.source.credit)), "
+            + "\"max_age_days\": \(geoipMaxAge.map { "\($0.components.seconds / 86_400)" } ?? "null")}"
+    }
 
     /// `200` with every worker's figures, or `503` with the same body when a worker is unhealthy.
     public var healthResponse: Response {
@@ -53,10 +97,12 @@ public struct HealthReport: Sendable {
             ]
             return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
         }
-        let healthy = isHealthy
+        let reasons = self.reasons
+        let healthy = reasons.isEmpty
         let body = """
             {"status": "\(healthy ? "ok" : "failing")", "threshold_seconds": \(threshold.components.seconds), \
-            "visits_without_rows_stored": \(stats.visitsWithoutRows), "workers": [\(workers.joined(separator: ", "))]}
+            "visits_without_rows_stored": \(stats.visitsWithoutRows), "workers": [\(workers.joined(separator: ", "))], \
+            "geoip_database": \(geoipJSON), "reasons": [\(reasons.map(JSONText.quoted).joined(separator: ", "))]}
             """
         return Response(
             status: healthy ? 200 : 503,
@@ -78,6 +124,12 @@ public struct HealthReport: Sendable {
             "visitor_counter_database_visits_without_rows", "gauge",
             "Visits in the database's totals that have no row in visitors (counted while a buffer was at its bound).",
             [("", "\(stats.visitsWithoutRows)")])
+        if let build = geoipDatabase?.build {
+            family(
+                "visitor_counter_geoip_database_build_timestamp_seconds", "gauge",
+                "Unix time the GeoIP country database nginx reads was built (its metadata build_epoch).",
+                [("", "\(Int64(build.timeIntervalSince1970))")])
+        }
 
         let workers = self.workers
         func perWorker(_ name: String, _ type: String, _ help: String, _ value: (WorkerStatus) -> String) {

@@ -115,7 +115,10 @@ public final class FastCGIWorker: Sendable {
                 countryCode: params.countryCode.map { String(cString: $0) },
                 countryName: params.countryName.map { String(cString: $0) },
                 acceptsGzip: params.acceptEncoding.map { Request.acceptsGzip(UnsafeRawBufferPointer(start: $0, count: strlen($0))) }
-                    ?? false))
+                    ?? false,
+                geoipDatabase: GeoIPDatabase(
+                    buildEpochBytes: params.databaseBuild.map { UnsafeRawBufferPointer(start: $0, count: strlen($0)) },
+                    databaseTypeBytes: params.databaseType.map { UnsafeRawBufferPointer(start: $0, count: strlen($0)) })))
         let written = response.wireBytes.withUnsafeBytes { bytes in
             FCGX_PutStr(bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count), request.pointee.out)
                 == Int32(bytes.count)
@@ -136,6 +139,8 @@ private struct Params {
     var acceptEncoding: UnsafePointer<CChar>?
     var countryCode: UnsafePointer<CChar>?
     var countryName: UnsafePointer<CChar>?
+    var databaseBuild: UnsafePointer<CChar>?
+    var databaseType: UnsafePointer<CChar>?
 
     init(_ environment: FCGX_ParamArray?) {
         guard var cursor = environment else { return }
@@ -152,6 +157,8 @@ private struct Params {
             case UInt8(ascii: "G"):
                 if let value = Self.value(entry, "GEOIP_COUNTRY_CODE=") { countryCode = value }
                 else if let value = Self.value(entry, "GEOIP_COUNTRY_NAME=") { countryName = value }
+                else if let value = Self.value(entry, "GEOIP_DATABASE_BUILD=") { databaseBuild = value }
+                else if let value = Self.value(entry, "GEOIP_DATABASE_TYPE=") { databaseType = value }
             default:
                 break
             }

@@ -26,6 +26,8 @@ public enum WorkerProcess {
         public var retentionDays = 0
         /// How `GET /` is rendered (`--index-template`, `--index-csp`).
         public var indexPage = StatsCache.IndexPage()
+        /// Health answers 503 when the country database is older than this; `nil` never (`--geoip-max-age-days`).
+        public var geoipMaxAge: Duration? = HealthReport.defaultGeoIPMaxAge
 
         public init(
             database: String, index: Int, threads: Int, recorder: VisitRecorder.Configuration, statsCache: Duration,
@@ -73,10 +75,13 @@ public enum WorkerProcess {
             recordVisit: { recorder.record($0) },
             health: {
                 board.map { board in
-                    HealthReport(statuses: board.statuses(), threshold: configuration.healthThreshold, stats: cache.pages.stats)
+                    HealthReport(
+                        statuses: board.statuses(), threshold: configuration.healthThreshold, stats: cache.pages.stats,
+                        geoipMaxAge: configuration.geoipMaxAge)
                 }
             },
-            daily: { from, to in try store.daily(from: from, to: to) })
+            daily: { from, to in try store.daily(from: from, to: to) },
+            geoipDatabaseSeen: { cache.use($0) })
         let worker = try FastCGIWorker(
             listeningDescriptor: configuration.listeningDescriptor, threadCount: configuration.threads,
             router: router, logger: logger)

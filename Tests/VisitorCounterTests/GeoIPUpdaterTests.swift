@@ -1,0 +1,229 @@
+import Foundation
+import Testing
+
+@testable import VisitorCounter
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// deploy/visitor-counter-geoip-update against a local HTTP server (`python3 -m http.server`) standing
+/// in for download.db-ip.com: a good file is installed and nginx reloaded; anything else leaves the old
+/// file, does not reload, and is logged.
+@Suite(.serialized)
+struct GeoIPUpdaterTests {
+    /// A folder with the installed (old) database, a web root the server serves, and the updater's
+    /// config pointing at both.
+    final class Fixture {
+        let directory: TemporaryDirectory
+        let database: String
+        let webRoot: String
+        let server: ChildProcess
+        let port: UInt16
+
+        init() throws {
+            try requireProgram("/usr/bin/python3")
+            try requireProgram("/usr/bin/mmdblookup")
+            directory = try TemporaryDirectory()
+            try FileManager.default.createDirectory(atPath: directory.path("GeoIP"), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: directory.path("www"), withIntermediateDirectories: true)
+            database = directory.path("GeoIP/country.mmdb")
+            webRoot = directory.path("www")
+            try makeTestGeoIPDatabase(at: database, builtDaysAgo: 40)
+            port = try LocalStack.freePort()
+            server = try ChildProcess(
+                URL(fileURLWithPath: "/usr/bin/python3"),
+                ["-m", "http.server", "\(port)", "--bind", "127.0.0.1", "--directory", webRoot], in: directory, name: "http")
+            let port = port
+            try LocalStack.waitFor("the HTTP server", process: server) { Self.accepts(port: port) }
+        }
+
+        /// SIGKILL: Python keeps the signal mask it inherits, in which SIGTERM is blocked. The server has
+        /// no children and nothing to save.
+        deinit {
+            kill(server.process.processIdentifier, SIGKILL)
+            server.process.waitUntilExit()
+        }
+
+        static func accepts(port: UInt16) -> Bool {
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(descriptor) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = port.bigEndian
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            return withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+                }
+            }
+        }
+
+        /// DB-IP's name for a month's file: `dbip-country-lite-2026-11.mmdb.gz`.
+        static func fileName(monthsAgo: Int = 0) -> String {
+            let today = UTCTimestamp.format(Date())
+            let months = Int(today.prefix(4))! * 12 + Int(today.dropFirst(5).prefix(2))! - 1 - monthsAgo
+            return String(format: "dbip-country-lite-%04d-%02d.mmdb.gz", months / 12, months % 12 + 1)
+        }
+
+        /// Puts `bytes`, gzipped unless `gzipped` is false, where the server answers for that month.
+        func serve(_ bytes: [UInt8], gzipped: Bool = true, monthsAgo: Int = 0) throws {
+            let plain = directory.path("served.mmdb")
+            try Data(bytes).write(to: URL(fileURLWithPath: plain))
+            let target = "\(webRoot)/\(Self.fileName(monthsAgo: monthsAgo))"
+            if gzipped {
+                let gzip = try ChildProcess(URL(fileURLWithPath: "/bin/gzip"), ["-c", plain], in: directory, name: "gzip")
+                guard gzip.wait() == 0 else { throw TestFailure("gzip failed: \(gzip.stderr)") }
+                try FileManager.default.copyItem(atPath: gzip.stdoutURL.path, toPath: target)
+            } else {
+                try FileManager.default.copyItem(atPath: plain, toPath: target)
+            }
+        }
+
+        /// A test database's bytes.
+        func testDatabase(builtDaysAgo: Int, loopbackOnly: Bool = false) throws -> [UInt8] {
+            let path = directory.path("made-\(UUID().uuidString).mmdb")
+            if loopbackOnly {
+                let epoch = Int(Date().timeIntervalSince1970) - builtDaysAgo * 86_400
+                let script = try ChildProcess(
+                    URL(fileURLWithPath: "/usr/bin/perl"),
+                    [repositoryRoot.appendingPathComponent("scripts/make-test-geoip.pl").path, path, "\(epoch)",
+                     "DBIP-Country-Lite", "loopback-only"],
+                    in: directory, name: "make-test-geoip")
+                guard script.wait() == 0 else { throw TestFailure("make-test-geoip.pl failed: \(script.stderr)") }
+            } else {
+                try makeTestGeoIPDatabase(at: path, builtDaysAgo: builtDaysAgo)
+            }
+            return try Array(Data(contentsOf: URL(fileURLWithPath: path)))
+        }
+
+        var installed: [UInt8] { (try? Array(Data(contentsOf: URL(fileURLWithPath: database)))) ?? [] }
+
+        /// Runs the updater with a config file of these settings (and `settings`), programs looked for in
+        /// `programs` first; answers its exit status and log.
+        func runUpdater(reloadCommand: String, settings: String = "", programs: String? = nil) throws -> (status: Int32, log: String) {
+            let config = directory.path("visitor-counter-geoip-update")
+            try """
+                GEOIP_DATABASE=\(database)
+                DBIP_BASE_URL=http://127.0.0.1:\(port)
+                GEOIP_CHECK_ADDRESSES="81.2.69.142 2001:db8:1::1"
+                GEOIP_RELOAD_COMMAND="\(reloadCommand)"
+                \(settings)
+
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            let path = (programs.map { [$0] } ?? []) + [ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+            let updater = try ChildProcess(
+                URL(fileURLWithPath: "/usr/bin/env"),
+                ["PATH=\(path.joined(separator: ":"))", "VISITOR_COUNTER_GEOIP_CONFIG=\(config)", repositoryRoot.appendingPathComponent("deploy/visitor-counter-geoip-update").path],
+                in: directory, name: "updater-\(UUID().uuidString)")
+            return (updater.wait(), updater.stderr + updater.stdout)
+        }
+    }
+
+    @Test func theUpdaterIsExecutableAtTheDocumentedPath() {
+        #expect(FileManager.default.isExecutableFile(atPath: repositoryRoot.appendingPathComponent("deploy/visitor-counter-geoip-update").path))
+    }
+
+    @Test func aGoodFileIsInstalledAndNginxReloaded() throws {
+        let fixture = try Fixture()
+        let stack = try LocalStack(.init(workers: 1, geoip: fixture.database))
+        let before = try stack.health()
+        #expect((before.json["geoip_database"] as? [String: Any])?["age_days"] as? Int == 40)
+
+        let new = try fixture.testDatabase(builtDaysAgo: 2)
+        try fixture.serve(new)
+        let run = try fixture.runUpdater(reloadCommand: "/usr/sbin/nginx -c \(stack.directory.path("nginx.conf")) -s reload")
+        #expect(run.status == 0, "\(run.log)")
+        #expect(fixture.installed == new)
+        #expect(run.log.contains("installed http://127.0.0.1:\(fixture.port)/\(Fixture.fileName()) as \(fixture.database)"), "\(run.log)")
+        #expect(run.log.contains("nginx reloaded"))
+        let mode = try FileManager.default.attributesOfItem(atPath: fixture.database)[.posixPermissions] as? Int
+        #expect(mode == 0o644)
+        // Nothing left behind but the lock file.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: fixture.directory.path("GeoIP")).sorted()
+            == [".visitor-counter-geoip-update.lock", "country.mmdb"])
+
+        // nginx's new workers read the new file: health, through them, shows its age.
+        try stack.waitFor("nginx to read the new database") {
+            (try stack.health().json["geoip_database"] as? [String: Any])?["age_days"] as? Int == 2
+        }
+        #expect(stack.stopCounter() == 0)
+    }
+
+    @Test func lastMonthsFileIsTakenBeforeThisMonthsIsOut() throws {
+        let fixture = try Fixture()
+        let new = try fixture.testDatabase(builtDaysAgo: 20)
+        try fixture.serve(new, monthsAgo: 1)
+        let marker = fixture.directory.path("reloaded")
+        let run = try fixture.runUpdater(reloadCommand: "touch \(marker)")
+        #expect(run.status == 0, "\(run.log)")
+        #expect(run.log.contains("\(Fixture.fileName()) answered HTTP 404"))
+        #expect(fixture.installed == new)
+        #expect(FileManager.default.fileExists(atPath: marker))
+    }
+
+    /// GEOIP_PROVIDER=maxmind: what geoipupdate leaves in the folder it is given is checked and installed.
+    /// A stand-in geoipupdate writes a test file there, since MaxMind's needs an account and the network.
+    @Test func geoLite2ComesThroughGeoipupdate() throws {
+        let fixture = try Fixture()
+        let new = directory(fixture, "GeoLite2-Country.mmdb")
+        try makeTestGeoIPDatabase(at: new, builtDaysAgo: 5, databaseType: "GeoLite2-Country")
+        let programs = directory(fixture, "bin")
+        try FileManager.default.createDirectory(atPath: programs, withIntermediateDirectories: true)
+        let arguments = directory(fixture, "geoipupdate.arguments")
+        try """
+            #!/bin/sh
+            echo "$@" > \(arguments)
+            while [ $# -gt 0 ]; do [ "$1" = -d ] && folder=$2; shift; done
+            cp \(new) "$folder/GeoLite2-Country.mmdb"
+            """.write(toFile: "\(programs)/geoipupdate", atomically: true, encoding: .utf8)
+        chmod("\(programs)/geoipupdate", 0o755)
+        let conf = directory(fixture, "GeoIP.conf")
+        try "EditionIDs GeoLite2-Country\n".write(toFile: conf, atomically: true, encoding: .utf8)
+        let marker = directory(fixture, "reloaded")
+        let run = try fixture.runUpdater(
+            reloadCommand: "touch \(marker)", settings: "GEOIP_PROVIDER=maxmind\nGEOIPUPDATE_CONFIG=\(conf)", programs: programs)
+        #expect(run.status == 0, "\(run.log)")
+        #expect(run.log.contains("installed geoipupdate (GeoLite2-Country) as \(fixture.database): GeoLite2-Country built"), "\(run.log)")
+        #expect(fixture.installed == (try Array(Data(contentsOf: URL(fileURLWithPath: new)))))
+        #expect(try String(contentsOfFile: arguments, encoding: .utf8).hasPrefix("-f \(conf) -d \(fixture.database.dropLast(12))"))
+        #expect(FileManager.default.fileExists(atPath: marker))
+    }
+
+    private func directory(_ fixture: Fixture, _ name: String) -> String { fixture.directory.path(name) }
+
+    enum BadDownload: String, CaseIterable {
+        case missing, corrupt, notGzip, resolvesNothing
+    }
+
+    @Test(arguments: BadDownload.allCases)
+    func aBadDownloadLeavesTheOldFileAndIsLogged(_ bad: BadDownload) throws {
+        let fixture = try Fixture()
+        let old = fixture.installed
+        let expected: String
+        switch bad {
+        case .missing:
+            expected = "no DB-IP file for this month or the last under http://127.0.0.1:\(fixture.port) (HTTP 404)"
+        case .corrupt:
+            // Gzip of bytes that are no database: it unpacks, but does not open.
+            try fixture.serve((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7919) })
+            expected = "is not a MaxMind database"
+        case .notGzip:
+            try fixture.serve(try fixture.testDatabase(builtDaysAgo: 2).dropLast(100).map { $0 }, gzipped: false)
+            expected = "is not a gzip file"
+        case .resolvesNothing:
+            try fixture.serve(try fixture.testDatabase(builtDaysAgo: 2, loopbackOnly: true))
+            expected = "has no country for 81.2.69.142 (GEOIP_CHECK_ADDRESSES)"
+        }
+        let marker = fixture.directory.path("reloaded")
+        let run = try fixture.runUpdater(reloadCommand: "touch \(marker)")
+        #expect(run.status != 0)
+        #expect(run.log.contains("<3>visitor-counter-geoip-update: "), "\(run.log)")
+        #expect(run.log.contains(expected), "\(run.log)")
+        #expect(run.log.contains("\(fixture.database) is left as it was"), "\(run.log)")
+        #expect(fixture.installed == old)
+        #expect(!FileManager.default.fileExists(atPath: marker), "nginx was reloaded after a failure")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: fixture.directory.path("GeoIP")).sorted()
+            == [".visitor-counter-geoip-update.lock", "country.mmdb"])
+    }
+}
