@@ -23,6 +23,13 @@ if [ "${1:-}" = test ]; then
         fonts-dejavu-core       # the page's text
         fonts-noto-color-emoji  # the countries' flags
     )
+    packages+=(
+        dpkg-dev            # dpkg-shlibdeps, which works out the .deb's Depends (scripts/package.sh)
+        binutils            # strip, for the packaged binary
+        lintian             # checks the .deb (scripts/test-package.sh)
+        debootstrap         # the clean Debian 12 root the .deb is installed into
+        iproute2            # ip, for the network namespace the installed package serves a visit in
+    )
 fi
 if [ "${1:-}" = bench ]; then
     packages+=(
