@@ -56,7 +56,7 @@ cleanup() {
     for process in /proc/[0-9]*; do
         [ "$(readlink "$process/root" 2>/dev/null)" = "$root" ] && kill -KILL "${process#/proc/}" 2>/dev/null
     done
-    for mount in "$root/dev/shm" "$root/proc"; do
+    for mount in "$root/dev/pts" "$root/dev/shm" "$root/proc"; do
         if mountpoint -q "$mount"; then umount "$mount" || umount -l "$mount"; fi
     done
     rm -rf --one-file-system "$work"
@@ -66,6 +66,7 @@ mkdir "$root"
 tar -C "$root" -xf "$tarball"
 mount -t proc proc "$root/proc"
 mount -t tmpfs -o mode=1777 shm "$root/dev/shm"
+mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts"   # apt's log of the maintainer scripts
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 # As in any chroot: packages' init scripts (nginx's) must not start daemons here. The counter's own
 # maintainer scripts start nothing anyway, since /run/systemd/system does not exist in the root.
@@ -86,6 +87,11 @@ rm "$root/tmp/$(basename "$deb")"
 grep -q 'ln -s /etc/nginx/sites-available/visitor-counter /etc/nginx/sites-enabled/' "$install_log" \
     || { cat "$install_log" >&2; fail "the install did not say how to enable the nginx site"; }
 pass "apt-get install ./$(basename "$deb") in a clean Debian 12 root"
+for process in /proc/[0-9]*; do
+    [ "$(readlink "$process/root" 2>/dev/null)" != "$root" ] \
+        || fail "the install left a process running in the root: $(tr '\0' ' ' < "$process/cmdline")"
+done
+pass "the install started nothing where systemd is not running"
 
 in_root visitor-counter --help | grep -q '^USAGE: visitor-counter' || fail "visitor-counter --help"
 [ "$(in_root visitor-counter --version)" = "$version" ] || fail "visitor-counter --version is not $version"
