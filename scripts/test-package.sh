@@ -83,7 +83,6 @@ in_root apt-get update >&2 || fail "apt-get update in the root failed (mirror $m
 install_log=$work/install.log
 in_root sh -c "cd /tmp && apt-get install -y ./$(basename "$deb")" > "$install_log" 2>&1 \
     || { cat "$install_log" >&2; fail "apt-get install ./$(basename "$deb") failed"; }
-rm "$root/tmp/$(basename "$deb")"
 grep -q 'ln -s /etc/nginx/sites-available/visitor-counter /etc/nginx/sites-enabled/' "$install_log" \
     || { cat "$install_log" >&2; fail "the install did not say how to enable the nginx site"; }
 pass "apt-get install ./$(basename "$deb") in a clean Debian 12 root"
@@ -161,6 +160,18 @@ export root socket group work
 unshare --net bash -euo pipefail -c serve_a_visit
 [ -f "$root/var/lib/private/visitor-counter/visitors.sqlite" ] || fail "no database in /var/lib/private/visitor-counter"
 pass "a visit through nginx to the counter on $socket is served and counted"
+
+# The site is a conffile: an edit survives a reinstall, and the units stay enabled.
+in_root sed -i 's/server_name _;/server_name counter.example;/' /etc/nginx/sites-available/visitor-counter
+in_root dpkg-query -W -f='${Conffiles}' visitor-counter | grep -q '/etc/nginx/sites-available/visitor-counter' \
+    || fail "the nginx site is not registered as a conffile"
+in_root sh -c "cd /tmp && apt-get install -y --reinstall ./$(basename "$deb")" > "$work/reinstall.log" 2>&1 \
+    || { cat "$work/reinstall.log" >&2; fail "apt-get install --reinstall"; }
+grep -q 'server_name counter.example;' "$root/etc/nginx/sites-available/visitor-counter" \
+    || fail "a reinstall overwrote the edited nginx site"
+[ -L "$root/etc/systemd/system/sockets.target.wants/visitor-counter.socket" ] || fail "a reinstall disabled the socket unit"
+rm "$root/tmp/$(basename "$deb")"
+pass "the edited site (a conffile) and the units' enabled state survive a reinstall"
 
 # Purge: none of the package's files, links or state stays.
 in_root apt-get purge -y visitor-counter >&2 || fail "apt-get purge visitor-counter"
