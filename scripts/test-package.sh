@@ -111,7 +111,9 @@ exec_start=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$root/lib/systemd/system/vi
 pass "the units are installed and enabled; ExecStart is $exec_start"
 
 # Enable the site as the README says.
-# (A GeoIP2 database, once the site reads one, goes here: install -D -m 0644 ... "$root/var/lib/GeoIP/country.mmdb")
+# Once the site reads a GeoIP2 database, nginx -t needs one where it says; one line here puts a test one
+# there (made with scripts/make-test-geoip.pl), such as:
+#   install -D -m 0644 "$work/country.mmdb" "$root/var/lib/GeoIP/country.mmdb"
 in_root ln -s /etc/nginx/sites-available/visitor-counter /etc/nginx/sites-enabled/visitor-counter
 in_root rm -f /etc/nginx/sites-enabled/default
 in_root nginx -t > "$work/nginx-t.log" 2>&1 || { cat "$work/nginx-t.log" >&2; fail "nginx -t with the site enabled"; }
