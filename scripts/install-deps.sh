@@ -30,6 +30,11 @@ if [ "${1:-}" = test ]; then
         libmaxmind-db-writer-perl # the tests write their own small GeoIP2 database
         python3                   # a local HTTP server the GeoIP updater's tests download from
         postgresql                # the server the PostgreSQL tests start clusters of their own with
+        dpkg-dev                  # dpkg-shlibdeps, which works out the .deb's Depends (scripts/package.sh)
+        binutils                  # strip, for the packaged binary
+        lintian                   # checks the .deb (scripts/test-package.sh)
+        debootstrap               # the clean Debian 12 root the .deb is installed into
+        iproute2                  # ip, for the network namespace the installed package serves a visit in
     )
 fi
 if [ "${1:-}" = bench ]; then

@@ -7,6 +7,7 @@ struct VisitorCounterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "visitor-counter",
         abstract: "A self-hosted visitor and country counter: a FastCGI responder behind nginx.",
+        version: visitorCounterVersion,
         subcommands: [ServeCommand.self, StatsCommand.self, ExportCommand.self, AuditCommand.self, TemplateCommand.self, WorkerCommand.self, SimulateCommand.self]
     )
 
