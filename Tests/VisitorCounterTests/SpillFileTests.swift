@@ -4,6 +4,10 @@ import Testing
 
 @testable import VisitorCounter
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 struct SpillFileTests {
     let directory: TemporaryDirectory
     init() throws { directory = try TemporaryDirectory() }
@@ -35,6 +39,8 @@ struct SpillFileTests {
         _ = try spill.replay(into: store)
         // As if the process had died after the commit and before the unlink.
         try copy.write(to: URL(fileURLWithPath: spill.path))
+        // As the counter makes them: only its own user may read them.
+        chmod(spill.path, 0o600)
         let again = try #require(try spill.replay(into: store))
         #expect(again == SpillFile.Replay(batches: 0, visits: 0, alreadyReplayed: 1))
         #expect(try store.stats().totalVisitors == 2)
@@ -64,6 +70,7 @@ struct SpillFileTests {
         // Written before the recent windows and the daily rollup: counts by country code alone.
         let line = #"{"counts_without_rows":{"US":2},"id":"earlier-1","spilled_at":"2026-11-20T10:00:00.000Z","visits":[],"worker":0}"#
         try Data((line + "\n").utf8).write(to: URL(fileURLWithPath: spill.path))
+        chmod(spill.path, 0o600)
         #expect(try spill.replay(into: store) == SpillFile.Replay(batches: 1, visits: 2))
         #expect(try store.stats().countries == ["US": 2])
         #expect(try store.daily(from: UTCTimestamp.parseDay("2026-11-20")!, to: UTCTimestamp.parseDay("2026-11-20")!).first?.visitors == 2)

@@ -50,7 +50,7 @@ struct VisitorStoreTests {
         #expect(synchronous == 1)  // NORMAL
         #expect(
             tables == [
-                "daily_countries", "daily_keys", "daily_uniques", "daily_visits", "replayed_spills", "visitor_countries",
+                "daily_countries", "daily_keys", "daily_uniques", "daily_visits", "journal_progress", "replayed_spills", "visitor_countries",
                 "visitor_stats", "visitors", "visits_per_minute",
             ])
         #expect(indexes == ["visitors_country_code", "visitors_timestamp"])
