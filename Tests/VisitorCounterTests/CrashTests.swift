@@ -139,6 +139,40 @@ struct CrashTests {
         _ = recv(descriptor, &answer, answer.count, 0)
     }
 
+    /// An upgrade replaces the executable while the service runs; a worker that dies afterwards is
+    /// replaced by the build the main process runs, not the new file. Meanwhile the health check
+    /// answers 503 and names the missing worker.
+    @Test func aReplacedWorkerRunsTheMainProcesssBuildAndHealthNamesItWhileItIsDown() throws {
+        let stack = try LocalStack(.init(workers: 2, ownExecutable: true))
+        let path = stack.directory.path("visitor-counter")
+        // The "upgrade": a new file under the same name, which would fail as a worker.
+        let upgrade = stack.directory.path("upgrade")
+        try "#!/bin/sh\necho 'not the build serve runs' >&2\nexit 3\n".write(toFile: upgrade, atomically: false, encoding: .utf8)
+        chmod(upgrade, 0o755)
+        #expect(rename(upgrade, path) == 0)
+        try stack.waitFor("every worker to publish its figures") { try stack.health().status == 200 }
+
+        let victim = try #require(stack.workerPIDs().min())
+        let index = try #require(
+            (try stack.health().json["workers"] as? [[String: Any]])?.first { $0["pid"] as? Int == Int(victim) }?["worker"] as? Int)
+        kill(victim, SIGKILL)
+        var down: [Int]?
+        try stack.waitFor("the health check to name the dead worker") {
+            let health = try stack.health()
+            down = health.json["workers_down"] as? [Int]
+            return health.status == 503 && down == [index]
+        }
+        try stack.waitFor("a new worker", seconds: 30) { stack.workerPIDs().count == 2 && !stack.workerPIDs().contains(victim) }
+        try stack.waitFor("the health check to pass again") { try stack.health().status == 200 }
+        for pid in stack.workerPIDs() {
+            let running = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")
+            #expect(running.hasSuffix("(deleted)"), "worker \(pid) runs \(running), not the build serve started with")
+        }
+        #expect(try stack.request("GET", "/").status == 200)
+        #expect(stack.stopCounter() == 0)
+        #expect(!stack.counter.stderr.contains("not the build serve runs"))
+    }
+
     @Test func theWholeServiceKilledAtOnceLosesNothingAndCountsNothingTwiceAfterARestart() throws {
         let stack = try LocalStack(.init(workers: 2, extraArguments: ["--batch-size", "100"], inheritSocket: true))
         let load = LoadGenerator(stack, uniqueAgents: true)

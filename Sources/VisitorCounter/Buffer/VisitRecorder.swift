@@ -228,7 +228,7 @@ public final class VisitRecorder: Sendable {
             // A stop asked for while an action ran is taken as soon as it ended.
             let stopping = state.withLock { $0.stopping }
             if stopping && machine.stopStarted == nil { _ = machine.handle(.stop, now: now()) }
-            action = machine.handle(event, now: now())
+            action = machine.handle(event, now: now(), unjournaledHeld: state.withLock { $0.buffer.unjournaledHeld })
         }
         finishStop(finish)
         publishNow()
@@ -246,19 +246,19 @@ public final class VisitRecorder: Sendable {
         do {
             try store.write(batch)
         } catch {
-            let (held, unjournaled) = state.withLock { state -> (Int, Int) in
+            let held = state.withLock { state -> Int in
                 state.buffer.batchFailed()
                 state.statistics.failedWrites += 1
                 state.statistics.consecutiveFailures = failuresBefore + 1
                 state.statistics.lastError = "\(error)"
-                return (state.buffer.visitsHeld, state.buffer.unjournaledHeld)
+                return state.buffer.visitsHeld
             }
             let random = Double.random(in: 0..<1)
             let delay = configuration.retry.delay(afterFailures: failuresBefore + 1, random: random)
             audit(.init(
                 event: .writeFailed, worker: configuration.worker, visits: batch.count, error: "\(error)",
                 action: "writing a batch failed \(failuresBefore + 1) time(s) in a row; \(held) visits kept in memory and the journal; next try in \(Self.seconds(delay)) s"))
-            return .writeFailed(random: random, unjournaledHeld: unjournaled)
+            return .writeFailed(random: random)
         }
         let duration = ContinuousClock.now - startedWrite
         state.withLock { state in

@@ -10,8 +10,9 @@
 ///   back-off, so one that cannot be done never holds up the writing of new visits; they run at the
 ///   start and every ``Configuration-swift.struct/replayInterval``.
 /// - At a stop, batches are written (the partly filled one too) until none is left, then the journals
-///   of workers that ended are replayed once more, all within `stopWriteLimit`. When a write fails at the stop, what is held stays in the journal for the next
-///   start; visits in no journal are tried again until `stopRetryLimit` and then reported lost.
+///   of workers that ended are replayed once more, all within `stopWriteLimit`. When a write fails at
+///   the stop, what is held stays in the journal for the next start; visits in no journal are
+///   written, or tried again, until `stopRetryLimit` and then reported lost.
 public struct WriterStateMachine: Sendable {
     public typealias Instant = ContinuousClock.Instant
 
@@ -21,9 +22,8 @@ public struct WriterStateMachine: Sendable {
         /// A write was due and the buffer had no batch; the partly filled one is due at `nextDeadline`.
         case nothingToWrite(nextDeadline: Instant)
         case writeSucceeded
-        /// `random` in 0..<1 for the back-off's jitter; `unjournaledHeld`: visits held that are in no
-        /// journal, which a stop must not leave behind while there is time.
-        case writeFailed(random: Double, unjournaledHeld: Int = 0)
+        /// `random` in 0..<1 for the back-off's jitter.
+        case writeFailed(random: Double)
         case replaySucceeded
         case replayFailed(random: Double)
         case dayKeysRefreshed
@@ -118,8 +118,9 @@ public struct WriterStateMachine: Sendable {
     /// When the last failed write is tried again; `nil` while writes work.
     public var nextRetry: Instant? { retryAt }
 
-    /// Takes `event` at `now` and answers what to do next.
-    public mutating func handle(_ event: Event, now: Instant) -> Action {
+    /// Takes `event` at `now` and answers what to do next. `unjournaledHeld` is the number of visits
+    /// held that are in no journal: a stop does not leave those behind while `stopRetryLimit` allows.
+    public mutating func handle(_ event: Event, now: Instant, unjournaledHeld: Int = 0) -> Action {
         switch event {
         case .tick, .nothingToWrite:
             break
@@ -127,7 +128,7 @@ public struct WriterStateMachine: Sendable {
             consecutiveFailures = 0
             retryAt = nil
             checkpointDue = true
-        case .writeFailed(let random, let unjournaledHeld):
+        case .writeFailed(let random):
             consecutiveFailures += 1
             let delay = configuration.retry.delay(afterFailures: consecutiveFailures, random: random)
             retryAt = now + delay
@@ -172,7 +173,11 @@ public struct WriterStateMachine: Sendable {
                 }
                 return .finish(.allWritten)
             }
-            if now >= stopStarted + configuration.stopWriteLimit { return .finish(.stopTimedOut) }
+            if unjournaledHeld > 0 {
+                if now >= stopStarted + configuration.stopRetryLimit { return .finish(.gaveUp) }
+            } else if now >= stopStarted + configuration.stopWriteLimit {
+                return .finish(.stopTimedOut)
+            }
             if let retryAt, now < retryAt { return .wait(until: retryAt) }
             return .write(draining: true)
         }

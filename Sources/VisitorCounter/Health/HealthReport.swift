@@ -3,7 +3,7 @@ import Foundation
 /// The health and metrics routes' answers, from every worker's published ``WorkerStatus`` and the
 /// totals in the stats cache.
 ///
-/// A worker is unhealthy when it holds a visit older than `threshold` (its writes have not got through
+/// The report fails while a worker slot has no live worker (`workers_down`). A worker is unhealthy when it holds a visit older than `threshold` (its writes have not got through
 /// for that long) or when its writer thread has not gone round its loop for that long (it is stuck:
 /// it goes round at least every flush interval, which must be shorter than the threshold). Both
 /// routes answer from memory and never touch the database.
@@ -35,7 +35,11 @@ public struct HealthReport: Sendable {
         statuses.enumerated().compactMap { index, status in status.map { (index, $0) } }
     }
 
-    public var isHealthy: Bool { workers.allSatisfy { isHealthy($0.status) } }
+    /// Slots without a live worker: it died and waits out its restart back-off, or has not started yet.
+    /// The supervisor clears a dead worker's slot; its replacement fills it when its writer starts.
+    public var workersDown: [Int] { statuses.indices.filter { statuses[$0] == nil } }
+
+    public var isHealthy: Bool { workersDown.isEmpty && workers.allSatisfy { isHealthy($0.status) } }
 
     /// `200` with every worker's figures, or `503` with the same body when a worker is unhealthy.
     public var healthResponse: Response {
@@ -56,7 +60,8 @@ public struct HealthReport: Sendable {
         let healthy = isHealthy
         let body = """
             {"status": "\(healthy ? "ok" : "failing")", "threshold_seconds": \(threshold.components.seconds), \
-            "visits_without_rows_stored": \(stats.visitsWithoutRows), "workers": [\(workers.joined(separator: ", "))]}
+            "visits_without_rows_stored": \(stats.visitsWithoutRows), \
+            "workers_down": [\(workersDown.map(String.init).joined(separator: ", "))], "workers": [\(workers.joined(separator: ", "))]}
             """
         return Response(
             status: healthy ? 200 : 503,

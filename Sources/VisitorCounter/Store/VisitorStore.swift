@@ -234,6 +234,9 @@ public final class VisitorStore: Sendable {
         }
     }
 
+    /// How long a checkpoint waits for readers, holding the write lock.
+    public var checkpointBusyTimeout: TimeInterval { busyTimeout / 5 }
+
     /// The size of the WAL file now, in bytes; 0 when there is none.
     public func walSize() -> Int {
         var status = stat()
@@ -255,11 +258,17 @@ public final class VisitorStore: Sendable {
     /// reads that never pause, that moment may not come and the WAL grows. A `TRUNCATE` checkpoint waits
     /// (up to the busy timeout) for the readers of old snapshots to finish; new readers meanwhile read
     /// the database file itself, so they do not hold it up, and the WAL file is then cut to zero.
+    ///
+    /// While it waits for those readers it holds the write lock, so other workers' writes wait for it.
+    /// It waits at most ``checkpointBusyTimeout`` (a fifth of the writers' busy timeout) and gives up:
+    /// a write that comes meanwhile is delayed by at most that, never failed for it.
     @discardableResult
     public func checkpointIfLarge(limit: Int = walCheckpointBytes) throws -> Checkpoint {
         guard walSize() > limit else { return .notNeeded }
         let result = try currentPool().writeWithoutTransaction { db in
-            try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+            try db.execute(sql: "PRAGMA busy_timeout = \(Int(checkpointBusyTimeout * 1000))")
+            defer { try? db.execute(sql: "PRAGMA busy_timeout = \(Int(busyTimeout * 1000))") }
+            return try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
         }
         // The row is (busy, WAL frames, frames checkpointed); busy is 1 when readers held it up.
         return result.map { ($0[0] as Int?) == 0 } == true ? .done : .heldUp
