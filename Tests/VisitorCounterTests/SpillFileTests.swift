@@ -63,6 +63,23 @@ struct SpillFileTests {
         #expect(try store.stats().countries == ["DE": 1, "FR": 2])
     }
 
+    @Test func aSpillFileThisServiceDidNotMakeIsNotReplayed() throws {
+        let path = directory.path("foreign.sqlite")
+        let store = try VisitorStore(path: path)
+        let spill = SpillFile(database: path, worker: 0)
+        try spill.append(VisitorStoreTests.visits(["US"]), worker: 0)
+        chmod(spill.path, 0o666)
+        #expect(throws: VisitJournal.OpenError.self) { try spill.replay(into: store) }
+        // A link to another file is not followed, whoever owns what it points to.
+        let target = directory.path("elsewhere.jsonl")
+        try FileManager.default.moveItem(atPath: spill.path, toPath: target)
+        chmod(target, 0o600)
+        try FileManager.default.createSymbolicLink(atPath: spill.path, withDestinationPath: target)
+        #expect(throws: VisitJournal.OpenError.self) { try spill.replay(into: store) }
+        #expect(FileManager.default.fileExists(atPath: target))
+        #expect(try store.stats().totalVisitors == 0)
+    }
+
     @Test func aLineFromAnEarlierBuildStillReplays() throws {
         let path = directory.path("earlier.sqlite")
         let store = try VisitorStore(path: path)

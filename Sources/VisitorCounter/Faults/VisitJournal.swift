@@ -188,9 +188,16 @@ public final class VisitJournal: @unchecked Sendable {
         let start = end
         let length = record.encodedLength
         guard start - written + UInt64(length) <= UInt64(capacity) else { return nil }
-        withUnsafeTemporaryAllocation(byteCount: length, alignment: 8) { buffer in
-            record.encode(into: buffer)
-            copy(in: UnsafeRawBufferPointer(buffer), at: start)
+        let offset = Int(start % UInt64(capacity))
+        if offset + length <= capacity {
+            // The usual case: straight into the mapped pages.
+            record.encode(into: UnsafeMutableRawBufferPointer(start: base + Self.headerSize + offset, count: length))
+        } else {
+            // Across the ring's end: encoded aside, then copied in two parts.
+            withUnsafeTemporaryAllocation(byteCount: length, alignment: 8) { buffer in
+                record.encode(into: buffer)
+                copy(in: UnsafeRawBufferPointer(buffer), at: start)
+            }
         }
         let newEnd = start + UInt64(length)
         publish(end: newEnd)
