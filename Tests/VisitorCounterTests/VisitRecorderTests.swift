@@ -137,6 +137,32 @@ struct VisitRecorderTests {
         #expect(try VisitJournal.all(database: path).isEmpty)
     }
 
+    @Test func withHashedAddressesTheJournalKeepsNoAddressAndItsReplayCountsUniqueVisitors() throws {
+        let path = directory.path("hashed.sqlite")
+        let store = try VisitorStore(path: path, busyTimeout: 0.05, storeIP: .hashed)
+        _ = try store.dayKeys()  // made by an earlier batch
+        var configuration = VisitRecorder.Configuration(batchSize: 1000, flushInterval: .seconds(3600), retry: Self.fastRetry)
+        configuration.storeIP = .hashed
+        var recorder: VisitRecorder? = VisitRecorder(
+            store: store, configuration: configuration,
+            journal: try VisitJournal.create(database: path, worker: 0, capacity: 1 << 20), logger: quietLogger)
+        let journalPath = try #require(try VisitJournal.all(database: path).first)
+        let lock = try SQLiteWriteLock(path)
+        recorder?.start()
+        // Four visitors, one of them three times.
+        for thread in [1, 2, 3, 4, 4, 4] { recorder?.record(Self.visit("PT", thread: thread)) }
+        recorder?.stop()
+        recorder = nil
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: journalPath))
+        #expect(bytes.range(of: Data("192.0.2.".utf8)) == nil, "the journal holds an address")
+        try lock.release()
+        let outcome = try #require(try JournalReplay.replay(path: journalPath, into: store, batchSize: 100))
+        #expect(outcome.visits == 6)
+        let stats = try store.stats()
+        #expect(stats.totalVisitors == 6)
+        #expect(stats.uniqueVisitorsToday == 4)
+    }
+
     @Test func aSpillFileFromAnEarlierVersionIsStillReplayed() async throws {
         let path = directory.path("spill.sqlite")
         let store = try VisitorStore(path: path)

@@ -85,9 +85,14 @@ public final class VisitRecorder: Sendable {
         self.init(store: store, configuration: Configuration(batchSize: batchSize, flushInterval: flushInterval), logger: logger)
     }
 
-    /// Starts the writer thread; call once.
+    /// Starts the writer thread; call once, before the first visit.
     public func start() {
         guard !started.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        // The day's keys that exist already, so the first visits go into the journal with their hash;
+        // the writer makes the missing ones first thing.
+        if journal != nil, configuration.storeIP != .full, let keys = try? store.existingDayKeys() {
+            dayKeys.withLock { $0 = keys }
+        }
         let thread = Thread { [self] in runWriter() }
         thread.name = "visit-writer"
         thread.start()

@@ -205,6 +205,23 @@ public final class VisitorStore: Sendable {
         SipHash.hash(Array("visitor\n\(ip ?? "")\n\(userAgent)".utf8), key: key)
     }
 
+    /// The visitor-hash keys of yesterday, today and tomorrow that exist already, read without waiting
+    /// for any writer: what a worker starts with before its writer has made the missing ones.
+    public func existingDayKeys(now: Date = Date()) throws -> [Int: [UInt8]] {
+        let today = UTCTimestamp.day(now)
+        return try currentPool().read { db in
+            var found: [Int: [UInt8]] = [:]
+            for day in (today - 1)...(today + 1) {
+                if let key = try Data.fetchOne(
+                    db, sql: "SELECT key FROM daily_keys WHERE date = ?", arguments: [UTCTimestamp.dayText(day)])
+                {
+                    found[day] = Array(key)
+                }
+            }
+            return found
+        }
+    }
+
     /// The visitor-hash keys of yesterday, today and tomorrow as of `now`, made if missing: a worker
     /// whose journal cannot keep full addresses hashes them when it answers.
     public func dayKeys(now: Date = Date()) throws -> [Int: [UInt8]] {
