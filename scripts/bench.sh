@@ -7,34 +7,48 @@
 # request from another address over several countries. Then: a round of GET / while another process
 # writes batches of 100,000 visits into the same database, a 30 s run for the workers' RSS, the
 # writer's visits/s, and the check that the visits stored match the 200 answers.
+# With --baseline REV, the counter as built from commit REV (release, in .build-baseline) runs beside
+# it behind the same nginx, and its GET / rounds alternate with the counter's: the table then shows
+# what the changes since REV cost per request (d1e0357 is the last commit before the visit journal).
 #
-#   scripts/bench.sh [--seconds 10] [--rounds 3] [--connections 64] [--no-readme]
+#   scripts/bench.sh [--seconds 10] [--rounds 3] [--connections 64] [--baseline REV] [--no-readme]
 #
 # Prints a table and (unless --no-readme) puts it in README.md between the bench markers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seconds=10 rounds=3 connections=64 update_readme=yes
+seconds=10 rounds=3 connections=64 update_readme=yes baseline=
 while [ $# -gt 0 ]; do
     case $1 in
         --seconds) seconds=$2; shift 2 ;;
         --rounds) rounds=$2; shift 2 ;;
         --connections) connections=$2; shift 2 ;;
+        --baseline) baseline=$2; shift 2 ;;
         --no-readme) update_readme=no; shift ;;
-        *) echo "usage: scripts/bench.sh [--seconds N] [--rounds N] [--connections N] [--no-readme]" >&2; exit 2 ;;
+        *) echo "usage: scripts/bench.sh [--seconds N] [--rounds N] [--connections N] [--baseline REV] [--no-readme]" >&2; exit 2 ;;
     esac
 done
 
 scripts/install-deps.sh bench >&2
 swift build -c release --product visitor-counter >&2
 counter_bin=$PWD/.build/release/visitor-counter
+if [ -n "$baseline" ]; then
+    # The baseline's sources from git (no worktree to register), built in a scratch folder of their own.
+    baseline_src=/tmp/visitor-counter-baseline-$(git rev-parse --short "$baseline")
+    if [ ! -f "$baseline_src/Package.swift" ]; then
+        mkdir -p "$baseline_src"
+        git archive "$baseline" | tar -x -C "$baseline_src"
+    fi
+    swift build -c release --product visitor-counter --package-path "$baseline_src" --scratch-path "$PWD/.build-baseline" >&2
+    baseline_bin=$PWD/.build-baseline/release/visitor-counter
+fi
 php_fpm=$(ls /usr/sbin/php-fpm* | head -1)
 
 dir=$PWD/run/bench
 rm -rf "$dir" && mkdir -p "$dir"
 cc -O2 -o "$dir/limit-responder" bench/limit-responder.c -lfcgi -lpthread
 workers=$(nproc) threads=16   # the counter's defaults
-port_counter=8081 port_limit=8082 port_php=8083
+port_counter=8081 port_limit=8082 port_php=8083 port_baseline=8084
 
 # One nginx, three sites made from the project's site config: only the port, the upstream socket
 # and (for PHP) the script differ.
@@ -47,6 +61,11 @@ sed -e "/^geoip_country /d" -e "s|visitor_counter|php_counter|g" -e "s|unix:$dir
     -e "s|include /etc/nginx/fastcgi_params;|include /etc/nginx/fastcgi_params; fastcgi_param SCRIPT_FILENAME $PWD/bench/php/index.php; fastcgi_param COUNTER_DB $dir/php.sqlite;|" \
     "$dir/site.conf" > "$dir/site-php.conf"
 sed -i "s|include $dir/site.conf;|include $dir/site.conf; include $dir/site-limit.conf; include $dir/site-php.conf;|" "$dir/nginx.conf"
+if [ -n "$baseline" ]; then
+    sed -e "/^geoip_country /d" -e "s|visitor_counter|baseline_counter|g" -e "s|unix:$dir/counter.sock|unix:$dir/baseline.sock|" \
+        -e "s|listen 127.0.0.1:$port_counter;|listen 127.0.0.1:$port_baseline;|" "$dir/site.conf" > "$dir/site-baseline.conf"
+    sed -i "s|include $dir/site-php.conf;|include $dir/site-php.conf; include $dir/site-baseline.conf;|" "$dir/nginx.conf"
+fi
 
 cat > "$dir/php-fpm.conf" <<CONF
 [global]
@@ -74,7 +93,14 @@ setsid "$dir/limit-responder" "$dir/limit.sock" "$workers" "$threads" 2>"$dir/li
 limit_pid=$!; pids+=("$limit_pid")
 setsid "$php_fpm" -R -F -y "$dir/php-fpm.conf" 2>"$dir/php-fpm.stderr" &
 php_pid=$!; pids+=("$php_pid")
-for socket in counter limit php; do
+sockets="counter limit php"
+if [ -n "$baseline" ]; then
+    mkdir -p "$dir/baseline"
+    setsid "$baseline_bin" serve --listen "unix:$dir/baseline.sock" --database "$dir/baseline/visitors.sqlite" 2>"$dir/baseline.log" &
+    baseline_pid=$!; pids+=("$baseline_pid")
+    sockets="$sockets baseline"
+fi
+for socket in $sockets; do
     for _ in $(seq 100); do [ -S "$dir/$socket.sock" ] && break; sleep 0.1; done
     [ -S "$dir/$socket.sock" ] || { echo "the $socket responder did not start; see $dir" >&2; exit 1; }
 done
@@ -94,6 +120,7 @@ run() {
     case $url in
         *":$port_counter/"*) server=$counter_pid ;;
         *":$port_limit/"*) server=$limit_pid ;;
+        *":$port_baseline/"*) server=$baseline_pid ;;
         *) server=$php_pid ;;
     esac
     before=$(cpu_ticks "$server")
@@ -117,9 +144,11 @@ echo "warming up" >&2
 run warmup-counter "http://127.0.0.1:$port_counter/" 2
 run warmup-limit "http://127.0.0.1:$port_limit/" 2
 run warmup-php "http://127.0.0.1:$port_php/" 2
+if [ -n "$baseline" ]; then run warmup-baseline "http://127.0.0.1:$port_baseline/" 2; fi
 for round in $(seq "$rounds"); do
     echo "round $round of $rounds" >&2
     run counter "http://127.0.0.1:$port_counter/" "$seconds"
+    if [ -n "$baseline" ]; then run baseline "http://127.0.0.1:$port_baseline/" "$seconds"; fi
     run limit "http://127.0.0.1:$port_limit/" "$seconds"
     run php "http://127.0.0.1:$port_php/" "$seconds"
     run counter-stats "http://127.0.0.1:$port_counter/api/sys/stats" "$seconds"
@@ -170,7 +199,7 @@ stored=$("$counter_bin" stats --database "$dir/visitors.sqlite" | sed -E 's/.*"t
 median() { awk -v name="$1" -v field="$2" '$1 == name {print $field}' "$dir/results" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 declare -A rps p50 p99 cpu
-for name in counter limit php counter-stats counter-100k counter-100k-other counter-30s; do
+for name in counter limit php counter-stats counter-100k counter-100k-other counter-30s ${baseline:+baseline}; do
     rps[$name]=$(median "$name" 2); p50[$name]=$(median "$name" 3); p99[$name]=$(median "$name" 4); cpu[$name]=$(median "$name" 7)
 done
 failed() { awk -v name="$1" '$1 == name || $1 == "warmup-" name || index($1, name "-") == 1 {s += $6} END {print s + 0}' "$dir/results"; }
@@ -187,12 +216,15 @@ report=$(
     echo "| --- | --- | --- | --- | --- | --- |"
     row "counter \`GET /\`" counter "$(ratio "${rps[counter]}" "${rps[limit]}")x requests/s, $(ratio "${p99[counter]}" "${p99[limit]}")x p99"
     row "counter \`GET /api/sys/stats\`" counter-stats "$(ratio "${rps[counter-stats]}" "${rps[limit]}")x requests/s"
+    if [ -n "$baseline" ]; then
+        row "counter \`GET /\` as built from $baseline" baseline "$(ratio "${rps[baseline]}" "${rps[limit]}")x requests/s; this build uses $(awk -v a="${cpu[counter]}" -v b="${cpu[baseline]}" 'BEGIN {printf "%+.1f%%", (a / b - 1) * 100}') CPU per request"
+    fi
     row "limit (C, libfcgi, fixed body)" limit "1.00x"
     row "PHP-FPM, a transaction per visit" php "counter \`GET /\` is $(ratio "${rps[counter]}" "${rps[php]}")x this"
     row "counter \`GET /\` while 100,000-visit batches go into its database" counter-100k "p99 $(ratio "${p99[counter-100k]}" "${p99[counter-100k-other]}")x the control's; $batches batches written"
     row "control: the same batches into another file" counter-100k-other "p99 $(ratio "${p99[counter-100k-other]}" "${p99[counter]}")x the plain rounds'"
     echo
-    echo "Failed requests (non-2xx or errors), warm-up included: counter $(failed counter), limit $(failed limit), PHP $(failed php); a failure is a non-2xx answer or a wrk socket error, a request over wrk's 2 s timeout included. Writer: $writer_rate visits per second of write time over the rounds ($visits_written visits; the time includes waiting for the other workers' transactions). Worker RSS after 30 s at full load: ${worker_rss% } MiB. Visits stored: $stored = $answered answered with 200 + $simulated from the batch writer + $unanswered in flight when wrk stopped (at most $connections per run): $check."
+    echo "Failed requests (non-2xx or errors), warm-up included: counter $(failed counter), limit $(failed limit), PHP $(failed php)${baseline:+, baseline $(failed baseline)}; a failure is a non-2xx answer or a wrk socket error, a request over wrk's 2 s timeout included. Writer: $writer_rate visits per second of write time over the rounds ($visits_written visits; the time includes waiting for the other workers' transactions). Worker RSS after 30 s at full load: ${worker_rss% } MiB. Visits stored: $stored = $answered answered with 200 + $simulated from the batch writer + $unanswered in flight when wrk stopped (at most $connections per run): $check."
 )
 echo
 echo "$report"

@@ -54,8 +54,9 @@ struct CounterOptions: ParsableArguments {
 
     func validate() throws {
         guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads must be from 1 to 1024") }
-        guard flushInterval > 0, flushInterval <= 3600 else {
-            throw ValidationError("--flush-interval must be more than 0 and at most 3600 seconds")
+        // Workers count the interval in whole milliseconds: less than one would be 0, which they refuse.
+        guard flushInterval >= 0.001, flushInterval <= 3600 else {
+            throw ValidationError("--flush-interval must be from 0.001 to 3600 seconds")
         }
         guard batchSize >= 1, batchSize <= 1_000_000 else { throw ValidationError("--batch-size must be from 1 to 1000000") }
         guard statsCache >= 1, statsCache <= 3600 else { throw ValidationError("--stats-cache must be from 1 to 3600 seconds") }
@@ -117,7 +118,7 @@ struct CounterOptions: ParsableArguments {
         var configuration = WorkerProcess.Configuration(
             database: databasePath, index: index, threads: threads,
             recorder: VisitRecorder.Configuration(
-                batchSize: batchSize, flushInterval: .milliseconds(Int64(flushInterval * 1000)), bufferLimit: bufferLimit),
+                batchSize: batchSize, flushInterval: .milliseconds(Int64((flushInterval * 1000).rounded())), bufferLimit: bufferLimit),
             statsCache: .seconds(statsCache), healthThreshold: .seconds(healthThreshold), countsBots: countBots,
             storeIP: StoreIPMode(rawValue: storeIp) ?? .full, retentionDays: retentionDays)
         configuration.indexPage = try indexPage(sharedTemplate: sharedTemplate)

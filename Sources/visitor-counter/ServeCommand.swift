@@ -96,13 +96,19 @@ struct ServeCommand: ParsableCommand {
         }
         let workerArguments = options.arguments
             + (template == nil ? [] : ["--template-descriptor", "\(Supervisor.templateDescriptor)"])
-        Supervisor(
-            socket: socket, board: board, template: template, workers: workers, executable: try Self.executablePath(),
-            workerArguments: { index in
-                ["worker", "--index", "\(index)", "--status-descriptor", "\(Supervisor.boardDescriptor)"] + workerArguments
-            },
-            logger: logger
-        ).run()
+        let supervisor: Supervisor
+        do {
+            supervisor = try Supervisor(
+                socket: socket, board: board, template: template, workers: workers, executable: try Self.executablePath(),
+                workerArguments: { index in
+                    ["worker", "--index", "\(index)", "--status-descriptor", "\(Supervisor.boardDescriptor)"] + workerArguments
+                },
+                logger: logger)
+        } catch {
+            socket.removeSocketFile()
+            throw CommandError("cannot open this program's own file to start workers from: \(error)")
+        }
+        supervisor.run()
     }
 
     /// The database's directory must exist and be writable: SQLite creates the WAL files beside it.

@@ -161,7 +161,7 @@ struct FaultTests {
         #expect(stats.visitsWithoutRows == answered - limit)
     }
 
-    @Test func aStopWhileTheDatabaseIsLockedSpillsAndTheNextStartReplays() throws {
+    @Test func aStopWhileTheDatabaseIsLockedLeavesTheJournalsAndTheNextStartWritesThem() throws {
         let stack = try LocalStack(.init(workers: 2, inheritSocket: true))
         let lock = try SQLiteWriteLock(stack.databasePath)
         let load = LoadGenerator(stack, clients: 4, limit: 600)
@@ -170,20 +170,22 @@ struct FaultTests {
         defer { load.cancel() }
         let result = load.stop()
         #expect(stack.stopCounter() == 0)
-        let spills = try SpillFile.all(database: stack.databasePath)
-        #expect(!spills.isEmpty)
+        let journals = try VisitJournal.all(database: stack.databasePath)
+        #expect(!journals.isEmpty)
         try lock.release()
         #expect(try VisitorStore(path: stack.databasePath).stats().totalVisitors == 0)
 
         try stack.restartCounter()
-        try stack.waitFor("the spill files to be replayed") { try SpillFile.all(database: stack.databasePath).isEmpty }
+        try stack.waitFor("the journals to be written") {
+            try VisitJournal.all(database: stack.databasePath).allSatisfy { !journals.contains($0) }
+        }
         #expect(stack.stopCounter() == 0)
-        print("fault spill: \(result.ok) visits spilled to \(spills.count) file(s) and replayed")
+        print("fault journal at stop: \(result.ok) visits left in \(journals.count) journal(s) and written at the next start")
         #expect(result.ok == 600)
         try Self.expectExact(stack, answered: result.ok)
         let events = try AuditLog.read(path: stack.databasePath + ".audit.jsonl").map(\.event)
-        #expect(events.contains("spilled"))
-        #expect(events.contains("spill_replayed"))
+        #expect(events.contains("left_in_journal"))
+        #expect(events.contains("journal_replayed"))
     }
 
     @Test func threeGracefulRestartsUnderLoadLoseNoAnsweredVisit() throws {
@@ -202,32 +204,6 @@ struct FaultTests {
         print("fault restarts: \(result.summary)")
         #expect(result.ok > 0)
         try Self.expectExact(stack, answered: result.ok)
-    }
-
-    @Test func aKilledWorkerLosesAtMostWhatItHeld() throws {
-        let batchSize = 100
-        let bufferLimit = 2000
-        let stack = try LocalStack(
-            .init(workers: 2, extraArguments: ["--batch-size", "\(batchSize)", "--buffer-limit", "\(bufferLimit)"]))
-        let load = LoadGenerator(stack)
-        load.start()
-        // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
-        defer { load.cancel() }
-        usleep(1_500_000)
-        let victim = try #require(stack.workerPIDs().min())
-        kill(victim, SIGKILL)
-        try stack.waitFor("a new worker") { stack.workerPIDs().count == 2 && !stack.workerPIDs().contains(victim) }
-        usleep(1_000_000)
-        let result = load.stop()
-        #expect(stack.stopCounter() == 0)
-        let stored = try VisitorStore(path: stack.databasePath).stats().totalVisitors
-        let lost = result.ok - stored
-        print("fault SIGKILL: \(result.summary); \(lost) answered visits lost")
-        // What the killed worker held: its part-filled batch and the batch it was writing, and the
-        // batches that closed while that write ran when writes lag behind; never more than its bound.
-        #expect(lost >= 0)
-        #expect(lost <= bufferLimit)
-        try VisitorStoreTests.expectInvariant(try VisitorStore(path: stack.databasePath))
     }
 
     @Test func malformedRequestsGetNoServerErrorAndCountExactly() throws {

@@ -20,13 +20,14 @@ struct HealthReportTests {
 
     @Test func aWorkerHoldingAVisitPastTheThresholdFailsTheCheck() throws {
         let healthy = HealthReport(
-            statuses: [worker(pid: 10), nil, worker(pid: 12, holdingSince: now - 30)], threshold: .seconds(60),
+            statuses: [worker(pid: 10), worker(pid: 11), worker(pid: 12, holdingSince: now - 30)], threshold: .seconds(60),
             stats: stats, now: now)
         #expect(healthy.healthResponse.status == 200)
         let json = try JSONSerialization.jsonObject(with: Data(healthy.healthResponse.body.utf8)) as? [String: Any]
         let workers = try #require(json?["workers"] as? [[String: Any]])
-        #expect(workers.map { $0["worker"] as? Int } == [0, 2])
-        #expect(workers[1]["buffered_visits"] as? Int == 10)
+        #expect(workers.map { $0["worker"] as? Int } == [0, 1, 2])
+        #expect(json?["workers_down"] as? [Int] == [])
+        #expect(workers[2]["buffered_visits"] as? Int == 10)
         #expect(json?["visits_without_rows_stored"] as? Int == 1)
 
         let failing = HealthReport(
@@ -35,6 +36,15 @@ struct HealthReportTests {
         #expect(failing.healthResponse.body.contains("\"status\": \"failing\""))
         #expect(failing.healthResponse.body.contains("\"pid\": 10, \"healthy\": true, \"started\": \"2027-01-15T07:58:20Z\""))
         #expect(failing.healthResponse.body.contains("\"pid\": 11, \"healthy\": false"))
+    }
+
+    @Test func aSlotWithoutALiveWorkerFailsTheCheckAndIsNamed() throws {
+        // Worker 1 died: the supervisor cleared its slot, and its replacement has not started yet.
+        let report = HealthReport(statuses: [worker(pid: 10), nil], threshold: .seconds(60), stats: stats, now: now)
+        #expect(report.healthResponse.status == 503)
+        let json = try JSONSerialization.jsonObject(with: Data(report.healthResponse.body.utf8)) as? [String: Any]
+        #expect(json?["status"] as? String == "failing")
+        #expect(json?["workers_down"] as? [Int] == [1])
     }
 
     @Test func aWorkerWhoseWriterIsStuckFailsTheCheck() {

@@ -17,6 +17,8 @@ final class LoadGenerator: @unchecked Sendable {
         /// Requests that got no HTTP answer at all (connection refused or closed).
         var errors: Int
         var latencies: [Double]
+        /// With `uniqueAgents`: the numbers of the requests that got a `200`.
+        var answeredTickets: Set<Int> = []
 
         var ok: Int { statuses[200] ?? 0 }
         var requests: Int { statuses.values.reduce(0, +) + errors }
@@ -38,6 +40,8 @@ final class LoadGenerator: @unchecked Sendable {
     private let clients: Int
     private let limit: Int
     private let headers: [String: String]
+    private let uniqueAgents: Bool
+    private var answeredTickets: Set<Int> = []
     private let lock = NSLock()
     private var statuses: [Int: Int] = [:]
     private var errors = 0
@@ -46,7 +50,10 @@ final class LoadGenerator: @unchecked Sendable {
     private var stopping = false
     private let group = DispatchGroup()
 
-    init(_ stack: LocalStack, clients: Int = 4, limit: Int = .max, headers: [String: String] = [:]) {
+    /// - Parameter uniqueAgents: every request carries a user agent of its own (`… load/N`), so a test
+    ///   can tell which answered visits are in the database, and that none is there twice.
+    init(_ stack: LocalStack, clients: Int = 4, limit: Int = .max, headers: [String: String] = [:], uniqueAgents: Bool = false) {
+        self.uniqueAgents = uniqueAgents
         self.stack = stack
         self.clients = clients
         self.limit = limit
@@ -58,8 +65,9 @@ final class LoadGenerator: @unchecked Sendable {
             group.enter()
             let thread = Thread { [self] in
                 var index = client
-                while let _ = nextTicket() {
+                while let ticket = nextTicket() {
                     var headers = self.headers
+                    if uniqueAgents { headers["User-Agent"] = Self.agent(ticket) }
                     headers["X-Forwarded-For"] = Self.addresses[index % Self.addresses.count]
                     index += 1
                     let started = ContinuousClock.now
@@ -68,6 +76,7 @@ final class LoadGenerator: @unchecked Sendable {
                     let seconds = elapsed.inSeconds
                     lock.withLock {
                         if let status { statuses[status, default: 0] += 1 } else { errors += 1 }
+                        if status == 200 && uniqueAgents { answeredTickets.insert(ticket) }
                         latencies.append(seconds)
                     }
                 }
@@ -98,6 +107,11 @@ final class LoadGenerator: @unchecked Sendable {
     func stop() -> Result {
         if limit == .max { lock.withLock { stopping = true } }
         group.wait()
-        return lock.withLock { Result(statuses: statuses, errors: errors, latencies: latencies) }
+        return lock.withLock {
+            Result(statuses: statuses, errors: errors, latencies: latencies, answeredTickets: answeredTickets)
+        }
     }
+
+    /// The user agent of request `ticket` with `uniqueAgents`.
+    static func agent(_ ticket: Int) -> String { "\(LocalStack.browser) load/\(ticket)" }
 }

@@ -48,6 +48,8 @@ final class LocalStack: @unchecked Sendable {
         /// Run the counter as this user (through `setpriv`), from a copy of the executable in the
         /// stack's folder, so that the user can reach it.
         var user: String?
+        /// Run the counter from a copy of the executable in the stack's folder, which the test may replace.
+        var ownExecutable = false
         /// The test opens the listening socket and hands it to `serve` on standard input, as systemd's
         /// socket unit does: it stays open while the counter restarts, so nginx never finds it missing.
         var inheritSocket = false
@@ -109,12 +111,13 @@ final class LocalStack: @unchecked Sendable {
         ]
         if socket == nil { arguments += ["--listen", "unix:\(socketPath)"] }
         arguments += options.extraArguments
+        let copy = directory.path("visitor-counter")
+        if options.user != nil || options.ownExecutable, !FileManager.default.fileExists(atPath: copy) {
+            try FileManager.default.copyItem(atPath: executable.path, toPath: copy)
+        }
+        if options.ownExecutable { executable = URL(fileURLWithPath: copy) }
         if let user = options.user {
             try requireProgram("/usr/bin/setpriv")
-            let copy = directory.path("visitor-counter")
-            if !FileManager.default.fileExists(atPath: copy) {
-                try FileManager.default.copyItem(atPath: executable.path, toPath: copy)
-            }
             arguments = ["--reuid=\(user)", "--regid=\(user == "nobody" ? "nogroup" : user)", "--clear-groups", copy] + arguments
             executable = URL(fileURLWithPath: "/usr/bin/setpriv")
         }

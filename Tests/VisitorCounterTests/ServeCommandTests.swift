@@ -17,7 +17,9 @@ struct ServeCommandTests {
         (["--workers", "-1"], "--workers must be from 1 to 256"),
         (["--threads", "0"], "--threads must be from 1 to 1024"),
         (["--batch-size", "-5"], "--batch-size must be from 1 to 1000000"),
-        (["--flush-interval", "-1"], "--flush-interval must be more than 0"),
+        (["--flush-interval", "-1"], "--flush-interval must be from 0.001 to 3600 seconds"),
+        // Under a millisecond, the workers' interval would round to 0, which they refuse at their start.
+        (["--flush-interval", "0.0004"], "--flush-interval must be from 0.001 to 3600 seconds"),
         (["--stats-cache", "0"], "--stats-cache must be from 1 to 3600"),
         (["--socket-mode", "999"], "--socket-mode must be octal"),
         (["--batch-size", "500", "--buffer-limit", "100"], "--buffer-limit must be from --batch-size (500)"),

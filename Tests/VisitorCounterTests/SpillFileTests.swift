@@ -4,6 +4,10 @@ import Testing
 
 @testable import VisitorCounter
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 struct SpillFileTests {
     let directory: TemporaryDirectory
     init() throws { directory = try TemporaryDirectory() }
@@ -35,6 +39,8 @@ struct SpillFileTests {
         _ = try spill.replay(into: store)
         // As if the process had died after the commit and before the unlink.
         try copy.write(to: URL(fileURLWithPath: spill.path))
+        // As the counter makes them: only its own user may read them.
+        chmod(spill.path, 0o600)
         let again = try #require(try spill.replay(into: store))
         #expect(again == SpillFile.Replay(batches: 0, visits: 0, alreadyReplayed: 1))
         #expect(try store.stats().totalVisitors == 2)
@@ -57,6 +63,23 @@ struct SpillFileTests {
         #expect(try store.stats().countries == ["DE": 1, "FR": 2])
     }
 
+    @Test func aSpillFileThisServiceDidNotMakeIsNotReplayed() throws {
+        let path = directory.path("foreign.sqlite")
+        let store = try VisitorStore(path: path)
+        let spill = SpillFile(database: path, worker: 0)
+        try spill.append(VisitorStoreTests.visits(["US"]), worker: 0)
+        chmod(spill.path, 0o666)
+        #expect(throws: VisitJournal.OpenError.self) { try spill.replay(into: store) }
+        // A link to another file is not followed, whoever owns what it points to.
+        let target = directory.path("elsewhere.jsonl")
+        try FileManager.default.moveItem(atPath: spill.path, toPath: target)
+        chmod(target, 0o600)
+        try FileManager.default.createSymbolicLink(atPath: spill.path, withDestinationPath: target)
+        #expect(throws: VisitJournal.OpenError.self) { try spill.replay(into: store) }
+        #expect(FileManager.default.fileExists(atPath: target))
+        #expect(try store.stats().totalVisitors == 0)
+    }
+
     @Test func aLineFromAnEarlierBuildStillReplays() throws {
         let path = directory.path("earlier.sqlite")
         let store = try VisitorStore(path: path)
@@ -64,6 +87,7 @@ struct SpillFileTests {
         // Written before the recent windows and the daily rollup: counts by country code alone.
         let line = #"{"counts_without_rows":{"US":2},"id":"earlier-1","spilled_at":"2026-11-20T10:00:00.000Z","visits":[],"worker":0}"#
         try Data((line + "\n").utf8).write(to: URL(fileURLWithPath: spill.path))
+        chmod(spill.path, 0o600)
         #expect(try spill.replay(into: store) == SpillFile.Replay(batches: 1, visits: 2))
         #expect(try store.stats().countries == ["US": 2])
         #expect(try store.daily(from: UTCTimestamp.parseDay("2026-11-20")!, to: UTCTimestamp.parseDay("2026-11-20")!).first?.visitors == 2)

@@ -104,30 +104,109 @@ struct VisitRecorderTests {
         #expect(try AuditLog.read(path: audit.path).map(\.event).contains("rows_dropped"))
     }
 
-    @Test func aStopWhileTheDatabaseIsLockedSpillsAndTheNextStartReplays() async throws {
-        let path = directory.path("spill.sqlite")
+    @Test func aStopWhileTheDatabaseIsLockedLeavesTheVisitsInTheJournalForTheNextStart() async throws {
+        let path = directory.path("journal.sqlite")
         let store = try VisitorStore(path: path, busyTimeout: 0.05)
         let configuration = VisitRecorder.Configuration(
             batchSize: 1000, flushInterval: .seconds(3600), retry: Self.fastRetry, worker: 3)
-        let spill = SpillFile(database: path, worker: 3)
-        let first = VisitRecorder(store: store, configuration: configuration, spill: spill, logger: quietLogger)
-        first.start()
+        var first: VisitRecorder? = VisitRecorder(
+            store: store, configuration: configuration,
+            journal: try VisitJournal.create(database: path, worker: 3, capacity: 1 << 20), logger: quietLogger)
+        first?.start()
         let lock = try SQLiteWriteLock(path)
-        for index in 0..<700 { first.record(Self.visit(index < 200 ? "BR" : "DE")) }
-        first.stop()
-        #expect(first.statistics.spilledVisits == 700)
-        #expect(FileManager.default.fileExists(atPath: spill.path))
-        #expect(try SpillFile.all(database: path).map(\.path) == [spill.path])
+        for index in 0..<700 { first?.record(Self.visit(index < 200 ? "BR" : "DE")) }
+        first?.stop()
+        #expect(first?.statistics.spilledVisits == 700)
+        let journals = try VisitJournal.all(database: path)
+        #expect(journals.count == 1)
         try lock.release()
         #expect(try store.stats().totalVisitors == 0)
+        first = nil
 
-        let second = VisitRecorder(store: store, configuration: configuration, spill: spill, logger: quietLogger)
+        let second = VisitRecorder(
+            store: store, configuration: configuration,
+            journal: try VisitJournal.create(database: path, worker: 3, capacity: 1 << 20), logger: quietLogger)
         second.start()
-        #expect(try await Self.eventually { !FileManager.default.fileExists(atPath: spill.path) })
+        #expect(try await Self.eventually { try store.stats().totalVisitors == 700 })
+        #expect(try await Self.eventually { try VisitJournal.all(database: path).count == 1 })
         second.stop()
         #expect(second.statistics.replayedVisits == 700)
         #expect(try store.stats().countries == ["BR": 200, "DE": 500])
         #expect(try store.visitorRowCount() == 700)
+        // Everything written: the second journal went at the stop too.
+        #expect(try VisitJournal.all(database: path).isEmpty)
+    }
+
+    @Test func withHashedAddressesTheJournalKeepsNoAddressAndItsReplayCountsUniqueVisitors() throws {
+        let path = directory.path("hashed.sqlite")
+        let store = try VisitorStore(path: path, busyTimeout: 0.05, storeIP: .hashed)
+        _ = try store.dayKeys()  // made by an earlier batch
+        var configuration = VisitRecorder.Configuration(batchSize: 1000, flushInterval: .seconds(3600), retry: Self.fastRetry)
+        configuration.storeIP = .hashed
+        var recorder: VisitRecorder? = VisitRecorder(
+            store: store, configuration: configuration,
+            journal: try VisitJournal.create(database: path, worker: 0, capacity: 1 << 20), logger: quietLogger)
+        let journalPath = try #require(try VisitJournal.all(database: path).first)
+        let lock = try SQLiteWriteLock(path)
+        recorder?.start()
+        // Four visitors, one of them three times.
+        for thread in [1, 2, 3, 4, 4, 4] { recorder?.record(Self.visit("PT", thread: thread)) }
+        recorder?.stop()
+        recorder = nil
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: journalPath))
+        #expect(bytes.range(of: Data("192.0.2.".utf8)) == nil, "the journal holds an address")
+        try lock.release()
+        let outcome = try #require(try JournalReplay.replay(path: journalPath, into: store, batchSize: 100))
+        #expect(outcome.visits == 6)
+        let stats = try store.stats()
+        #expect(stats.totalVisitors == 6)
+        #expect(stats.uniqueVisitorsToday == 4)
+    }
+
+    @Test func aSpillFileFromAnEarlierVersionIsStillReplayed() async throws {
+        let path = directory.path("spill.sqlite")
+        let store = try VisitorStore(path: path)
+        try SpillFile(database: path, worker: 2).append(VisitorStoreTests.visits(["BR", "BR", "IT"]), worker: 2)
+        let recorder = VisitRecorder(
+            store: store, configuration: .init(batchSize: 10, flushInterval: .milliseconds(50)), logger: quietLogger)
+        recorder.start()
+        #expect(try await Self.eventually { try SpillFile.all(database: path).isEmpty })
+        recorder.stop()
+        #expect(recorder.statistics.replayedVisits == 3)
+        #expect(try store.stats().countries == ["BR": 2, "IT": 1])
+    }
+
+    @Test func aVisitRecordedAfterTheWriterStoppedIsCountedAsRecordedAndNotWritten() throws {
+        let store = try VisitorStore(path: directory.path("late.sqlite"))
+        let recorder = VisitRecorder(store: store, batchSize: 10, flushInterval: .milliseconds(50), logger: quietLogger)
+        recorder.start()
+        recorder.record(Self.visit("US"))
+        recorder.stop()
+        recorder.record(Self.visit("US"))
+        #expect(recorder.statistics.visitsRecorded == 2)
+        #expect(recorder.statistics.visitsWritten == 1)
+        #expect(recorder.pendingVisits == 0)
+        #expect(try store.stats().totalVisitors == 1)
+    }
+
+    @Test func visitsInNoJournalAreReportedLostWhenAStopCannotWriteThem() throws {
+        let path = directory.path("lost.sqlite")
+        let store = try VisitorStore(path: path, busyTimeout: 0.05)
+        let audit = AuditLog(database: path, logger: quietLogger)
+        let recorder = VisitRecorder(
+            store: store,
+            configuration: .init(
+                batchSize: 1000, flushInterval: .seconds(3600), retry: Self.fastRetry, stopRetryLimit: .milliseconds(300)),
+            audit: audit, logger: quietLogger)
+        recorder.start()
+        let lock = try SQLiteWriteLock(path)
+        for index in 0..<30 { recorder.record(Self.visit(index % 2 == 0 ? "US" : "CA")) }
+        recorder.stop()
+        try lock.release()
+        let lost = try #require(try AuditLog.read(path: audit.path).first { $0.event == "visits_lost" })
+        #expect(lost.visits == 30)
+        #expect(lost.action.contains("CA=15 US=15"))
+        #expect(try store.stats().totalVisitors == 0)
     }
 
     @Test func aSpillFileThatCannotBeReplayedDoesNotHoldUpNewWrites() async throws {
@@ -139,11 +218,11 @@ struct VisitRecorderTests {
         let recorder = VisitRecorder(
             store: store,
             configuration: .init(batchSize: 10, flushInterval: .milliseconds(50), retry: Self.fastRetry),
-            spill: SpillFile(database: path, worker: 0), audit: audit, logger: quietLogger)
+            audit: audit, logger: quietLogger)
         recorder.start()
         for _ in 0..<25 { recorder.record(Self.visit("NL")) }
         #expect(try await Self.eventually { try store.stats().totalVisitors == 25 })
         recorder.stop()
-        #expect(try AuditLog.read(path: audit.path).contains { $0.event == "spill_replay_failed" })
+        #expect(try AuditLog.read(path: audit.path).contains { $0.event == "journal_replay_failed" })
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 
 @testable import VisitorCounter
@@ -50,7 +51,7 @@ struct VisitorStoreTests {
         #expect(synchronous == 1)  // NORMAL
         #expect(
             tables == [
-                "daily_countries", "daily_keys", "daily_uniques", "daily_visits", "replayed_spills", "visitor_countries",
+                "daily_countries", "daily_keys", "daily_uniques", "daily_visits", "journal_progress", "replayed_spills", "visitor_countries",
                 "visitor_stats", "visitors", "visits_per_minute",
             ])
         #expect(indexes == ["visitors_country_code", "visitors_timestamp"])
@@ -133,6 +134,46 @@ struct VisitorStoreTests {
         // tests has held one up for the whole busy timeout.
         #expect(done > 2 * heldUp, "\(done) checkpoints done, \(heldUp) held up")
         #expect(try store.stats().totalVisitors == 520_000)
+    }
+
+    /// A `TRUNCATE` checkpoint held up by a reader holds the write lock while it waits; another
+    /// worker's write that comes meanwhile waits for it, and does not fail.
+    @Test func aCheckpointHeldUpByAReaderNeverFailsAnotherWorkersWrite() throws {
+        let path = directory.path("checkpoint.sqlite")
+        // The checkpoint may hold the lock a fifth of its 5 s busy timeout, 1 s; the other worker waits up
+        // to 2 s. A checkpoint that waited for the reader (3 s) would fail the other's write.
+        let checkpointer = try VisitorStore(path: path, busyTimeout: 5)
+        let other = try VisitorStore(path: path, busyTimeout: 2)
+        try checkpointer.write(Self.visits(Array(repeating: "US", count: 500)))
+        // A reader that keeps an old snapshot open for 3 s, longer than anyone's busy timeout.
+        let reader = try DatabaseQueue(path: path)
+        let reading = DispatchSemaphore(value: 0)
+        let readerDone = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            try? reader.read { db in
+                _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM visitors")
+                reading.signal()
+                Thread.sleep(forTimeInterval: 3)
+            }
+            readerDone.signal()
+        }
+        reading.wait()
+        try checkpointer.write(Self.visits(["GB"]))
+        let writes = DispatchGroup()
+        let failure = Mutex<Error?>(nil)
+        // The other worker writes while the checkpoint waits for the reader.
+        DispatchQueue.global().async(group: writes) {
+            usleep(100_000)
+            do { try other.write(Self.visits(["DE"])) } catch { failure.withLock { $0 = error } }
+        }
+        let started = ContinuousClock.now
+        #expect(try checkpointer.checkpointIfLarge(limit: 0) == .heldUp)
+        let held = ContinuousClock.now - started
+        writes.wait()
+        readerDone.wait()
+        #expect(failure.withLock { $0 } == nil, "the other write failed: \(String(describing: failure.withLock { $0 }))")
+        #expect(held < .milliseconds(1500), "the checkpoint held the lock for \(held)")
+        #expect(try other.stats().countries == ["US": 500, "GB": 1, "DE": 1])
     }
 
     @Test func aFileFromANewerBuildIsRefused() throws {

@@ -17,6 +17,11 @@ public struct VisitBatch: Sendable, Equatable {
     public var botsWithoutRows = 0
     /// When the oldest visit in the batch was answered: how long the batch has waited, for health checks.
     public var oldestVisit: Date?
+    /// The part of a ``VisitJournal`` that holds this batch's visits: its transaction records the
+    /// journal as written up to the span's end.
+    public var journal: JournalSpan?
+    /// Visits in the batch that are in no journal (it was full, or there is none): lost if the process dies.
+    public var unjournaled = 0
 
     public init(
         visits: [Visit] = [], countsWithoutRows: [DayCountry: Int] = [:], minutesWithoutRows: [Int: Int] = [:],
@@ -68,6 +73,31 @@ public struct VisitBatch: Sendable, Equatable {
         minutesWithoutRows.merge(other.minutesWithoutRows, uniquingKeysWith: +)
         botsWithoutRows += other.botsWithoutRows
         oldestVisit = [oldestVisit, other.oldestVisit].compactMap { $0 }.min()
+        unjournaled += other.unjournaled
+        if let span = other.journal { addJournal(span) }
+    }
+
+    /// Extends the batch's journal span by `span`, which follows it.
+    mutating func addJournal(_ span: JournalSpan) {
+        if let current = journal {
+            precondition(current.id == span.id && current.end == span.start, "journal spans must follow each other")
+            journal = JournalSpan(id: current.id, start: current.start, end: span.end)
+        } else {
+            journal = span
+        }
+    }
+}
+
+/// Positions `start..<end` of the journal `id`.
+public struct JournalSpan: Sendable, Equatable {
+    public var id: String
+    public var start: UInt64
+    public var end: UInt64
+
+    public init(id: String, start: UInt64, end: UInt64) {
+        self.id = id
+        self.start = start
+        self.end = end
     }
 }
 

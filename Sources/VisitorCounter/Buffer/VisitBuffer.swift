@@ -40,6 +40,8 @@ public struct VisitBuffer: Sendable {
     public private(set) var rowsHeld = 0
     /// Visits held in every batch, with rows or without.
     public private(set) var visitsHeld = 0
+    /// Visits held that are in no journal.
+    public private(set) var unjournaledHeld = 0
     public private(set) var isCountingWithoutRows = false
 
     /// Whether bots' requests count as visits (`--count-bots`); needed here only for the visits counted
@@ -66,9 +68,23 @@ public struct VisitBuffer: Sendable {
         [inFlight?.oldestVisit, ready.first?.oldestVisit, filling.oldestVisit].compactMap { $0 }.min()
     }
 
-    /// Adds a visit, with its row while fewer than `rowLimit` rows are held.
-    public mutating func append(_ visit: Visit, now: Instant) -> Action {
+    /// How ``append(_:now:journal:)`` will hold `visit`: with its row, or counted without one (a bot's
+    /// request apart), so that the journal records it the same way first.
+    public func kind(of visit: Visit) -> JournalRecord.Kind {
+        guard rowsHeld >= rowLimit else { return .row }
+        return !countsBots && BotClassifier.isBot(visit.userAgent) ? .botWithoutRow : .withoutRow
+    }
+
+    /// Adds a visit, with its row while fewer than `rowLimit` rows are held. `journal` is where the
+    /// visit's record went in the worker's journal, `nil` when it is in none.
+    public mutating func append(_ visit: Visit, now: Instant, journal: JournalSpan? = nil) -> Action {
         visitsHeld += 1
+        if let journal {
+            filling.addJournal(journal)
+        } else {
+            filling.unjournaled += 1
+            unjournaledHeld += 1
+        }
         if rowsHeld >= rowLimit {
             if !countsBots && BotClassifier.isBot(visit.userAgent) {
                 filling.botsWithoutRows += 1
@@ -111,6 +127,7 @@ public struct VisitBuffer: Sendable {
         guard let batch = inFlight else { preconditionFailure("no batch in flight") }
         rowsHeld -= batch.visits.count
         visitsHeld -= batch.count
+        unjournaledHeld -= batch.unjournaled
         inFlight = nil
     }
 
@@ -121,7 +138,7 @@ public struct VisitBuffer: Sendable {
         inFlight = nil
     }
 
-    /// Everything held, in one batch, for a spill file at shutdown; `nil` when nothing is.
+    /// Everything held, in one batch, at a stop that gives it up; `nil` when nothing is.
     public mutating func takeAll() -> VisitBatch? {
         precondition(inFlight == nil, "report the batch in flight first")
         var all = VisitBatch()
@@ -130,6 +147,7 @@ public struct VisitBuffer: Sendable {
         filling = VisitBatch()
         rowsHeld = 0
         visitsHeld = 0
+        unjournaledHeld = 0
         return all.isEmpty ? nil : all
     }
 

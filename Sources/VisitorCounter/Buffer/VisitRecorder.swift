@@ -6,94 +6,46 @@ import Synchronization
 /// Takes visits from any number of request threads and writes them in batches on a thread of its own,
 /// through whatever the database does meanwhile.
 ///
-/// ``record(_:)`` holds a lock only long enough to add to the ``VisitBuffer``, and never waits for the
-/// database or any file. The writer thread takes batches out under the same lock and writes them
-/// after releasing it. A batch that fails stays in the buffer and is tried again after a back-off
-/// (``RetryPolicy``); the buffer keeps at most `bufferLimit` rows and counts visits beyond them without
-/// rows. ``stop()`` writes everything buffered or, when the database cannot take it, appends it to the
-/// worker's ``SpillFile``; spill files found at the start are replayed first. Failures and
-/// degradations go to the ``AuditLog``.
+/// ``record(_:)`` holds a lock only long enough to copy the visit into the worker's ``VisitJournal``
+/// (a `memcpy` into shared memory, no system call) and add it to the ``VisitBuffer``; it never waits
+/// for the database or a file. The writer thread takes batches out under the same lock and writes
+/// them after releasing it, each with the journal position it reaches, in the same transaction. When
+/// the writer is to do what is decided by a ``WriterStateMachine``; this class carries out its actions.
+///
+/// A batch that fails stays in the buffer and is tried again after a back-off; the buffer keeps at
+/// most `bufferLimit` rows and counts visits beyond them without rows. ``stop()`` writes everything
+/// buffered; what it cannot write stays in the journal, which the next start replays. Journals of
+/// workers that ended and spill files of earlier versions are replayed on a timer of their own.
+/// Failures and degradations go to the ``AuditLog``.
 public final class VisitRecorder: Sendable {
-    /// Figures about the buffer and the writer, for logs, tests, health and metrics.
-    public struct Statistics: Sendable, Equatable {
-        public var visitsRecorded = 0
-        public var visitsWritten = 0
-        public var batchesWritten = 0
-        public var failedWrites = 0
-        /// Failed writes since the last one that worked.
-        public var consecutiveFailures = 0
-        /// Visits counted without keeping their row, because the buffer was at its bound.
-        public var visitsWithoutRows = 0
-        /// Visits written to the spill file at a stop.
-        public var spilledVisits = 0
-        /// Visits from spill files written to the database by this worker.
-        public var replayedVisits = 0
-        public var bufferedVisits = 0
-        public var bufferedRows = 0
-        /// When the oldest visit still held was answered.
-        public var oldestBufferedVisit: Date?
-        /// When the last batch was written.
-        public var lastWrite: Date?
-        /// When the writer thread last went round its loop: it does at least every flush interval
-        /// unless it is stuck (a write waits out the busy timeout at most).
-        public var lastPass: Date?
-        /// How long successful writes took.
-        public var writeLatency = LatencyHistogram()
-        public var lastError: String?
-
-        public init() {}
-    }
-
-    public struct Configuration: Sendable {
-        public var batchSize: Int
-        public var flushInterval: Duration
-        /// The most rows held in memory; visits beyond are counted without rows.
-        public var bufferLimit: Int
-        public var retry: RetryPolicy
-        /// How long ``VisitRecorder/stop()`` writes batches before it spills the rest.
-        public var stopWriteLimit: Duration
-        /// How long ``VisitRecorder/stop()`` goes on trying the database and the spill file, from the
-        /// stop, before it gives the visits up as lost.
-        public var stopRetryLimit: Duration
-        /// This worker's number, for the spill file's name and the audit log.
-        public var worker: Int
-        /// Whether bots' requests count as visits (`--count-bots`).
-        public var countsBots = false
-
-        public static let defaultBufferLimit = 50_000
-
-        public init(
-            batchSize: Int, flushInterval: Duration, bufferLimit: Int = defaultBufferLimit, retry: RetryPolicy = .standard,
-            stopWriteLimit: Duration = .seconds(15), stopRetryLimit: Duration = .seconds(30), worker: Int = 0
-        ) {
-            self.stopWriteLimit = stopWriteLimit
-            self.batchSize = batchSize
-            self.flushInterval = flushInterval
-            self.bufferLimit = bufferLimit
-            self.retry = retry
-            self.stopRetryLimit = stopRetryLimit
-            self.worker = worker
-        }
-    }
-
-    private struct State {
+    struct State {
         var buffer: VisitBuffer
         var stopping = false
+        /// When ``VisitRecorder/stop()`` was called: replays end by `stopWriteLimit` after it.
+        var stopAskedAt: ContinuousClock.Instant?
         /// Set when the writer thread has ended: nothing recorded after this is ever written.
         var writerEnded = false
         var statistics = Statistics()
+        /// How far this worker's journal is in the database: the ring may reuse what lies before.
+        var journalWritten: UInt64 = 0
+        /// Whether the last visit found the journal full, so the audit log says it once per spell.
+        var journalFull = false
         /// Degradations seen on the request path, for the writer to put in the audit log.
         var degradations: [(event: AuditLog.Event, time: Date, held: Int)] = []
     }
 
-    private let state: Mutex<State>
-    private let store: VisitorStore
-    private let configuration: Configuration
-    private let spill: SpillFile?
-    private let audit: AuditLog?
-    private let logger: Logger
+    let state: Mutex<State>
+    let store: VisitorStore
+    let configuration: Configuration
+    let journal: VisitJournal?
+    let audit: AuditLog?
+    let logger: Logger
     private let publish: @Sendable (Statistics) -> Void
-    private let now: @Sendable () -> ContinuousClock.Instant
+    let now: @Sendable () -> ContinuousClock.Instant
+    /// The visitor-hash keys by day, for journals that keep hashes instead of addresses.
+    let dayKeys = Mutex<[Int: [UInt8]]>([:])
+    /// Journals and spill files already reported as not replayable, so each is reported once.
+    let reportedUntrusted = Mutex<Set<String>>([])
     /// Signalled when a batch is ready, a degradation happened or a stop is asked for.
     private let wakeUp = DispatchSemaphore(value: 0)
     /// Signalled once by the writer thread when it has written everything and ended.
@@ -102,13 +54,14 @@ public final class VisitRecorder: Sendable {
     private let publishing = Mutex(())
 
     /// - Parameters:
-    ///   - spill: where ``stop()`` puts what it cannot write; `nil` to keep trying the database instead.
+    ///   - journal: where every visit goes before it is answered, to outlive the process; `nil` keeps
+    ///     visits in memory only (tests, or a journal that could not be made).
     ///   - audit: where failures and degradations are recorded besides `logger`.
     ///   - publish: called by the writer with fresh figures after every pass, at least every flush interval.
     public init(
         store: VisitorStore,
         configuration: Configuration,
-        spill: SpillFile? = nil,
+        journal: VisitJournal? = nil,
         audit: AuditLog? = nil,
         logger: Logger,
         publish: @escaping @Sendable (Statistics) -> Void = { _ in },
@@ -116,7 +69,7 @@ public final class VisitRecorder: Sendable {
     ) {
         self.store = store
         self.configuration = configuration
-        self.spill = spill
+        self.journal = journal
         self.audit = audit
         self.logger = logger
         self.publish = publish
@@ -132,21 +85,46 @@ public final class VisitRecorder: Sendable {
         self.init(store: store, configuration: Configuration(batchSize: batchSize, flushInterval: flushInterval), logger: logger)
     }
 
-    /// Starts the writer thread; call once.
+    /// Starts the writer thread; call once, before the first visit.
     public func start() {
         guard !started.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        // The day's keys that exist already, so the first visits go into the journal with their hash;
+        // the writer makes the missing ones first thing.
+        if journal != nil, configuration.storeIP != .full, let keys = try? store.existingDayKeys() {
+            dayKeys.withLock { $0 = keys }
+        }
         let thread = Thread { [self] in runWriter() }
         thread.name = "visit-writer"
         thread.start()
     }
 
-    /// Buffers a visit. Never waits for the database or a file.
+    /// Journals and buffers a visit. Never waits for the database or a file.
     public func record(_ visit: Visit) {
         let instant = now()
+        let sealed = seal(visit)
         let (action, tooLate) = state.withLock { state -> (VisitBuffer.Action, Bool) in
             state.statistics.visitsRecorded += 1
             if state.writerEnded { return (.none, true) }
-            let action = state.buffer.append(visit, now: instant)
+            var span: JournalSpan?
+            if let journal {
+                var journaled = visit
+                journaled.sealed = sealed
+                let start = journal.end
+                if let end = journal.append(
+                    JournalRecord(kind: state.buffer.kind(of: visit), visit: journaled), written: state.journalWritten)
+                {
+                    span = JournalSpan(id: journal.id, start: start, end: end)
+                    if state.journalFull {
+                        state.journalFull = false
+                        state.degradations.append((.journalHasRoom, visit.time, state.buffer.visitsHeld))
+                    }
+                } else if !state.journalFull {
+                    state.journalFull = true
+                    state.degradations.append((.journalFull, visit.time, state.buffer.visitsHeld))
+                }
+            }
+            if span == nil { state.statistics.visitsNotJournaled += 1 }
+            let action = state.buffer.append(visit, now: instant, journal: span)
             if state.buffer.isCountingWithoutRows { state.statistics.visitsWithoutRows += 1 }
             switch action {
             case .startedCountingWithoutRows:
@@ -162,14 +140,28 @@ public final class VisitRecorder: Sendable {
         if action != .none { wakeUp.signal() }
     }
 
-    /// Writes everything buffered, or spills it, and ends the writer thread; returns when the visits
-    /// are on disk. It writes for up to ``Configuration/stopWriteLimit`` and spills what is left; if
-    /// the spill fails too, it gives up after ``Configuration/stopRetryLimit`` (plus at most one
-    /// write's busy timeout) and logs the visits as lost.
+    /// What the journal keeps of the visit's address when `--store-ip` is not `full`: the stored form
+    /// and the day's visitor hash, worked out here since the journal must not hold the address.
+    private func seal(_ visit: Visit) -> Visit.Sealed? {
+        guard journal != nil, configuration.storeIP != .full else { return nil }
+        let key = dayKeys.withLock { $0[UTCTimestamp.day(visit.time)] }
+        return Visit.Sealed(
+            storedIP: configuration.storeIP.stored(visit.ip, key: key),
+            visitorHash: key.map { VisitorStore.visitorHash(ip: visit.ip, userAgent: visit.userAgent, key: $0) })
+    }
+
+    /// Writes everything buffered and ends the writer thread; returns when the visits are in the
+    /// database or, for those it could not write, in the journal. It writes for up to
+    /// ``Configuration/stopWriteLimit``; visits in no journal are tried until
+    /// ``Configuration/stopRetryLimit`` (plus at most one write's busy timeout) and then logged as lost.
     public func stop() {
         guard started.load(ordering: .acquiring) else { return }
+        let instant = now()
         let alreadyStopping = state.withLock { state in
-            defer { state.stopping = true }
+            defer {
+                state.stopping = true
+                if state.stopAskedAt == nil { state.stopAskedAt = instant }
+            }
             return state.stopping
         }
         guard !alreadyStopping else { return }
@@ -192,102 +184,6 @@ public final class VisitRecorder: Sendable {
         state.withLock { $0.buffer.visitsHeld }
     }
 
-    // MARK: - The writer thread
-
-    private func runWriter() {
-        var retryAt: ContinuousClock.Instant?
-        var replayAt: ContinuousClock.Instant? = spill != nil ? now() : nil
-        var replayFailures = 0
-        var checkpointAt = now()
-        var forgetKeysAt = now()
-        var stopStarted: ContinuousClock.Instant?
-        while true {
-            auditDegradations()
-            state.withLock { $0.statistics.lastPass = Date() }
-            publishNow()
-            let stopping = state.withLock { $0.stopping }
-            if stopping, stopStarted == nil { stopStarted = now() }
-            // Spill files left by an earlier stop, on a timer of their own so that a file that cannot
-            // be replayed never holds up the writing of new visits.
-            if let due = replayAt, !stopping, now() >= due {
-                do {
-                    try replaySpills()
-                    replayAt = nil
-                } catch {
-                    replayFailures += 1
-                    let delay = configuration.retry.delay(afterFailures: replayFailures, random: Double.random(in: 0..<1))
-                    replayAt = now() + delay
-                    audit(.init(
-                        event: .spillReplayFailed, worker: configuration.worker, visits: 0, error: "\(error)",
-                        action: "replaying the spill files failed \(replayFailures) time(s); next try in \(Self.seconds(delay)) s"))
-                }
-            }
-            if !stopping, let retryAt, now() < retryAt {
-                waitUntil(min(retryAt, replayAt ?? retryAt))
-                continue
-            }
-
-            // The day's visitor keys must go after two days even when no batch comes to delete them.
-            if !stopping, now() >= forgetKeysAt {
-                forgetKeysAt = now() + .seconds(3600)
-                do {
-                    try store.forgetOldKeys()
-                } catch {
-                    logger.warning("deleting old visitor keys failed, will try again", metadata: ["error": "\(error)"])
-                    forgetKeysAt = now() + .seconds(60)
-                }
-            }
-
-            // At a stop, batches are written for up to `stopWriteLimit`; what is left then is spilled.
-            if let stopStarted, now() >= stopStarted + configuration.stopWriteLimit {
-                spillEverything(after: StopTimeout(), deadline: stopStarted + configuration.stopRetryLimit)
-                break
-            }
-            guard let batch = state.withLock({ $0.buffer.takeBatch(now: now(), draining: $0.stopping) }) else {
-                if stopping { break }
-                waitUntil(min(state.withLock { $0.buffer.nextDeadline }, replayAt ?? .now + .seconds(3600)))
-                continue
-            }
-            let startedWrite = ContinuousClock.now
-            do {
-                try store.write(batch)
-            } catch {
-                state.withLock { $0.buffer.batchFailed() }
-                if let stopStarted {
-                    spillEverything(after: error, deadline: stopStarted + configuration.stopRetryLimit)
-                    break
-                }
-                retryAt = now() + failed(visits: batch.count, error: error)
-                continue
-            }
-            let duration = ContinuousClock.now - startedWrite
-            let recovered = state.withLock { state -> Int in
-                state.buffer.batchWritten()
-                state.statistics.visitsWritten += batch.count
-                state.statistics.batchesWritten += 1
-                state.statistics.lastWrite = Date()
-                state.statistics.writeLatency.record(duration)
-                defer { state.statistics.consecutiveFailures = 0 }
-                return state.statistics.consecutiveFailures
-            }
-            logger.debug("batch written", metadata: ["flush.visits": "\(batch.count)", "flush.duration": "\(duration)"])
-            if recovered > 0 {
-                retryAt = nil
-                audit(.init(
-                    event: .writeRecovered, worker: configuration.worker, visits: batch.count,
-                    action: "written after \(recovered) failed attempts"), level: .notice)
-            }
-            audit?.flushPending()
-            if now() >= checkpointAt, !checkpointIfLarge() {
-                // Readers held it up for the whole busy timeout: let them be for a while.
-                checkpointAt = now() + .seconds(30)
-            }
-        }
-        publishNow()
-        state.withLock { $0.writerEnded = true }
-        finished.signal()
-    }
-
     /// Publishes the current figures; the writer calls this after every pass, and the worker calls it
     /// on a timer too, since a pass can wait out the busy timeout. One at a time, so that an older
     /// snapshot never overwrites a newer one.
@@ -295,109 +191,136 @@ public final class VisitRecorder: Sendable {
         publishing.withLock { _ in publish(statistics) }
     }
 
-    /// Why a stop spilled visits it could have written: it ran out of time.
-    private struct StopTimeout: Error, CustomStringConvertible {
-        var description: String { "the stop ran out of time to write every batch" }
-    }
+    // MARK: - The writer thread
 
-    /// Counts a failed write, records it, and answers how long to wait before the next try.
-    private func failed(visits: Int, error: Error) -> Duration {
-        let (failures, held) = state.withLock { state in
-            state.statistics.failedWrites += 1
-            state.statistics.consecutiveFailures += 1
-            state.statistics.lastError = "\(error)"
-            return (state.statistics.consecutiveFailures, state.buffer.visitsHeld)
-        }
-        let delay = configuration.retry.delay(afterFailures: failures, random: Double.random(in: 0..<1))
-        audit(.init(
-            event: .writeFailed, worker: configuration.worker, visits: visits, error: "\(error)",
-            action: "writing a batch failed \(failures) time(s) in a row; \(held) visits kept in memory; next try in \(Self.seconds(delay)) s"))
-        return delay
-    }
-
-    /// At a stop the database failed (or time ran out): puts everything held into the spill file. If
-    /// that fails too, tries the spill file and the database in turn until `deadline`, then gives the
-    /// visits up. The spill has one ID throughout, so whichever of the tries lands, it counts once.
-    private func spillEverything(after writeError: Error, deadline: ContinuousClock.Instant) {
-        guard let all = state.withLock({ $0.buffer.takeAll() }) else { return }
-        let id = UUID().uuidString
-        var lastError = writeError
-        var attempt = 0
-        while true {
-            attempt += 1
-            if let spill {
+    private func runWriter() {
+        var machine = WriterStateMachine(
+            configuration: .init(
+                retry: configuration.retry, stopWriteLimit: configuration.stopWriteLimit,
+                stopRetryLimit: configuration.stopRetryLimit, needsDayKeys: journal != nil && configuration.storeIP != .full),
+            now: now())
+        var action = machine.handle(.tick, now: now())
+        var finish = WriterStateMachine.Finish.allWritten
+        loop: while true {
+            let event: WriterStateMachine.Event
+            switch action {
+            case .write(let draining):
+                event = writeNextBatch(draining: draining, failuresBefore: machine.consecutiveFailures)
+            case .replay:
+                event = replayEndedJournals(failuresBefore: machine.replayFailures)
+            case .refreshDayKeys:
+                event = refreshDayKeys()
+            case .forgetOldKeys:
                 do {
-                    try spill.append(all, id: id, worker: configuration.worker)
-                    state.withLock { $0.statistics.spilledVisits += all.count }
-                    audit(.init(
-                        event: .spilled, worker: configuration.worker, visits: all.count, error: "\(writeError)",
-                        action: "the database could not be written at stop: visits appended to \(spill.path), replayed at the next start"))
-                    return
+                    try store.forgetOldKeys()
+                    event = .oldKeysForgotten
                 } catch {
-                    lastError = error
-                    audit(.init(
-                        event: .spillFailed, worker: configuration.worker, visits: all.count, error: "\(error)",
-                        action: "retrying the database and the spill file until the stop deadline"), level: .error)
+                    logger.warning("deleting old visitor keys failed, will try again", metadata: ["error": "\(error)"])
+                    event = .oldKeysFailed
                 }
+            case .checkpoint:
+                event = checkpointIfLarge() ? .checkpointDone : .checkpointHeldUp
+            case .wait(let until):
+                waitUntil(until)
+                event = state.withLock { $0.stopping } ? .stop : .tick
+            case .finish(let reason):
+                finish = reason
+                break loop
             }
-            if attempt > 1 || spill == nil {
-                do {
-                    try store.write(all, spillID: id)
-                    state.withLock { $0.statistics.visitsWritten += all.count }
-                    return
-                } catch {
-                    lastError = error
-                }
-            }
-            if now() >= deadline {
-                let countries = all.countryCounts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-                audit(.init(
-                    event: .visitsLost, worker: configuration.worker, visits: all.count, error: "\(lastError)",
-                    action: "gave up at stop; these visits are not in the database, by country: \(countries)"), level: .critical)
-                return
-            }
-            Thread.sleep(forTimeInterval: 0.5)
+            auditDegradations()
+            state.withLock { $0.statistics.lastPass = Date() }
+            publishNow()
+            // A stop asked for while an action ran is taken as soon as it ended.
+            let stopping = state.withLock { $0.stopping }
+            if stopping && machine.stopStarted == nil { _ = machine.handle(.stop, now: now()) }
+            action = machine.handle(event, now: now(), unjournaledHeld: state.withLock { $0.buffer.unjournaledHeld })
         }
+        finishStop(finish)
+        publishNow()
+        state.withLock { $0.writerEnded = true }
+        finished.signal()
     }
 
-    private func replaySpills() throws {
-        for file in try SpillFile.all(database: store.path) {
-            if state.withLock({ $0.stopping }) { return }
-            guard let replay = try file.replay(into: store) else { continue }
-            state.withLock { $0.statistics.replayedVisits += replay.visits }
-            var action = "\(replay.batches) spilled batch(es) written, the file removed"
-            if replay.alreadyReplayed > 0 { action += "; \(replay.alreadyReplayed) already written by an earlier replay" }
-            if replay.damagedLines > 0 { action += "; \(replay.damagedLines) damaged line(s) moved to \(file.path).rejected" }
-            audit(.init(event: .spillReplayed, worker: configuration.worker, visits: replay.visits, action: action),
-                  level: replay.damagedLines > 0 ? .error : .notice)
+    /// Takes the next due batch and writes it; answers how it went.
+    private func writeNextBatch(draining: Bool, failuresBefore: Int) -> WriterStateMachine.Event {
+        let instant = now()
+        guard let batch = state.withLock({ $0.buffer.takeBatch(now: instant, draining: draining) }) else {
+            return .nothingToWrite(nextDeadline: state.withLock { $0.buffer.nextDeadline })
         }
-    }
-
-    private func auditDegradations() {
-        let degradations = state.withLock { state in
-            defer { state.degradations = [] }
-            return state.degradations
-        }
-        for degradation in degradations {
-            let action = degradation.event == .rowsDropped
-                ? "the buffer holds \(configuration.bufferLimit) rows, its bound: visits are counted in the totals without their rows until writes catch up"
-                : "writes caught up: visits are kept with their rows again"
-            audit(.init(event: degradation.event, time: degradation.time, worker: configuration.worker,
-                        visits: degradation.held, action: action))
-        }
-    }
-
-    /// Answers `false` when a checkpoint was due and did not get to the end.
-    private func checkpointIfLarge() -> Bool {
+        let startedWrite = ContinuousClock.now
         do {
-            return try store.checkpointIfLarge() != .heldUp
+            try store.write(batch)
         } catch {
-            logger.warning("WAL checkpoint failed", metadata: ["error": "\(error)", "wal.bytes": "\(store.walSize())"])
-            return false
+            let held = state.withLock { state -> Int in
+                state.buffer.batchFailed()
+                state.statistics.failedWrites += 1
+                state.statistics.consecutiveFailures = failuresBefore + 1
+                state.statistics.lastError = "\(error)"
+                return state.buffer.visitsHeld
+            }
+            let random = Double.random(in: 0..<1)
+            let delay = configuration.retry.delay(afterFailures: failuresBefore + 1, random: random)
+            audit(.init(
+                event: .writeFailed, worker: configuration.worker, visits: batch.count, error: "\(error)",
+                action: "writing a batch failed \(failuresBefore + 1) time(s) in a row; \(held) visits kept in memory and the journal; next try in \(Self.seconds(delay)) s"))
+            return .writeFailed(random: random)
+        }
+        let duration = ContinuousClock.now - startedWrite
+        state.withLock { state in
+            state.buffer.batchWritten()
+            if let span = batch.journal { state.journalWritten = span.end }
+            state.statistics.visitsWritten += batch.count
+            state.statistics.batchesWritten += 1
+            state.statistics.lastWrite = Date()
+            state.statistics.writeLatency.record(duration)
+            state.statistics.consecutiveFailures = 0
+        }
+        logger.debug("batch written", metadata: ["flush.visits": "\(batch.count)", "flush.duration": "\(duration)"])
+        if failuresBefore > 0 {
+            audit(.init(
+                event: .writeRecovered, worker: configuration.worker, visits: batch.count,
+                action: "written after \(failuresBefore) failed attempts"), level: .notice)
+        }
+        audit?.flushPending()
+        return .writeSucceeded
+    }
+
+    /// After the writer's last action: says what a stop left behind, and removes the journal when
+    /// everything in it is written.
+    private func finishStop(_ finish: WriterStateMachine.Finish) {
+        let (held, unjournaled, lastError) = state.withLock { state in
+            (state.buffer.visitsHeld, state.buffer.unjournaledHeld, state.statistics.lastError)
+        }
+        guard held > 0 else {
+            if let journal {
+                do {
+                    try journal.remove()
+                    try store.forgetJournal(journal.id)
+                } catch {
+                    logger.warning("cannot remove the written journal; the next start does", metadata: ["error": "\(error)"])
+                }
+            }
+            return
+        }
+        let reason = finish == .stopTimedOut ? "the stop ran out of time to write every batch" : lastError ?? "the write failed"
+        if held > unjournaled, let journal {
+            state.withLock { $0.statistics.spilledVisits += held - unjournaled }
+            audit(.init(
+                event: .leftInJournal, worker: configuration.worker, visits: held - unjournaled, error: reason,
+                action: "not written at the stop: they stay in \(journal.path), which the next start writes"))
+        }
+        if unjournaled > 0 {
+            let lost = state.withLock { $0.buffer.takeAll() }
+            let countries = (lost?.countryCounts ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                .joined(separator: " ")
+            audit(.init(
+                event: .visitsLost, worker: configuration.worker, visits: unjournaled, error: reason,
+                action: "gave up at stop; these visits were in no journal and are not in the database; all held, by country: \(countries)"),
+                level: .critical)
         }
     }
 
-    private func audit(_ entry: AuditLog.Entry, level: Logger.Level = .warning) {
+    func audit(_ entry: AuditLog.Entry, level: Logger.Level = .warning) {
         if let audit {
             audit.record(entry, level: level)
         } else {
@@ -405,7 +328,7 @@ public final class VisitRecorder: Sendable {
         }
     }
 
-    private static func seconds(_ duration: Duration) -> String {
+    static func seconds(_ duration: Duration) -> String {
         String(format: "%.1f", duration.inSeconds)
     }
 

@@ -47,6 +47,13 @@ public final class AuditLog: Sendable {
         case spillReplayed = "spill_replayed"
         case spillReplayFailed = "spill_replay_failed"
         case visitsLost = "visits_lost"
+        case journalFull = "journal_full"
+        case journalHasRoom = "journal_has_room"
+        case journalUnavailable = "journal_unavailable"
+        case leftInJournal = "left_in_journal"
+        case journalReplayed = "journal_replayed"
+        case journalReplayFailed = "journal_replay_failed"
+        case journalRejected = "journal_rejected"
     }
 
     public let path: String

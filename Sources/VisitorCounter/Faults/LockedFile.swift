@@ -11,7 +11,7 @@ enum LockedFile {
     /// the `open` and the lock is opened again, so nothing is ever written to a file on its way out.
     static func withAppendLock<T>(_ path: String, mode: mode_t = 0o600, _ body: (Int32, Int) throws -> T) throws -> T {
         while true {
-            let descriptor = try systemCall("open", path) { open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, mode) }
+            let descriptor = try systemCall("open", path) { open(path, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode) }
             defer { close(descriptor) }
             try systemCall("flock", path) { flock(descriptor, LOCK_EX) }
             var opened = stat()
@@ -24,10 +24,14 @@ enum LockedFile {
 
     /// Opens an existing file for reading under an exclusive lock, so no append happens while `body`
     /// reads it and (if it wants) removes it; `nil` when the file is not there (any more).
+    ///
+    /// A symbolic link is not followed, and a file this service did not make (another owner, or
+    /// permissions for others) is not read: both throw ``VisitJournal/OpenError/untrusted(path:reason:)``.
     static func withReadLock<T>(_ path: String, _ body: (Int32) throws -> T) throws -> T? {
-        let descriptor = open(path, O_RDWR | O_CLOEXEC)
+        let descriptor = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
         guard descriptor >= 0 else {
             if errno == ENOENT { return nil }
+            if errno == ELOOP { throw VisitJournal.OpenError.untrusted(path: path, reason: "a symbolic link") }
             throw SystemCallError(call: "open", subject: path, errno: errno)
         }
         defer { close(descriptor) }
@@ -35,6 +39,9 @@ enum LockedFile {
         var opened = stat()
         try systemCall("fstat", path) { fstat(descriptor, &opened) }
         guard opened.st_nlink > 0 else { return nil }  // removed by whoever held the lock before us
+        if let reason = VisitJournal.untrustedReason(opened) {
+            throw VisitJournal.OpenError.untrusted(path: path, reason: reason)
+        }
         return try body(descriptor)
     }
 

@@ -4,8 +4,10 @@ import Foundation
 import Glibc
 #endif
 
-/// Where a worker puts the visits it could not write when it stops: a file next to the database, one
-/// per worker (`visitors.sqlite.spill-0.jsonl`), replayed into the database and removed at the next start.
+/// Where workers of earlier versions put the visits they could not write when they stopped: a file
+/// next to the database, one per worker (`visitors.sqlite.spill-0.jsonl`), replayed into the database
+/// and removed at the next start. This version leaves such visits in its ``VisitJournal`` instead and
+/// only replays spill files it finds; ``append(_:id:worker:at:)`` stays to make them in tests.
 ///
 /// Each spill is one JSON line with an ID of its own, appended with one `write` under a lock and then
 /// `fsync`ed. A replay writes each line in one transaction that also records its ID, so a replay that

@@ -3,7 +3,7 @@ import Foundation
 /// The health and metrics routes' answers, from every worker's published ``WorkerStatus`` and the
 /// totals in the stats cache.
 ///
-/// A worker is unhealthy when it holds a visit older than `threshold` (its writes have not got through
+/// The report fails while a worker slot has no live worker (`workers_down`). A worker is unhealthy when it holds a visit older than `threshold` (its writes have not got through
 /// for that long) or when its writer thread has not gone round its loop for that long (it is stuck:
 /// it goes round at least every flush interval, which must be shorter than the threshold). Both
 /// routes answer from memory and never touch the database.
@@ -50,9 +50,13 @@ public struct HealthReport: Sendable {
         statuses.enumerated().compactMap { index, status in status.map { (index, $0) } }
     }
 
-    /// Every worker keeps up. The country database's age is checked apart (``geoipProblem``); both are
-    /// in ``reasons``.
-    public var isHealthy: Bool { workers.allSatisfy { isHealthy($0.status) } }
+    /// Slots without a live worker: it died and waits out its restart back-off, or has not started yet.
+    /// The supervisor clears a dead worker's slot; its replacement fills it when its writer starts.
+    public var workersDown: [Int] { statuses.indices.filter { statuses[$0] == nil } }
+
+    /// Every worker is up and keeps up. The country database's age is checked apart (``geoipProblem``);
+    /// all are in ``reasons``.
+    public var isHealthy: Bool { workersDown.isEmpty && workers.allSatisfy { isHealthy($0.status) } }
 
     /// Why the country database fails the check, or `nil` when it does not (or there is no build time).
     public var geoipProblem: String? {
@@ -68,9 +72,10 @@ public struct HealthReport: Sendable {
 
     /// What makes health answer 503, in words; empty when it answers 200.
     public var reasons: [String] {
-        workers.compactMap { index, status in
-            isHealthy(status) ? nil : "worker \(index) (pid \(status.pid)) holds a visit unwritten, or its writer has not gone round its loop, for over \(threshold.components.seconds) s"
-        } + (geoipProblem.map { [$0] } ?? [])
+        workersDown.map { "worker \($0) is down: it died and waits out its restart back-off, or has not started yet" }
+            + workers.compactMap { index, status in
+                isHealthy(status) ? nil : "worker \(index) (pid \(status.pid)) holds a visit unwritten, or its writer has not gone round its loop, for over \(threshold.components.seconds) s"
+            } + (geoipProblem.map { [$0] } ?? [])
     }
 
     /// `{"build": "…", "age_days": N, "type": "…"}`, or `null` when nginx passes no build time.
@@ -101,7 +106,8 @@ public struct HealthReport: Sendable {
         let healthy = reasons.isEmpty
         let body = """
             {"status": "\(healthy ? "ok" : "failing")", "threshold_seconds": \(threshold.components.seconds), \
-            "visits_without_rows_stored": \(stats.visitsWithoutRows), "workers": [\(workers.joined(separator: ", "))], \
+            "visits_without_rows_stored": \(stats.visitsWithoutRows), \
+            "workers_down": [\(workersDown.map(String.init).joined(separator: ", "))], "workers": [\(workers.joined(separator: ", "))], \
             "geoip_database": \(geoipJSON), "reasons": [\(reasons.map(JSONText.quoted).joined(separator: ", "))]}
             """
         return Response(

@@ -11,6 +11,10 @@ import Glibc
 /// Workers are started fresh with `posix_spawn` (never `fork` of a process with threads), with the
 /// listening socket as their standard input, the way spawn-fcgi and systemd hand it over. The
 /// supervisor itself runs one thread that takes signals with `sigtimedwait`.
+///
+/// It spawns the executable it opened at its start (`/proc/self/exe`, run through
+/// `/proc/self/fd/N`), not the path: a package upgrade that replaced the file meanwhile does not
+/// make a replaced worker run another build than the main process and its other workers.
 public final class Supervisor {
     private struct Slot {
         var pid: pid_t?
@@ -23,6 +27,8 @@ public final class Supervisor {
     private let board: WorkerStatusBoard?
     private let template: Int32?
     private let executable: String
+    /// This program's file, opened at the start: what every worker runs.
+    private let executableDescriptor: Int32
     private let workerArguments: (Int) -> [String]
     private let logger: Logger
     private var slots: [Slot]
@@ -41,10 +47,12 @@ public final class Supervisor {
     ///   - board: shared with every worker as descriptor ``boardDescriptor``; a dead worker's slot is cleared.
     ///   - template: an owner's index template, shared with every worker as descriptor ``templateDescriptor``.
     ///   - workerArguments: the arguments (after the executable) that start worker number `n`.
+    ///   - executable: the name workers get as `argv[0]`; the file run is the one this process runs.
     public init(
         socket: ListeningSocket, board: WorkerStatusBoard?, template: Int32? = nil, workers: Int, executable: String,
         workerArguments: @escaping (Int) -> [String], logger: Logger
-    ) {
+    ) throws {
+        self.executableDescriptor = try systemCall("open", "/proc/self/exe") { open("/proc/self/exe", O_RDONLY | O_CLOEXEC) }
         self.socket = socket
         self.board = board
         self.template = template
@@ -155,9 +163,12 @@ public final class Supervisor {
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        // The child still has the descriptor when it calls execve (close-on-exec closes it only after
+        // the kernel has opened the file), so the path names the file opened at the start.
+        let file = "/proc/self/fd/\(executableDescriptor)"
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-        guard result == 0 else { throw SystemCallError(call: "posix_spawn", subject: executable, errno: result) }
+        let result = posix_spawn(&pid, file, &actions, &attributes, argv, environ)
+        guard result == 0 else { throw SystemCallError(call: "posix_spawn", subject: "\(executable) (\(file))", errno: result) }
         return pid
     }
 }

@@ -45,8 +45,8 @@ public enum WorkerProcess {
         }
     }
 
-    /// Runs until a stop signal; then finishes the requests in flight, writes (or spills) every
-    /// buffered visit and returns. Call it before any thread has started.
+    /// Runs until a stop signal; then finishes the requests in flight, writes every buffered visit
+    /// (or leaves it in the journal) and returns. Call it before any thread has started.
     public static func run(_ configuration: Configuration, logger: Logger) throws {
         Signals.block(Signals.stop)
         Signals.ignoreBrokenPipes()
@@ -59,10 +59,11 @@ public enum WorkerProcess {
         var recorderConfiguration = configuration.recorder
         recorderConfiguration.worker = configuration.index
         recorderConfiguration.countsBots = configuration.countsBots
+        recorderConfiguration.storeIP = configuration.storeIP
+        let audit = AuditLog(database: configuration.database, logger: logger)
+        let journal = openJournal(configuration, audit: audit)
         let recorder = VisitRecorder(
-            store: store, configuration: recorderConfiguration,
-            spill: SpillFile(database: configuration.database, worker: configuration.index),
-            audit: AuditLog(database: configuration.database, logger: logger), logger: logger,
+            store: store, configuration: recorderConfiguration, journal: journal, audit: audit, logger: logger,
             publish: { statistics in
                 board?.publish(
                     WorkerStatus(pid: getpid(), startedAt: startedAt, writer: statistics),
@@ -112,7 +113,24 @@ public enum WorkerProcess {
             metadata: [
                 "worker.requests": "\(worker.answered)", "worker.visits": "\(statistics.visitsRecorded)",
                 "worker.written": "\(statistics.visitsWritten)", "worker.failed_writes": "\(statistics.failedWrites)",
-                "worker.spilled": "\(statistics.spilledVisits)", "worker.without_rows": "\(statistics.visitsWithoutRows)",
+                "worker.left_in_journal": "\(statistics.spilledVisits)", "worker.without_rows": "\(statistics.visitsWithoutRows)",
             ])
+    }
+
+    /// This worker's new journal; `nil`, said in the audit log, when it cannot be made (a full disk,
+    /// say): the worker then serves with its visits in memory only, as a crash would lose them.
+    private static func openJournal(_ configuration: Configuration, audit: AuditLog) -> VisitJournal? {
+        do {
+            return try VisitJournal.create(
+                database: configuration.database, worker: configuration.index,
+                capacity: VisitJournal.capacity(rows: configuration.recorder.bufferLimit))
+        } catch {
+            audit.record(
+                .init(
+                    event: .journalUnavailable, worker: configuration.index, visits: 0, error: "\(error)",
+                    action: "serving with visits in memory only: a crash of this worker loses what it holds; free space next to the database and restart"),
+                level: .error)
+            return nil
+        }
     }
 }

@@ -86,6 +86,15 @@ extension VisitorStore {
             INSERT INTO daily_countries (date, country_code, visitors)
                 SELECT substr(timestamp, 1, 10), country_code, count(*) FROM visitors GROUP BY 1, 2;
         """,
+        // 6: how far each worker's visit journal has been written, updated in every batch's transaction,
+        // so that a journal's replay writes exactly what is not in the database yet.
+        """
+            CREATE TABLE journal_progress (
+                journal TEXT PRIMARY KEY,
+                written INTEGER NOT NULL,
+                updated_at TEXT NOT NULL
+            ) WITHOUT ROWID;
+        """,
     ]
 
     /// The version this build writes.

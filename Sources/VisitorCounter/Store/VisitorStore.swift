@@ -123,6 +123,23 @@ public final class VisitorStore: Sendable {
         var written = true
         try pool.writeWithoutTransaction { db in
             try db.inTransaction(.immediate) {
+                if let span = batch.journal, span.end > span.start {
+                    let done = try Int64.fetchOne(
+                        db, sql: "SELECT written FROM journal_progress WHERE journal = ?", arguments: [span.id]) ?? 0
+                    if done >= Int64(span.end) {
+                        written = false
+                        return .rollback
+                    }
+                    guard done == Int64(span.start) else {
+                        throw VisitorStoreError.journalGap(journal: span.id, written: done, batchStart: span.start)
+                    }
+                    try db.execute(
+                        sql: """
+                            INSERT INTO journal_progress (journal, written, updated_at) VALUES (?, ?, ?)
+                            ON CONFLICT (journal) DO UPDATE SET written = excluded.written, updated_at = excluded.updated_at
+                            """,
+                        arguments: [span.id, Int64(span.end), lastUpdated])
+                }
                 if let spillID {
                     try db.execute(
                         sql: "INSERT INTO replayed_spills (id, replayed_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
@@ -150,11 +167,13 @@ public final class VisitorStore: Sendable {
                     }
                     let day = UTCTimestamp.day(visit.time)
                     let key = try keys.key(for: day, in: db)
-                    try insertVisit.insert(visit, ip: storeIP.stored(visit.ip, key: key), timestamp: timestamp)
+                    // A visit from a journal that could not keep the address carries what is stored of it.
+                    let storedIP = visit.sealed.map(\.storedIP) ?? storeIP.stored(visit.ip, key: key)
+                    try insertVisit.insert(visit, ip: storedIP, timestamp: timestamp)
                     totals.add(visit, day: day)
+                    let hash = visit.sealed.map(\.visitorHash) ?? key.map { Self.visitorHash(ip: visit.ip, userAgent: visit.userAgent, key: $0) }
                     // A visitor seen before in this batch needs no second look in the table.
-                    if let key {
-                        let hash = SipHash.hash(Array("visitor\n\(visit.ip ?? "")\n\(visit.userAgent)".utf8), key: key)
+                    if let hash {
                         if seen.insert(DayHash(day: day, hash: hash)).inserted {
                             try addUnique.execute(arguments: [keys.text(for: day), Int64(bitPattern: hash)])
                             if db.changesCount == 1 { totals.days[day, default: (0, 0)].uniques += 1 }
@@ -180,6 +199,61 @@ public final class VisitorStore: Sendable {
         return written
     }
 
+    /// The visitor's hash on a day whose key is `key`: address and user agent, so visitors behind one
+    /// address with different browsers count apart.
+    public static func visitorHash(ip: String?, userAgent: String, key: [UInt8]) -> UInt64 {
+        SipHash.hash(Array("visitor\n\(ip ?? "")\n\(userAgent)".utf8), key: key)
+    }
+
+    /// The visitor-hash keys of yesterday, today and tomorrow that exist already, read without waiting
+    /// for any writer: what a worker starts with before its writer has made the missing ones.
+    public func existingDayKeys(now: Date = Date()) throws -> [Int: [UInt8]] {
+        let today = UTCTimestamp.day(now)
+        return try currentPool().read { db in
+            var found: [Int: [UInt8]] = [:]
+            for day in (today - 1)...(today + 1) {
+                if let key = try Data.fetchOne(
+                    db, sql: "SELECT key FROM daily_keys WHERE date = ?", arguments: [UTCTimestamp.dayText(day)])
+                {
+                    found[day] = Array(key)
+                }
+            }
+            return found
+        }
+    }
+
+    /// The visitor-hash keys of yesterday, today and tomorrow as of `now`, made if missing: a worker
+    /// whose journal cannot keep full addresses hashes them when it answers.
+    public func dayKeys(now: Date = Date()) throws -> [Int: [UInt8]] {
+        try currentPool().writeWithoutTransaction { db in
+            var found: [Int: [UInt8]] = [:]
+            try db.inTransaction(.immediate) {
+                let today = UTCTimestamp.day(now)
+                var keys = DailyKeys(today: today)
+                for day in (today - 1)...(today + 1) { found[day] = try keys.key(for: day, in: db) }
+                return .commit
+            }
+            return found
+        }
+    }
+
+    /// How far the journal `id` has been written: the position after its last record in the database.
+    public func journalProgress(_ id: String) throws -> UInt64 {
+        try currentPool().read { db in
+            UInt64(try Int64.fetchOne(db, sql: "SELECT written FROM journal_progress WHERE journal = ?", arguments: [id]) ?? 0)
+        }
+    }
+
+    /// Forgets the progress of a journal that has been removed.
+    public func forgetJournal(_ id: String) throws {
+        _ = try currentPool().write { db in
+            try db.execute(sql: "DELETE FROM journal_progress WHERE journal = ?", arguments: [id])
+        }
+    }
+
+    /// How long a checkpoint waits for readers, holding the write lock.
+    public var checkpointBusyTimeout: TimeInterval { busyTimeout / 5 }
+
     /// The size of the WAL file now, in bytes; 0 when there is none.
     public func walSize() -> Int {
         var status = stat()
@@ -201,11 +275,17 @@ public final class VisitorStore: Sendable {
     /// reads that never pause, that moment may not come and the WAL grows. A `TRUNCATE` checkpoint waits
     /// (up to the busy timeout) for the readers of old snapshots to finish; new readers meanwhile read
     /// the database file itself, so they do not hold it up, and the WAL file is then cut to zero.
+    ///
+    /// While it waits for those readers it holds the write lock, so other workers' writes wait for it.
+    /// It waits at most ``checkpointBusyTimeout`` (a fifth of the writers' busy timeout) and gives up:
+    /// a write that comes meanwhile is delayed by at most that, never failed for it.
     @discardableResult
     public func checkpointIfLarge(limit: Int = walCheckpointBytes) throws -> Checkpoint {
         guard walSize() > limit else { return .notNeeded }
         let result = try currentPool().writeWithoutTransaction { db in
-            try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+            try db.execute(sql: "PRAGMA busy_timeout = \(Int(checkpointBusyTimeout * 1000))")
+            defer { try? db.execute(sql: "PRAGMA busy_timeout = \(Int(busyTimeout * 1000))") }
+            return try Row.fetchOne(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
         }
         // The row is (busy, WAL frames, frames checkpointed); busy is 1 when readers held it up.
         return result.map { ($0[0] as Int?) == 0 } == true ? .done : .heldUp

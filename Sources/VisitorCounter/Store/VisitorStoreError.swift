@@ -3,6 +3,8 @@ public enum VisitorStoreError: Error, CustomStringConvertible {
     case schemaTooNew(found: Int, known: Int)
     case missingStatsRow
     case notWritable(path: String)
+    /// A journal batch does not start where the journal's written part ends: something else wrote it.
+    case journalGap(journal: String, written: Int64, batchStart: UInt64)
 
     public var description: String {
         switch self {
@@ -12,6 +14,9 @@ public enum VisitorStoreError: Error, CustomStringConvertible {
             "the database has no visitor_stats row: it was not made by visitor-counter or was edited by hand"
         case .notWritable(let path):
             "the database file \(path) is not writable by this user"
+        case .journalGap(let journal, let written, let batchStart):
+            "journal \(journal) is written up to \(written) in the database, but the batch starts at \(batchStart): "
+                + "another process wrote it; the batch is kept for the journal's replay"
         }
     }
 }

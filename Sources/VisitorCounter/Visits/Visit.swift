@@ -15,6 +15,23 @@ public struct Visit: Sendable, Equatable {
     public var countryCode: String
     /// When the visit was answered.
     public var time: Date
+    /// The address already in the form `--store-ip` stores, with the visitor's hash for the day, for a
+    /// visit read back from a ``VisitJournal`` that could not keep the full address; `nil` otherwise.
+    public var sealed: Sealed?
+
+    /// What a journal keeps of an address when `--store-ip` is not `full`.
+    public struct Sealed: Sendable, Equatable {
+        /// The value for `visitors.ip`.
+        public var storedIP: String?
+        /// The visitor's hash (address and user agent under the day's key); `nil` when the day's key
+        /// was not known when the visit was answered: the visit then counts, but not as a unique visitor.
+        public var visitorHash: UInt64?
+
+        public init(storedIP: String?, visitorHash: UInt64?) {
+            self.storedIP = storedIP
+            self.visitorHash = visitorHash
+        }
+    }
 
     /// The code stored for a visit whose country nginx could not tell.
     public static let unknownCountryCode = "XX"

@@ -1,0 +1,113 @@
+import Foundation
+
+/// One visit as a ``VisitJournal`` stores it: a 32-byte header, then the country code, the country
+/// name, the address and the user agent, padded to 8 bytes.
+///
+/// The address is kept as `--store-ip` allows: in full, or already in its stored form (truncated,
+/// hashed, or none) together with the visitor's hash for the day (``Visit/Sealed``), so that a journal
+/// never holds more of an address than the database would.
+///
+/// Header: length (UInt32), kind (UInt8), flags (UInt8), code length (UInt8), name length (UInt8),
+/// user agent length (UInt16), address length (UInt8), 5 bytes unused, time in milliseconds since
+/// 1970 (Int64), visitor hash (UInt64); all little-endian.
+public struct JournalRecord: Sendable, Equatable {
+    public enum Kind: UInt8, Sendable {
+        /// A visit with its row.
+        case row = 1
+        /// A visit counted without a row, because the buffer was at its bound: its day, minute and country.
+        case withoutRow = 2
+        /// A bot's request that came while the buffer was at its bound: counted in `bots`.
+        case botWithoutRow = 3
+    }
+
+    public var kind: Kind
+    public var visit: Visit
+
+    static let headerLength = 32
+    private static let hasAddress: UInt8 = 1
+    private static let sealed: UInt8 = 2
+    private static let hasVisitorHash: UInt8 = 4
+
+    public init(kind: Kind, visit: Visit) {
+        self.kind = kind
+        self.visit = visit
+    }
+
+    /// The address's bytes as stored: the sealed form when there is one, else the address.
+    private var address: String? { visit.sealed.map(\.storedIP) ?? visit.ip }
+
+    var encodedLength: Int {
+        var length = Self.headerLength + min(visit.countryCode.utf8.count, 255)
+        if kind == .row {
+            length += min(visit.country.utf8.count, 255) + min(address?.utf8.count ?? 0, 255)
+                + min(visit.userAgent.utf8.count, Int(UInt16.max))
+        }
+        return (length + 7) & ~7
+    }
+
+    /// Writes the record into `buffer`, which holds ``encodedLength`` bytes.
+    func encode(into buffer: UnsafeMutableRawBufferPointer) {
+        let length = encodedLength
+        var flags: UInt8 = 0
+        var code = visit.countryCode
+        var name = kind == .row ? visit.country : ""
+        var ip = kind == .row ? address ?? "" : ""
+        var userAgent = kind == .row ? visit.userAgent : ""
+        if kind == .row, address != nil { flags |= Self.hasAddress }
+        if visit.sealed != nil { flags |= Self.sealed }
+        if visit.sealed?.visitorHash != nil { flags |= Self.hasVisitorHash }
+        let milliseconds = Int64((visit.time.timeIntervalSince1970 * 1000).rounded())
+        buffer.storeBytes(of: UInt32(length).littleEndian, toByteOffset: 0, as: UInt32.self)
+        buffer[4] = kind.rawValue
+        buffer[5] = flags
+        buffer.storeBytes(of: UInt64(0), toByteOffset: 8, as: UInt64.self)
+        buffer.storeBytes(of: milliseconds.littleEndian, toByteOffset: 16, as: Int64.self)
+        buffer.storeBytes(of: (visit.sealed?.visitorHash ?? 0).littleEndian, toByteOffset: 24, as: UInt64.self)
+        var offset = Self.headerLength
+        func put(_ text: inout String, limit: Int) -> Int {
+            text.withUTF8 { bytes in
+                let count = min(bytes.count, limit)
+                if count > 0 { (buffer.baseAddress! + offset).copyMemory(from: bytes.baseAddress!, byteCount: count) }
+                offset += count
+                return count
+            }
+        }
+        buffer[6] = UInt8(put(&code, limit: 255))
+        buffer[7] = UInt8(put(&name, limit: 255))
+        buffer[10] = UInt8(put(&ip, limit: 255))
+        buffer.storeBytes(of: UInt16(put(&userAgent, limit: Int(UInt16.max))).littleEndian, toByteOffset: 8, as: UInt16.self)
+        for index in offset..<length { buffer[index] = 0 }
+    }
+
+    /// The record in `bytes` (one whole record), or `nil` when it is not one.
+    static func decode(_ bytes: UnsafeRawBufferPointer) -> JournalRecord? {
+        guard bytes.count >= headerLength,
+            let kind = Kind(rawValue: bytes[4])
+        else { return nil }
+        let flags = bytes[5]
+        let codeLength = Int(bytes[6])
+        let nameLength = Int(bytes[7])
+        let userAgentLength = Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt16.self)))
+        let ipLength = Int(bytes[10])
+        guard headerLength + codeLength + nameLength + ipLength + userAgentLength <= bytes.count else { return nil }
+        let milliseconds = Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: 16, as: Int64.self))
+        let hash = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+        var offset = headerLength
+        func take(_ count: Int) -> String {
+            defer { offset += count }
+            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + count]), as: UTF8.self)
+        }
+        let code = take(codeLength)
+        let name = take(nameLength)
+        let ip = take(ipLength)
+        let userAgent = take(userAgentLength)
+        let hasAddress = flags & Self.hasAddress != 0
+        var visit = Visit(
+            trustedIP: hasAddress && flags & Self.sealed == 0 ? ip : nil, userAgent: userAgent, country: name,
+            countryCode: code, time: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+        if flags & Self.sealed != 0 {
+            visit.sealed = Visit.Sealed(storedIP: hasAddress ? ip : nil, visitorHash: flags & Self.hasVisitorHash != 0 ? hash : nil)
+        }
+        return JournalRecord(kind: kind, visit: visit)
+    }
+}

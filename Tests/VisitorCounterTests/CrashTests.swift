@@ -1,0 +1,239 @@
+import Foundation
+import GRDB
+import Testing
+
+@testable import VisitorCounter
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Processes of the counter killed behind the real nginx, the ways production kills them: SIGKILL of
+/// a worker (the OOM killer), of the whole service (systemd after the main process died), SIGABRT (an
+/// `assert` in libfcgi), and a worker killed while it replays another's journal. Every request
+/// carries a user agent of its own, so the tests check that each visit that got a `200` is in the
+/// database exactly once, not only that the totals add up.
+@Suite(.serialized)
+struct CrashTests {
+    /// Every answered visit is in `visitors` once, no visit is there twice, and the totals agree with
+    /// the rows. Answers how many visits are stored.
+    @discardableResult
+    static func expectEachAnsweredVisitOnce(
+        _ stack: LocalStack, _ result: LoadGenerator.Result, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> Int {
+        let store = try VisitorStore(path: stack.databasePath)
+        let (agents, duplicates) = try store.read { db in
+            (
+                try String.fetchAll(db, sql: "SELECT user_agent FROM visitors WHERE user_agent LIKE '% load/%'"),
+                try Int.fetchOne(
+                    db, sql: "SELECT count(*) FROM (SELECT user_agent FROM visitors GROUP BY user_agent HAVING count(*) > 1)") ?? -1
+            )
+        }
+        let stored = Set(agents.compactMap { $0.split(separator: "/").last.flatMap { Int($0) } })
+        let lost = result.answeredTickets.subtracting(stored)
+        #expect(duplicates == 0, "visits counted twice", sourceLocation: sourceLocation)
+        #expect(lost.count == 0, "answered visits lost, such as \(lost.sorted().prefix(10))", sourceLocation: sourceLocation)
+        if duplicates != 0 || !lost.isEmpty {
+            let sample = try store.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT user_agent, count(*), group_concat(id), group_concat(timestamp) FROM visitors GROUP BY user_agent HAVING count(*) > 1 LIMIT 5")
+            }
+            print("duplicates such as \(sample)")
+            let audit = try AuditLog.read(path: stack.databasePath + ".audit.jsonl")
+            print(audit.map { "\($0.time) \($0.worker) \($0.event) \($0.visits) \($0.error ?? "") \($0.action)" }.joined(separator: "\n"))
+        }
+        // Visits whose answer the kill cut off may be counted too: never more than were sent.
+        #expect(agents.count <= result.requests, sourceLocation: sourceLocation)
+        let stats = try store.stats()
+        #expect(stats.totalVisitors == agents.count, sourceLocation: sourceLocation)
+        #expect(stats.countries.values.reduce(0, +) == agents.count, sourceLocation: sourceLocation)
+        try VisitorStoreTests.expectInvariant(store, sourceLocation: sourceLocation)
+        return agents.count
+    }
+
+    /// Waits until no journal is left with visits to write: the counter has stopped and the only
+    /// journals left are empty, or none at all.
+    static func journals(_ stack: LocalStack) throws -> [String] {
+        try VisitJournal.all(database: stack.databasePath)
+    }
+
+    @Test func aWorkerKilledFiveTimesUnderLoadLosesNoAnsweredVisit() throws {
+        let stack = try LocalStack(.init(workers: 2, extraArguments: ["--batch-size", "100"]))
+        let load = LoadGenerator(stack, uniqueAgents: true)
+        load.start()
+        // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
+        defer { load.cancel() }
+        var killed: [Int32] = []
+        for _ in 0..<5 {
+            usleep(800_000)
+            let workers = stack.workerPIDs()
+            let victim = try #require(workers.randomElement())
+            kill(victim, SIGKILL)
+            killed.append(victim)
+            // The restart waits longer for a worker that keeps dying: up to 8 s by the fifth kill.
+            try stack.waitFor("a new worker", seconds: 30) {
+                let now = stack.workerPIDs()
+                return now.count == 2 && !now.contains(victim)
+            }
+        }
+        usleep(800_000)
+        let result = load.stop()
+        #expect(stack.stopCounter() == 0)
+        let stored = try Self.expectEachAnsweredVisitOnce(stack, result)
+        print("crash SIGKILL x5: \(result.summary); \(result.ok) answered, \(stored) stored, \(result.answeredTickets.count - min(stored, result.answeredTickets.count)) lost")
+        #expect(result.ok > 1000)
+        #expect(try Self.journals(stack).isEmpty)
+    }
+
+    /// A real `abort()`: a FastCGI record whose params' lengths add up to 2^31 makes libfcgi's
+    /// `Malloc` fail its `assert` (checked against Debian's 2.4.2-2+deb12u1). Only nginx may reach the
+    /// socket in production; the test connects to it directly. (A SIGABRT sent with `kill` is not the
+    /// same: Swift's backtracer prints the threads and the process goes on.)
+    @Test func aWorkerAbortedByLibfcgiLosesNoAnsweredVisit() throws {
+        let stack = try LocalStack(.init(workers: 2, extraArguments: ["--batch-size", "100"]))
+        let load = LoadGenerator(stack, uniqueAgents: true)
+        load.start()
+        // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
+        defer { load.cancel() }
+        usleep(1_500_000)
+        let before = stack.workerPIDs()
+        try Self.sendParamsOf2To31Bytes(to: stack.socketPath)
+        try stack.waitFor("a worker to abort and be replaced", seconds: 60) {
+            let now = stack.workerPIDs()
+            return now.count == 2 && now != before
+        }
+        usleep(1_000_000)
+        let result = load.stop()
+        #expect(stack.stopCounter() == 0)
+        #expect(stack.counter.stderr.contains("Aborted"), "the worker was to abort")
+        let stored = try Self.expectEachAnsweredVisitOnce(stack, result)
+        print("crash abort: \(result.summary); \(result.ok) answered, \(stored) stored")
+        #expect(result.ok > 500)
+    }
+
+    /// Connects to the counter's socket and sends a request whose one param has a name of 2^30 bytes
+    /// and a value of 2^30 - 2: libfcgi asks `malloc` for their sum plus 2 as an `int`, which
+    /// overflows, and its `assert` aborts the worker.
+    static func sendParamsOf2To31Bytes(to socketPath: String) throws {
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw TestFailure("socket failed: errno \(errno)") }
+        defer { close(descriptor) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { path in
+            for (index, byte) in socketPath.utf8.enumerated() { path[index] = byte }
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else { throw TestFailure("connect to \(socketPath) failed: errno \(errno)") }
+        // FCGI_BEGIN_REQUEST (type 1), request 1, role RESPONDER, then FCGI_PARAMS (type 4) holding the
+        // two four-byte lengths 0x40000000 and 0x3FFFFFFE.
+        let begin: [UInt8] = [1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+        let params: [UInt8] = [1, 4, 0, 1, 0, 8, 0, 0, 0xC0, 0, 0, 0, 0xBF, 0xFF, 0xFF, 0xFE]
+        let bytes = begin + params
+        guard send(descriptor, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else {
+            throw TestFailure("send to \(socketPath) failed: errno \(errno)")
+        }
+        var answer = [UInt8](repeating: 0, count: 64)
+        _ = recv(descriptor, &answer, answer.count, 0)
+    }
+
+    /// An upgrade replaces the executable while the service runs; a worker that dies afterwards is
+    /// replaced by the build the main process runs, not the new file. Meanwhile the health check
+    /// answers 503 and names the missing worker.
+    @Test func aReplacedWorkerRunsTheMainProcesssBuildAndHealthNamesItWhileItIsDown() throws {
+        let stack = try LocalStack(.init(workers: 2, ownExecutable: true))
+        let path = stack.directory.path("visitor-counter")
+        // The "upgrade": a new file under the same name, which would fail as a worker.
+        let upgrade = stack.directory.path("upgrade")
+        try "#!/bin/sh\necho 'not the build serve runs' >&2\nexit 3\n".write(toFile: upgrade, atomically: false, encoding: .utf8)
+        chmod(upgrade, 0o755)
+        #expect(rename(upgrade, path) == 0)
+        try stack.waitFor("every worker to publish its figures") { try stack.health().status == 200 }
+
+        let victim = try #require(stack.workerPIDs().min())
+        let index = try #require(
+            (try stack.health().json["workers"] as? [[String: Any]])?.first { $0["pid"] as? Int == Int(victim) }?["worker"] as? Int)
+        kill(victim, SIGKILL)
+        var down: [Int]?
+        try stack.waitFor("the health check to name the dead worker") {
+            let health = try stack.health()
+            down = health.json["workers_down"] as? [Int]
+            return health.status == 503 && down == [index]
+        }
+        try stack.waitFor("a new worker", seconds: 30) { stack.workerPIDs().count == 2 && !stack.workerPIDs().contains(victim) }
+        try stack.waitFor("the health check to pass again") { try stack.health().status == 200 }
+        for pid in stack.workerPIDs() {
+            let running = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")
+            #expect(running.hasSuffix("(deleted)"), "worker \(pid) runs \(running), not the build serve started with")
+        }
+        #expect(try stack.request("GET", "/").status == 200)
+        #expect(stack.stopCounter() == 0)
+        #expect(!stack.counter.stderr.contains("not the build serve runs"))
+    }
+
+    @Test func theWholeServiceKilledAtOnceLosesNothingAndCountsNothingTwiceAfterARestart() throws {
+        let stack = try LocalStack(.init(workers: 2, extraArguments: ["--batch-size", "100"], inheritSocket: true))
+        let load = LoadGenerator(stack, uniqueAgents: true)
+        load.start()
+        // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
+        defer { load.cancel() }
+        usleep(1_500_000)
+        // What systemd does when the main process dies (KillMode=mixed): SIGKILL to every process left.
+        let everyone = [stack.counter.process.processIdentifier] + Array(stack.workerPIDs())
+        for pid in everyone { kill(pid, SIGKILL) }
+        stack.counter.process.waitUntilExit()
+        usleep(300_000)
+        let leftBehind = try Self.journals(stack)
+        #expect(leftBehind.count == 2, "each killed worker leaves its journal: \(leftBehind)")
+        // The same options again; requests meanwhile wait in the socket's queue.
+        try stack.restartCounter()
+        usleep(1_000_000)
+        let result = load.stop()
+        try stack.waitFor("the killed workers' journals to be written") {
+            try Self.journals(stack).allSatisfy { !leftBehind.contains($0) }
+        }
+        #expect(stack.stopCounter() == 0)
+        let stored = try Self.expectEachAnsweredVisitOnce(stack, result)
+        print("crash whole service: \(result.summary); \(result.ok) answered, \(stored) stored")
+        #expect(try Self.journals(stack).isEmpty)
+    }
+
+    @Test func aWorkerKilledDuringAReplayAndAgainDuringTheNextWritesEachVisitOnce() throws {
+        // One worker, small batches: a replay of 20,000 visits takes 400 transactions.
+        let stack = try LocalStack(.init(workers: 1, extraArguments: ["--batch-size", "50"]))
+        let lock = try SQLiteWriteLock(stack.databasePath)
+        let load = LoadGenerator(stack, clients: 4, limit: 20_000, uniqueAgents: true)
+        load.start()
+        // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
+        defer { load.cancel() }
+        let result = load.stop()
+        #expect(result.ok == 20_000, "\(result.summary)")
+        // Nothing is written while the lock is held: every visit is in the worker's journal.
+        let first = try #require(stack.workerPIDs().first)
+        kill(first, SIGKILL)
+        try lock.release()
+        let store = try VisitorStore(path: stack.databasePath)
+        var killedAt: [Int] = []
+        for round in 0..<2 {
+            // The new worker replays the dead one's journal: kill it once the replay has begun.
+            var total = 0
+            try stack.waitFor("replay \(round + 1) to begin", seconds: 30) {
+                total = try store.stats().totalVisitors
+                return total > (killedAt.last ?? 0)
+            }
+            let replaying = try #require(stack.workerPIDs().first)
+            kill(replaying, SIGKILL)
+            let after = try store.stats().totalVisitors
+            killedAt.append(after)
+            #expect(after < 20_000, "replay \(round + 1) ended before the kill: the test did not cut it short")
+        }
+        try stack.waitFor("the last replay", seconds: 60) { try store.stats().totalVisitors == 20_000 && Self.journals(stack).count == 1 }
+        #expect(stack.stopCounter() == 0)
+        try Self.expectEachAnsweredVisitOnce(stack, result)
+        print("crash during replay: 20,000 visits, replays killed at \(killedAt) written, then all written once")
+        let events = try AuditLog.read(path: stack.databasePath + ".audit.jsonl").map(\.event)
+        #expect(events.filter { $0 == "journal_replayed" }.count >= 1)
+    }
+}
