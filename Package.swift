@@ -25,10 +25,12 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        .systemLibrary(name: "CLinuxEvents"),
         .target(
             name: "VisitorCounter",
             dependencies: [
                 "CFastCGI",
+                "CLinuxEvents",
                 "CZlib",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),

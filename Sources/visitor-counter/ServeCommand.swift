@@ -27,6 +27,9 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Permissions of the unix socket file, in octal: 0660 lets the socket's group (nginx) in.")
     var socketMode: String = "0660"
 
+    @Option(help: "The group of the unix socket file, a name or a number: nginx's (www-data on Debian). (default: this user's group)")
+    var socketGroup: String?
+
     @OptionGroup var options: CounterOptions
 
     /// `--socket-mode` as permission bits; `nil` when it is not octal up to 0777.
@@ -42,12 +45,15 @@ struct ServeCommand: ParsableCommand {
         if let listen, ListenAddress(argument: listen) == nil {
             throw ValidationError("--listen must be unix:/absolute/path or HOST:PORT, not '\(listen)'")
         }
+        if socketGroup != nil, case .unix = listen.flatMap(ListenAddress.init(argument:)) {} else if socketGroup != nil {
+            throw ValidationError("--socket-group is for --listen unix:/path; a socket unit sets it with SocketGroup=")
+        }
     }
 
     func run() throws {
         // Before any thread starts, so every thread inherits the mask and only the supervisor's loop
         // takes these signals.
-        Signals.block(Signals.stop + [SIGCHLD])
+        Signals.block(Signals.stop + Signals.ignored + [SIGCHLD])
         bootstrapLogging()
         let logger = Logger(label: "visitor-counter")
 
@@ -57,7 +63,8 @@ struct ServeCommand: ParsableCommand {
         let address = listen.flatMap(ListenAddress.init(argument:)) ?? .inherited
         let socket: ListeningSocket
         do {
-            socket = try ListeningSocket.open(address, mode: socketPermissions ?? 0o660)
+            socket = try ListeningSocket.open(
+                address, mode: socketPermissions ?? 0o660, group: socketGroup, allowsOtherHosts: options.allowList != nil)
         } catch {
             throw CommandError("cannot listen on \(address): \(error)")
         }

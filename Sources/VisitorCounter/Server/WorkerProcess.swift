@@ -26,6 +26,8 @@ public enum WorkerProcess {
         public var retentionDays = 0
         /// How `GET /` is rendered (`--index-template`, `--index-csp`).
         public var indexPage = StatsCache.IndexPage()
+        /// The peers a TCP socket accepts (`--allowed-clients`); `nil` accepts any.
+        public var allowList: PeerAllowList?
 
         public init(
             database: String, index: Int, threads: Int, recorder: VisitRecorder.Configuration, statsCache: Duration,
@@ -46,7 +48,7 @@ public enum WorkerProcess {
     /// Runs until a stop signal; then finishes the requests in flight, writes (or spills) every
     /// buffered visit and returns. Call it before any thread has started.
     public static func run(_ configuration: Configuration, logger: Logger) throws {
-        Signals.block(Signals.stop)
+        Signals.block(Signals.stop + Signals.ignored)
         Signals.ignoreBrokenPipes()
         let parent = getppid()
         let startedAt = Date()
@@ -68,6 +70,10 @@ public enum WorkerProcess {
             })
         let cache = try StatsCache(
             store: store, period: configuration.statsCache, page: configuration.indexPage, logger: logger)
+        let history = DailyHistory(
+            period: configuration.statsCache,
+            maxConcurrentReads: DailyHistory.defaultConcurrentReads(threads: configuration.threads),
+            read: { from, to in try store.daily(from: from, to: to) })
         let router = Router(
             pages: { cache.pages },
             recordVisit: { recorder.record($0) },
@@ -76,12 +82,13 @@ public enum WorkerProcess {
                     HealthReport(statuses: board.statuses(), threshold: configuration.healthThreshold, stats: cache.pages.stats)
                 }
             },
-            daily: { from, to in try store.daily(from: from, to: to) })
+            daily: { from, to in try history.days(from: from, to: to) })
         let worker = try FastCGIWorker(
             listeningDescriptor: configuration.listeningDescriptor, threadCount: configuration.threads,
-            router: router, logger: logger)
-        // FCGX_Init installs its own SIGPIPE handler; ours must win.
+            router: router, allowList: configuration.allowList, logger: logger)
+        // FCGX_Init installs its own SIGPIPE, SIGUSR1 and SIGTERM handlers; ours must win.
         Signals.ignoreBrokenPipes()
+        Signals.undoLibraryHandlers()
 
         recorder.start()
         cache.start {
@@ -97,7 +104,13 @@ public enum WorkerProcess {
         }
         logger.info("worker started", metadata: ["worker.threads": "\(configuration.threads)"])
 
-        let signal = Signals.wait(for: Signals.stop, timeout: nil)
+        var signal: Int32?
+        repeat {
+            signal = Signals.wait(for: Signals.stop + Signals.ignored, timeout: nil)
+            if let signal, Signals.ignored.contains(signal) {
+                logger.info("signal ignored", metadata: ["signal": "\(signal)"])
+            }
+        } while signal.map(Signals.ignored.contains) ?? true
         logger.info("worker stopping", metadata: ["signal": "\(signal ?? 0)"])
         worker.stop()
         recorder.stop()
