@@ -36,6 +36,8 @@ final class LocalStack: @unchecked Sendable {
         /// The test opens the listening socket and hands it to `serve` on standard input, as systemd's
         /// socket unit does: it stays open while the counter restarts, so nginx never finds it missing.
         var inheritSocket = false
+        /// nginx's `keepalive` in the upstream, in place of the shipped one.
+        var nginxKeepalive: Int?
     }
 
     let options: Options
@@ -65,6 +67,15 @@ final class LocalStack: @unchecked Sendable {
             [repositoryRoot.appendingPathComponent("scripts/nginx-local.sh").path, directory.url.path, "\(port)", socketPath],
             in: directory, name: "nginx-local")
         guard generator.wait() == 0 else { throw TestFailure("nginx-local.sh failed: \(generator.stderr)") }
+        if let keepalive = options.nginxKeepalive {
+            let site = directory.path("site.conf")
+            let text = try String(contentsOfFile: site, encoding: .utf8)
+            guard text.range(of: #"keepalive \d+;"#, options: .regularExpression) != nil else {
+                throw TestFailure("deploy/nginx.conf has no keepalive line to change")
+            }
+            try text.replacingOccurrences(of: #"keepalive \d+;"#, with: "keepalive \(keepalive);", options: .regularExpression)
+                .write(toFile: site, atomically: true, encoding: .utf8)
+        }
 
         heldSocket = options.inheritSocket ? try ListeningSocket.open(.unix(path: socketPath), mode: 0o666) : nil
         counter = try Self.startCounter(options, directory: directory, socketPath: socketPath, databasePath: databasePath, socket: heldSocket, run: 0)
