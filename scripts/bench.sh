@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The side-by-side benchmark. Starts one nginx (the project's site config, with GeoIP) in front of:
 #   counter  the responder, release build, default settings: GET / and GET /api/sys/stats
-#   limit    bench/limit-responder.c: libfcgi answering a fixed JSON body, same processes and threads
+#   limit    bench/limit-responder.c: libfcgi's thread-per-connection loop, same processes and threads,
+#            answering the bytes the counter answers (its page for GET /, its stats JSON for the API)
 #   php      PHP-FPM running bench/php/index.php: one SQLite transaction per visit
 # and loads them with wrk in alternating rounds (counter, limit, php, counter stats, ...), every
 # request from another address over several countries. Then: a round of GET / while another process
@@ -70,17 +71,30 @@ trap cleanup EXIT
 
 setsid "$counter_bin" serve --listen "unix:$dir/counter.sock" --database "$dir/visitors.sqlite" 2>"$dir/counter.log" &
 counter_pid=$!; pids+=("$counter_pid")
-setsid "$dir/limit-responder" "$dir/limit.sock" "$workers" "$threads" 2>"$dir/limit.log" &
-limit_pid=$!; pids+=("$limit_pid")
 setsid "$php_fpm" -R -F -y "$dir/php-fpm.conf" 2>"$dir/php-fpm.stderr" &
 php_pid=$!; pids+=("$php_pid")
-for socket in counter limit php; do
+for socket in counter php; do
     for _ in $(seq 100); do [ -S "$dir/$socket.sock" ] && break; sleep 0.1; done
     [ -S "$dir/$socket.sock" ] || { echo "the $socket responder did not start; see $dir" >&2; exit 1; }
 done
 setsid nginx -c "$dir/nginx.conf" 2>"$dir/nginx.log" &
 pids+=("$!")
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port_counter/api/sys/stats" && break; sleep 0.1; done
+
+# The limit answers what the counter answers: its headers (less nginx's own) and body, as a responder writes them.
+capture() {
+    curl -s -A "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0" -D "$dir/headers" -o "$dir/body" "$1"
+    { printf 'Status: 200 OK\r\n'
+      grep -viE '^(HTTP/|server|date|connection|keep-alive|transfer-encoding|content-length):' "$dir/headers" | tr -d '\r' | grep . | sed 's/$/\r/'
+      printf 'Content-Length: %s\r\n\r\n' "$(stat -c %s "$dir/body")"
+      cat "$dir/body"; } > "$2"
+}
+capture "http://127.0.0.1:$port_counter/" "$dir/page.answer"
+capture "http://127.0.0.1:$port_counter/api/sys/stats" "$dir/stats.answer"
+setsid "$dir/limit-responder" "$dir/limit.sock" "$workers" "$threads" "$dir/page.answer" "$dir/stats.answer" 2>"$dir/limit.log" &
+limit_pid=$!; pids+=("$limit_pid")
+for _ in $(seq 100); do [ -S "$dir/limit.sock" ] && break; sleep 0.1; done
+[ -S "$dir/limit.sock" ] || { echo "the limit responder did not start; see $dir" >&2; exit 1; }
 
 # CPU time (user + system, in clock ticks) used so far by the children of process $1: the workers.
 cpu_ticks() { local total=0 pid; for pid in $(pgrep -P "$1"); do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done; echo "$total"; }
@@ -123,6 +137,7 @@ for round in $(seq "$rounds"); do
     run limit "http://127.0.0.1:$port_limit/" "$seconds"
     run php "http://127.0.0.1:$port_php/" "$seconds"
     run counter-stats "http://127.0.0.1:$port_counter/api/sys/stats" "$seconds"
+    run limit-stats "http://127.0.0.1:$port_limit/api/sys/stats" "$seconds"
 done
 
 # The writer's rate under the rounds' load, before any other process writes into the file.
@@ -170,7 +185,7 @@ stored=$("$counter_bin" stats --database "$dir/visitors.sqlite" | sed -E 's/.*"t
 median() { awk -v name="$1" -v field="$2" '$1 == name {print $field}' "$dir/results" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 declare -A rps p50 p99 cpu
-for name in counter limit php counter-stats counter-100k counter-100k-other counter-30s; do
+for name in counter limit php counter-stats limit-stats counter-100k counter-100k-other counter-30s; do
     rps[$name]=$(median "$name" 2); p50[$name]=$(median "$name" 3); p99[$name]=$(median "$name" 4); cpu[$name]=$(median "$name" 7)
 done
 failed() { awk -v name="$1" '$1 == name || $1 == "warmup-" name || index($1, name "-") == 1 {s += $6} END {print s + 0}' "$dir/results"; }
@@ -181,14 +196,15 @@ if [ "$unanswered" -ge 0 ] && [ "$unanswered" -le $((connections * runs)) ]; the
 row() { printf '| %s | %.0f | %.2f | %.2f | %.1f | %s |\n' "$1" "${rps[$2]}" "${p50[$2]}" "${p99[$2]}" "${cpu[$2]}" "$3"; }
 report=$(
     echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), Debian $(cat /etc/debian_version), $(swift --version 2>/dev/null | head -1 | sed -E 's/.*(Swift version [0-9.]+).*/\1/'); $(date -u +%Y-%m-%d)."
-    echo "wrk: 2 threads, $connections connections, $rounds rounds of ${seconds} s per system, alternating; medians."
+    echo "wrk: 2 threads, $connections connections, $rounds rounds of ${seconds} s per system, alternating; medians. nginx: $(grep -o 'keepalive [0-9]*' "$dir/site.conf") per upstream, 2 workers."
     echo
     echo "| system | requests/s | p50 ms | p99 ms | server CPU µs per request | vs the limit |"
     echo "| --- | --- | --- | --- | --- | --- |"
     row "counter \`GET /\`" counter "$(ratio "${rps[counter]}" "${rps[limit]}")x requests/s, $(ratio "${p99[counter]}" "${p99[limit]}")x p99"
-    row "counter \`GET /api/sys/stats\`" counter-stats "$(ratio "${rps[counter-stats]}" "${rps[limit]}")x requests/s"
-    row "limit (C, libfcgi, fixed body)" limit "1.00x"
-    row "PHP-FPM, a transaction per visit" php "counter \`GET /\` is $(ratio "${rps[counter]}" "${rps[php]}")x this"
+    row "counter \`GET /api/sys/stats\`" counter-stats "$(ratio "${rps[counter-stats]}" "${rps[limit-stats]}")x requests/s, $(ratio "${p99[counter-stats]}" "${p99[limit-stats]}")x p99"
+    row "limit (C, libfcgi), the page's bytes" limit "1.00x"
+    row "limit (C, libfcgi), the stats' bytes" limit-stats "1.00x"
+    row "PHP-FPM, a transaction per visit" php "counter \`GET /\` is $(ratio "${rps[counter]}" "${rps[php]}")x this; its p99 $(ratio "${p99[counter]}" "${p99[php]}")x this"
     row "counter \`GET /\` while 100,000-visit batches go into its database" counter-100k "p99 $(ratio "${p99[counter-100k]}" "${p99[counter-100k-other]}")x the control's; $batches batches written"
     row "control: the same batches into another file" counter-100k-other "p99 $(ratio "${p99[counter-100k-other]}" "${p99[counter]}")x the plain rounds'"
     echo
