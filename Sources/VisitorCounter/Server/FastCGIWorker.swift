@@ -91,9 +91,6 @@ public final class FastCGIWorker: Sendable {
 
     public var answered: Int { requestsAnswered.load(ordering: .relaxed) }
 
-    /// The connections open now, idle or not.
-    public var openConnections: Int { connections.withLock { $0.count } }
-
     /// A request thread: one event at a time while serving, so a thread never holds a waiting
     /// connection that another thread could answer; a batch once stopping, to see when nothing waits.
     private func serveConnections() {
