@@ -14,7 +14,8 @@ struct ServeCommand: ParsableCommand {
         discussion: """
             Without --listen, standard input must be a listening socket (systemd StandardInput=socket, \
             spawn-fcgi). Stop it with SIGTERM or SIGINT: every worker finishes its requests and writes \
-            its visits before the process exits. LOG_LEVEL=debug logs each batch written.
+            its visits before the process exits. SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT and SIGALRM are logged \
+            and ignored. LOG_LEVEL=debug logs each batch written.
             """
     )
 
