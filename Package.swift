@@ -30,11 +30,13 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        .systemLibrary(name: "CLinuxEvents"),
         .target(
             name: "VisitorCounter",
             dependencies: [
                 "CFastCGI",
                 "CLibPQ",
+                "CLinuxEvents",
                 "CZlib",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),

@@ -1,11 +1,14 @@
 /*
- * The limit: the least a FastCGI responder on libfcgi can do per request. It answers every request
- * with the same fixed JSON body, in WORKERS processes of THREADS threads each, like the counter's
- * defaults, so the benchmark can say how close the counter comes to what libfcgi itself allows.
+ * The limit: the least a FastCGI responder on libfcgi can do per request, in libfcgi's usual way (a
+ * thread per connection, FCGX_Accept_r in a loop). It answers each request with bytes read from a
+ * file at its start: the counter's own page for "/" and its stats JSON for "/api/...", so the
+ * benchmark compares the same bytes on the wire. WORKERS processes of THREADS threads each, like the
+ * counter's defaults.
  *
  *   cc -O2 -o limit-responder limit-responder.c -lfcgi -lpthread
- *   limit-responder SOCKET WORKERS THREADS
+ *   limit-responder SOCKET WORKERS THREADS PAGE_ANSWER STATS_ANSWER
  *
+ * Each ANSWER file holds what the responder writes: CGI headers, an empty line and the body.
  * Stop it by signalling its process group.
  */
 #include <fcgiapp.h>
@@ -13,18 +16,28 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The same shape and about the same size as the counter's stats answer. */
-static const char answer[] =
-    "Status: 200 OK\r\n"
-    "Content-Type: application/json\r\n"
-    "Cache-Control: max-age=2\r\n"
-    "Content-Length: 100\r\n"
-    "\r\n"
-    "{\"total_visitors\": 1000, \"countries\": {\"US\": 100, \"GB\": 50}, \"last_updated\": \"2024-03-20T12:00:00Z\"}";
+struct answer {
+    char *bytes;
+    int length;
+};
+static struct answer page, stats;
+
+static int read_answer(const char *path, struct answer *answer) {
+    FILE *file = fopen(path, "rb");
+    if (!file) return -1;
+    fseek(file, 0, SEEK_END);
+    answer->length = (int)ftell(file);
+    rewind(file);
+    answer->bytes = malloc(answer->length);
+    int read = (int)fread(answer->bytes, 1, answer->length, file);
+    fclose(file);
+    return read == answer->length ? 0 : -1;
+}
 
 static int listening;
 static pid_t children[256];
@@ -41,16 +54,22 @@ static void *serve(void *unused) {
     FCGX_Request request;
     FCGX_InitRequest(&request, listening, 0);
     while (FCGX_Accept_r(&request) == 0) {
-        FCGX_PutStr(answer, (int)sizeof answer - 1, request.out);
+        const char *uri = FCGX_GetParam("REQUEST_URI", request.envp);
+        const struct answer *answer = uri && strncmp(uri, "/api/", 5) == 0 ? &stats : &page;
+        FCGX_PutStr(answer->bytes, answer->length, request.out);
         FCGX_Finish_r(&request);
     }
     return NULL;
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s SOCKET WORKERS THREADS\n", argv[0]);
+    if (argc != 6) {
+        fprintf(stderr, "usage: %s SOCKET WORKERS THREADS PAGE_ANSWER STATS_ANSWER\n", argv[0]);
         return 2;
+    }
+    if (read_answer(argv[4], &page) != 0 || read_answer(argv[5], &stats) != 0) {
+        perror("reading the answers");
+        return 1;
     }
     int workers = atoi(argv[2]);
     int threads = atoi(argv[3]);

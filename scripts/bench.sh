@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The side-by-side benchmark. Starts one nginx (the project's site config, with GeoIP) in front of:
 #   counter  the responder, release build, default settings: GET / and GET /api/sys/stats
-#   limit    bench/limit-responder.c: libfcgi answering a fixed JSON body, same processes and threads
+#   limit    bench/limit-responder.c: libfcgi's thread-per-connection loop, same processes and threads,
+#            answering the bytes the counter answers (its page for GET /, its stats JSON for the API)
 #   php      PHP-FPM running bench/php/index.php: one SQLite transaction per visit
 # and loads them with wrk in alternating rounds (counter, limit, php, counter stats, ...), every
 # request from another address over several countries. Then: a round of GET / while another process
 # writes batches of 100,000 visits into the same database, a 30 s run for the workers' RSS, the
 # writer's visits/s, and the check that the visits stored match the 200 answers.
+#
 # With --baseline REV, the counter as built from commit REV (release, in .build-baseline) runs beside
 # it behind the same nginx, and its GET / rounds alternate with the counter's: the table then shows
 # what the changes since REV cost per request (d1e0357 is the last commit before the visit journal).
@@ -53,19 +55,20 @@ port_counter=8081 port_limit=8082 port_php=8083 port_baseline=8084
 # One nginx, three sites made from the project's site config: only the port, the upstream socket
 # and (for PHP) the script differ.
 scripts/nginx-local.sh "$dir" "$port_counter" "$dir/counter.sock"
-# geoip_country may appear once per http block: the first site has it.
-sed -e "/^geoip_country /d" -e "s|visitor_counter|limit_responder|g" -e "s|unix:$dir/counter.sock|unix:$dir/limit.sock|" \
-    -e "s|listen 127.0.0.1:$port_counter;|listen 127.0.0.1:$port_limit;|" "$dir/site.conf" > "$dir/site-limit.conf"
-sed -e "/^geoip_country /d" -e "s|visitor_counter|php_counter|g" -e "s|unix:$dir/counter.sock|unix:$dir/php.sock|" \
-    -e "s|listen 127.0.0.1:$port_counter;|listen 127.0.0.1:$port_php;|" \
-    -e "s|include /etc/nginx/fastcgi_params;|include /etc/nginx/fastcgi_params; fastcgi_param SCRIPT_FILENAME $PWD/bench/php/index.php; fastcgi_param COUNTER_DB $dir/php.sqlite;|" \
-    "$dir/site.conf" > "$dir/site-php.conf"
-sed -i "s|include $dir/site.conf;|include $dir/site.conf; include $dir/site-limit.conf; include $dir/site-php.conf;|" "$dir/nginx.conf"
-if [ -n "$baseline" ]; then
-    sed -e "/^geoip_country /d" -e "s|visitor_counter|baseline_counter|g" -e "s|unix:$dir/counter.sock|unix:$dir/baseline.sock|" \
-        -e "s|listen 127.0.0.1:$port_counter;|listen 127.0.0.1:$port_baseline;|" "$dir/site.conf" > "$dir/site-baseline.conf"
-    sed -i "s|include $dir/site-php.conf;|include $dir/site-php.conf; include $dir/site-baseline.conf;|" "$dir/nginx.conf"
-fi
+# The other sites are the first one's server part (the country lookup and its variables are defined
+# once per http block, by the first site), with another port, upstream and socket.
+other_site() {  # NAME PORT [sed expression ...]
+    local name=$1 port=$2; shift 2
+    sed -n '/^upstream /,$p' "$dir/site.conf" | sed -e "s|visitor_counter|${name}_upstream|g" \
+        -e "s|unix:$dir/counter.sock|unix:$dir/$name.sock|" \
+        -e "s|listen 127.0.0.1:$port_counter;|listen 127.0.0.1:$port;|" -e "s|listen \[::1\]:$port_counter;|listen [::1]:$port;|" \
+        "$@" > "$dir/site-$name.conf"
+    sed -i "s|include $dir/site.conf;|include $dir/site.conf; include $dir/site-$name.conf;|" "$dir/nginx.conf"
+}
+other_site limit "$port_limit"
+other_site php "$port_php" \
+    -e "s|include /etc/nginx/fastcgi_params;|include /etc/nginx/fastcgi_params; fastcgi_param SCRIPT_FILENAME $PWD/bench/php/index.php; fastcgi_param COUNTER_DB $dir/php.sqlite;|"
+if [ -n "$baseline" ]; then other_site baseline "$port_baseline"; fi
 
 cat > "$dir/php-fpm.conf" <<CONF
 [global]
@@ -89,11 +92,9 @@ trap cleanup EXIT
 
 setsid "$counter_bin" serve --listen "unix:$dir/counter.sock" --database "$dir/visitors.sqlite" 2>"$dir/counter.log" &
 counter_pid=$!; pids+=("$counter_pid")
-setsid "$dir/limit-responder" "$dir/limit.sock" "$workers" "$threads" 2>"$dir/limit.log" &
-limit_pid=$!; pids+=("$limit_pid")
 setsid "$php_fpm" -R -F -y "$dir/php-fpm.conf" 2>"$dir/php-fpm.stderr" &
 php_pid=$!; pids+=("$php_pid")
-sockets="counter limit php"
+sockets="counter php"
 if [ -n "$baseline" ]; then
     mkdir -p "$dir/baseline"
     setsid "$baseline_bin" serve --listen "unix:$dir/baseline.sock" --database "$dir/baseline/visitors.sqlite" 2>"$dir/baseline.log" &
@@ -107,6 +108,21 @@ done
 setsid nginx -c "$dir/nginx.conf" 2>"$dir/nginx.log" &
 pids+=("$!")
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port_counter/api/sys/stats" && break; sleep 0.1; done
+
+# The limit answers what the counter answers: its headers (less nginx's own) and body, as a responder writes them.
+capture() {
+    curl -s -A "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0" -D "$dir/headers" -o "$dir/body" "$1"
+    { printf 'Status: 200 OK\r\n'
+      grep -viE '^(HTTP/|server|date|connection|keep-alive|transfer-encoding|content-length):' "$dir/headers" | tr -d '\r' | grep . | sed 's/$/\r/'
+      printf 'Content-Length: %s\r\n\r\n' "$(stat -c %s "$dir/body")"
+      cat "$dir/body"; } > "$2"
+}
+capture "http://127.0.0.1:$port_counter/" "$dir/page.answer"
+capture "http://127.0.0.1:$port_counter/api/sys/stats" "$dir/stats.answer"
+setsid "$dir/limit-responder" "$dir/limit.sock" "$workers" "$threads" "$dir/page.answer" "$dir/stats.answer" 2>"$dir/limit.log" &
+limit_pid=$!; pids+=("$limit_pid")
+for _ in $(seq 100); do [ -S "$dir/limit.sock" ] && break; sleep 0.1; done
+[ -S "$dir/limit.sock" ] || { echo "the limit responder did not start; see $dir" >&2; exit 1; }
 
 # CPU time (user + system, in clock ticks) used so far by the children of process $1: the workers.
 cpu_ticks() { local total=0 pid; for pid in $(pgrep -P "$1"); do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done; echo "$total"; }
@@ -152,6 +168,7 @@ for round in $(seq "$rounds"); do
     run limit "http://127.0.0.1:$port_limit/" "$seconds"
     run php "http://127.0.0.1:$port_php/" "$seconds"
     run counter-stats "http://127.0.0.1:$port_counter/api/sys/stats" "$seconds"
+    run limit-stats "http://127.0.0.1:$port_limit/api/sys/stats" "$seconds"
 done
 
 # The writer's rate under the rounds' load, before any other process writes into the file.
@@ -199,7 +216,7 @@ stored=$("$counter_bin" stats --database "$dir/visitors.sqlite" | sed -E 's/.*"t
 median() { awk -v name="$1" -v field="$2" '$1 == name {print $field}' "$dir/results" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 declare -A rps p50 p99 cpu
-for name in counter limit php counter-stats counter-100k counter-100k-other counter-30s ${baseline:+baseline}; do
+for name in counter limit php counter-stats limit-stats counter-100k counter-100k-other counter-30s ${baseline:+baseline}; do
     rps[$name]=$(median "$name" 2); p50[$name]=$(median "$name" 3); p99[$name]=$(median "$name" 4); cpu[$name]=$(median "$name" 7)
 done
 failed() { awk -v name="$1" '$1 == name || $1 == "warmup-" name || index($1, name "-") == 1 {s += $6} END {print s + 0}' "$dir/results"; }
@@ -210,17 +227,18 @@ if [ "$unanswered" -ge 0 ] && [ "$unanswered" -le $((connections * runs)) ]; the
 row() { printf '| %s | %.0f | %.2f | %.2f | %.1f | %s |\n' "$1" "${rps[$2]}" "${p50[$2]}" "${p99[$2]}" "${cpu[$2]}" "$3"; }
 report=$(
     echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), Debian $(cat /etc/debian_version), $(swift --version 2>/dev/null | head -1 | sed -E 's/.*(Swift version [0-9.]+).*/\1/'); $(date -u +%Y-%m-%d)."
-    echo "wrk: 2 threads, $connections connections, $rounds rounds of ${seconds} s per system, alternating; medians."
+    echo "wrk: 2 threads, $connections connections, $rounds rounds of ${seconds} s per system, alternating; medians. nginx: $(grep -o 'keepalive [0-9]*' "$dir/site.conf") per upstream, 2 workers."
     echo
     echo "| system | requests/s | p50 ms | p99 ms | server CPU µs per request | vs the limit |"
     echo "| --- | --- | --- | --- | --- | --- |"
     row "counter \`GET /\`" counter "$(ratio "${rps[counter]}" "${rps[limit]}")x requests/s, $(ratio "${p99[counter]}" "${p99[limit]}")x p99"
-    row "counter \`GET /api/sys/stats\`" counter-stats "$(ratio "${rps[counter-stats]}" "${rps[limit]}")x requests/s"
+    row "counter \`GET /api/sys/stats\`" counter-stats "$(ratio "${rps[counter-stats]}" "${rps[limit-stats]}")x requests/s, $(ratio "${p99[counter-stats]}" "${p99[limit-stats]}")x p99"
     if [ -n "$baseline" ]; then
         row "counter \`GET /\` as built from $baseline" baseline "$(ratio "${rps[baseline]}" "${rps[limit]}")x requests/s; this build uses $(awk -v a="${cpu[counter]}" -v b="${cpu[baseline]}" 'BEGIN {printf "%+.1f%%", (a / b - 1) * 100}') CPU per request"
     fi
-    row "limit (C, libfcgi, fixed body)" limit "1.00x"
-    row "PHP-FPM, a transaction per visit" php "counter \`GET /\` is $(ratio "${rps[counter]}" "${rps[php]}")x this"
+    row "limit (C, libfcgi), the page's bytes" limit "1.00x"
+    row "limit (C, libfcgi), the stats' bytes" limit-stats "1.00x"
+    row "PHP-FPM, a transaction per visit" php "counter \`GET /\` is $(ratio "${rps[counter]}" "${rps[php]}")x this; its p99 $(ratio "${p99[counter]}" "${p99[php]}")x this"
     row "counter \`GET /\` while 100,000-visit batches go into its database" counter-100k "p99 $(ratio "${p99[counter-100k]}" "${p99[counter-100k-other]}")x the control's; $batches batches written"
     row "control: the same batches into another file" counter-100k-other "p99 $(ratio "${p99[counter-100k-other]}" "${p99[counter]}")x the plain rounds'"
     echo

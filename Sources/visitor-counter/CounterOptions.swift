@@ -7,7 +7,7 @@ struct CounterOptions: ParsableArguments {
     @Option(help: "The SQLite database. (default: $STATE_DIRECTORY/visitors.sqlite under systemd, else ./visitors.sqlite)")
     var database: String?
 
-    @Option(parsing: .unconditional, help: "Request threads per worker; also the most FastCGI connections a worker serves at once.")
+    @Option(parsing: .unconditional, help: "Request threads per worker: the requests a worker answers at once. Idle connections nginx keeps open take no thread.")
     var threads: Int = 16
 
     @Option(parsing: .unconditional, help: "Seconds between writes of the buffered visits; a write also happens when a batch is full.")
@@ -52,7 +52,18 @@ struct CounterOptions: ParsableArguments {
     @Option(help: "The Content-Security-Policy header of the index page, in place of the one worked out from the page.")
     var indexCsp: String?
 
+    @Option(help: "With --listen HOST:PORT: the only peer addresses that may connect, comma-separated (nginx's). Needed to listen on an address other machines reach. (default: $FCGI_WEB_SERVER_ADDRS)")
+    var allowedClients: String?
+
+    /// `--allowed-clients`, else libfcgi's `FCGI_WEB_SERVER_ADDRS` (comma-separated there too).
+    var allowList: PeerAllowList? {
+        (allowedClients ?? ProcessInfo.processInfo.environment["FCGI_WEB_SERVER_ADDRS"]).flatMap(PeerAllowList.init(argument:))
+    }
+
     func validate() throws {
+        if let list = allowedClients ?? ProcessInfo.processInfo.environment["FCGI_WEB_SERVER_ADDRS"], PeerAllowList(argument: list) == nil {
+            throw ValidationError("--allowed-clients must be IPv4 or IPv6 addresses separated by commas, not '\(list)'")
+        }
         guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads must be from 1 to 1024") }
         // Workers count the interval in whole milliseconds: less than one would be 0, which they refuse.
         guard flushInterval >= 0.001, flushInterval <= 3600 else {
@@ -123,7 +134,14 @@ struct CounterOptions: ParsableArguments {
             storeIP: StoreIPMode(rawValue: storeIp) ?? .full, retentionDays: retentionDays)
         configuration.indexPage = try indexPage(sharedTemplate: sharedTemplate)
         configuration.geoipMaxAge = geoipMaxAgeDays == 0 ? nil : .seconds(geoipMaxAgeDays * 86_400)
+        configuration.allowList = allowList
         return configuration
+    }
+
+    /// `--allowed-clients` as the worker is to get it, `FCGI_WEB_SERVER_ADDRS` included.
+    private var allowedClientsArguments: [String] {
+        guard let allowList else { return [] }
+        return ["--allowed-clients", allowList.description]
     }
 
     /// The same options spelled out again, for a worker's command line.
@@ -134,6 +152,6 @@ struct CounterOptions: ParsableArguments {
             "--health-threshold", "\(healthThreshold)", "--geoip-max-age-days", "\(geoipMaxAgeDays)",
             "--store-ip", storeIp, "--retention-days", "\(retentionDays)",
         ] + (countBots ? ["--count-bots"] : []) + (indexTemplate.map { ["--index-template", URL(fileURLWithPath: $0).path] } ?? [])
-            + (indexCsp.map { ["--index-csp", $0] } ?? [])
+            + (indexCsp.map { ["--index-csp", $0] } ?? []) + allowedClientsArguments
     }
 }

@@ -14,7 +14,8 @@ struct ServeCommand: ParsableCommand {
         discussion: """
             Without --listen, standard input must be a listening socket (systemd StandardInput=socket, \
             spawn-fcgi). Stop it with SIGTERM or SIGINT: every worker finishes its requests and writes \
-            its visits before the process exits. LOG_LEVEL=debug logs each batch written.
+            its visits before the process exits. SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT and SIGALRM are logged \
+            and ignored. LOG_LEVEL=debug logs each batch written.
             """
     )
 
@@ -26,6 +27,9 @@ struct ServeCommand: ParsableCommand {
 
     @Option(help: "Permissions of the unix socket file, in octal: 0660 lets the socket's group (nginx) in.")
     var socketMode: String = "0660"
+
+    @Option(help: "The group of the unix socket file, a name or a number: nginx's (www-data on Debian). (default: this user's group)")
+    var socketGroup: String?
 
     @OptionGroup var options: CounterOptions
 
@@ -42,12 +46,15 @@ struct ServeCommand: ParsableCommand {
         if let listen, ListenAddress(argument: listen) == nil {
             throw ValidationError("--listen must be unix:/absolute/path or HOST:PORT, not '\(listen)'")
         }
+        if socketGroup != nil, case .unix = listen.flatMap(ListenAddress.init(argument:)) {} else if socketGroup != nil {
+            throw ValidationError("--socket-group is for --listen unix:/path; a socket unit sets it with SocketGroup=")
+        }
     }
 
     func run() throws {
         // Before any thread starts, so every thread inherits the mask and only the supervisor's loop
         // takes these signals.
-        Signals.block(Signals.stop + [SIGCHLD])
+        Signals.block(Signals.stop + Signals.ignored + [SIGCHLD])
         bootstrapLogging()
         let logger = Logger(label: "visitor-counter")
 
@@ -57,7 +64,8 @@ struct ServeCommand: ParsableCommand {
         let address = listen.flatMap(ListenAddress.init(argument:)) ?? .inherited
         let socket: ListeningSocket
         do {
-            socket = try ListeningSocket.open(address, mode: socketPermissions ?? 0o660)
+            socket = try ListeningSocket.open(
+                address, mode: socketPermissions ?? 0o660, group: socketGroup, allowsOtherHosts: options.allowList != nil)
         } catch {
             throw CommandError("cannot listen on \(address): \(error)")
         }

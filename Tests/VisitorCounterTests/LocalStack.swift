@@ -57,6 +57,8 @@ final class LocalStack: @unchecked Sendable {
         /// through the shipped geoip2 block, or `legacy` for the deploy file's fallback and Debian's
         /// geoip-database, whose real data the older tests' addresses rely on.
         var geoip = "legacy"
+        /// nginx's `keepalive` in the upstream, in place of the shipped one.
+        var nginxKeepalive: Int?
     }
 
     let options: Options
@@ -89,6 +91,15 @@ final class LocalStack: @unchecked Sendable {
             ],
             in: directory, name: "nginx-local")
         guard generator.wait() == 0 else { throw TestFailure("nginx-local.sh failed: \(generator.stderr)") }
+        if let keepalive = options.nginxKeepalive {
+            let site = directory.path("site.conf")
+            let text = try String(contentsOfFile: site, encoding: .utf8)
+            guard text.range(of: #"keepalive \d+;"#, options: .regularExpression) != nil else {
+                throw TestFailure("deploy/nginx.conf has no keepalive line to change")
+            }
+            try text.replacingOccurrences(of: #"keepalive \d+;"#, with: "keepalive \(keepalive);", options: .regularExpression)
+                .write(toFile: site, atomically: true, encoding: .utf8)
+        }
 
         heldSocket = options.inheritSocket ? try ListeningSocket.open(.unix(path: socketPath), mode: 0o666) : nil
         counter = try Self.startCounter(options, directory: directory, socketPath: socketPath, databasePath: databasePath, socket: heldSocket, run: 0)

@@ -89,6 +89,10 @@ public struct Router: Sendable {
         let days: [DayStats]
         do {
             days = try daily(from, to)
+        } catch let busy as DailyHistory.Busy {
+            var response = self.error(503, "\(busy); retry in \(busy.retryAfter) s", for: request)
+            response.headers.append((name: "Retry-After", value: "\(busy.retryAfter)"))
+            return response
         } catch {
             return self.error(503, "the daily history cannot be read now: \(error)", for: request)
         }

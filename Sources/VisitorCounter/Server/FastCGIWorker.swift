@@ -1,4 +1,5 @@
 import CFastCGI
+import CLinuxEvents
 import Dispatch
 import Foundation
 import Logging
@@ -8,36 +9,55 @@ import Synchronization
 import Glibc
 #endif
 
-/// One worker process's request threads: each waits for a FastCGI connection on the shared listening
-/// socket, answers its requests through the ``Router`` and goes back to waiting.
+/// One worker process's connections and request threads.
 ///
-/// libfcgi's `FCGX_Accept_r` blocks in `accept` or `read` and no signal wakes it, so each thread first
-/// waits in `poll` on the socket it would read (the listening socket, or the connection nginx kept
-/// open) together with a stop pipe. A stop writes to the pipe: idle threads return at once, threads
-/// in the middle of a request finish it first. The listening socket is non-blocking, so a thread
-/// that lost the race for a connection to another worker gets `EAGAIN` and polls again.
+/// The listening socket, every FastCGI connection the worker holds and a stop descriptor sit in one
+/// `epoll` set. A fixed pool of request threads waits on the set; each takes whichever connection has
+/// a request waiting, answers it through libfcgi and the ``Router``, and gives the connection back to
+/// the set. Connections are registered with `EPOLLONESHOT`, so exactly one thread wakes for a request
+/// and nobody else touches the connection until it is re-armed. nginx's kept connections (`keepalive`
+/// in its upstream) therefore cost a descriptor each while idle, not a thread: a request sent on any
+/// of them is read by the next free thread.
+///
+/// The listening socket is shared with the other workers and non-blocking: a worker that lost the
+/// race for a new connection gets `EAGAIN`. A stop finishes the requests that are in flight or
+/// already waiting, closes the connections that are idle, and returns.
 public final class FastCGIWorker: Sendable {
     private let listeningDescriptor: Int32
     private let threadCount: Int
     private let router: Router
+    private let allowList: PeerAllowList?
     private let logger: Logger
-    /// Read end and write end of the stop pipe.
-    private let stopPipe: (read: Int32, write: Int32)
+    private let poll: Int32
+    /// An `eventfd` that becomes readable, and stays so, when a stop is asked for.
+    private let stopDescriptor: Int32
+    private let stopping = Atomic<Bool>(false)
+    /// Every open connection, so a stop can close the idle ones; keyed by identity, as a descriptor
+    /// number is reused as soon as libfcgi closes one.
+    private let connections = Mutex<[ObjectIdentifier: FastCGIConnection]>([:])
     private let threads = DispatchGroup()
     private let requestsAnswered = Atomic<Int>(0)
 
-    public init(listeningDescriptor: Int32, threadCount: Int, router: Router, logger: Logger) throws {
+    /// The `epoll` tokens of the two descriptors that are not connections (whose token is their address).
+    private static let stopToken: UInt64 = 0
+    private static let listenerToken: UInt64 = 1
+    /// The events a stopping thread takes at once: enough to see whether any request is still waiting.
+    private static let drainBatch: Int32 = 64
+
+    /// - Parameter allowList: the peers a TCP socket accepts (`--allowed-clients`); `nil` accepts any.
+    public init(
+        listeningDescriptor: Int32, threadCount: Int, router: Router, allowList: PeerAllowList? = nil, logger: Logger
+    ) throws {
         guard FCGX_Init() == 0 else { throw SystemCallError(call: "FCGX_Init", subject: nil, errno: errno) }
-        var descriptors: [Int32] = [0, 0]
-        try systemCall("pipe") { pipe(&descriptors) }
-        for descriptor in descriptors {
-            try systemCall("fcntl", "FD_CLOEXEC") { fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
-        }
-        self.stopPipe = (descriptors[0], descriptors[1])
+        poll = try systemCall("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
+        stopDescriptor = try systemCall("eventfd") { eventfd(0, Int32(EFD_CLOEXEC)) }
         self.listeningDescriptor = listeningDescriptor
         self.threadCount = threadCount
         self.router = router
+        self.allowList = allowList
         self.logger = logger
+        try register(stopDescriptor, token: Self.stopToken, events: EPOLLIN.rawValue, add: true)
+        try register(listeningDescriptor, token: Self.listenerToken, events: EPOLLIN.rawValue | EPOLLONESHOT.rawValue, add: true)
     }
 
     /// Starts the request threads.
@@ -53,54 +73,154 @@ public final class FastCGIWorker: Sendable {
         }
     }
 
-    /// Stops taking new requests, and returns when the requests in flight are answered.
+    /// Stops taking new connections, answers the requests in flight and those already waiting, closes
+    /// the idle connections and returns.
     public func stop() {
-        var byte: UInt8 = 1
-        _ = write(stopPipe.write, &byte, 1)
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        epoll_ctl(poll, EPOLL_CTL_DEL, listeningDescriptor, nil)
+        var one: UInt64 = 1
+        _ = write(stopDescriptor, &one, 8)
         threads.wait()
+        let idle = connections.withLock { connections in
+            defer { connections.removeAll() }
+            return Array(connections.values)
+        }
+        for connection in idle { connection.close() }
+        if !idle.isEmpty { logger.debug("closed idle connections", metadata: ["connections.idle": "\(idle.count)"]) }
     }
 
     public var answered: Int { requestsAnswered.load(ordering: .relaxed) }
 
+    /// A request thread: one event at a time while serving, so a thread never holds a waiting
+    /// connection that another thread could answer; a batch once stopping, to see when nothing waits.
     private func serveConnections() {
-        let request = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
-        defer { request.deallocate() }
-        FCGX_InitRequest(request, listeningDescriptor, 0)
-        defer { FCGX_Free(request, 1) }
-
-        while waitUntilReadable(request.pointee.ipcFd >= 0 ? request.pointee.ipcFd : listeningDescriptor) {
-            let result = FCGX_Accept_r(request)
-            guard result == 0 else {
-                // -EAGAIN: another thread or worker took the connection, or nginx closed a kept one.
-                // Anything else (out of descriptors, say) would make poll answer at once for ever:
-                // say so and pause instead of spinning.
-                if -result != EAGAIN && -result != EWOULDBLOCK {
-                    logger.warning(
-                        "accepting a connection failed",
-                        metadata: ["error": "\(SystemCallError(call: "FCGX_Accept_r", subject: nil, errno: -result))"])
-                    usleep(100_000)
-                }
-                continue
+        var events = [epoll_event](repeating: epoll_event(), count: Int(Self.drainBatch))
+        var peekBuffer = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let stopping = stopping.load(ordering: .sequentiallyConsistent)
+            let limit = stopping ? Self.drainBatch : 1
+            let count = epoll_wait(poll, &events, limit, -1)
+            if count < 0 {
+                if errno == EINTR { continue }
+                logger.error("epoll_wait failed", metadata: ["error": "\(SystemCallError(call: "epoll_wait", subject: nil, errno: errno))"])
+                return
             }
-            answer(request)
-            FCGX_Finish_r(request)
-            requestsAnswered.add(1, ordering: .relaxed)
+            var waiting = 0
+            for event in events[0..<Int(count)] {
+                switch event.data.u64 {
+                case Self.stopToken:
+                    break
+                case Self.listenerToken:
+                    acceptConnection()
+                default:
+                    waiting += 1
+                    let connection = Unmanaged<FastCGIConnection>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(event.data.u64))!)
+                        .takeUnretainedValue()
+                    serve(connection, buffer: &peekBuffer)
+                }
+            }
+            if stopping && waiting == 0 && count < limit { return }
         }
     }
 
-    /// Waits until `descriptor` is readable (`true`) or a stop was asked for (`false`).
-    private func waitUntilReadable(_ descriptor: Int32) -> Bool {
-        var descriptors = [
-            pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: stopPipe.read, events: Int16(POLLIN), revents: 0),
-        ]
-        while true {
-            let ready = poll(&descriptors, 2, -1)
-            if ready < 0 && errno == EINTR { continue }
-            if descriptors[1].revents != 0 { return false }
-            if ready > 0 { return true }
-            logger.error("poll failed", metadata: ["error": "\(SystemCallError(call: "poll", subject: nil, errno: errno))"])
-            return false
+    /// Accepts one connection, closes it if its peer is not allowed, and adds it to the set. One at a
+    /// time, so the next one can go to another thread or worker.
+    private func acceptConnection() {
+        guard !stopping.load(ordering: .sequentiallyConsistent) else { return }
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let descriptor = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                accept(listeningDescriptor, $0, &length)
+            }
+        }
+        if descriptor < 0 {
+            let error = errno
+            if error != EAGAIN && error != EWOULDBLOCK && error != EINTR && error != ECONNABORTED {
+                // Out of descriptors, say: the socket stays readable, so pause instead of spinning.
+                logger.warning(
+                    "accepting a connection failed",
+                    metadata: ["error": "\(SystemCallError(call: "accept", subject: nil, errno: error))"])
+                usleep(100_000)
+            }
+        } else if let allowList, !allowList.allows(address) {
+            logger.warning(
+                "closed a connection from a peer not in --allowed-clients",
+                metadata: ["peer": "\(PeerAllowList.describe(address))"])
+            close(descriptor)
+        } else {
+            if Int32(address.ss_family) == AF_INET || Int32(address.ss_family) == AF_INET6 {
+                var on: Int32 = 1
+                setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+            }
+            _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+            let connection = FastCGIConnection(descriptor: descriptor)
+            connections.withLock { $0[ObjectIdentifier(connection)] = connection }
+            do {
+                try register(descriptor, token: token(connection), events: Self.connectionEvents, add: true)
+            } catch {
+                logger.warning("cannot watch a new connection", metadata: ["error": "\(error)"])
+                forget(connection)
+            }
+        }
+        if !stopping.load(ordering: .sequentiallyConsistent) {
+            try? register(listeningDescriptor, token: Self.listenerToken, events: EPOLLIN.rawValue | EPOLLONESHOT.rawValue, add: false)
+        }
+    }
+
+    /// Answers the request waiting on `connection`, then gives the connection back to the set, or
+    /// closes it when nginx did not keep it, it broke, or the worker is stopping.
+    private func serve(_ connection: FastCGIConnection, buffer: inout [UInt8]) {
+        switch connection.inspect(buffer: &buffer) {
+        case .request:
+            break
+        case .closed:
+            return forget(connection)
+        case .rejected(let reason):
+            logger.warning("closed a FastCGI connection before libfcgi read it", metadata: ["reason": "\(reason)"])
+            return forget(connection)
+        }
+        let request = connection.request
+        let result = FCGX_Accept_r(request)
+        guard result == 0 else {
+            logger.debug("a FastCGI connection ended without a request", metadata: ["error": "\(-result)"])
+            return forget(connection)
+        }
+        answer(request)
+        // Reads what is left of the request's input, so the next request starts at a record's start.
+        var scratch = [CChar](repeating: 0, count: 1024)
+        while FCGX_GetStr(&scratch, Int32(scratch.count), request.pointee.in) > 0 {}
+        FCGX_Finish_r(request)
+        requestsAnswered.add(1, ordering: .relaxed)
+        if connection.isClosedByLibrary || stopping.load(ordering: .sequentiallyConsistent) {
+            return forget(connection)
+        }
+        do {
+            try register(connection.descriptor, token: token(connection), events: Self.connectionEvents, add: false)
+        } catch {
+            logger.warning("cannot watch a connection again", metadata: ["error": "\(error)"])
+            forget(connection)
+        }
+    }
+
+    private static let connectionEvents = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLONESHOT.rawValue
+
+    /// Closes the connection (unless libfcgi did) and drops it from the set.
+    private func forget(_ connection: FastCGIConnection) {
+        connection.close()
+        _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(connection)) }
+    }
+
+    private func token(_ connection: FastCGIConnection) -> UInt64 {
+        UInt64(UInt(bitPattern: Unmanaged.passUnretained(connection).toOpaque()))
+    }
+
+    private func register(_ descriptor: Int32, token: UInt64, events: UInt32, add: Bool) throws {
+        var event = epoll_event()
+        event.events = events
+        event.data.u64 = token
+        try systemCall("epoll_ctl", add ? "EPOLL_CTL_ADD" : "EPOLL_CTL_MOD") {
+            epoll_ctl(poll, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, descriptor, &event)
         }
     }
 

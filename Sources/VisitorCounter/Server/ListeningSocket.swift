@@ -18,6 +18,8 @@ public struct ListeningSocket: Sendable {
         case notASocket(String)
         case noInheritedSocket
         case badHost(String)
+        case noSuchGroup(String)
+        case notLoopback(String)
         case system(SystemCallError)
 
         public var description: String {
@@ -28,24 +30,39 @@ public struct ListeningSocket: Sendable {
                 "no --listen given and standard input is not a listening socket: pass --listen unix:/path "
                     + "or --listen 127.0.0.1:9000, or start it from a systemd socket unit"
             case .badHost(let host): "\(host) is not an IPv4 or IPv6 address"
+            case .noSuchGroup(let group): "there is no group \(group) for --socket-group (see getent group)"
+            case .notLoopback(let address):
+                "\(address) can be reached from other machines, and libfcgi must only parse what nginx sends: "
+                    + "listen on 127.0.0.1 or ::1, or name nginx's addresses with --allowed-clients"
             case .system(let error): error.description
             }
         }
     }
 
-    /// Opens the socket `address` names, with `mode` as the permissions of a unix socket file.
+    /// Opens the socket `address` names, with `mode` as the permissions of a unix socket file and
+    /// `group` (a name or a number) as its group.
     ///
-    /// A unix socket file left by a process that died is replaced; one that still answers is not.
-    public static func open(_ address: ListenAddress, mode: mode_t, backlog: Int32 = 1024) throws(OpenError) -> ListeningSocket {
+    /// A unix socket file left by a process that died is replaced; one that still answers is not. A TCP
+    /// socket that other machines can reach (not on a loopback address) needs `allowsOtherHosts`: the
+    /// workers then close every peer not on the ``PeerAllowList``.
+    public static func open(
+        _ address: ListenAddress, mode: mode_t, group: String? = nil, allowsOtherHosts: Bool = false, backlog: Int32 = 1024
+    ) throws(OpenError) -> ListeningSocket {
         do {
             let descriptor: Int32
             switch address {
             case .inherited:
                 guard isListeningSocket(0) else { throw OpenError.noInheritedSocket }
+                if let host = boundTCPHost(0), !allowsOtherHosts, !PeerAllowList.isLoopback(host) {
+                    throw OpenError.notLoopback("the inherited socket on \(host)")
+                }
                 descriptor = 0
             case .unix(let path):
-                descriptor = try openUnix(path: path, mode: mode, backlog: backlog)
+                var groupID: gid_t?
+                if let group { groupID = try Self.groupID(group) }
+                descriptor = try openUnix(path: path, mode: mode, group: groupID, backlog: backlog)
             case .tcp(let host, let port):
+                guard allowsOtherHosts || PeerAllowList.isLoopback(host) else { throw OpenError.notLoopback(address.description) }
                 descriptor = try openTCP(host: host, port: port, backlog: backlog)
             }
             let flags = try systemCall("fcntl", "F_GETFL") { fcntl(descriptor, F_GETFL) }
@@ -72,7 +89,25 @@ public struct ListeningSocket: Sendable {
         if case .unix(let path) = address { unlink(path) }
     }
 
-    private static func openUnix(path: String, mode: mode_t, backlog: Int32) throws -> Int32 {
+    /// The group `name` names, or the number it is.
+    private static func groupID(_ name: String) throws(OpenError) -> gid_t {
+        if let number = gid_t(name) { return number }
+        guard let entry = getgrnam(name) else { throw .noSuchGroup(name) }
+        return entry.pointee.gr_gid
+    }
+
+    /// The address a listening TCP socket is bound to; `nil` for a unix socket.
+    static func boundTCPHost(_ descriptor: Int32) -> String? {
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        guard named == 0, [AF_INET, AF_INET6].contains(Int32(address.ss_family)) else { return nil }
+        return PeerAllowList.describe(address)
+    }
+
+    private static func openUnix(path: String, mode: mode_t, group: gid_t?, backlog: Int32) throws -> Int32 {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { buffer in
@@ -96,6 +131,8 @@ public struct ListeningSocket: Sendable {
             let bindError = errno
             umask(previousMask)
             if bound != 0 { throw SystemCallError(call: "bind", subject: path, errno: bindError) }
+            // Before the permissions open it up: nginx's group must own it by then.
+            if let group { try systemCall("chown", path) { chown(path, uid_t.max, group) } }
             try systemCall("chmod", path) { chmod(path, mode) }
             try systemCall("listen", path) { listen(descriptor, backlog) }
             return descriptor

@@ -9,6 +9,20 @@ import Glibc
 /// in an arbitrary thread.
 public enum Signals {
     public static let stop: [Int32] = [SIGTERM, SIGINT]
+    /// Signals an operator or a stray `kill` may send that must neither stop the service nor lose a
+    /// visit: taken and logged like the stop signals, and otherwise ignored. SIGHUP has nothing to
+    /// reload: the options are read at the start, and the audit log is opened for each entry, so a
+    /// rotated file needs no signal. SIGUSR1 would otherwise reach libfcgi's handler, after which its
+    /// accept fails for good.
+    public static let ignored: [Int32] = [SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT, SIGALRM]
+
+    /// Puts back the default action of the signals `FCGX_Init` installs handlers for (SIGTERM and
+    /// SIGUSR1, which only set libfcgi's shutdown flag); they are blocked and taken with
+    /// ``wait(for:timeout:)``, so the default action never runs.
+    public static func undoLibraryHandlers() {
+        signal(SIGTERM, SIG_DFL)
+        signal(SIGUSR1, SIG_DFL)
+    }
 
     /// Blocks `signals` in the calling thread and in every thread it starts from now on.
     public static func block(_ signals: [Int32]) {

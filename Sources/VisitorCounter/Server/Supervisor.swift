@@ -68,15 +68,17 @@ public final class Supervisor {
         return min(doubled, maxRestartDelay)
     }
 
-    /// Runs until a stop signal has been handled and every worker has exited. Stop signals and SIGCHLD
-    /// must already be blocked (``Signals/block(_:)``) before the process started any thread.
+    /// Runs until a stop signal has been handled and every worker has exited. Stop signals, the ignored
+    /// ones and SIGCHLD must already be blocked (``Signals/block(_:)``) before the process started any thread.
     public func run() {
         for index in slots.indices { spawn(index) }
         while true {
             let timeout = nextRestart().map { $0 - .now } ?? .seconds(1)
-            switch Signals.wait(for: Signals.stop + [SIGCHLD], timeout: timeout) {
+            switch Signals.wait(for: Signals.stop + Signals.ignored + [SIGCHLD], timeout: timeout) {
             case SIGCHLD:
                 reapWorkers()
+            case .some(let signal) where Signals.ignored.contains(signal):
+                logger.info("signal ignored", metadata: ["signal": "\(signal)"])
             case .some(let signal):
                 if !stopping { logger.info("stopping workers", metadata: ["signal": "\(signal)"]) }
                 stopping = true
@@ -155,9 +157,11 @@ public final class Supervisor {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        var emptyMask = Signals.makeSet([])
+        // The ignored signals stay blocked from the worker's first instruction, as their default
+        // action would end it before it takes them itself.
+        var workerMask = Signals.makeSet(Signals.ignored)
         var defaults = Signals.makeSet(Signals.stop + [SIGCHLD, SIGPIPE])
-        posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        posix_spawnattr_setsigmask(&attributes, &workerMask)
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 

@@ -28,6 +28,8 @@ public enum WorkerProcess {
         public var indexPage = StatsCache.IndexPage()
         /// Health answers 503 when the country database is older than this; `nil` never (`--geoip-max-age-days`).
         public var geoipMaxAge: Duration? = HealthReport.defaultGeoIPMaxAge
+        /// The peers a TCP socket accepts (`--allowed-clients`); `nil` accepts any.
+        public var allowList: PeerAllowList?
 
         public init(
             database: String, index: Int, threads: Int, recorder: VisitRecorder.Configuration, statsCache: Duration,
@@ -48,7 +50,7 @@ public enum WorkerProcess {
     /// Runs until a stop signal; then finishes the requests in flight, writes every buffered visit
     /// (or leaves it in the journal) and returns. Call it before any thread has started.
     public static func run(_ configuration: Configuration, logger: Logger) throws {
-        Signals.block(Signals.stop)
+        Signals.block(Signals.stop + Signals.ignored)
         Signals.ignoreBrokenPipes()
         let parent = getppid()
         let startedAt = Date()
@@ -71,6 +73,10 @@ public enum WorkerProcess {
             })
         let cache = try StatsCache(
             store: store, period: configuration.statsCache, page: configuration.indexPage, logger: logger)
+        let history = DailyHistory(
+            period: configuration.statsCache,
+            maxConcurrentReads: DailyHistory.defaultConcurrentReads(threads: configuration.threads),
+            read: { from, to in try store.daily(from: from, to: to) })
         let router = Router(
             pages: { cache.pages },
             recordVisit: { recorder.record($0) },
@@ -81,13 +87,14 @@ public enum WorkerProcess {
                         geoipMaxAge: configuration.geoipMaxAge)
                 }
             },
-            daily: { from, to in try store.daily(from: from, to: to) },
+            daily: { from, to in try history.days(from: from, to: to) },
             geoipDatabaseSeen: { cache.use($0) })
         let worker = try FastCGIWorker(
             listeningDescriptor: configuration.listeningDescriptor, threadCount: configuration.threads,
-            router: router, logger: logger)
-        // FCGX_Init installs its own SIGPIPE handler; ours must win.
+            router: router, allowList: configuration.allowList, logger: logger)
+        // FCGX_Init installs its own SIGPIPE, SIGUSR1 and SIGTERM handlers; ours must win.
         Signals.ignoreBrokenPipes()
+        Signals.undoLibraryHandlers()
 
         recorder.start()
         cache.start {
@@ -103,7 +110,13 @@ public enum WorkerProcess {
         }
         logger.info("worker started", metadata: ["worker.threads": "\(configuration.threads)"])
 
-        let signal = Signals.wait(for: Signals.stop, timeout: nil)
+        var signal: Int32?
+        repeat {
+            signal = Signals.wait(for: Signals.stop + Signals.ignored, timeout: nil)
+            if let signal, Signals.ignored.contains(signal) {
+                logger.info("signal ignored", metadata: ["signal": "\(signal)"])
+            }
+        } while signal.map(Signals.ignored.contains) ?? true
         logger.info("worker stopping", metadata: ["signal": "\(signal ?? 0)"])
         worker.stop()
         recorder.stop()

@@ -1,0 +1,161 @@
+import Foundation
+import Testing
+
+@testable import VisitorCounter
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The checks a worker makes before libfcgi reads anything: the records' param lengths, the peer's
+/// address, and the bound on the daily history's reads. No sockets: bytes and values in, verdicts out.
+struct FastCGIRecordCheckTests {
+    private func check(_ bytes: [UInt8]) -> FastCGIRecordCheck {
+        bytes.withUnsafeBytes { FastCGIRecordCheck.check($0) }
+    }
+
+    @Test func aWholeRequestAsNginxSendsItIsAcceptable() {
+        #expect(check(FastCGIClient.get("/")) == .acceptable)
+        #expect(check(FastCGIClient.get("/", keep: true)) == .acceptable)
+    }
+
+    @Test func aRequestCutAnywhereBeforeItsParamsEndIsIncomplete() {
+        let request = FastCGIClient.get("/?" + String(repeating: "a", count: 300))
+        let paramsEnd = request.count - 8  // the empty stdin record follows the end of the params
+        for cut in stride(from: 0, to: paramsEnd, by: 1) {
+            #expect(check(Array(request[..<cut])) == .incomplete, "cut at \(cut)")
+        }
+        #expect(check(Array(request[..<paramsEnd])) == .acceptable)
+    }
+
+    /// The lengths libfcgi adds up in an `int` and aborts on, whole or split across two records.
+    @Test(arguments: [(1 << 30, 1 << 30), (0x7fff_ffff, 1), (1, 0x7fff_fffe), (FastCGIRecordCheck.maxParamBytes, 1)])
+    func aParamLongerThanTheBoundIsRejected(name: Int, value: Int) {
+        let lengths = FastCGIClient.length(name) + FastCGIClient.length(value)
+        let whole = FastCGIClient.begin() + FastCGIClient.record(type: 4, lengths + [0x41])
+        guard case .rejected(let reason) = check(whole) else { Issue.record("accepted \(name) + \(value)"); return }
+        #expect(reason.contains("\(name) + \(value) bytes"))
+
+        let split = FastCGIClient.begin() + FastCGIClient.record(type: 4, Array(lengths[..<3]))
+            + FastCGIClient.record(type: 4, Array(lengths[3...]))
+        #expect(check(split) != .acceptable && check(split) != .incomplete)
+    }
+
+    @Test func paramsUpToTheBoundPassAcrossRecords() {
+        let value = String(repeating: "v", count: 100_000)
+        let pairs = FastCGIClient.pair("HTTP_COOKIE", value)
+        var records = FastCGIClient.begin()
+        for start in stride(from: 0, to: pairs.count, by: 65535) {
+            records += FastCGIClient.record(type: 4, Array(pairs[start..<min(start + 65535, pairs.count)]))
+        }
+        #expect(check(records) == .incomplete)
+        #expect(check(records + FastCGIClient.record(type: 4, [])) == .acceptable)
+    }
+
+    @Test func getValuesRecordsAreCheckedAndOtherRecordsSkipped() {
+        let values = FastCGIClient.record(type: 9, FastCGIClient.length(1 << 30) + FastCGIClient.length(1 << 30))
+        #expect(check(values + FastCGIClient.get("/")) != .acceptable)
+        // What is left of an earlier request's input comes before the next request's records.
+        #expect(check(FastCGIClient.record(type: 5, [1, 2, 3]) + FastCGIClient.get("/")) == .acceptable)
+    }
+
+    @Test func anotherVersionIsRejected() {
+        var request = FastCGIClient.get("/")
+        request[0] = 2
+        #expect(check(request) == .rejected("a record of FastCGI version 2, not 1"))
+    }
+}
+
+struct PeerAllowListTests {
+    private func address(_ text: String) -> sockaddr_storage {
+        var storage = sockaddr_storage()
+        var v4 = sockaddr_in()
+        var v6 = sockaddr_in6()
+        if inet_pton(AF_INET, text, &v4.sin_addr) == 1 {
+            v4.sin_family = sa_family_t(AF_INET)
+            withUnsafeBytes(of: v4) { bytes in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: bytes) } }
+        } else {
+            #expect(inet_pton(AF_INET6, text, &v6.sin6_addr) == 1)
+            v6.sin6_family = sa_family_t(AF_INET6)
+            withUnsafeBytes(of: v6) { bytes in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: bytes) } }
+        }
+        return storage
+    }
+
+    @Test func onlyTheListedAddressesAreAllowed() throws {
+        let list = try #require(PeerAllowList(argument: "192.0.2.10, 2001:db8::1"))
+        #expect(list.allows(address("192.0.2.10")))
+        #expect(list.allows(address("::ffff:192.0.2.10")))  // a dual-stack socket's IPv4 peer
+        #expect(list.allows(address("2001:db8::1")))
+        #expect(!list.allows(address("192.0.2.11")))
+        #expect(!list.allows(address("127.0.0.1")))
+        #expect(PeerAllowList.describe(address("::ffff:192.0.2.10")) == "192.0.2.10")
+    }
+
+    @Test(arguments: ["", ",", "nginx", "192.0.2.0/24", "192.0.2.10,example.org"])
+    func whatIsNotAnAddressListIsRefused(argument: String) {
+        #expect(PeerAllowList(argument: argument) == nil)
+    }
+
+    @Test func loopbackAddressesAreTheOnlyOnesListenedOnWithoutAList() {
+        #expect(PeerAllowList.isLoopback("127.0.0.1"))
+        #expect(PeerAllowList.isLoopback("127.1.2.3"))
+        #expect(PeerAllowList.isLoopback("::1"))
+        #expect(!PeerAllowList.isLoopback("0.0.0.0"))
+        #expect(!PeerAllowList.isLoopback("::"))
+        #expect(!PeerAllowList.isLoopback("192.0.2.10"))
+    }
+}
+
+struct DailyHistoryTests {
+    @Test func aRangeIsReadOncePerPeriod() throws {
+        let reads = Atomic(0)
+        let history = DailyHistory(period: .seconds(60), maxConcurrentReads: 1) { from, _ in
+            reads.add(1)
+            return [DayStats(date: UTCTimestamp.dayText(from), visitors: from, uniqueVisitors: 0, countries: [:])]
+        }
+        #expect(try history.days(from: 10, to: 10).first?.visitors == 10)
+        #expect(try history.days(from: 10, to: 10).first?.visitors == 10)
+        #expect(try history.days(from: 11, to: 11).first?.visitors == 11)
+        #expect(reads.load() == 2)
+    }
+
+    @Test func readsPastTheBoundAreBusyAtOnceAndKeptRangesStillAnswer() throws {
+        let release = DispatchSemaphore(value: 0)
+        let started = DispatchSemaphore(value: 0)
+        let history = DailyHistory(period: .seconds(2), maxConcurrentReads: 2) { from, to in
+            if from == 1 || from == 2 {
+                started.signal()
+                release.wait()
+            }
+            return []
+        }
+        _ = try history.days(from: 0, to: 0)  // kept before the slow reads begin
+        let group = DispatchGroup()
+        for day in 1...2 {
+            DispatchQueue.global().async(group: group) { _ = try? history.days(from: day, to: day) }
+        }
+        started.wait()
+        started.wait()
+        #expect(throws: DailyHistory.Busy.self) { try history.days(from: 3, to: 3) }
+        do {
+            _ = try history.days(from: 4, to: 4)
+        } catch let busy as DailyHistory.Busy {
+            #expect(busy.retryAfter == 2)
+        }
+        #expect(try history.days(from: 0, to: 0).isEmpty)
+        release.signal()
+        release.signal()
+        group.wait()
+        #expect(try history.days(from: 3, to: 3).isEmpty)
+    }
+
+    @Test func theRouterAnswersBusyWith503AndRetryAfter() {
+        let router = Router(
+            pages: { fatalError("not read") }, recordVisit: { _ in },
+            daily: { _, _ in throw DailyHistory.Busy(retryAfter: 2) })
+        let response = router.respond(to: Request(method: "GET", uri: "/api/sys/stats/daily?from=2026-01-01&to=2026-01-02"))
+        #expect(response.status == 503)
+        #expect(response.headers.contains { $0.name == "Retry-After" && $0.value == "2" })
+    }
+}
