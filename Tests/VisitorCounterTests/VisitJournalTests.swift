@@ -199,6 +199,27 @@ struct VisitJournalTests {
         #expect(try store.stats().totalVisitors == 0)
     }
 
+    @Test func aJournalRemovedSinceTheListingIsGoneNotAFailure() throws {
+        // Another worker replayed and removed it between this one's directory listing and its open.
+        let database = directory.path("gone.sqlite")
+        let store = try VisitorStore(path: database)
+        #expect(try JournalReplay.replay(path: database + ".journal-0-removed", into: store, batchSize: 10) == nil)
+    }
+
+    @Test(arguments: [
+        (ENOENT, "gone"), (EACCES, "untrusted"), (EPERM, "untrusted"), (ELOOP, "untrusted"), (EIO, "failed"),
+    ])
+    func whatAFailedOpenMeans(code: Int32, meaning: String) {
+        // EACCES cannot be had for real here: the tests run as root, which opens any file.
+        let found: String
+        switch VisitJournal.openFailure(path: "/x.journal-0-a", errno: code) {
+        case VisitJournal.OpenError.gone: found = "gone"
+        case VisitJournal.OpenError.untrusted: found = "untrusted"
+        default: found = "failed"
+        }
+        #expect(found == meaning)
+    }
+
     @Test func aLiveJournalIsNotReplayed() throws {
         let database = directory.path("live.sqlite")
         let store = try VisitorStore(path: database)

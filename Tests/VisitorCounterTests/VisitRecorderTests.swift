@@ -163,6 +163,31 @@ struct VisitRecorderTests {
         #expect(stats.uniqueVisitorsToday == 4)
     }
 
+    @Test func aFileThatCannotBeReplayedDoesNotHoldUpTheJournalsAfterIt() async throws {
+        let path = directory.path("blocked.sqlite")
+        let store = try VisitorStore(path: path)
+        let audit = AuditLog(database: path, logger: quietLogger)
+        // Sorts before the real journal, and its open fails (EISDIR).
+        let blocker = path + ".journal-0-0"
+        try FileManager.default.createDirectory(atPath: blocker, withIntermediateDirectories: false)
+        var ended: VisitJournal? = try VisitJournal.create(database: path, worker: 1, capacity: 1 << 16)
+        for index in 0..<30 {
+            _ = try #require(ended?.append(JournalRecord(kind: .row, visit: Self.visit("CH", thread: index)), written: 0))
+        }
+        ended = nil
+        let recorder = VisitRecorder(
+            store: store,
+            configuration: .init(batchSize: 10, flushInterval: .milliseconds(50), retry: Self.fastRetry, worker: 2),
+            audit: audit, logger: quietLogger)
+        recorder.start()
+        #expect(try await Self.eventually { try store.stats().totalVisitors == 30 })
+        recorder.stop()
+        #expect(try store.stats().countries == ["CH": 30])
+        #expect(try VisitJournal.all(database: path) == [blocker])
+        let failed = try AuditLog.read(path: audit.path).filter { $0.event == "journal_replay_failed" }
+        #expect(failed.first?.error?.contains(blocker) == true)
+    }
+
     @Test func aSpillFileFromAnEarlierVersionIsStillReplayed() async throws {
         let path = directory.path("spill.sqlite")
         let store = try VisitorStore(path: path)

@@ -96,12 +96,15 @@ public final class VisitJournal: @unchecked Sendable {
     public enum OpenError: Error, CustomStringConvertible {
         /// Another live process holds it.
         case inUse
+        /// Not there any more: another worker replayed and removed it after the directory was listed.
+        case gone
         /// Not a file this service made: a symlink, another owner, permissions for others, a bad header.
         case untrusted(path: String, reason: String)
 
         public var description: String {
             switch self {
             case .inUse: return "the journal is in use by a live worker"
+            case .gone: return "the journal was removed (replayed by another worker)"
             case .untrusted(let path, let reason):
                 return "\(path) is not a journal this service made (\(reason)): left as it is, not replayed"
             }
@@ -109,13 +112,11 @@ public final class VisitJournal: @unchecked Sendable {
     }
 
     /// Opens an existing journal that no live process holds, for its replay; throws ``OpenError/inUse``
-    /// when one does, and ``OpenError/untrusted(path:reason:)`` when it is not a file this service made.
+    /// when one does, ``OpenError/gone`` when it is not there any more, and
+    /// ``OpenError/untrusted(path:reason:)`` when it is not a file this service made.
     public static func openOrphan(path: String) throws -> VisitJournal {
         let descriptor = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            if errno == ELOOP { throw OpenError.untrusted(path: path, reason: "a symbolic link") }
-            throw SystemCallError(call: "open", subject: path, errno: errno)
-        }
+        guard descriptor >= 0 else { throw openFailure(path: path, errno: errno) }
         do {
             guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
                 if errno == EWOULDBLOCK { throw OpenError.inUse }
@@ -124,7 +125,7 @@ public final class VisitJournal: @unchecked Sendable {
             var status = stat()
             try systemCall("fstat", path) { fstat(descriptor, &status) }
             // Removed by the worker that replayed it just before we got the lock.
-            guard status.st_nlink > 0 else { throw OpenError.inUse }
+            guard status.st_nlink > 0 else { throw OpenError.gone }
             if let reason = untrustedReason(status) { throw OpenError.untrusted(path: path, reason: reason) }
             guard Int(status.st_size) > headerSize else {
                 throw OpenError.untrusted(path: path, reason: "\(status.st_size) bytes, shorter than a journal")
@@ -140,6 +141,19 @@ public final class VisitJournal: @unchecked Sendable {
         } catch {
             close(descriptor)
             throw error
+        }
+    }
+
+    /// What a failed `open` of a journal or spill file found on disk means. Workers list the directory
+    /// and replay at the same time, so a file that vanished in between (`ENOENT`) was replayed by
+    /// another one; a file this service's user may not open (`EACCES`, say one made by root in a manual
+    /// run) is not one it made: it is reported, once, rather than failing every replay pass.
+    static func openFailure(path: String, errno code: Int32) -> Error {
+        switch code {
+        case ENOENT: return OpenError.gone
+        case ELOOP: return OpenError.untrusted(path: path, reason: "a symbolic link")
+        case EACCES, EPERM: return OpenError.untrusted(path: path, reason: "this service's user may not open it")
+        default: return SystemCallError(call: "open", subject: path, errno: code)
         }
     }
 
