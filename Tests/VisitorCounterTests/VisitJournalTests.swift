@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 
 @testable import VisitorCounter
@@ -218,6 +219,39 @@ struct VisitJournalTests {
         default: found = "failed"
         }
         #expect(found == meaning)
+    }
+
+    @Test func aNewJournalIsLockedBeforeAReplayCanFindIt() throws {
+        // One thread makes journals (and removes them at once) while another lists and tries to take
+        // each one it finds, as a worker's replay does. No journal may be found unlocked and empty.
+        let database = directory.path("race.sqlite")
+        let done = Synchronization.Atomic<Bool>(false)
+        let taken = Synchronization.Mutex<[String]>([])
+        let scanned = DispatchSemaphore(value: 0)
+        let scanner = Thread {
+            while !done.load(ordering: .acquiring) {
+                for path in (try? VisitJournal.all(database: database)) ?? [] {
+                    do {
+                        _ = try VisitJournal.openOrphan(path: path)
+                        taken.withLock { $0.append("\(path): opened as an orphan") }
+                    } catch VisitJournal.OpenError.untrusted(_, let reason) {
+                        taken.withLock { $0.append("\(path): \(reason)") }
+                    } catch {}
+                }
+            }
+            scanned.signal()
+        }
+        scanner.start()
+        defer {
+            done.store(true, ordering: .releasing)
+            scanned.wait()
+        }
+        for _ in 0..<3000 {
+            let journal = try VisitJournal.create(database: database, worker: 0, capacity: 4096)
+            try journal.remove()
+        }
+        #expect(taken.withLock { $0 }.isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.url.path).filter { $0.hasPrefix("race.") }.isEmpty)
     }
 
     @Test func aLiveJournalIsNotReplayed() throws {

@@ -66,27 +66,36 @@ public final class VisitJournal: @unchecked Sendable {
 
     /// Makes a new journal for worker `worker` next to `database`, with its space allocated up front (a
     /// page of a sparse file that could not be had when first touched would be a SIGBUS), and locks it.
+    ///
+    /// The file is made under a name the directory scan (``all(database:)``) does not match, locked,
+    /// allocated and given its header, and only then renamed to its journal name (the lock goes with
+    /// the file). Made under its final name, another worker's replay could open and lock it in the
+    /// moment before its own worker did, and find it empty: that worker would then run without a journal.
     public static func create(database: String, worker: Int, capacity: Int) throws -> VisitJournal {
         let id = UUID().uuidString.lowercased()
         let path = "\(database).journal-\(worker)-\(id)"
-        let descriptor = try systemCall("open", path) {
-            open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        var current = "\(database).creating-journal-\(worker)-\(id)"
+        let descriptor = try systemCall("open", current) {
+            open(current, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         }
         do {
-            try systemCall("flock", path) { flock(descriptor, LOCK_EX | LOCK_NB) }
+            try systemCall("flock", current) { flock(descriptor, LOCK_EX | LOCK_NB) }
             let size = headerSize + capacity
             let allocated = posix_fallocate(descriptor, 0, off_t(size))
-            guard allocated == 0 else { throw SystemCallError(call: "posix_fallocate", subject: path, errno: allocated) }
+            guard allocated == 0 else { throw SystemCallError(call: "posix_fallocate", subject: current, errno: allocated) }
             // The header goes in before the mapping, which reads the ID and the capacity from it.
             var header = [UInt8](repeating: 0, count: endOffset + 8)
             header.replaceSubrange(0..<magic.count, with: magic)
             header.replaceSubrange(idOffset..<idOffset + 36, with: Array(id.utf8))
             withUnsafeBytes(of: UInt64(capacity).littleEndian) { header.replaceSubrange(capacityOffset..<capacityOffset + 8, with: $0) }
             let written = pwrite(descriptor, header, header.count, 0)
-            guard written == header.count else { throw SystemCallError(call: "pwrite", subject: path, errno: written < 0 ? errno : EIO) }
+            guard written == header.count else { throw SystemCallError(call: "pwrite", subject: current, errno: written < 0 ? errno : EIO) }
+            let temporary = current
+            try systemCall("rename", path) { rename(temporary, path) }
+            current = path
             return try VisitJournal(path: path, descriptor: descriptor, size: size)
         } catch {
-            unlink(path)
+            unlink(current)
             close(descriptor)
             throw error
         }
