@@ -254,6 +254,25 @@ struct VisitJournalTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.url.path).filter { $0.hasPrefix("race.") }.isEmpty)
     }
 
+    @Test func aWorkerSlotMakesNoMoreJournalsWhileTooManyOfItsOwnWait() throws {
+        // A worker that crashes at every start while the database is down: each start left a journal.
+        let database = directory.path("loop.sqlite")
+        var waiting: [String] = []
+        for index in 0..<VisitJournal.maxWaitingPerWorker {
+            waiting.append(try journalOfAnEndedWorker(database: database, worker: 1, count: index))
+        }
+        #expect(throws: VisitJournal.CreateError.self) {
+            try VisitJournal.create(database: database, worker: 1, capacity: 4096)
+        }
+        #expect(try VisitJournal.all(database: database).count == VisitJournal.maxWaitingPerWorker)
+        // Other slots (worker 10's name starts like worker 1's) are not held up.
+        _ = try VisitJournal.create(database: database, worker: 10, capacity: 4096)
+        // Once one is replayed, the slot gets a journal again.
+        let store = try VisitorStore(path: database)
+        _ = try JournalReplay.replay(path: waiting[0], into: store, batchSize: 10)
+        _ = try VisitJournal.create(database: database, worker: 1, capacity: 4096)
+    }
+
     @Test func aLiveJournalIsNotReplayed() throws {
         let database = directory.path("live.sqlite")
         let store = try VisitorStore(path: database)

@@ -64,6 +64,36 @@ public final class VisitJournal: @unchecked Sendable {
             .map { URL(fileURLWithPath: directory).appendingPathComponent($0).path }
     }
 
+    /// The journals of worker slot `worker` next to `database`.
+    static func all(database: String, worker: Int) throws -> [String] {
+        let prefix = URL(fileURLWithPath: database).lastPathComponent + ".journal-\(worker)-"
+        return try all(database: database).filter { URL(fileURLWithPath: $0).lastPathComponent.hasPrefix(prefix) }
+    }
+
+    /// How many journals of one worker slot may wait for their replay before the slot makes no more.
+    ///
+    /// A journal waits as long as the database cannot be written. A worker that crashes again and
+    /// again during an outage would otherwise allocate a new journal (32 MiB by default) at every
+    /// restart while none of the old ones can go: the disk next to the database would fill up. Using
+    /// its own ended journal again instead would need that journal's progress from the database that
+    /// is down, so the slot stops at this many, and its next workers serve without a journal
+    /// (``CreateError/tooManyWaiting(worker:paths:)``, in the audit log) until the replays have caught up.
+    public static let maxWaitingPerWorker = 4
+
+    /// Why a new journal is not made.
+    public enum CreateError: Error, CustomStringConvertible {
+        /// The slot's earlier journals wait for the database: see ``maxWaitingPerWorker``.
+        case tooManyWaiting(worker: Int, paths: [String])
+
+        public var description: String {
+            switch self {
+            case .tooManyWaiting(let worker, let paths):
+                return "worker \(worker) already has \(paths.count) journals of ended workers waiting to be written "
+                    + "to the database (\(paths.joined(separator: ", "))): no new one is made until they are"
+            }
+        }
+    }
+
     /// Makes a new journal for worker `worker` next to `database`, with its space allocated up front (a
     /// page of a sparse file that could not be had when first touched would be a SIGBUS), and locks it.
     ///
@@ -71,7 +101,12 @@ public final class VisitJournal: @unchecked Sendable {
     /// allocated and given its header, and only then renamed to its journal name (the lock goes with
     /// the file). Made under its final name, another worker's replay could open and lock it in the
     /// moment before its own worker did, and find it empty: that worker would then run without a journal.
+    ///
+    /// Throws ``CreateError/tooManyWaiting(worker:paths:)`` when ``maxWaitingPerWorker`` journals of
+    /// this worker's slot already wait next to the database.
     public static func create(database: String, worker: Int, capacity: Int) throws -> VisitJournal {
+        let waiting = try all(database: database, worker: worker)
+        guard waiting.count < maxWaitingPerWorker else { throw CreateError.tooManyWaiting(worker: worker, paths: waiting) }
         let id = UUID().uuidString.lowercased()
         let path = "\(database).journal-\(worker)-\(id)"
         var current = "\(database).creating-journal-\(worker)-\(id)"
