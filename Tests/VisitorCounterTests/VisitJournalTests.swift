@@ -61,6 +61,17 @@ struct VisitJournalTests {
         #expect(journal.records(from: first).records.count == 1)
     }
 
+    @Test func aVisitAtTheLastInstantOfADayStaysInThatDay() throws {
+        let journal = try VisitJournal.create(database: directory.path("midnight.sqlite"), worker: 0, capacity: 4096)
+        var visit = Self.visit("NZ", 1)
+        // 2025-11-25 23:59:59.9996 UTC: its milliseconds rounded to the nearest are the next day's.
+        visit.time = Date(timeIntervalSince1970: 1_764_115_199.9996)
+        _ = try #require(journal.append(JournalRecord(kind: .row, visit: visit), written: 0))
+        let back = try #require(journal.records(from: 0).records.first).record.visit.time
+        #expect(UTCTimestamp.day(back) == UTCTimestamp.day(visit.time))
+        #expect(back <= visit.time && visit.time.timeIntervalSince(back) < 0.001)
+    }
+
     @Test func theRingWrapsAndRefusesWhatWouldOverwriteUnwrittenRecords() throws {
         let journal = try VisitJournal.create(database: directory.path("ring.sqlite"), worker: 0, capacity: 4096)
         var written: UInt64 = 0

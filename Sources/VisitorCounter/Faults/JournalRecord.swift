@@ -56,7 +56,8 @@ public struct JournalRecord: Sendable, Equatable {
         if kind == .row, address != nil { flags |= Self.hasAddress }
         if visit.sealed != nil { flags |= Self.sealed }
         if visit.sealed?.visitorHash != nil { flags |= Self.hasVisitorHash }
-        let milliseconds = Int64((visit.time.timeIntervalSince1970 * 1000).rounded())
+        // Rounded down: rounded to the nearest, a visit at 23:59:59.9996 would come back the next day.
+        let milliseconds = Int64((visit.time.timeIntervalSince1970 * 1000).rounded(.down))
         buffer.storeBytes(of: UInt32(length).littleEndian, toByteOffset: 0, as: UInt32.self)
         buffer[4] = kind.rawValue
         buffer[5] = flags
