@@ -33,10 +33,10 @@ public enum JournalReplay {
         } catch VisitJournal.OpenError.gone {
             return nil
         }
-        let tail = journal.records(from: try store.journalProgress(journal.id))
+        var position = try store.journalProgress(journal.id)
+        let tail = journal.records(from: position)
         var outcome = Outcome()
         var batch = VisitBatch()
-        var position = try store.journalProgress(journal.id)
         var records = 0
         func flush() throws {
             guard records > 0 else { return }

@@ -179,9 +179,6 @@ public final class VisitJournal: @unchecked Sendable {
                 journal.capacity == Int(status.st_size) - headerSize, journal.capacity > 0
             else { throw OpenError.untrusted(path: path, reason: "no journal header") }
             return journal
-        } catch let error as OpenError {
-            close(descriptor)
-            throw error
         } catch {
             close(descriptor)
             throw error
