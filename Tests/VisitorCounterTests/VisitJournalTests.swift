@@ -284,6 +284,71 @@ struct VisitJournalTests {
         _ = try VisitJournal.create(database: database, worker: 1, capacity: 4096)
     }
 
+    /// A 128-byte record: 32 of them fill a 4 KiB ring exactly, so each lap's records lie where the
+    /// last lap's did.
+    static func record128(_ label: String) throws -> JournalRecord {
+        let code = "JP", name = "Japan", ip = "198.51.100.7"
+        let userAgent = label + String(repeating: "a", count: 128 - 32 - code.count - name.count - ip.count - label.count)
+        let record = JournalRecord(
+            kind: .row, visit: Visit(trustedIP: ip, userAgent: userAgent, country: name, countryCode: code, time: Date()))
+        try #require(record.encodedLength == 128)
+        return record
+    }
+
+    /// Two laps of a 4 KiB journal, the second unwritten, then the ring's pages as they were after the
+    /// first lap, as after a power cut that kept the header's `end` and lost the second lap's pages.
+    func journalWithTheLastLapLost(database: String, store: VisitorStore) throws -> String {
+        var journal: VisitJournal? = try VisitJournal.create(database: database, worker: 0, capacity: 4096)
+        let lap1 = try Self.record128("lap1-"), lap2 = try Self.record128("lap2-")
+        for _ in 0..<32 { _ = try #require(journal?.append(lap1, written: 0)) }
+        let path = try #require(journal?.path)
+        let firstLap = try Data(contentsOf: URL(fileURLWithPath: path))[4096..<8192]
+        var batch = VisitBatch()
+        batch.append(lap1.visit)
+        batch.journal = JournalSpan(id: try #require(journal?.id), start: 0, end: 4096)
+        #expect(try store.write(batch))
+        for _ in 0..<32 { _ = try #require(journal?.append(lap2, written: 4096)) }
+        #expect(journal?.end == 8192)
+        journal = nil
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seek(toOffset: 4096)
+        try handle.write(contentsOf: firstLap)
+        try handle.close()
+        return path
+    }
+
+    @Test func aRecordLeftByTheRingsLastLapIsNotReplayedAsANewOne() throws {
+        let database = directory.path("lap.sqlite")
+        let store = try VisitorStore(path: database)
+        let path = try journalWithTheLastLapLost(database: database, store: store)
+        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 10))
+        #expect(outcome.damaged)
+        #expect(outcome.visits == 0)
+        #expect(FileManager.default.fileExists(atPath: path + ".rejected"))
+        #expect(try store.stats().totalVisitors == 1)
+    }
+
+    @Test func aJournalOfTheVersionBeforeWithoutPositionsIsStillReplayed() throws {
+        let database = directory.path("v1.sqlite")
+        let store = try VisitorStore(path: database)
+        let path = try journalOfAnEndedWorker(database: database, count: 20)
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        // The version before wrote VCJOURN1 and left the position's bytes zero.
+        try handle.write(contentsOf: Data("VCJOURN1".utf8))
+        var position: UInt64 = 0
+        for _ in 0..<20 {
+            try handle.seek(toOffset: 4096 + position)
+            let bytes = try #require(try handle.read(upToCount: 4))
+            let length = UInt64(UInt32(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
+            try handle.seek(toOffset: 4096 + position + 11)
+            try handle.write(contentsOf: Data(count: 5))
+            position += length
+        }
+        try handle.close()
+        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 10))
+        #expect(outcome == JournalReplay.Outcome(batches: 2, visits: 20))
+    }
+
     @Test func aLiveJournalIsNotReplayed() throws {
         let database = directory.path("live.sqlite")
         let store = try VisitorStore(path: database)

@@ -39,7 +39,12 @@ public final class VisitJournal: @unchecked Sendable {
     private let base: UnsafeMutableRawPointer
     private let mappedSize: Int
 
-    static let magic: [UInt8] = Array("VCJOURN1".utf8)
+    /// Version 2 stores each record's position in the record; version 1 journals, left by the version
+    /// before, are still replayed, without that check.
+    static let magic: [UInt8] = Array("VCJOURN2".utf8)
+    static let magicWithoutPositions: [UInt8] = Array("VCJOURN1".utf8)
+    /// Whether the records carry their positions (``magic``), to be checked when read.
+    private let checksPositions: Bool
     static let headerSize = 4096
     /// Header offsets: magic (8 bytes), ID (36 bytes of text), capacity (8), end (8).
     private static let idOffset = 8
@@ -175,7 +180,8 @@ public final class VisitJournal: @unchecked Sendable {
                 throw OpenError.untrusted(path: path, reason: "\(status.st_size) bytes, shorter than a journal")
             }
             let journal = try VisitJournal(path: path, descriptor: descriptor, size: Int(status.st_size))
-            guard Array(UnsafeRawBufferPointer(start: journal.base, count: magic.count)) == magic,
+            let found = Array(UnsafeRawBufferPointer(start: journal.base, count: magic.count))
+            guard found == magic || found == magicWithoutPositions,
                 journal.capacity == Int(status.st_size) - headerSize, journal.capacity > 0
             else { throw OpenError.untrusted(path: path, reason: "no journal header") }
             return journal
@@ -219,6 +225,7 @@ public final class VisitJournal: @unchecked Sendable {
         self.capacity = stored > 0 && stored <= UInt64(size - Self.headerSize) ? Int(stored) : size - Self.headerSize
         let idBytes = UnsafeRawBufferPointer(start: mapped + Self.idOffset, count: 36)
         self.id = String(decoding: idBytes, as: UTF8.self)
+        self.checksPositions = Array(UnsafeRawBufferPointer(start: mapped, count: Self.magic.count)) == Self.magic
     }
 
     deinit {
@@ -246,11 +253,11 @@ public final class VisitJournal: @unchecked Sendable {
         let offset = Int(start % UInt64(capacity))
         if offset + length <= capacity {
             // The usual case: straight into the mapped pages.
-            record.encode(into: UnsafeMutableRawBufferPointer(start: base + Self.headerSize + offset, count: length))
+            record.encode(into: UnsafeMutableRawBufferPointer(start: base + Self.headerSize + offset, count: length), position: start)
         } else {
             // Across the ring's end: encoded aside, then copied in two parts.
             withUnsafeTemporaryAllocation(byteCount: length, alignment: 8) { buffer in
-                record.encode(into: buffer)
+                record.encode(into: buffer, position: start)
                 copy(in: UnsafeRawBufferPointer(buffer), at: start)
             }
         }
@@ -281,7 +288,8 @@ public final class VisitJournal: @unchecked Sendable {
                 copy(out: UnsafeMutableRawBufferPointer(buffer), at: position)
                 count = length
             }
-            guard let decoded = record.withUnsafeBytes(JournalRecord.decode) else {
+            let expected = checksPositions ? position : nil
+            guard let decoded = record.withUnsafeBytes({ JournalRecord.decode($0, position: expected) }) else {
                 tail.damaged = true
                 return tail
             }
