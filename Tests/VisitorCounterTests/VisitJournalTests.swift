@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 
 @testable import VisitorCounter
@@ -58,6 +59,17 @@ struct VisitJournalTests {
         #expect(tail.records[1].record.kind == .withoutRow)
         #expect(tail.records[1].record.visit.sealed?.visitorHash == 42)
         #expect(journal.records(from: first).records.count == 1)
+    }
+
+    @Test func aVisitAtTheLastInstantOfADayStaysInThatDay() throws {
+        let journal = try VisitJournal.create(database: directory.path("midnight.sqlite"), worker: 0, capacity: 4096)
+        var visit = Self.visit("NZ", 1)
+        // 2025-11-25 23:59:59.9996 UTC: its milliseconds rounded to the nearest are the next day's.
+        visit.time = Date(timeIntervalSince1970: 1_764_115_199.9996)
+        _ = try #require(journal.append(JournalRecord(kind: .row, visit: visit), written: 0))
+        let back = try #require(journal.records(from: 0).records.first).record.visit.time
+        #expect(UTCTimestamp.day(back) == UTCTimestamp.day(visit.time))
+        #expect(back <= visit.time && visit.time.timeIntervalSince(back) < 0.001)
     }
 
     @Test func theRingWrapsAndRefusesWhatWouldOverwriteUnwrittenRecords() throws {
@@ -197,6 +209,144 @@ struct VisitJournalTests {
         #expect(FileManager.default.fileExists(atPath: open))
         #expect(FileManager.default.fileExists(atPath: target))
         #expect(try store.stats().totalVisitors == 0)
+    }
+
+    @Test func aJournalRemovedSinceTheListingIsGoneNotAFailure() throws {
+        // Another worker replayed and removed it between this one's directory listing and its open.
+        let database = directory.path("gone.sqlite")
+        let store = try VisitorStore(path: database)
+        #expect(try JournalReplay.replay(path: database + ".journal-0-removed", into: store, batchSize: 10) == nil)
+    }
+
+    @Test(arguments: [
+        (ENOENT, "gone"), (EACCES, "untrusted"), (EPERM, "untrusted"), (ELOOP, "untrusted"), (EIO, "failed"),
+    ])
+    func whatAFailedOpenMeans(code: Int32, meaning: String) {
+        // EACCES cannot be had for real here: the tests run as root, which opens any file.
+        let found: String
+        switch VisitJournal.openFailure(path: "/x.journal-0-a", errno: code) {
+        case VisitJournal.OpenError.gone: found = "gone"
+        case VisitJournal.OpenError.untrusted: found = "untrusted"
+        default: found = "failed"
+        }
+        #expect(found == meaning)
+    }
+
+    @Test func aNewJournalIsLockedBeforeAReplayCanFindIt() throws {
+        // One thread makes journals (and removes them at once) while another lists and tries to take
+        // each one it finds, as a worker's replay does. No journal may be found unlocked and empty.
+        let database = directory.path("race.sqlite")
+        let done = Synchronization.Atomic<Bool>(false)
+        let taken = Synchronization.Mutex<[String]>([])
+        let scanned = DispatchSemaphore(value: 0)
+        let scanner = Thread {
+            while !done.load(ordering: .acquiring) {
+                for path in (try? VisitJournal.all(database: database)) ?? [] {
+                    do {
+                        _ = try VisitJournal.openOrphan(path: path)
+                        taken.withLock { $0.append("\(path): opened as an orphan") }
+                    } catch VisitJournal.OpenError.untrusted(_, let reason) {
+                        taken.withLock { $0.append("\(path): \(reason)") }
+                    } catch {}
+                }
+            }
+            scanned.signal()
+        }
+        scanner.start()
+        defer {
+            done.store(true, ordering: .releasing)
+            scanned.wait()
+        }
+        for _ in 0..<3000 {
+            let journal = try VisitJournal.create(database: database, worker: 0, capacity: 4096)
+            try journal.remove()
+        }
+        #expect(taken.withLock { $0 }.isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.url.path).filter { $0.hasPrefix("race.") }.isEmpty)
+    }
+
+    @Test func aWorkerSlotMakesNoMoreJournalsWhileTooManyOfItsOwnWait() throws {
+        // A worker that crashes at every start while the database is down: each start left a journal.
+        let database = directory.path("loop.sqlite")
+        var waiting: [String] = []
+        for index in 0..<VisitJournal.maxWaitingPerWorker {
+            waiting.append(try journalOfAnEndedWorker(database: database, worker: 1, count: index))
+        }
+        #expect(throws: VisitJournal.CreateError.self) {
+            try VisitJournal.create(database: database, worker: 1, capacity: 4096)
+        }
+        #expect(try VisitJournal.all(database: database).count == VisitJournal.maxWaitingPerWorker)
+        // Other slots (worker 10's name starts like worker 1's) are not held up.
+        _ = try VisitJournal.create(database: database, worker: 10, capacity: 4096)
+        // Once one is replayed, the slot gets a journal again.
+        let store = try VisitorStore(path: database)
+        _ = try JournalReplay.replay(path: waiting[0], into: store, batchSize: 10)
+        _ = try VisitJournal.create(database: database, worker: 1, capacity: 4096)
+    }
+
+    /// A 128-byte record: 32 of them fill a 4 KiB ring exactly, so each lap's records lie where the
+    /// last lap's did.
+    static func record128(_ label: String) throws -> JournalRecord {
+        let code = "JP", name = "Japan", ip = "198.51.100.7"
+        let userAgent = label + String(repeating: "a", count: 128 - 32 - code.count - name.count - ip.count - label.count)
+        let record = JournalRecord(
+            kind: .row, visit: Visit(trustedIP: ip, userAgent: userAgent, country: name, countryCode: code, time: Date()))
+        try #require(record.encodedLength == 128)
+        return record
+    }
+
+    /// Two laps of a 4 KiB journal, the second unwritten, then the ring's pages as they were after the
+    /// first lap, as after a power cut that kept the header's `end` and lost the second lap's pages.
+    func journalWithTheLastLapLost(database: String, store: VisitorStore) throws -> String {
+        var journal: VisitJournal? = try VisitJournal.create(database: database, worker: 0, capacity: 4096)
+        let lap1 = try Self.record128("lap1-"), lap2 = try Self.record128("lap2-")
+        for _ in 0..<32 { _ = try #require(journal?.append(lap1, written: 0)) }
+        let path = try #require(journal?.path)
+        let firstLap = try Data(contentsOf: URL(fileURLWithPath: path))[4096..<8192]
+        var batch = VisitBatch()
+        batch.append(lap1.visit)
+        batch.journal = JournalSpan(id: try #require(journal?.id), start: 0, end: 4096)
+        #expect(try store.write(batch))
+        for _ in 0..<32 { _ = try #require(journal?.append(lap2, written: 4096)) }
+        #expect(journal?.end == 8192)
+        journal = nil
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.seek(toOffset: 4096)
+        try handle.write(contentsOf: firstLap)
+        try handle.close()
+        return path
+    }
+
+    @Test func aRecordLeftByTheRingsLastLapIsNotReplayedAsANewOne() throws {
+        let database = directory.path("lap.sqlite")
+        let store = try VisitorStore(path: database)
+        let path = try journalWithTheLastLapLost(database: database, store: store)
+        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 10))
+        #expect(outcome.damaged)
+        #expect(outcome.visits == 0)
+        #expect(FileManager.default.fileExists(atPath: path + ".rejected"))
+        #expect(try store.stats().totalVisitors == 1)
+    }
+
+    @Test func aJournalOfTheVersionBeforeWithoutPositionsIsStillReplayed() throws {
+        let database = directory.path("v1.sqlite")
+        let store = try VisitorStore(path: database)
+        let path = try journalOfAnEndedWorker(database: database, count: 20)
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        // The version before wrote VCJOURN1 and left the position's bytes zero.
+        try handle.write(contentsOf: Data("VCJOURN1".utf8))
+        var position: UInt64 = 0
+        for _ in 0..<20 {
+            try handle.seek(toOffset: 4096 + position)
+            let bytes = try #require(try handle.read(upToCount: 4))
+            let length = UInt64(UInt32(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
+            try handle.seek(toOffset: 4096 + position + 11)
+            try handle.write(contentsOf: Data(count: 5))
+            position += length
+        }
+        try handle.close()
+        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 10))
+        #expect(outcome == JournalReplay.Outcome(batches: 2, visits: 20))
     }
 
     @Test func aLiveJournalIsNotReplayed() throws {

@@ -137,6 +137,31 @@ struct VisitRecorderTests {
         #expect(try VisitJournal.all(database: path).isEmpty)
     }
 
+    @Test func theJournalsRingGoesRoundManyTimesAsBatchesAreWritten() async throws {
+        let path = directory.path("wrap.sqlite")
+        let store = try VisitorStore(path: path)
+        // About 60 of these visits fill a 4 KiB ring: 1200 of them go round it about 20 times, which
+        // works only if every written batch makes room again.
+        let journal = try VisitJournal.create(database: path, worker: 0, capacity: 4096)
+        let recorder = VisitRecorder(
+            store: store, configuration: .init(batchSize: 10, flushInterval: .milliseconds(10), retry: Self.fastRetry),
+            journal: journal, logger: quietLogger)
+        recorder.start()
+        for round in 0..<60 {
+            for index in 0..<20 { recorder.record(Self.visit(index % 2 == 0 ? "AT" : "BE", thread: round)) }
+            #expect(try await Self.eventually { recorder.pendingVisits == 0 })
+        }
+        #expect(journal.end > 4096 * 10)
+        #expect(recorder.statistics.visitsNotJournaled == 0)
+        // Every visit written once, and the database knows the journal is written to its end: a replay
+        // after a crash now would find nothing to write.
+        #expect(try store.journalProgress(journal.id) == journal.end)
+        #expect(try store.stats().countries == ["AT": 600, "BE": 600])
+        #expect(try store.visitorRowCount() == 1200)
+        recorder.stop()
+        #expect(try store.stats().totalVisitors == 1200)
+    }
+
     @Test func withHashedAddressesTheJournalKeepsNoAddressAndItsReplayCountsUniqueVisitors() throws {
         let path = directory.path("hashed.sqlite")
         let store = try VisitorStore(path: path, busyTimeout: 0.05, storeIP: .hashed)
@@ -161,6 +186,31 @@ struct VisitRecorderTests {
         let stats = try store.stats()
         #expect(stats.totalVisitors == 6)
         #expect(stats.uniqueVisitorsToday == 4)
+    }
+
+    @Test func aFileThatCannotBeReplayedDoesNotHoldUpTheJournalsAfterIt() async throws {
+        let path = directory.path("blocked.sqlite")
+        let store = try VisitorStore(path: path)
+        let audit = AuditLog(database: path, logger: quietLogger)
+        // Sorts before the real journal, and its open fails (EISDIR).
+        let blocker = path + ".journal-0-0"
+        try FileManager.default.createDirectory(atPath: blocker, withIntermediateDirectories: false)
+        var ended: VisitJournal? = try VisitJournal.create(database: path, worker: 1, capacity: 1 << 16)
+        for index in 0..<30 {
+            _ = try #require(ended?.append(JournalRecord(kind: .row, visit: Self.visit("CH", thread: index)), written: 0))
+        }
+        ended = nil
+        let recorder = VisitRecorder(
+            store: store,
+            configuration: .init(batchSize: 10, flushInterval: .milliseconds(50), retry: Self.fastRetry, worker: 2),
+            audit: audit, logger: quietLogger)
+        recorder.start()
+        #expect(try await Self.eventually { try store.stats().totalVisitors == 30 })
+        recorder.stop()
+        #expect(try store.stats().countries == ["CH": 30])
+        #expect(try VisitJournal.all(database: path) == [blocker])
+        let failed = try AuditLog.read(path: audit.path).filter { $0.event == "journal_replay_failed" }
+        #expect(failed.first?.error?.contains(blocker) == true)
     }
 
     @Test func aSpillFileFromAnEarlierVersionIsStillReplayed() async throws {

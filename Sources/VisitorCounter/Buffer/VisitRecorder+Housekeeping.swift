@@ -7,25 +7,30 @@ extension VisitRecorder {
     /// Replays every journal that no live worker holds (its worker stopped, was killed or crashed) and
     /// every spill file from earlier versions. A stop cuts a replay short `stopWriteLimit` after it
     /// was asked for; what is left is replayed at the next start.
+    ///
+    /// A file that fails does not end the pass: the files after it are replayed all the same, and the
+    /// pass counts as failed (with a back-off) only for the files that did fail, which it names.
     func replayEndedJournals(failuresBefore: Int) -> WriterStateMachine.Event {
+        var failures: [String] = []
         do {
             for path in try VisitJournal.all(database: store.path) where path != journal?.path {
                 if pastStopDeadline() { break }
-                try replayJournal(path)
+                do { try replayJournal(path) } catch { failures.append("\(path): \(error)") }
             }
             for file in try SpillFile.all(database: store.path) {
                 if pastStopDeadline() { break }
-                try replaySpill(file)
+                do { try replaySpill(file) } catch { failures.append("\(file.path): \(error)") }
             }
-            return .replaySucceeded
         } catch {
-            let random = Double.random(in: 0..<1)
-            let delay = configuration.retry.delay(afterFailures: failuresBefore + 1, random: random)
-            audit(.init(
-                event: .journalReplayFailed, worker: configuration.worker, visits: 0, error: "\(error)",
-                action: "replaying ended workers' journals failed \(failuresBefore + 1) time(s); next try in \(Self.seconds(delay)) s"))
-            return .replayFailed(random: random)
+            failures.append("listing the files next to \(store.path): \(error)")
         }
+        guard !failures.isEmpty else { return .replaySucceeded }
+        let random = Double.random(in: 0..<1)
+        let delay = configuration.retry.delay(afterFailures: failuresBefore + 1, random: random)
+        audit(.init(
+            event: .journalReplayFailed, worker: configuration.worker, visits: 0, error: failures.joined(separator: "; "),
+            action: "replaying \(failures.count) ended worker's file(s) failed \(failuresBefore + 1) time(s); the others were replayed; next try in \(Self.seconds(delay)) s"))
+        return .replayFailed(random: random)
     }
 
     private func pastStopDeadline() -> Bool {

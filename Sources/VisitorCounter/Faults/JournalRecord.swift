@@ -8,8 +8,13 @@ import Foundation
 /// never holds more of an address than the database would.
 ///
 /// Header: length (UInt32), kind (UInt8), flags (UInt8), code length (UInt8), name length (UInt8),
-/// user agent length (UInt16), address length (UInt8), 5 bytes unused, time in milliseconds since
-/// 1970 (Int64), visitor hash (UInt64); all little-endian.
+/// user agent length (UInt16), address length (UInt8), the low 40 bits of the record's position in
+/// the journal (5 bytes), time in milliseconds since 1970 (Int64), visitor hash (UInt64); all
+/// little-endian.
+///
+/// The position tells a record from one left at the same place in the ring by an earlier lap: after
+/// a power cut, the journal's `end` can be on disk while the pages of its last records are not. 40
+/// bits are enough, since two laps' records at one place are a multiple of the ring's size apart.
 public struct JournalRecord: Sendable, Equatable {
     public enum Kind: UInt8, Sendable {
         /// A visit with its row.
@@ -45,8 +50,11 @@ public struct JournalRecord: Sendable, Equatable {
         return (length + 7) & ~7
     }
 
-    /// Writes the record into `buffer`, which holds ``encodedLength`` bytes.
-    func encode(into buffer: UnsafeMutableRawBufferPointer) {
+    static let positionMask: UInt64 = (1 << 40) - 1
+
+    /// Writes the record, which goes at `position` in the journal, into `buffer`, which holds
+    /// ``encodedLength`` bytes.
+    func encode(into buffer: UnsafeMutableRawBufferPointer, position: UInt64) {
         let length = encodedLength
         var flags: UInt8 = 0
         var code = visit.countryCode
@@ -56,7 +64,8 @@ public struct JournalRecord: Sendable, Equatable {
         if kind == .row, address != nil { flags |= Self.hasAddress }
         if visit.sealed != nil { flags |= Self.sealed }
         if visit.sealed?.visitorHash != nil { flags |= Self.hasVisitorHash }
-        let milliseconds = Int64((visit.time.timeIntervalSince1970 * 1000).rounded())
+        // Rounded down: rounded to the nearest, a visit at 23:59:59.9996 would come back the next day.
+        let milliseconds = Int64((visit.time.timeIntervalSince1970 * 1000).rounded(.down))
         buffer.storeBytes(of: UInt32(length).littleEndian, toByteOffset: 0, as: UInt32.self)
         buffer[4] = kind.rawValue
         buffer[5] = flags
@@ -76,14 +85,21 @@ public struct JournalRecord: Sendable, Equatable {
         buffer[7] = UInt8(put(&name, limit: 255))
         buffer[10] = UInt8(put(&ip, limit: 255))
         buffer.storeBytes(of: UInt16(put(&userAgent, limit: Int(UInt16.max))).littleEndian, toByteOffset: 8, as: UInt16.self)
+        for byte in 0..<5 { buffer[11 + byte] = UInt8(truncatingIfNeeded: position >> (8 * UInt64(byte))) }
         for index in offset..<length { buffer[index] = 0 }
     }
 
-    /// The record in `bytes` (one whole record), or `nil` when it is not one.
-    static func decode(_ bytes: UnsafeRawBufferPointer) -> JournalRecord? {
+    /// The record in `bytes` (one whole record), or `nil` when it is not one, or when `position` is
+    /// given and the record says it was written elsewhere (a journal of an older version has no
+    /// positions to check).
+    static func decode(_ bytes: UnsafeRawBufferPointer, position: UInt64?) -> JournalRecord? {
         guard bytes.count >= headerLength,
             let kind = Kind(rawValue: bytes[4])
         else { return nil }
+        if let position {
+            let stored = (0..<5).reduce(UInt64(0)) { $0 | UInt64(bytes[11 + $1]) << (8 * UInt64($1)) }
+            guard stored == position & positionMask else { return nil }
+        }
         let flags = bytes[5]
         let codeLength = Int(bytes[6])
         let nameLength = Int(bytes[7])

@@ -18,7 +18,8 @@ public enum JournalReplay {
         public var damaged = false
     }
 
-    /// Replays the journal at `path`; `nil` when a live process holds it.
+    /// Replays the journal at `path`; `nil` when a live process holds it or it is gone (replayed by
+    /// another worker since the directory was listed).
     /// - Parameter stopping: asked between batches; a replay stops early (to be taken up again) when
     ///   it answers `true`.
     public static func replay(
@@ -29,11 +30,13 @@ public enum JournalReplay {
             journal = try VisitJournal.openOrphan(path: path)
         } catch VisitJournal.OpenError.inUse {
             return nil
+        } catch VisitJournal.OpenError.gone {
+            return nil
         }
-        let tail = journal.records(from: try store.journalProgress(journal.id))
+        var position = try store.journalProgress(journal.id)
+        let tail = journal.records(from: position)
         var outcome = Outcome()
         var batch = VisitBatch()
-        var position = try store.journalProgress(journal.id)
         var records = 0
         func flush() throws {
             guard records > 0 else { return }

@@ -30,9 +30,9 @@ enum LockedFile {
     static func withReadLock<T>(_ path: String, _ body: (Int32) throws -> T) throws -> T? {
         let descriptor = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
         guard descriptor >= 0 else {
-            if errno == ENOENT { return nil }
-            if errno == ELOOP { throw VisitJournal.OpenError.untrusted(path: path, reason: "a symbolic link") }
-            throw SystemCallError(call: "open", subject: path, errno: errno)
+            let failure = VisitJournal.openFailure(path: path, errno: errno)
+            if case VisitJournal.OpenError.gone = failure { return nil }
+            throw failure
         }
         defer { close(descriptor) }
         try systemCall("flock", path) { flock(descriptor, LOCK_EX) }

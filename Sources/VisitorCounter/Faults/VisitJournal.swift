@@ -39,7 +39,12 @@ public final class VisitJournal: @unchecked Sendable {
     private let base: UnsafeMutableRawPointer
     private let mappedSize: Int
 
-    static let magic: [UInt8] = Array("VCJOURN1".utf8)
+    /// Version 2 stores each record's position in the record; version 1 journals, left by the version
+    /// before, are still replayed, without that check.
+    static let magic: [UInt8] = Array("VCJOURN2".utf8)
+    static let magicWithoutPositions: [UInt8] = Array("VCJOURN1".utf8)
+    /// Whether the records carry their positions (``magic``), to be checked when read.
+    private let checksPositions: Bool
     static let headerSize = 4096
     /// Header offsets: magic (8 bytes), ID (36 bytes of text), capacity (8), end (8).
     private static let idOffset = 8
@@ -64,29 +69,73 @@ public final class VisitJournal: @unchecked Sendable {
             .map { URL(fileURLWithPath: directory).appendingPathComponent($0).path }
     }
 
+    /// The journals of worker slot `worker` next to `database`.
+    static func all(database: String, worker: Int) throws -> [String] {
+        let prefix = URL(fileURLWithPath: database).lastPathComponent + ".journal-\(worker)-"
+        return try all(database: database).filter { URL(fileURLWithPath: $0).lastPathComponent.hasPrefix(prefix) }
+    }
+
+    /// How many journals of one worker slot may wait for their replay before the slot makes no more.
+    ///
+    /// A journal waits as long as the database cannot be written. A worker that crashes again and
+    /// again during an outage would otherwise allocate a new journal (32 MiB by default) at every
+    /// restart while none of the old ones can go: the disk next to the database would fill up. Using
+    /// its own ended journal again instead would need that journal's progress from the database that
+    /// is down, so the slot stops at this many, and its next workers serve without a journal
+    /// (``CreateError/tooManyWaiting(worker:paths:)``, in the audit log) until the replays have caught up.
+    public static let maxWaitingPerWorker = 4
+
+    /// Why a new journal is not made.
+    public enum CreateError: Error, CustomStringConvertible {
+        /// The slot's earlier journals wait for the database: see ``maxWaitingPerWorker``.
+        case tooManyWaiting(worker: Int, paths: [String])
+
+        public var description: String {
+            switch self {
+            case .tooManyWaiting(let worker, let paths):
+                return "worker \(worker) already has \(paths.count) journals of ended workers waiting to be written "
+                    + "to the database (\(paths.joined(separator: ", "))): no new one is made until they are"
+            }
+        }
+    }
+
     /// Makes a new journal for worker `worker` next to `database`, with its space allocated up front (a
     /// page of a sparse file that could not be had when first touched would be a SIGBUS), and locks it.
+    ///
+    /// The file is made under a name the directory scan (``all(database:)``) does not match, locked,
+    /// allocated and given its header, and only then renamed to its journal name (the lock goes with
+    /// the file). Made under its final name, another worker's replay could open and lock it in the
+    /// moment before its own worker did, and find it empty: that worker would then run without a journal.
+    ///
+    /// Throws ``CreateError/tooManyWaiting(worker:paths:)`` when ``maxWaitingPerWorker`` journals of
+    /// this worker's slot already wait next to the database.
     public static func create(database: String, worker: Int, capacity: Int) throws -> VisitJournal {
+        let waiting = try all(database: database, worker: worker)
+        guard waiting.count < maxWaitingPerWorker else { throw CreateError.tooManyWaiting(worker: worker, paths: waiting) }
         let id = UUID().uuidString.lowercased()
         let path = "\(database).journal-\(worker)-\(id)"
-        let descriptor = try systemCall("open", path) {
-            open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        var current = "\(database).creating-journal-\(worker)-\(id)"
+        let descriptor = try systemCall("open", current) {
+            open(current, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         }
         do {
-            try systemCall("flock", path) { flock(descriptor, LOCK_EX | LOCK_NB) }
+            try systemCall("flock", current) { flock(descriptor, LOCK_EX | LOCK_NB) }
             let size = headerSize + capacity
             let allocated = posix_fallocate(descriptor, 0, off_t(size))
-            guard allocated == 0 else { throw SystemCallError(call: "posix_fallocate", subject: path, errno: allocated) }
+            guard allocated == 0 else { throw SystemCallError(call: "posix_fallocate", subject: current, errno: allocated) }
             // The header goes in before the mapping, which reads the ID and the capacity from it.
             var header = [UInt8](repeating: 0, count: endOffset + 8)
             header.replaceSubrange(0..<magic.count, with: magic)
             header.replaceSubrange(idOffset..<idOffset + 36, with: Array(id.utf8))
             withUnsafeBytes(of: UInt64(capacity).littleEndian) { header.replaceSubrange(capacityOffset..<capacityOffset + 8, with: $0) }
             let written = pwrite(descriptor, header, header.count, 0)
-            guard written == header.count else { throw SystemCallError(call: "pwrite", subject: path, errno: written < 0 ? errno : EIO) }
+            guard written == header.count else { throw SystemCallError(call: "pwrite", subject: current, errno: written < 0 ? errno : EIO) }
+            let temporary = current
+            try systemCall("rename", path) { rename(temporary, path) }
+            current = path
             return try VisitJournal(path: path, descriptor: descriptor, size: size)
         } catch {
-            unlink(path)
+            unlink(current)
             close(descriptor)
             throw error
         }
@@ -96,12 +145,15 @@ public final class VisitJournal: @unchecked Sendable {
     public enum OpenError: Error, CustomStringConvertible {
         /// Another live process holds it.
         case inUse
+        /// Not there any more: another worker replayed and removed it after the directory was listed.
+        case gone
         /// Not a file this service made: a symlink, another owner, permissions for others, a bad header.
         case untrusted(path: String, reason: String)
 
         public var description: String {
             switch self {
             case .inUse: return "the journal is in use by a live worker"
+            case .gone: return "the journal was removed (replayed by another worker)"
             case .untrusted(let path, let reason):
                 return "\(path) is not a journal this service made (\(reason)): left as it is, not replayed"
             }
@@ -109,13 +161,11 @@ public final class VisitJournal: @unchecked Sendable {
     }
 
     /// Opens an existing journal that no live process holds, for its replay; throws ``OpenError/inUse``
-    /// when one does, and ``OpenError/untrusted(path:reason:)`` when it is not a file this service made.
+    /// when one does, ``OpenError/gone`` when it is not there any more, and
+    /// ``OpenError/untrusted(path:reason:)`` when it is not a file this service made.
     public static func openOrphan(path: String) throws -> VisitJournal {
         let descriptor = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            if errno == ELOOP { throw OpenError.untrusted(path: path, reason: "a symbolic link") }
-            throw SystemCallError(call: "open", subject: path, errno: errno)
-        }
+        guard descriptor >= 0 else { throw openFailure(path: path, errno: errno) }
         do {
             guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
                 if errno == EWOULDBLOCK { throw OpenError.inUse }
@@ -124,22 +174,33 @@ public final class VisitJournal: @unchecked Sendable {
             var status = stat()
             try systemCall("fstat", path) { fstat(descriptor, &status) }
             // Removed by the worker that replayed it just before we got the lock.
-            guard status.st_nlink > 0 else { throw OpenError.inUse }
+            guard status.st_nlink > 0 else { throw OpenError.gone }
             if let reason = untrustedReason(status) { throw OpenError.untrusted(path: path, reason: reason) }
             guard Int(status.st_size) > headerSize else {
                 throw OpenError.untrusted(path: path, reason: "\(status.st_size) bytes, shorter than a journal")
             }
             let journal = try VisitJournal(path: path, descriptor: descriptor, size: Int(status.st_size))
-            guard Array(UnsafeRawBufferPointer(start: journal.base, count: magic.count)) == magic,
+            let found = Array(UnsafeRawBufferPointer(start: journal.base, count: magic.count))
+            guard found == magic || found == magicWithoutPositions,
                 journal.capacity == Int(status.st_size) - headerSize, journal.capacity > 0
             else { throw OpenError.untrusted(path: path, reason: "no journal header") }
             return journal
-        } catch let error as OpenError {
-            close(descriptor)
-            throw error
         } catch {
             close(descriptor)
             throw error
+        }
+    }
+
+    /// What a failed `open` of a journal or spill file found on disk means. Workers list the directory
+    /// and replay at the same time, so a file that vanished in between (`ENOENT`) was replayed by
+    /// another one; a file this service's user may not open (`EACCES`, say one made by root in a manual
+    /// run) is not one it made: it is reported, once, rather than failing every replay pass.
+    static func openFailure(path: String, errno code: Int32) -> Error {
+        switch code {
+        case ENOENT: return OpenError.gone
+        case ELOOP: return OpenError.untrusted(path: path, reason: "a symbolic link")
+        case EACCES, EPERM: return OpenError.untrusted(path: path, reason: "this service's user may not open it")
+        default: return SystemCallError(call: "open", subject: path, errno: code)
         }
     }
 
@@ -164,6 +225,7 @@ public final class VisitJournal: @unchecked Sendable {
         self.capacity = stored > 0 && stored <= UInt64(size - Self.headerSize) ? Int(stored) : size - Self.headerSize
         let idBytes = UnsafeRawBufferPointer(start: mapped + Self.idOffset, count: 36)
         self.id = String(decoding: idBytes, as: UTF8.self)
+        self.checksPositions = Array(UnsafeRawBufferPointer(start: mapped, count: Self.magic.count)) == Self.magic
     }
 
     deinit {
@@ -191,11 +253,11 @@ public final class VisitJournal: @unchecked Sendable {
         let offset = Int(start % UInt64(capacity))
         if offset + length <= capacity {
             // The usual case: straight into the mapped pages.
-            record.encode(into: UnsafeMutableRawBufferPointer(start: base + Self.headerSize + offset, count: length))
+            record.encode(into: UnsafeMutableRawBufferPointer(start: base + Self.headerSize + offset, count: length), position: start)
         } else {
             // Across the ring's end: encoded aside, then copied in two parts.
             withUnsafeTemporaryAllocation(byteCount: length, alignment: 8) { buffer in
-                record.encode(into: buffer)
+                record.encode(into: buffer, position: start)
                 copy(in: UnsafeRawBufferPointer(buffer), at: start)
             }
         }
@@ -226,7 +288,8 @@ public final class VisitJournal: @unchecked Sendable {
                 copy(out: UnsafeMutableRawBufferPointer(buffer), at: position)
                 count = length
             }
-            guard let decoded = record.withUnsafeBytes(JournalRecord.decode) else {
+            let expected = checksPositions ? position : nil
+            guard let decoded = record.withUnsafeBytes({ JournalRecord.decode($0, position: expected) }) else {
                 tail.damaged = true
                 return tail
             }

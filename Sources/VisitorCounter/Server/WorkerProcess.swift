@@ -138,10 +138,13 @@ public enum WorkerProcess {
                 database: configuration.database, worker: configuration.index,
                 capacity: VisitJournal.capacity(rows: configuration.recorder.bufferLimit))
         } catch {
+            let remedy = error is VisitJournal.CreateError
+                ? "make the database writable: once the waiting journals are written, the next start of this worker makes one again"
+                : "free space next to the database and restart"
             audit.record(
                 .init(
                     event: .journalUnavailable, worker: configuration.index, visits: 0, error: "\(error)",
-                    action: "serving with visits in memory only: a crash of this worker loses what it holds; free space next to the database and restart"),
+                    action: "serving with visits in memory only: a crash of this worker loses what it holds; \(remedy)"),
                 level: .error)
             return nil
         }
