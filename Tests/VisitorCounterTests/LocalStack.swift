@@ -59,6 +59,8 @@ final class LocalStack: @unchecked Sendable {
         var geoip = "legacy"
         /// nginx's `keepalive` in the upstream, in place of the shipped one.
         var nginxKeepalive: Int?
+        /// Variables added to the counter's environment, which its workers inherit.
+        var environment: [String: String] = [:]
     }
 
     let options: Options
@@ -135,7 +137,8 @@ final class LocalStack: @unchecked Sendable {
         let name = run == 0 ? "counter" : "counter-\(run)"
         return try ChildProcess(
             executable, arguments, in: directory, name: name,
-            standardInput: socket.map { FileHandle(fileDescriptor: $0.descriptor, closeOnDealloc: false) })
+            standardInput: socket.map { FileHandle(fileDescriptor: $0.descriptor, closeOnDealloc: false) },
+            environment: options.environment)
     }
 
     /// SIGTERM, never SIGKILL: a killed nginx master leaves its workers behind, and they hold the

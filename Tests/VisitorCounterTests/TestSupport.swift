@@ -47,7 +47,7 @@ final class ChildProcess {
 
     init(
         _ executable: URL, _ arguments: [String], in directory: TemporaryDirectory, name: String,
-        standardInput: FileHandle? = nil
+        standardInput: FileHandle? = nil, environment: [String: String] = [:]
     ) throws {
         stdoutURL = directory.url.appendingPathComponent("\(name).stdout")
         stderrURL = directory.url.appendingPathComponent("\(name).stderr")
@@ -61,6 +61,9 @@ final class ChildProcess {
         process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
         process.standardError = try FileHandle(forWritingTo: stderrURL)
         if let standardInput { process.standardInput = standardInput }
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         try process.run()
     }
 
