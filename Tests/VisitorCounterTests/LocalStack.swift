@@ -111,6 +111,11 @@ final class LocalStack: @unchecked Sendable {
         nginx = try ChildProcess(
             URL(fileURLWithPath: "/usr/sbin/nginx"), ["-c", directory.path("nginx.conf")], in: directory, name: "nginx")
         try Self.waitFor("nginx", process: nginx) { (try? self.request("GET", "/api/sys/stats").status) == 200 }
+        // Health names a worker as down until its writer has published its figures once: a test that
+        // reads health right away would see that, not what it tests.
+        try Self.waitFor("every worker to be up", process: counter) {
+            (try? self.health().json["workers_down"] as? [Int])?.isEmpty == true
+        }
     }
 
     private static func startCounter(
