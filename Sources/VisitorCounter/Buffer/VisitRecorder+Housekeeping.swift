@@ -9,11 +9,11 @@ extension VisitRecorder {
     /// was asked for; what is left is replayed at the next start.
     func replayEndedJournals(failuresBefore: Int) -> WriterStateMachine.Event {
         do {
-            for path in try VisitJournal.all(database: store.path) where path != journal?.path {
+            for path in try VisitJournal.all(database: store.localFiles) where path != journal?.path {
                 if pastStopDeadline() { break }
                 try replayJournal(path)
             }
-            for file in try SpillFile.all(database: store.path) {
+            for file in try SpillFile.all(database: store.localFiles) {
                 if pastStopDeadline() { break }
                 try replaySpill(file)
             }
@@ -116,9 +116,9 @@ extension VisitRecorder {
     /// Answers `false` when a checkpoint was due and did not get to the end.
     func checkpointIfLarge() -> Bool {
         do {
-            return try store.checkpointIfLarge() != .heldUp
+            return try store.upkeep() != .heldUp
         } catch {
-            logger.warning("WAL checkpoint failed", metadata: ["error": "\(error)", "wal.bytes": "\(store.walSize())"])
+            logger.warning("store upkeep (SQLite: the WAL checkpoint) failed", metadata: ["error": "\(error)"])
             return false
         }
     }
