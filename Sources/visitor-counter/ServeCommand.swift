@@ -52,7 +52,11 @@ struct ServeCommand: ParsableCommand {
         let logger = Logger(label: "visitor-counter")
 
         let location = try options.storeLocation()
-        try checkDirectory(location.localDirectory)
+        if case .sqlite = location {
+            try checkDirectory(location.localDirectory, named: "the database directory")
+        } else {
+            try checkDirectory(location.localDirectory, named: "the state directory (--state-directory)")
+        }
         let indexPage = try options.indexPage()
         let address = listen.flatMap(ListenAddress.init(argument:)) ?? .inherited
         let socket: ListeningSocket
@@ -113,13 +117,13 @@ struct ServeCommand: ParsableCommand {
 
     /// The database's directory (or, for PostgreSQL, the state directory) must exist and be writable:
     /// SQLite creates the WAL files beside the file, and the journals and audit log go there.
-    private func checkDirectory(_ directory: String) throws {
+    private func checkDirectory(_ directory: String, named name: String) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw CommandError("the database directory \(directory) does not exist")
+            throw CommandError("\(name) \(directory) does not exist")
         }
         guard access(directory, W_OK | X_OK) == 0 else {
-            throw CommandError("the database directory \(directory) is not writable by this user")
+            throw CommandError("\(name) \(directory) is not writable by this user")
         }
     }
 
