@@ -50,19 +50,37 @@ struct PostgresHostsTests {
         #expect(results.allSatisfy { $0.ok == $0.requests && $0.ok > 100 }, "\(results.map(\.summary))")
 
         let store = try PostgresStore(uri: cluster.uri(), stateDirectory: firstState.url.path)
-        let stats = try store.stats()
-        #expect(stats.totalVisitors == answered)
+        let figures = try store.stats()
+        #expect(figures.totalVisitors == answered)
         #expect(try store.visitorRowCount() == answered)
-        #expect(stats.countries.values.reduce(0, +) == answered)
+        #expect(figures.countries.values.reduce(0, +) == answered)
         // The load's visitors: its six addresses with one browser, seen through both hosts; and the 50.
-        #expect(stats.uniqueVisitorsToday == LoadGenerator.addresses.count + 50)
+        #expect(figures.uniqueVisitorsToday == LoadGenerator.addresses.count + 50)
         let today = try store.daily(from: UTCTimestamp.day(Date()), to: UTCTimestamp.day(Date()))
         #expect(today.first?.visitors == answered)
-        #expect(today.first?.countries == stats.countries)
+        #expect(today.first?.countries == figures.countries)
         let connection = try PostgresConnection(uri: cluster.uri())
         let rowsByCountry = try connection.execute("SELECT country_code, count(*) FROM visitors GROUP BY 1").rows
-        #expect(Dictionary(uniqueKeysWithValues: rowsByCountry.map { ($0[0] ?? "", Int($0[1] ?? "") ?? -1) }) == stats.countries)
+        #expect(Dictionary(uniqueKeysWithValues: rowsByCountry.map { ($0[0] ?? "", Int($0[1] ?? "") ?? -1) }) == figures.countries)
         #expect(try connection.execute("SELECT count(*) FROM daily_uniques").firstInteger == LoadGenerator.addresses.count + 50)
+        // The commands take the URI too.
+        let commands = try TemporaryDirectory()
+        let export = try ChildProcess(try visitorCounterExecutable(), ["export", "--database", cluster.uri()], in: commands, name: "export")
+        #expect(export.wait() == 0, "\(export.stderr)")
+        #expect(export.stdout.split(separator: "\n").count == answered + 1)
+        let daily = try ChildProcess(
+            try visitorCounterExecutable(), ["export", "--daily", "--format", "json", "--database", cluster.uri()], in: commands,
+            name: "export-daily")
+        #expect(daily.wait() == 0, "\(daily.stderr)")
+        #expect(daily.stdout.contains("\"visitors\": \(answered), \"unique_visitors\": \(LoadGenerator.addresses.count + 50)"))
+        let stats = try ChildProcess(try visitorCounterExecutable(), ["stats", "--database", cluster.uri()], in: commands, name: "stats")
+        #expect(stats.wait() == 0, "\(stats.stderr)")
+        #expect(stats.stdout.contains("\"total_visitors\": \(answered),"))
+        let audit = try ChildProcess(
+            try visitorCounterExecutable(), ["audit", "--database", cluster.uri(), "--state-directory", firstState.url.path],
+            in: commands, name: "audit")
+        #expect(audit.wait() == 0, "\(audit.stderr)")
+        #expect(audit.stdout.contains("no audit log at \(firstState.path("postgresql.audit.jsonl"))"))
         #expect(first.stopCounter() == 0)
         #expect(second.stopCounter() == 0)
     }
