@@ -44,6 +44,7 @@ if [ "${1:-}" = bench ]; then
         php-sqlite3
         gcc                 # builds the C responder that stands for the limit
         libc6-dev
+        postgresql          # the server scripts/bench-postgres.sh measures the writer into
     )
 fi
 

@@ -3,7 +3,9 @@ import VisitorCounter
 
 /// Measures the writer and the stats read on a throw-away database; prints one line per figure.
 ///
-/// Run in release mode: `swift run -c release visitor-counter-bench`.
+/// Run in release mode: `swift run -c release visitor-counter-bench`. With `--postgres URI` (an empty
+/// database: `scripts/bench-postgres.sh` makes a throw-away cluster and passes it) the writer is also
+/// measured into PostgreSQL, beside SQLite.
 
 let countries = ["US", "GB", "DE", "FR", "JP", "BR", "IN", "CA", "AU", "XX"]
 let userAgent = Array(
@@ -24,16 +26,26 @@ try FileManager.default.createDirectory(at: directory, withIntermediateDirectori
 defer { try? FileManager.default.removeItem(at: directory) }
 let store = try VisitorStore(path: directory.appendingPathComponent("bench.sqlite").path)
 
-var written = 0
-for batchSize in [1_000, 10_000] {
-    let batches = (0..<(200_000 / batchSize)).map { makeBatch(size: batchSize, offset: $0 * batchSize) }
-    let clock = ContinuousClock()
-    let elapsed = try clock.measure {
-        for batch in batches { try store.write(batch) }
+/// Writes 200,000 visits in batches of 1,000 and then of 10,000, one line each; answers how many.
+func measureWrites(into store: any CounterStore, label: String) throws -> Int {
+    var written = 0
+    for batchSize in [1_000, 10_000] {
+        let batches = (0..<(200_000 / batchSize)).map { makeBatch(size: batchSize, offset: $0 * batchSize) }
+        let clock = ContinuousClock()
+        let elapsed = try clock.measure {
+            for batch in batches { try store.write(batch) }
+        }
+        written += batches.count * batchSize
+        let rate = Double(batches.count * batchSize) / elapsed.inSeconds
+        print("write  store=\(label)  batch=\(batchSize)  visits=\(batches.count * batchSize)  visits/s=\(Int(rate))")
     }
-    written += batches.count * batchSize
-    let rate = Double(batches.count * batchSize) / elapsed.inSeconds
-    print("write  batch=\(batchSize)  visits=\(batches.count * batchSize)  visits/s=\(Int(rate))")
+    return written
+}
+
+var written = try measureWrites(into: store, label: "sqlite")
+if let flag = CommandLine.arguments.firstIndex(of: "--postgres"), flag + 1 < CommandLine.arguments.count {
+    let postgres = try PostgresStore(uri: CommandLine.arguments[flag + 1], stateDirectory: directory.path)
+    _ = try measureWrites(into: postgres, label: "postgresql")
 }
 
 while written < 1_000_000 {

@@ -4,8 +4,11 @@ import VisitorCounter
 
 /// The options `serve` and its workers share.
 struct CounterOptions: ParsableArguments {
-    @Option(help: "The SQLite database. (default: $STATE_DIRECTORY/visitors.sqlite under systemd, else ./visitors.sqlite)")
+    @Option(help: "The SQLite database file, or a PostgreSQL connection URI (postgresql://…) shared by several hosts. (default: $STATE_DIRECTORY/visitors.sqlite under systemd, else ./visitors.sqlite)")
     var database: String?
+
+    @Option(help: "With a PostgreSQL --database: this host's folder for its journals and audit log. (default: $STATE_DIRECTORY)")
+    var stateDirectory: String?
 
     @Option(parsing: .unconditional, help: "Request threads per worker: the requests a worker answers at once. Idle connections nginx keeps open take no thread.")
     var threads: Int = 16
@@ -87,6 +90,7 @@ struct CounterOptions: ParsableArguments {
         if let indexCsp, indexCsp.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) || indexCsp.isEmpty {
             throw ValidationError("--index-csp must be one line of text, such as \"default-src 'self'\"")
         }
+        _ = try storeLocation()
         guard Double(healthThreshold) > flushInterval else {
             throw ValidationError("--health-threshold must be longer than --flush-interval (\(flushInterval) s)")
         }
@@ -95,10 +99,24 @@ struct CounterOptions: ParsableArguments {
     /// The database path: `--database`, else under systemd's state directory, else the current directory.
     var databasePath: String {
         if let database { return database }
-        if let state = ProcessInfo.processInfo.environment["STATE_DIRECTORY"]?.split(separator: ":").first {
-            return "\(state)/visitors.sqlite"
-        }
+        if let state = Self.systemdStateDirectory { return "\(state)/visitors.sqlite" }
         return "visitors.sqlite"
+    }
+
+    /// `--state-directory`, else systemd's `$STATE_DIRECTORY` (its first folder).
+    var stateDirectoryPath: String? { stateDirectory ?? Self.systemdStateDirectory }
+
+    static var systemdStateDirectory: String? {
+        ProcessInfo.processInfo.environment["STATE_DIRECTORY"]?.split(separator: ":").first.map(String.init)
+    }
+
+    /// Where the counts go; a PostgreSQL URI without a state directory is refused with what to do.
+    func storeLocation() throws -> StoreLocation {
+        do {
+            return try StoreLocation(database: databasePath, stateDirectory: stateDirectoryPath)
+        } catch {
+            throw ValidationError("--database: \(error)")
+        }
     }
 
     /// How the index page is rendered. `serve` reads and parses `--index-template` here, so a template
@@ -133,6 +151,7 @@ struct CounterOptions: ParsableArguments {
             statsCache: .seconds(statsCache), healthThreshold: .seconds(healthThreshold), countsBots: countBots,
             storeIP: StoreIPMode(rawValue: storeIp) ?? .full, retentionDays: retentionDays)
         configuration.indexPage = try indexPage(sharedTemplate: sharedTemplate)
+        configuration.stateDirectory = stateDirectoryPath
         configuration.geoipMaxAge = geoipMaxAgeDays == 0 ? nil : .seconds(geoipMaxAgeDays * 86_400)
         configuration.allowList = allowList
         return configuration
@@ -144,6 +163,11 @@ struct CounterOptions: ParsableArguments {
         return ["--allowed-clients", allowList.description]
     }
 
+    private var stateDirectoryArguments: [String] {
+        guard let stateDirectoryPath else { return [] }
+        return ["--state-directory", stateDirectoryPath]
+    }
+
     /// The same options spelled out again, for a worker's command line.
     var arguments: [String] {
         [
@@ -151,7 +175,7 @@ struct CounterOptions: ParsableArguments {
             "--batch-size", "\(batchSize)", "--stats-cache", "\(statsCache)", "--buffer-limit", "\(bufferLimit)",
             "--health-threshold", "\(healthThreshold)", "--geoip-max-age-days", "\(geoipMaxAgeDays)",
             "--store-ip", storeIp, "--retention-days", "\(retentionDays)",
-        ] + (countBots ? ["--count-bots"] : []) + (indexTemplate.map { ["--index-template", URL(fileURLWithPath: $0).path] } ?? [])
+        ] + stateDirectoryArguments + (countBots ? ["--count-bots"] : []) + (indexTemplate.map { ["--index-template", URL(fileURLWithPath: $0).path] } ?? [])
             + (indexCsp.map { ["--index-csp", $0] } ?? []) + allowedClientsArguments
     }
 }

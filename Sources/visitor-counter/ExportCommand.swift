@@ -9,7 +9,7 @@ struct ExportCommand: ParsableCommand {
         discussion: "Streams row by row: memory stays the same however many rows there are."
     )
 
-    @Option(help: "The SQLite database the counter writes.")
+    @Option(help: "The SQLite database file the counter writes, or its PostgreSQL connection URI.")
     var database: String
 
     @Option(help: "csv or json.")
@@ -31,12 +31,14 @@ struct ExportCommand: ParsableCommand {
         if let from, let to, let first = UTCTimestamp.parseDay(from), let last = UTCTimestamp.parseDay(to), first > last {
             throw ValidationError("--from (\(from)) is after --to (\(to))")
         }
-        guard FileManager.default.fileExists(atPath: database) else { throw ValidationError("no database at \(database)") }
+        guard StoreLocation.isConnectionURI(database) || FileManager.default.fileExists(atPath: database) else {
+            throw ValidationError("no database at \(database)")
+        }
     }
 
     func run() throws {
         let exporter = Exporter(
-            store: try VisitorStore(path: database), format: Exporter.Format(rawValue: format) ?? .csv,
+            store: try StoreLocation.reading(database).open(), format: Exporter.Format(rawValue: format) ?? .csv,
             from: from.flatMap(UTCTimestamp.parseDay), to: to.flatMap(UTCTimestamp.parseDay))
         if daily {
             try exporter.exportDaily(to: .standardOutput)

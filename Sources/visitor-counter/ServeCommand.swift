@@ -58,8 +58,12 @@ struct ServeCommand: ParsableCommand {
         bootstrapLogging()
         let logger = Logger(label: "visitor-counter")
 
-        let database = options.databasePath
-        try checkDirectory(of: database)
+        let location = try options.storeLocation()
+        if case .sqlite = location {
+            try checkDirectory(location.localDirectory, named: "the database directory")
+        } else {
+            try checkDirectory(location.localDirectory, named: "the state directory (--state-directory)")
+        }
         let indexPage = try options.indexPage()
         let address = listen.flatMap(ListenAddress.init(argument:)) ?? .inherited
         let socket: ListeningSocket
@@ -71,16 +75,16 @@ struct ServeCommand: ParsableCommand {
         }
         // Opened (and migrated) once here, so a bad database stops `serve` before any worker starts.
         do {
-            _ = try VisitorStore(path: database)
+            _ = try location.open()
         } catch {
             socket.removeSocketFile()
-            throw CommandError("cannot open the database \(database): \(error)")
+            throw CommandError("cannot open the database \(location): \(error)")
         }
 
         logger.info(
             "starting",
             metadata: [
-                "listen": "\(address)", "database": "\(database)", "workers": "\(workers)",
+                "listen": "\(address)", "database": "\(location)", "workers": "\(workers)",
                 "threads": "\(options.threads)", "flush_interval": "\(options.flushInterval)",
                 "batch_size": "\(options.batchSize)", "stats_cache": "\(options.statsCache)",
                 "buffer_limit": "\(options.bufferLimit)", "health_threshold": "\(options.healthThreshold)",
@@ -119,15 +123,15 @@ struct ServeCommand: ParsableCommand {
         supervisor.run()
     }
 
-    /// The database's directory must exist and be writable: SQLite creates the WAL files beside it.
-    private func checkDirectory(of database: String) throws {
-        let directory = URL(fileURLWithPath: database).deletingLastPathComponent().path
+    /// The database's directory (or, for PostgreSQL, the state directory) must exist and be writable:
+    /// SQLite creates the WAL files beside the file, and the journals and audit log go there.
+    private func checkDirectory(_ directory: String, named name: String) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw CommandError("the database directory \(directory) does not exist")
+            throw CommandError("\(name) \(directory) does not exist")
         }
         guard access(directory, W_OK | X_OK) == 0 else {
-            throw CommandError("the database directory \(directory) is not writable by this user")
+            throw CommandError("\(name) \(directory) is not writable by this user")
         }
     }
 

@@ -8,17 +8,17 @@ struct StatsCommand: ParsableCommand {
         abstract: "Print the stats JSON that GET /api/sys/stats answers, read from the database."
     )
 
-    @Option(help: "The SQLite database the counter writes.")
+    @Option(help: "The SQLite database file the counter writes, or its PostgreSQL connection URI.")
     var database: String
 
     func validate() throws {
-        guard FileManager.default.fileExists(atPath: database) else {
+        guard StoreLocation.isConnectionURI(database) || FileManager.default.fileExists(atPath: database) else {
             throw ValidationError("no database at \(database)")
         }
     }
 
     func run() throws {
-        let store = try VisitorStore(path: database)
+        let store = try StoreLocation.reading(database).open()
         print(try store.stats().json)
     }
 }

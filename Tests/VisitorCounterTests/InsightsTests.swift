@@ -21,48 +21,6 @@ struct InsightsTests {
         Visit(trustedIP: ip, userAgent: userAgent, country: code, countryCode: code, time: time)
     }
 
-    @Test func theDailyRollupSplitsAtUTCMidnightAndFillsEmptyDays() throws {
-        let store = try VisitorStore(path: directory.path("daily.sqlite"))
-        #expect(UTCTimestamp.format(midnight) == "2027-01-15T00:00:00Z")
-        let batch = VisitBatch(counting: [
-            visit("US", at: midnight - 30), visit("GB", at: midnight - 1), visit("US", at: midnight + 1, ip: "198.51.100.1"),
-        ])
-        try store.write(batch, at: midnight + 2)
-        let days = try store.daily(from: day - 1, to: day + 1)
-        #expect(days == [
-            DayStats(date: "2027-01-14", visitors: 2, uniqueVisitors: 1, countries: ["US": 1, "GB": 1]),
-            DayStats(date: "2027-01-15", visitors: 1, uniqueVisitors: 1, countries: ["US": 1]),
-            DayStats(date: "2027-01-16", visitors: 0, uniqueVisitors: 0, countries: [:]),
-        ])
-        #expect(try store.stats(now: midnight + 60).uniqueVisitorsToday == 1)
-    }
-
-    @Test func keysAreRotatedDailyAndDeletedAfterTwoDays() throws {
-        let store = try VisitorStore(path: directory.path("keys.sqlite"))
-        func keysAndHashes() throws -> ([String], [String: Int64]) {
-            try store.read { db in
-                (
-                    try String.fetchAll(db, sql: "SELECT date FROM daily_keys ORDER BY date"),
-                    Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT date, hash FROM daily_uniques").map {
-                        (($0[0] as String), ($0[1] as Int64))
-                    })
-                )
-            }
-        }
-        for offset in 0..<3 {
-            let time = midnight + Double(offset) * 86_400 + 3600
-            // The same visitor twice a day.
-            try store.write(VisitBatch(counting: [visit("DE", at: time), visit("DE", at: time + 60)]), at: time + 61)
-        }
-        let (keys, hashes) = try keysAndHashes()
-        #expect(keys == ["2027-01-16", "2027-01-17"])
-        #expect(Set(hashes.keys) == ["2027-01-16", "2027-01-17"])
-        #expect(hashes["2027-01-16"] != hashes["2027-01-17"], "the same visitor hashes alike on two days")
-        let days = try store.daily(from: day, to: day + 2)
-        #expect(days.map(\.visitors) == [2, 2, 2])
-        #expect(days.map(\.uniqueVisitors) == [1, 1, 1])
-    }
-
     @Test func uniqueVisitorsAreCountedOnceAcrossTwoWorkerProcesses() throws {
         let database = directory.path("uniques.sqlite")
         _ = try VisitorStore(path: database)

@@ -45,6 +45,9 @@ final class LocalStack: @unchecked Sendable {
         var extraArguments: [String] = []
         /// Where the database goes; the stack's own folder when `nil` (a tmpfs mounted by the test, say).
         var databaseDirectory: String?
+        /// `--database` as given, in place of a file in ``databaseDirectory``: a PostgreSQL URI, say
+        /// (with `--state-directory` in ``extraArguments``).
+        var database: String?
         /// Run the counter as this user (through `setpriv`), from a copy of the executable in the
         /// stack's folder, so that the user can reach it.
         var user: String?
@@ -83,7 +86,7 @@ final class LocalStack: @unchecked Sendable {
         directory = try TemporaryDirectory()
         port = try Self.freePort()
         socketPath = directory.path("fcgi.sock")
-        databasePath = (options.databaseDirectory ?? directory.url.path) + "/visitors.sqlite"
+        databasePath = options.database ?? (options.databaseDirectory ?? directory.url.path) + "/visitors.sqlite"
 
         let generator = try ChildProcess(
             URL(fileURLWithPath: "/bin/bash"),

@@ -33,6 +33,12 @@ struct ServeCommandTests {
         (["--bogus"], "Unknown option '--bogus'"),
         (["--database", "/nonexistent/dir/v.sqlite", "--listen", "unix:/tmp/unused.sock"], "does not exist"),
         (["--database", "DIR/v.sqlite"], "standard input is not a listening socket"),
+        // A PostgreSQL database needs a local folder for the journals and the audit log.
+        (["--database", "postgresql:///visitors?host=/nonexistent"], "needs a local folder for this host's journals"),
+        (
+            ["--database", "postgres:///visitors", "--state-directory", "/nonexistent/state", "--listen", "unix:/tmp/unused.sock"],
+            "the state directory (--state-directory) /nonexistent/state does not exist"
+        ),
     ])
     func badValuesAreOneClearLine(arguments: [String], message: String) throws {
         let directory = try TemporaryDirectory()

@@ -183,19 +183,6 @@ struct VisitJournalTests {
         #expect(try store.stats().totalVisitors == 50)
     }
 
-    @Test func aBatchWhoseSpanIsAlreadyWrittenIsSkipped() throws {
-        let store = try VisitorStore(path: directory.path("span.sqlite"))
-        var batch = VisitorStoreTests.visits(["US", "GB"])
-        batch.journal = JournalSpan(id: "j", start: 0, end: 100)
-        #expect(try store.write(batch))
-        #expect(try store.write(batch) == false)
-        // A batch that does not start where the journal's written part ends is refused.
-        batch.journal = JournalSpan(id: "j", start: 150, end: 200)
-        #expect(throws: VisitorStoreError.self) { try store.write(batch) }
-        #expect(try store.journalProgress("j") == 100)
-        #expect(try store.stats().totalVisitors == 2)
-    }
-
     @Test func untrustedFilesAreLeftAsTheyAre() throws {
         let database = directory.path("trust.sqlite")
         let store = try VisitorStore(path: database)

@@ -185,34 +185,6 @@ struct VisitorStoreTests {
         #expect(throws: VisitorStoreError.self) { try VisitorStore(path: path) }
     }
 
-    @Test func theInvariantHoldsAfterManyBatches() throws {
-        let store = try VisitorStore(path: directory.path("many.sqlite"))
-        let codes = ["US", "GB", "DE", "XX", "JP"]
-        var expected: [String: Int] = [:]
-        for round in 0..<200 {
-            let batch = Self.visits((0..<(round % 37 + 1)).map { codes[($0 * 7 + round) % codes.count] })
-            try store.write(batch)
-            expected.merge(batch.countryCounts, uniquingKeysWith: +)
-        }
-        try Self.expectInvariant(store)
-        let stats = try store.stats()
-        #expect(stats.countries == expected)
-        #expect(stats.totalVisitors == expected.values.reduce(0, +))
-    }
-
-    @Test func aBatchWritesItsRowsAndTheTime() throws {
-        let store = try VisitorStore(path: directory.path("rows.sqlite"))
-        let visitTime = Date(timeIntervalSince1970: 1_710_936_000.5)
-        let writeTime = Date(timeIntervalSince1970: 1_710_936_060)
-        try store.write(Self.visits(["FR"], at: visitTime), at: writeTime)
-        let row = try store.read { db in try Row.fetchOne(db, sql: "SELECT * FROM visitors") }
-        #expect(row?["ip"] == "203.0.113.0")
-        #expect(row?["country"] == "France")
-        #expect(row?["country_code"] == "FR")
-        #expect(row?["timestamp"] == "2024-03-20T12:00:00.500Z")
-        #expect(try store.stats().lastUpdated == writeTime)
-    }
-
     @Test func theStatsJSONHasTheAPIShape() {
         let stats = VisitorStats(
             totalVisitors: 150, countries: ["GB": 50, "US": 100],
@@ -231,53 +203,4 @@ struct VisitorStoreTests {
         Visit(trustedIP: "192.0.2.1", userAgent: userAgent, country: code, countryCode: code, time: time)
     }
 
-    @Test func theRecentWindowsSlideWithTheClock() throws {
-        let store = try VisitorStore(path: directory.path("windows.sqlite"))
-        let start = Date(timeIntervalSince1970: 1_800_000_000)  // on a minute
-        // One visit 1, 3, 10, 90 and 1,500 minutes before `start`, two in the minute of `start`.
-        let ages = [1, 3, 10, 90, 1500, 0, 0]
-        try store.write(VisitBatch(counting: ages.map { Self.visit("US", at: start - Double($0 * 60)) }), at: start)
-        #expect(try store.stats(now: start).recent == .init(last5Minutes: 4, lastHour: 5, lastDay: 6))
-        #expect(try store.stats(now: start + 59).recent == .init(last5Minutes: 4, lastHour: 5, lastDay: 6))
-        #expect(try store.stats(now: start + 3 * 60).recent == .init(last5Minutes: 3, lastHour: 5, lastDay: 6))
-        #expect(try store.stats(now: start + 51 * 60).recent == .init(last5Minutes: 0, lastHour: 4, lastDay: 6))
-        #expect(try store.stats(now: start + 23 * 3600).recent == .init(last5Minutes: 0, lastHour: 0, lastDay: 5))
-        // Only the per-minute counts age: the total keeps every visit.
-        #expect(try store.stats(now: start + 2 * 86400).recent == .init())
-        #expect(try store.stats(now: start + 2 * 86400).totalVisitors == 7)
-    }
-
-    @Test func minutesOlderThanADayAreDroppedAsBatchesAreWritten() throws {
-        let store = try VisitorStore(path: directory.path("prune.sqlite"))
-        let start = Date(timeIntervalSince1970: 1_800_000_000)
-        try store.write(VisitBatch(counting: [Self.visit("US", at: start)]), at: start)
-        try store.write(VisitBatch(counting: [Self.visit("US", at: start + 86400)]), at: start + 86400)
-        let minutes = try store.read { db in try Int.fetchAll(db, sql: "SELECT minute FROM visits_per_minute") }
-        #expect(minutes == [Int(start.timeIntervalSince1970) / 60 + 1440])
-    }
-
-    @Test func botsAreCountedApartAndNotStored() throws {
-        let store = try VisitorStore(path: directory.path("bots.sqlite"))
-        let now = Date()
-        let agents = [
-            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "curl/8.5.0", "",
-            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
-        ]
-        var batch = VisitBatch(counting: agents.map { Self.visit("DE", at: now, userAgent: $0) })
-        batch.countWithoutRow(Self.visit("FR", at: now))
-        try store.write(batch)
-        let stats = try store.stats()
-        #expect(stats.totalVisitors == 2)
-        #expect(stats.bots == 3)
-        #expect(stats.countries == ["DE": 1, "FR": 1])
-        #expect(stats.recent.last5Minutes == 2)
-        #expect(try store.visitorRowCount() == 1)
-        try Self.expectInvariant(store)
-
-        let counting = try VisitorStore(path: directory.path("bots-counted.sqlite"), countsBots: true)
-        try counting.write(VisitBatch(counting: agents.map { Self.visit("DE", at: now, userAgent: $0) }))
-        #expect(try counting.stats().totalVisitors == 4)
-        #expect(try counting.stats().bots == 0)
-        #expect(try counting.visitorRowCount() == 4)
-    }
 }

@@ -13,11 +13,11 @@ extension VisitRecorder {
     func replayEndedJournals(failuresBefore: Int) -> WriterStateMachine.Event {
         var failures: [String] = []
         do {
-            for path in try VisitJournal.all(database: store.path) where path != journal?.path {
+            for path in try VisitJournal.all(database: store.localFiles) where path != journal?.path {
                 if pastStopDeadline() { break }
                 do { try replayJournal(path) } catch { failures.append("\(path): \(error)") }
             }
-            for file in try SpillFile.all(database: store.path) {
+            for file in try SpillFile.all(database: store.localFiles) {
                 if pastStopDeadline() { break }
                 do { try replaySpill(file) } catch { failures.append("\(file.path): \(error)") }
             }
@@ -121,9 +121,9 @@ extension VisitRecorder {
     /// Answers `false` when a checkpoint was due and did not get to the end.
     func checkpointIfLarge() -> Bool {
         do {
-            return try store.checkpointIfLarge() != .heldUp
+            return try store.upkeep() != .heldUp
         } catch {
-            logger.warning("WAL checkpoint failed", metadata: ["error": "\(error)", "wal.bytes": "\(store.walSize())"])
+            logger.warning("store upkeep (SQLite: the WAL checkpoint) failed", metadata: ["error": "\(error)"])
             return false
         }
     }

@@ -35,7 +35,7 @@ public final class VisitRecorder: Sendable {
     }
 
     let state: Mutex<State>
-    let store: VisitorStore
+    let store: any CounterStore
     let configuration: Configuration
     let journal: VisitJournal?
     let audit: AuditLog?
@@ -59,7 +59,7 @@ public final class VisitRecorder: Sendable {
     ///   - audit: where failures and degradations are recorded besides `logger`.
     ///   - publish: called by the writer with fresh figures after every pass, at least every flush interval.
     public init(
-        store: VisitorStore,
+        store: any CounterStore,
         configuration: Configuration,
         journal: VisitJournal? = nil,
         audit: AuditLog? = nil,
@@ -81,7 +81,7 @@ public final class VisitRecorder: Sendable {
                     rowLimit: configuration.bufferLimit, countsBots: configuration.countsBots, now: now())))
     }
 
-    public convenience init(store: VisitorStore, batchSize: Int, flushInterval: Duration, logger: Logger) {
+    public convenience init(store: any CounterStore, batchSize: Int, flushInterval: Duration, logger: Logger) {
         self.init(store: store, configuration: Configuration(batchSize: batchSize, flushInterval: flushInterval), logger: logger)
     }
 

@@ -23,7 +23,7 @@ public enum JournalReplay {
     /// - Parameter stopping: asked between batches; a replay stops early (to be taken up again) when
     ///   it answers `true`.
     public static func replay(
-        path: String, into store: VisitorStore, batchSize: Int, stopping: () -> Bool = { false }
+        path: String, into store: any CounterStore, batchSize: Int, stopping: () -> Bool = { false }
     ) throws -> Outcome? {
         let journal: VisitJournal
         do {

@@ -109,7 +109,7 @@ public struct SpillFile: Sendable {
 
     /// Writes every batch in the file into `store`, then removes the file; `nil` when there is no file.
     /// On a failed write the file stays, whole, for the next try.
-    public func replay(into store: VisitorStore) throws -> Replay? {
+    public func replay(into store: any CounterStore) throws -> Replay? {
         try LockedFile.withReadLock(path) { descriptor in
             let contents = try LockedFile.readAll(descriptor, path: path)
             var replay = Replay()

@@ -9,7 +9,7 @@ public final class StatsCache: Sendable {
     /// The build time (Unix seconds) of the country database the current pages name; checked without
     /// the lock on every `GET /`, so only a newer database costs a lock and a rendering.
     private let geoipBuild = Atomic<Int64>(Int64.min)
-    private let store: VisitorStore
+    private let store: any CounterStore
     private let period: Duration
     private let page: IndexPage
     private let logger: Logger
@@ -34,7 +34,7 @@ public final class StatsCache: Sendable {
     }
 
     /// Reads the figures once, so the first request already has pages.
-    public init(store: VisitorStore, period: Duration, page: IndexPage = IndexPage(), logger: Logger) throws {
+    public init(store: any CounterStore, period: Duration, page: IndexPage = IndexPage(), logger: Logger) throws {
         self.store = store
         self.period = period
         self.page = page
@@ -76,7 +76,7 @@ public final class StatsCache: Sendable {
     }
 
     /// One read of the totals and the chart's days.
-    private static func read(store: VisitorStore, period: Duration, geoipDatabase: GeoIPDatabase?) throws -> Dashboard {
+    private static func read(store: any CounterStore, period: Duration, geoipDatabase: GeoIPDatabase?) throws -> Dashboard {
         let now = Date()
         let figures = try store.statsAndDays(now: now, days: Dashboard.chartDays)
         var dashboard = Dashboard(

@@ -10,6 +10,8 @@ import Glibc
 public enum WorkerProcess {
     public struct Configuration: Sendable {
         public var database: String
+        /// This host's folder for the journals and audit log when `database` is a PostgreSQL URI.
+        public var stateDirectory: String?
         public var listeningDescriptor: Int32 = 0
         /// The supervisor's ``WorkerStatusBoard``; `nil` leaves the health routes answering 404.
         public var statusDescriptor: Int32?
@@ -56,14 +58,14 @@ public enum WorkerProcess {
         let startedAt = Date()
 
         let board = try configuration.statusDescriptor.map(WorkerStatusBoard.init(descriptor:))
-        let store = try VisitorStore(
-            path: configuration.database, countsBots: configuration.countsBots, storeIP: configuration.storeIP)
+        let location = try StoreLocation(database: configuration.database, stateDirectory: configuration.stateDirectory)
+        let store = try location.open(countsBots: configuration.countsBots, storeIP: configuration.storeIP)
         var recorderConfiguration = configuration.recorder
         recorderConfiguration.worker = configuration.index
         recorderConfiguration.countsBots = configuration.countsBots
         recorderConfiguration.storeIP = configuration.storeIP
-        let audit = AuditLog(database: configuration.database, logger: logger)
-        let journal = openJournal(configuration, audit: audit)
+        let audit = AuditLog(database: store.localFiles, logger: logger)
+        let journal = openJournal(configuration, localFiles: store.localFiles, audit: audit)
         let recorder = VisitRecorder(
             store: store, configuration: recorderConfiguration, journal: journal, audit: audit, logger: logger,
             publish: { statistics in
@@ -132,10 +134,10 @@ public enum WorkerProcess {
 
     /// This worker's new journal; `nil`, said in the audit log, when it cannot be made (a full disk,
     /// say): the worker then serves with its visits in memory only, as a crash would lose them.
-    private static func openJournal(_ configuration: Configuration, audit: AuditLog) -> VisitJournal? {
+    private static func openJournal(_ configuration: Configuration, localFiles: String, audit: AuditLog) -> VisitJournal? {
         do {
             return try VisitJournal.create(
-                database: configuration.database, worker: configuration.index,
+                database: localFiles, worker: configuration.index,
                 capacity: VisitJournal.capacity(rows: configuration.recorder.bufferLimit))
         } catch {
             let remedy = error is VisitJournal.CreateError

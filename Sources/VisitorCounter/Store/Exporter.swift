@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 
 /// Streams raw visits or daily rollups out of the database as CSV or JSON, row by row through a cursor
 /// and a 64 KiB output buffer, so memory stays the same whatever the number of rows.
@@ -9,13 +8,13 @@ public struct Exporter {
         case json
     }
 
-    public let store: VisitorStore
+    public let store: any CounterStore
     public let format: Format
     /// The first and last UTC day (days since 1970-01-01) to export, both included; `nil` for no bound.
     public let from: Int?
     public let to: Int?
 
-    public init(store: VisitorStore, format: Format, from: Int?, to: Int?) {
+    public init(store: any CounterStore, format: Format, from: Int?, to: Int?) {
         self.store = store
         self.format = format
         self.from = from
@@ -35,32 +34,25 @@ public struct Exporter {
         }
         var separator = "\n"
         // Where the last page ended: (timestamp, id), which is unique and ordered by the timestamp index.
-        var after = (timestamp: first, id: Int64.min)
+        var after = VisitCursor(timestamp: first, id: Int64.min)
         while true {
-            let page = try store.read { db in
-                try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT timestamp, ip, country_code, country, user_agent, id FROM visitors
-                        WHERE (timestamp, id) > (?, ?) AND timestamp < ? ORDER BY timestamp, id LIMIT ?
-                        """,
-                    arguments: [after.timestamp, after.id, afterLast, pageSize])
-            }
-            for row in page {
-                let (timestamp, ip, code, country, agent): (String, String?, String, String, String) = (row[0], row[1], row[2], row[3], row[4])
+            let page = try store.visitPage(after: after, before: afterLast, limit: pageSize)
+            for visit in page {
                 switch format {
                 case .csv:
-                    try writer.write([timestamp, ip ?? "", code, country, agent].map(Self.csvField).joined(separator: ",") + "\n")
+                    try writer.write(
+                        [visit.timestamp, visit.ip ?? "", visit.countryCode, visit.country, visit.userAgent].map(Self.csvField)
+                            .joined(separator: ",") + "\n")
                 case .json:
                     try writer.write(
-                        separator + "{\"timestamp\": \(JSONText.quoted(timestamp)), \"ip\": \(ip.map(JSONText.quoted) ?? "null"), "
-                            + "\"country_code\": \(JSONText.quoted(code)), \"country\": \(JSONText.quoted(country)), "
-                            + "\"user_agent\": \(JSONText.quoted(agent))}")
+                        separator + "{\"timestamp\": \(JSONText.quoted(visit.timestamp)), \"ip\": \(visit.ip.map(JSONText.quoted) ?? "null"), "
+                            + "\"country_code\": \(JSONText.quoted(visit.countryCode)), \"country\": \(JSONText.quoted(visit.country)), "
+                            + "\"user_agent\": \(JSONText.quoted(visit.userAgent))}")
                     separator = ",\n"
                 }
             }
             guard let last = page.last, page.count == pageSize else { break }
-            after = (last[0], last[5])
+            after = VisitCursor(timestamp: last.timestamp, id: last.id)
         }
         if format == .json { try writer.write("\n]\n") }
         try writer.flush()
@@ -71,42 +63,32 @@ public struct Exporter {
         var writer = BufferedWriter(output)
         let first = from.map(UTCTimestamp.dayText) ?? "0000-00-00"
         let last = to.map(UTCTimestamp.dayText) ?? "9999-99-99"
-        try store.read { db in
-            let rows = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT d.date, d.visitors, d.unique_visitors, c.country_code, c.visitors
-                    FROM daily_visits d LEFT JOIN daily_countries c ON c.date = d.date
-                    WHERE d.date BETWEEN ? AND ? ORDER BY d.date, c.visitors DESC, c.country_code
-                    """,
-                arguments: [first, last])
-            var current: DayStats?
-            var separator = "\n"
-            func finish(_ day: DayStats) throws {
-                if format == .json {
-                    try writer.write(separator + day.json)
-                    separator = ",\n"
-                }
+        var current: DayStats?
+        var separator = "\n"
+        func finish(_ day: DayStats) throws {
+            if format == .json {
+                try writer.write(separator + day.json)
+                separator = ",\n"
             }
-            switch format {
-            case .csv: try writer.write("date,visitors,unique_visitors,country_code,country_visitors\n")
-            case .json: try writer.write("{\"days\": [")
-            }
-            while let row = try rows.next() {
-                let (date, visitors, uniques, code, countryVisitors): (String, Int, Int, String?, Int?) = (row[0], row[1], row[2], row[3], row[4])
-                if format == .csv {
-                    try writer.write("\(date),\(visitors),\(uniques),\(code ?? ""),\(countryVisitors.map(String.init) ?? "")\n")
-                    continue
-                }
-                if current?.date != date {
-                    if let current { try finish(current) }
-                    current = DayStats(date: date, visitors: visitors, uniqueVisitors: uniques, countries: [:])
-                }
-                if let code, let countryVisitors { current?.countries[code] = countryVisitors }
-            }
-            if let current { try finish(current) }
-            if format == .json { try writer.write("\n]}\n") }
         }
+        switch format {
+        case .csv: try writer.write("date,visitors,unique_visitors,country_code,country_visitors\n")
+        case .json: try writer.write("{\"days\": [")
+        }
+        try store.forEachDailyRow(first: first, last: last) { row in
+            if format == .csv {
+                try writer.write(
+                    "\(row.date),\(row.visitors),\(row.uniqueVisitors),\(row.countryCode ?? ""),\(row.countryVisitors.map(String.init) ?? "")\n")
+                return
+            }
+            if current?.date != row.date {
+                if let current { try finish(current) }
+                current = DayStats(date: row.date, visitors: row.visitors, uniqueVisitors: row.uniqueVisitors, countries: [:])
+            }
+            if let code = row.countryCode, let visitors = row.countryVisitors { current?.countries[code] = visitors }
+        }
+        if let current { try finish(current) }
+        if format == .json { try writer.write("\n]}\n") }
         try writer.flush()
     }
 

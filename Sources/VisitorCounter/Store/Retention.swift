@@ -6,14 +6,14 @@ import Logging
 /// transaction holds the write lock for long and batches keep getting through. Totals, per-country
 /// counts and the daily rollup are never reduced.
 public final class Retention: Sendable {
-    private let store: VisitorStore
+    private let store: any CounterStore
     private let days: Int
     private let logger: Logger
 
     public static let chunk = 1000
     public static let period: TimeInterval = 3600
 
-    public init(store: VisitorStore, days: Int, logger: Logger) {
+    public init(store: any CounterStore, days: Int, logger: Logger) {
         self.store = store
         self.days = days
         self.logger = logger

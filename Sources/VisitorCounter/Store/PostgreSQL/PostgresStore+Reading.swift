@@ -1,0 +1,147 @@
+import Foundation
+
+/// Reading the totals, the recent windows, the daily rollup and the export's pages.
+extension PostgresStore {
+    /// One `REPEATABLE READ` snapshot for several statements, as SQLite's read transaction.
+    private static let snapshot = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+    public func stats(now: Date) throws -> VisitorStats {
+        try onReader { connection in
+            var stats: VisitorStats?
+            _ = try Self.transaction(connection, Self.snapshot) {
+                stats = try Self.stats(connection, now: now)
+                return true
+            }
+            guard let stats else { throw VisitorStoreError.missingStatsRow }
+            return stats
+        }
+    }
+
+    public func statsAndDays(now: Date, days: Int) throws -> (stats: VisitorStats, days: [DayStats]) {
+        let today = UTCTimestamp.day(now)
+        return try onReader { connection in
+            var figures: (stats: VisitorStats, days: [DayStats])?
+            _ = try Self.transaction(connection, Self.snapshot) {
+                figures = (
+                    try Self.stats(connection, now: now),
+                    try Self.daily(connection, from: today - days + 1, to: today, countries: false)
+                )
+                return true
+            }
+            guard let figures else { throw VisitorStoreError.missingStatsRow }
+            return figures
+        }
+    }
+
+    public func daily(from: Int, to: Int) throws -> [DayStats] {
+        try onReader { connection in
+            var days: [DayStats] = []
+            _ = try Self.transaction(connection, Self.snapshot) {
+                days = try Self.daily(connection, from: from, to: to, countries: true)
+                return true
+            }
+            return days
+        }
+    }
+
+    private static func stats(_ connection: PostgresConnection, now: Date) throws -> VisitorStats {
+        let minute = Int((now.timeIntervalSince1970 / 60).rounded(.down))
+        guard let row = try connection.execute(
+            "SELECT total_visitors, last_updated, visitors_without_rows, bots FROM visitor_stats WHERE id = 1"
+        ).rows.first else { throw VisitorStoreError.missingStatsRow }
+        var countries: [String: Int] = [:]
+        for country in try connection.execute("SELECT country_code, visitors FROM visitor_countries").rows {
+            if let code = country[0], let visitors = country[1].flatMap({ Int($0) }) { countries[code] = visitors }
+        }
+        let windows = try connection.execute(
+            """
+            SELECT coalesce(sum(visitors) FILTER (WHERE minute > $1::bigint - 5), 0),
+                coalesce(sum(visitors) FILTER (WHERE minute > $1::bigint - 60), 0),
+                coalesce(sum(visitors), 0)
+            FROM visits_per_minute WHERE minute > $1::bigint - 1440 AND minute <= $1::bigint
+            """,
+            [String(minute)]
+        ).rows.first ?? []
+        func integer(_ value: String??) -> Int { value.flatMap { $0 }.flatMap { Int($0) } ?? 0 }
+        let uniques = try connection.execute(
+            "SELECT unique_visitors FROM daily_visits WHERE date = $1", [UTCTimestamp.dayText(UTCTimestamp.day(now))]
+        ).firstInteger ?? 0
+        return VisitorStats(
+            totalVisitors: integer(row[0]),
+            countries: countries,
+            lastUpdated: row[1].flatMap(UTCTimestamp.parse),
+            visitsWithoutRows: integer(row[2]),
+            bots: integer(row[3]),
+            recent: VisitorStats.Recent(
+                last5Minutes: integer(windows.first), lastHour: integer(windows.dropFirst().first),
+                lastDay: integer(windows.dropFirst(2).first)),
+            uniqueVisitorsToday: uniques)
+    }
+
+    private static func daily(_ connection: PostgresConnection, from: Int, to: Int, countries: Bool) throws -> [DayStats] {
+        let (first, last) = (UTCTimestamp.dayText(from), UTCTimestamp.dayText(to))
+        var days: [String: DayStats] = [:]
+        for row in try connection.execute(
+            "SELECT date, visitors, unique_visitors FROM daily_visits WHERE date BETWEEN $1 AND $2", [first, last]
+        ).rows {
+            guard let date = row[0] else { continue }
+            days[date] = DayStats(
+                date: date, visitors: row[1].flatMap { Int($0) } ?? 0, uniqueVisitors: row[2].flatMap { Int($0) } ?? 0,
+                countries: [:])
+        }
+        if countries {
+            for row in try connection.execute(
+                "SELECT date, country_code, visitors FROM daily_countries WHERE date BETWEEN $1 AND $2", [first, last]
+            ).rows {
+                guard let date = row[0], let code = row[1] else { continue }
+                days[date]?.countries[code] = row[2].flatMap { Int($0) } ?? 0
+            }
+        }
+        return (from...max(from, to)).map { day in
+            let date = UTCTimestamp.dayText(day)
+            return days[date] ?? DayStats(date: date, visitors: 0, uniqueVisitors: 0, countries: [:])
+        }
+    }
+
+    public func visitPage(after: VisitCursor, before: String, limit: Int) throws -> [ExportedVisit] {
+        try onReader { connection in
+            try connection.execute(
+                """
+                SELECT id, timestamp, ip, country_code, country, user_agent FROM visitors
+                WHERE (timestamp, id) > ($1, $2::bigint) AND timestamp < $3 ORDER BY timestamp, id LIMIT $4
+                """,
+                [after.timestamp, String(after.id), before, String(limit)]
+            ).rows.map { row in
+                ExportedVisit(
+                    id: row[0].flatMap { Int64($0) } ?? 0, timestamp: row[1] ?? "", ip: row[2], countryCode: row[3] ?? "",
+                    country: row[4] ?? "", userAgent: row[5] ?? "")
+            }
+        }
+    }
+
+    /// Reads every row at once: the rollup has a row per day and country, a few hundred thousand in
+    /// ten years at most, where the raw visits are paged.
+    public func forEachDailyRow(first: String, last: String, _ body: (DailyRow) throws -> Void) throws {
+        let rows = try onReader { connection in
+            try connection.execute(
+                """
+                SELECT d.date, d.visitors, d.unique_visitors, c.country_code, c.visitors
+                FROM daily_visits d LEFT JOIN daily_countries c ON c.date = d.date
+                WHERE d.date BETWEEN $1 AND $2 ORDER BY d.date, c.visitors DESC, c.country_code
+                """,
+                [first, last]
+            ).rows
+        }
+        for row in rows {
+            try body(
+                DailyRow(
+                    date: row[0] ?? "", visitors: row[1].flatMap { Int($0) } ?? 0,
+                    uniqueVisitors: row[2].flatMap { Int($0) } ?? 0, countryCode: row[3],
+                    countryVisitors: row[4].flatMap { Int($0) }))
+        }
+    }
+
+    public func visitorRowCount() throws -> Int {
+        try onReader { connection in try connection.execute("SELECT count(*) FROM visitors").firstInteger ?? 0 }
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import GRDB
+
+/// Reading the totals, the recent windows and the daily rollup.
+extension VisitorStore {
+    /// The totals, and the recent windows as of `now`, read in one snapshot; costs the same whatever
+    /// the number of visit rows.
+    ///
+    /// A window of n minutes counts the visits in the current minute and the n - 1 before it.
+    public func stats(now: Date) throws -> VisitorStats {
+        try currentPool().read { db in try Self.stats(db, now: now) }
+    }
+
+    /// The totals as ``stats(now:)`` reads them and the last `days` days of the daily rollup, today
+    /// included, in one snapshot: the index page's figures.
+    public func statsAndDays(now: Date, days: Int) throws -> (stats: VisitorStats, days: [DayStats]) {
+        let today = UTCTimestamp.day(now)
+        return try currentPool().read { db in
+            (try Self.stats(db, now: now), try Self.daily(db, from: today - days + 1, to: today, countries: false))
+        }
+    }
+
+    private static func stats(_ db: Database, now: Date) throws -> VisitorStats {
+        let minute = Int((now.timeIntervalSince1970 / 60).rounded(.down))
+        guard let row = try Row.fetchOne(
+            db, sql: "SELECT total_visitors, last_updated, visitors_without_rows, bots FROM visitor_stats WHERE id = 1")
+        else { throw VisitorStoreError.missingStatsRow }
+        var countries: [String: Int] = [:]
+        for country in try Row.fetchAll(db, sql: "SELECT country_code, visitors FROM visitor_countries") {
+            countries[country[0]] = country[1]
+        }
+        func window(_ minutes: Int) throws -> Int {
+            try Int.fetchOne(
+                db, sql: "SELECT coalesce(sum(visitors), 0) FROM visits_per_minute WHERE minute > ? AND minute <= ?",
+                arguments: [minute - minutes, minute]) ?? 0
+        }
+        let lastUpdated: String? = row[1]
+        let uniques = try Int.fetchOne(
+            db, sql: "SELECT unique_visitors FROM daily_visits WHERE date = ?",
+            arguments: [UTCTimestamp.dayText(UTCTimestamp.day(now))]) ?? 0
+        return VisitorStats(
+            totalVisitors: row[0],
+            countries: countries,
+            lastUpdated: lastUpdated.flatMap(UTCTimestamp.parse),
+            visitsWithoutRows: row[2],
+            bots: row[3],
+            recent: VisitorStats.Recent(last5Minutes: try window(5), lastHour: try window(60), lastDay: try window(24 * 60)),
+            uniqueVisitorsToday: uniques)
+    }
+
+    /// The daily rollup from day `from` to day `to` (days since 1970-01-01, both included), one entry
+    /// per day, days without visits included with zeros.
+    public func daily(from: Int, to: Int) throws -> [DayStats] {
+        try currentPool().read { db in try Self.daily(db, from: from, to: to) }
+    }
+
+    /// `countries: false` leaves each day's countries empty, for the index page's chart.
+    private static func daily(_ db: Database, from: Int, to: Int, countries: Bool = true) throws -> [DayStats] {
+        let (first, last) = (UTCTimestamp.dayText(from), UTCTimestamp.dayText(to))
+        var days: [String: DayStats] = [:]
+        for row in try Row.fetchAll(
+            db, sql: "SELECT date, visitors, unique_visitors FROM daily_visits WHERE date BETWEEN ? AND ?",
+            arguments: [first, last])
+        {
+            days[row[0]] = DayStats(date: row[0], visitors: row[1], uniqueVisitors: row[2], countries: [:])
+        }
+        if countries {
+            for row in try Row.fetchAll(
+                db, sql: "SELECT date, country_code, visitors FROM daily_countries WHERE date BETWEEN ? AND ?",
+                arguments: [first, last])
+            {
+                days[row[0]]?.countries[row[1]] = row[2]
+            }
+        }
+        return (from...max(from, to)).map { day in
+            let date = UTCTimestamp.dayText(day)
+            return days[date] ?? DayStats(date: date, visitors: 0, uniqueVisitors: 0, countries: [:])
+        }
+    }
+
+    /// The number of rows in `visitors`: a full scan, for checks and tests, never for the request path.
+    public func visitorRowCount() throws -> Int {
+        try currentPool().read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM visitors") ?? 0 }
+    }
+
+    public func visitPage(after: VisitCursor, before: String, limit: Int) throws -> [ExportedVisit] {
+        try currentPool().read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, timestamp, ip, country_code, country, user_agent FROM visitors
+                    WHERE (timestamp, id) > (?, ?) AND timestamp < ? ORDER BY timestamp, id LIMIT ?
+                    """,
+                arguments: [after.timestamp, after.id, before, limit]
+            ).map { row in
+                ExportedVisit(id: row[0], timestamp: row[1], ip: row[2], countryCode: row[3], country: row[4], userAgent: row[5])
+            }
+        }
+    }
+
+    /// Streams through a cursor in one read transaction, so memory stays the same however many days.
+    public func forEachDailyRow(first: String, last: String, _ body: (DailyRow) throws -> Void) throws {
+        try currentPool().read { db in
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT d.date, d.visitors, d.unique_visitors, c.country_code, c.visitors
+                    FROM daily_visits d LEFT JOIN daily_countries c ON c.date = d.date
+                    WHERE d.date BETWEEN ? AND ? ORDER BY d.date, c.visitors DESC, c.country_code
+                    """,
+                arguments: [first, last])
+            while let row = try rows.next() {
+                try body(DailyRow(date: row[0], visitors: row[1], uniqueVisitors: row[2], countryCode: row[3], countryVisitors: row[4]))
+            }
+        }
+    }
+
+    /// Runs `body` with a read-only view of the database, for checks and tests.
+    public func read<T>(_ body: (Database) throws -> T) throws -> T {
+        try currentPool().read(body)
+    }
+}

@@ -1,0 +1,215 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import VisitorCounter
+
+/// The store's behaviour, the same test code against SQLite and PostgreSQL.
+@Suite(.serialized) struct CounterStoreTests {
+    /// 2027-01-15T00:00:00Z, a midnight.
+    static let midnight = Date(timeIntervalSince1970: 1_800_000_000 - 28_800)
+
+    static func visit(_ code: String, at time: Date, ip: String = "203.0.113.77", userAgent: String = "Mozilla/5.0 (test)") -> Visit {
+        Visit(trustedIP: ip, userAgent: userAgent, country: code, countryCode: code, time: time)
+    }
+
+    @Test(arguments: StoreKind.allCases) func anEmptyDatabaseGetsTheWholeSchema(kind: StoreKind) throws {
+        let database = try StoreUnderTest(kind)
+        // The cluster and the folder go when `database` does: not before the end of the test.
+        defer { withExtendedLifetime(database) {} }
+        let store = try database.open()
+        #expect(try store.stats() == VisitorStats(totalVisitors: 0, countries: [:], lastUpdated: nil))
+        let tables = switch kind {
+        case .sqlite: try database.column("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        case .postgresql: try database.column("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename COLLATE \"C\"")
+        }
+        let common = [
+            "daily_countries", "daily_keys", "daily_uniques", "daily_visits", "journal_progress", "replayed_spills",
+            "visitor_countries", "visitor_stats", "visitors", "visits_per_minute",
+        ]
+        #expect(tables.compactMap { $0 }.filter { $0 != "schema_migrations" } == common)
+        // Opening again changes nothing.
+        _ = try database.open()
+        #expect(try database.integers("SELECT count(*) FROM visitor_stats") == [1])
+    }
+
+    @Test(arguments: StoreKind.allCases) func theInvariantHoldsAfterManyBatches(kind: StoreKind) throws {
+        let database = try StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let store = try database.open()
+        let codes = ["US", "GB", "DE", "XX", "JP"]
+        var expected: [String: Int] = [:]
+        for round in 0..<200 {
+            var batch = VisitorStoreTests.visits((0..<(round % 37 + 1)).map { codes[($0 * 7 + round) % codes.count] })
+            if round % 10 == 0 { batch.countWithoutRow(Self.visit("FR", at: Date())) }
+            try store.write(batch)
+            expected.merge(batch.countryCounts, uniquingKeysWith: +)
+        }
+        #expect(try store.deleteRows(olderThan: Date() + 60, limit: 100) == 100)
+        let (total, rows, countries) = try database.invariant()
+        #expect(total == rows)
+        #expect(total == countries)
+        let stats = try store.stats()
+        #expect(stats.countries == expected)
+        #expect(stats.totalVisitors == expected.values.reduce(0, +))
+        #expect(stats.visitsWithoutRows == 20)
+    }
+
+    @Test(arguments: StoreKind.allCases) func aBatchWritesItsRowsAndTheTime(kind: StoreKind) throws {
+        let database = try StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let store = try database.open()
+        let visitTime = Date(timeIntervalSince1970: 1_710_936_000.5)
+        let writeTime = Date(timeIntervalSince1970: 1_710_936_060)
+        try store.write(VisitorStoreTests.visits(["FR"], at: visitTime), at: writeTime)
+        #expect(try database.column("SELECT ip FROM visitors") == ["203.0.113.0"])
+        #expect(try database.column("SELECT country FROM visitors") == ["France"])
+        #expect(try database.column("SELECT timestamp FROM visitors") == ["2024-03-20T12:00:00.500Z"])
+        #expect(try store.stats().lastUpdated == writeTime)
+        let exported = try store.visitPage(after: VisitCursor(timestamp: "", id: Int64.min), before: "\u{10FFFF}", limit: 10)
+        #expect(exported.map(\.userAgent) == ["test"])
+        #expect(exported.map(\.countryCode) == ["FR"])
+    }
+
+    @Test(arguments: StoreKind.allCases) func theRecentWindowsSlideWithTheClock(kind: StoreKind) throws {
+        let database = try StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let store = try database.open()
+        let start = Date(timeIntervalSince1970: 1_800_000_000)  // on a minute
+        // One visit 1, 3, 10, 90 and 1,500 minutes before `start`, two in the minute of `start`.
+        let ages = [1, 3, 10, 90, 1500, 0, 0]
+        try store.write(VisitBatch(counting: ages.map { Self.visit("US", at: start - Double($0 * 60)) }), at: start)
+        #expect(try store.stats(now: start).recent == .init(last5Minutes: 4, lastHour: 5, lastDay: 6))
+        #expect(try store.stats(now: start + 59).recent == .init(last5Minutes: 4, lastHour: 5, lastDay: 6))
+        #expect(try store.stats(now: start + 3 * 60).recent == .init(last5Minutes: 3, lastHour: 5, lastDay: 6))
+        #expect(try store.stats(now: start + 51 * 60).recent == .init(last5Minutes: 0, lastHour: 4, lastDay: 6))
+        #expect(try store.stats(now: start + 23 * 3600).recent == .init(last5Minutes: 0, lastHour: 0, lastDay: 5))
+        #expect(try store.stats(now: start + 2 * 86400).recent == .init())
+        #expect(try store.stats(now: start + 2 * 86400).totalVisitors == 7)
+    }
+
+    @Test(arguments: StoreKind.allCases) func minutesOlderThanADayAreDroppedAsBatchesAreWritten(kind: StoreKind) throws {
+        let database = try StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let store = try database.open()
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        try store.write(VisitBatch(counting: [Self.visit("US", at: start)]), at: start)
+        try store.write(VisitBatch(counting: [Self.visit("US", at: start + 86400)]), at: start + 86400)
+        #expect(try database.integers("SELECT minute FROM visits_per_minute") == [Int(start.timeIntervalSince1970) / 60 + 1440])
+    }
+
+    @Test(arguments: StoreKind.allCases) func botsAreCountedApartAndNotStored(kind: StoreKind) throws {
+        let database = try StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let store = try database.open()
+        let now = Date()
+        let agents = [
+            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "curl/8.5.0", "",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+        ]
+        var batch = VisitBatch(counting: agents.map { Self.visit("DE", at: now, userAgent: $0) })
+        batch.countWithoutRow(Self.visit("FR", at: now))
+        try store.write(batch)
+        let stats = try store.stats()
+        #expect(stats.totalVisitors == 2)
+        #expect(stats.bots == 3)
+        #expect(stats.countries == ["DE": 1, "FR": 1])
+        #expect(stats.recent.last5Minutes == 2)
+        #expect(try store.visitorRowCount() == 1)
+        let (total, rows, countries) = try database.invariant()
+        #expect(total == rows && total == countries)
+    }
+
+    @Test(arguments: StoreKind.allCases) func theDailyRollupSplitsAtUTCMidnightAndFillsEmptyDays(kind: StoreKind) throws {
+        let database = try StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let store = try database.open()
+        let midnight = Self.midnight
+        let day = UTCTimestamp.day(midnight)
+        let batch = VisitBatch(counting: [
+            Self.visit("US", at: midnight - 30), Self.visit("GB", at: midnight - 1),
+            Self.visit("US", at: midnight + 1, ip: "198.51.100.1"),
+        ])
+        try store.write(batch, at: midnight + 2)
+        #expect(try store.daily(from: day - 1, to: day + 1) == [
+            DayStats(date: "2027-01-14", visitors: 2, uniqueVisitors: 1, countries: ["US": 1, "GB": 1]),
+            DayStats(date: "2027-01-15", visitors: 1, uniqueVisitors: 1, countries: ["US": 1]),
+            DayStats(date: "2027-01-16", visitors: 0, uniqueVisitors: 0, countries: [:]),
+        ])
+        #expect(try store.stats(now: midnight + 60).uniqueVisitorsToday == 1)
+        var rows: [DailyRow] = []
+        try store.forEachDailyRow(first: "2027-01-14", last: "2027-01-15") { rows.append($0) }
+        #expect(rows.map(\.countryCode) == ["GB", "US", "US"])
+    }
+
+    @Test(arguments: StoreKind.allCases) func keysAreRotatedDailyAndDeletedAfterTwoDays(kind: StoreKind) throws {
+        let database = try StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let store = try database.open()
+        let day = UTCTimestamp.day(Self.midnight)
+        for offset in 0..<3 {
+            let time = Self.midnight + Double(offset) * 86_400 + 3600
+            // The same visitor twice a day.
+            try store.write(VisitBatch(counting: [Self.visit("DE", at: time), Self.visit("DE", at: time + 60)]), at: time + 61)
+        }
+        #expect(try database.column("SELECT date FROM daily_keys ORDER BY date") == ["2027-01-16", "2027-01-17"])
+        let hashes = try database.column("SELECT hash FROM daily_uniques ORDER BY date")
+        #expect(hashes.count == 2 && hashes[0] != hashes[1], "the same visitor hashes alike on two days")
+        let days = try store.daily(from: day, to: day + 2)
+        #expect(days.map(\.visitors) == [2, 2, 2])
+        #expect(days.map(\.uniqueVisitors) == [1, 1, 1])
+        // The keys a worker reads at its start are the ones the batches used.
+        let keys = try store.existingDayKeys(now: Self.midnight + 2 * 86_400 + 3600)
+        #expect(Set(keys.keys) == [day + 1, day + 2])
+        #expect(try store.dayKeys(now: Self.midnight + 2 * 86_400 + 3600)[day + 2] == keys[day + 2])
+    }
+
+    @Test(arguments: StoreKind.allCases) func aJournalSpanAndASpillAreWrittenOnce(kind: StoreKind) throws {
+        let database = try StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let store = try database.open()
+        var batch = VisitorStoreTests.visits(["US", "GB"])
+        batch.journal = JournalSpan(id: "j", start: 0, end: 100)
+        #expect(try store.write(batch))
+        #expect(try store.write(batch) == false)
+        // A batch that does not start where the journal's written part ends is refused.
+        batch.journal = JournalSpan(id: "j", start: 150, end: 200)
+        #expect(throws: VisitorStoreError.self) { try store.write(batch) }
+        #expect(try store.journalProgress("j") == 100)
+        let spilled = VisitorStoreTests.visits(["JP"])
+        #expect(try store.write(spilled, spillID: "spill-1"))
+        #expect(try store.write(spilled, spillID: "spill-1") == false)
+        #expect(try store.stats().totalVisitors == 3)
+        try store.forgetJournal("j")
+        #expect(try store.journalProgress("j") == 0)
+    }
+
+    /// Four stores (four workers, or four hosts) write the same 500 visitors at once, each in batches of
+    /// 50 in its own order: every visit is counted and every visitor once.
+    @Test(arguments: StoreKind.allCases) func concurrentWritersCountEveryVisitAndEveryVisitorOnce(kind: StoreKind) throws {
+        let database = try StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let stores = try (0..<4).map { _ in try database.open() }
+        let now = Date()
+        let codes = ["US", "GB", "DE", "FR", "JP", "BR", "XX"]
+        let visitors = (0..<500).map { Self.visit(codes[$0 % codes.count], at: now, ip: "192.0.2.\($0 % 250)", userAgent: "agent \($0 / 250)") }
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: stores.count) { index in
+            let order = index % 2 == 0 ? visitors : visitors.reversed()
+            for start in stride(from: 0, to: order.count, by: 50) {
+                do {
+                    try stores[index].write(VisitBatch(counting: Array(order[start..<start + 50])), at: now)
+                } catch {
+                    failures.withLock { $0.append("\(error)") }
+                }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        let stats = try stores[0].stats(now: now)
+        #expect(stats.totalVisitors == 2000)
+        #expect(stats.uniqueVisitorsToday == 500)
+        #expect(stats.countries["US"] == 4 * visitors.filter { $0.countryCode == "US" }.count)
+        let (total, rows, countries) = try database.invariant()
+        #expect(total == rows && total == countries)
+    }
+}
