@@ -22,7 +22,7 @@ extension VisitRecorder {
                 do { try replaySpill(file) } catch { failures.append("\(file.path): \(error)") }
             }
         } catch {
-            failures.append("listing the files next to \(store.path): \(error)")
+            failures.append("listing the files next to \(store.localFiles): \(error)")
         }
         guard !failures.isEmpty else { return .replaySucceeded }
         let random = Double.random(in: 0..<1)
