@@ -69,7 +69,9 @@ struct SimulateCommand: ParsableCommand {
         print(
             "{\"recorded\": \(statistics.visitsRecorded), \"written\": \(statistics.visitsWritten), "
                 + "\"failed_writes\": \(statistics.failedWrites)}")
-        if statistics.failedWrites > 0 || statistics.visitsWritten != visits {
+        // A write that failed and was retried is reported above, not a failure: what must hold is that
+        // every visit was written.
+        if statistics.visitsWritten != visits {
             throw ExitCode.failure
         }
     }

@@ -21,11 +21,14 @@ struct MultiProcessTests {
                 ],
                 in: directory, name: "writer-\(index)")
         }
+        // Every writer writes all its visits. A write may wait out the 5 s busy timeout while six
+        // processes take turns at the lock on a loaded machine (seen once, on 2 cores running the whole
+        // suite): it is retried, as in production, and the totals below must still be exact.
         for child in children {
             let status = child.wait()
-            #expect(status == 0, "a writer failed: \(child.stdout) \(child.stderr)")
-            #expect(!child.stderr.contains("locked"), "a write hit a lock: \(child.stderr)")
-            #expect(child.stdout.contains("\"failed_writes\": 0"), "\(child.stdout)")
+            #expect(status == 0, "a writer did not write all its visits: \(child.stdout) \(child.stderr)")
+            #expect(child.stdout.contains("\"recorded\": \(visitsEach), \"written\": \(visitsEach),"), "\(child.stdout)")
+            if !child.stdout.contains("\"failed_writes\": 0") { print("multi-process: a write was retried: \(child.stdout)") }
         }
 
         let store = try VisitorStore(path: database)
