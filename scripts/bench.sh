@@ -13,21 +13,22 @@
 # it behind the same nginx, and its GET / rounds alternate with the counter's: the table then shows
 # what the changes since REV cost per request (d1e0357 is the last commit before the visit journal).
 #
-#   scripts/bench.sh [--seconds 10] [--rounds 3] [--connections 64] [--baseline REV] [--no-readme]
+#   scripts/bench.sh [--seconds 10] [--rounds 3] [--connections 64] [--baseline REV] [--no-docs]
 #
-# Prints a table and (unless --no-readme) puts it in README.md between the bench markers.
+# Prints a table and (unless --no-docs) puts it in docs/performance.md between the bench markers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seconds=10 rounds=3 connections=64 update_readme=yes baseline=
+seconds=10 rounds=3 connections=64 update_docs=yes baseline=
+results_page=docs/performance.md
 while [ $# -gt 0 ]; do
     case $1 in
         --seconds) seconds=$2; shift 2 ;;
         --rounds) rounds=$2; shift 2 ;;
         --connections) connections=$2; shift 2 ;;
         --baseline) baseline=$2; shift 2 ;;
-        --no-readme) update_readme=no; shift ;;
-        *) echo "usage: scripts/bench.sh [--seconds N] [--rounds N] [--connections N] [--baseline REV] [--no-readme]" >&2; exit 2 ;;
+        --no-docs|--no-readme) update_docs=no; shift ;;
+        *) echo "usage: scripts/bench.sh [--seconds N] [--rounds N] [--connections N] [--baseline REV] [--no-docs]" >&2; exit 2 ;;
     esac
 done
 
@@ -246,9 +247,9 @@ report=$(
 )
 echo
 echo "$report"
-if [ "$update_readme" = yes ]; then
-    grep -q '<!-- bench:begin -->' README.md || { echo "README.md has no bench markers" >&2; exit 1; }
-    REPORT="$report" perl -0pi -e 's/<!-- bench:begin -->.*?<!-- bench:end -->/<!-- bench:begin -->\n$ENV{REPORT}\n<!-- bench:end -->/s' README.md
-    echo "README.md updated" >&2
+if [ "$update_docs" = yes ]; then
+    grep -q '<!-- bench:begin -->' "$results_page" || { echo "$results_page has no bench markers" >&2; exit 1; }
+    REPORT="$report" perl -0pi -e 's/<!-- bench:begin -->.*?<!-- bench:end -->/<!-- bench:begin -->\n$ENV{REPORT}\n<!-- bench:end -->/s' "$results_page"
+    echo "$results_page updated" >&2
 fi
 [ "$check" = ok ]

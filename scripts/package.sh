@@ -77,6 +77,9 @@ echo /etc/nginx/sites-available/visitor-counter > "$root/DEBIAN/conffiles"
 
 doc=$root/usr/share/doc/visitor-counter
 install -m 0644 README.md "$doc/README.md"
+# The pages and pictures the README links, in the same layout, so its links work where it is installed.
+install -d "$doc/docs"
+install -m 0644 docs/*.md docs/*.png "$doc/docs/"
 install -m 0644 deploy/debian/copyright "$doc/copyright"
 maintainer=$(sed -n 's/^Maintainer: //p' deploy/debian/control)
 {

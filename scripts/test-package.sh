@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tests the Debian package the way a site owner meets it: builds it (scripts/package.sh), runs lintian,
 # installs it with apt into a clean Debian 12 root that has no Swift, and there checks --help and
-# --version, `nginx -t` with the site enabled as the README says, a visit served through that nginx
+# --version, `nginx -t` with the site enabled as docs/deploying.md says, a visit served through that nginx
 # and counted, and that `apt-get purge` leaves none of the package's files. Exits non-zero with
 # "FAIL: what" at the first check that fails. Needs root (debootstrap, chroot, mount, unshare).
 #   scripts/test-package.sh
@@ -27,7 +27,7 @@ deb=$(scripts/package.sh | tail -n 1)
 version=$(dpkg-deb -f "$deb" Version)
 pass "built $deb"
 
-# lintian: no errors. The warnings it prints are the ones the README lists as kept.
+# lintian: no errors. The warnings it prints are the ones docs/deploying.md lists as kept.
 lintian --fail-on error --info "$deb" >&2 || fail "lintian found errors in $deb (above)"
 pass "lintian shows no errors"
 
@@ -77,7 +77,7 @@ in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LA
 [ -z "$(find "$root" -xdev -name 'libswift*' -print -quit)" ] || fail "the clean root has Swift libraries"
 in_root sh -c '! command -v swift' >/dev/null || fail "the clean root has swift"
 
-# Install as the README says.
+# Install as the README and docs/deploying.md say.
 cp "$deb" "$root/tmp/"
 in_root apt-get update >&2 || fail "apt-get update in the root failed (mirror $mirror)"
 install_log=$work/install.log
@@ -115,7 +115,14 @@ pass "the units are installed and enabled; ExecStart is $exec_start"
     || fail "the GeoIP updater's timer is not enabled"
 pass "the GeoIP updater and its timer are installed and enabled"
 
-# Enable the site as the README says. Its first step, visitor-counter-geoip-update, would download the
+doc=$root/usr/share/doc/visitor-counter
+[ -f "$doc/README.md" ] || fail "the README is not in /usr/share/doc/visitor-counter"
+for page in $(grep -oE '(\]\(|src=")docs/[^)#"]+' README.md | sed -E 's/^(\]\(|src=")//' | sort -u); do
+    [ -f "$doc/$page" ] || fail "$page, which the README links, is not in /usr/share/doc/visitor-counter"
+done
+pass "the README and every page and picture it links are in /usr/share/doc/visitor-counter"
+
+# Enable the site as the README and docs/deploying.md say. Its first step, visitor-counter-geoip-update, would download the
 # month's country database; a test one made here stands for it (127.0.0.1 is FR in it).
 scripts/make-test-geoip.pl "$work/country.mmdb" "$(date +%s)" || fail "scripts/make-test-geoip.pl"
 install -D -m 0644 "$work/country.mmdb" "$root/var/lib/GeoIP/country.mmdb"

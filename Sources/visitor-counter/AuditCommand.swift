@@ -8,7 +8,9 @@ struct AuditCommand: ParsableCommand {
         abstract: "Print the audit log: every failed write, degradation, spill and replay, oldest first.",
         discussion: """
             The log is DATABASE.audit.jsonl (and .1, the file before it), written by every worker; with a \
-            PostgreSQL database, STATE_DIRECTORY/postgresql.audit.jsonl, this host's own.
+            PostgreSQL database, STATE_DIRECTORY/postgresql.audit.jsonl, this host's own. What is logged \
+            and when: docs/operations.md under \"When the database fails\" \
+            (/usr/share/doc/visitor-counter/docs/operations.md when installed).
             """
     )
 

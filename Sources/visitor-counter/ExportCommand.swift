@@ -6,7 +6,11 @@ struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
         abstract: "Write the raw visits, or the daily rollups, to standard output as CSV or JSON.",
-        discussion: "Streams row by row: memory stays the same however many rows there are."
+        discussion: """
+            Streams row by row: memory stays the same however many rows there are. The columns, the CSV \
+            cells a spreadsheet would take for formulas, and how visits are cleaned: docs/options.md under \
+            \"Export\" (/usr/share/doc/visitor-counter/docs/options.md when installed).
+            """
     )
 
     @Option(help: "The SQLite database file the counter writes, or its PostgreSQL connection URI.")

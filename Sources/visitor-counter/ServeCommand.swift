@@ -15,7 +15,9 @@ struct ServeCommand: ParsableCommand {
             Without --listen, standard input must be a listening socket (systemd StandardInput=socket, \
             spawn-fcgi). Stop it with SIGTERM or SIGINT: every worker finishes its requests and writes \
             its visits before the process exits. SIGHUP, SIGUSR1, SIGUSR2, SIGQUIT and SIGALRM are logged \
-            and ignored. LOG_LEVEL=debug logs each batch written.
+            and ignored. LOG_LEVEL=debug logs each batch written. Every option and why it has its default: \
+            docs/options.md; stops, crashes and a failing database: docs/operations.md (in \
+            /usr/share/doc/visitor-counter/ when installed).
             """
     )
 

@@ -5,7 +5,11 @@ import VisitorCounter
 struct StatsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stats",
-        abstract: "Print the stats JSON that GET /api/sys/stats answers, read from the database."
+        abstract: "Print the stats JSON that GET /api/sys/stats answers, read from the database.",
+        discussion: """
+            Its fields are described in docs/http.md under \"What it does\" \
+            (/usr/share/doc/visitor-counter/docs/http.md when installed).
+            """
     )
 
     @Option(help: "The SQLite database file the counter writes, or its PostgreSQL connection URI.")

@@ -6,7 +6,10 @@ struct TemplateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "template",
         abstract: "Print the built-in index page template, a start for --index-template; or check a template file.",
-        discussion: "The figures a template gets are listed in the README under \"Your own index page\"."
+        discussion: """
+            The figures a template gets are listed in docs/http.md under \"Your own index page\" \
+            (/usr/share/doc/visitor-counter/docs/http.md when installed).
+            """
     )
 
     @Option(help: "Parse this template as serve would, and say whether it can be used.")

@@ -7,6 +7,12 @@ struct VisitorCounterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "visitor-counter",
         abstract: "A self-hosted visitor and country counter: a FastCGI responder behind nginx.",
+        discussion: """
+            The README and the pages in docs/ (in /usr/share/doc/visitor-counter/ when installed) describe \
+            it: the routes (docs/http.md), the commands and options (docs/options.md), operations and \
+            failures (docs/operations.md), country data (docs/country-data.md), the database \
+            (docs/database.md) and deploying (docs/deploying.md).
+            """,
         version: visitorCounterVersion,
         subcommands: [ServeCommand.self, StatsCommand.self, ExportCommand.self, AuditCommand.self, TemplateCommand.self, WorkerCommand.self, SimulateCommand.self]
     )

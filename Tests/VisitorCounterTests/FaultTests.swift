@@ -11,7 +11,7 @@ import Glibc
 /// another process, on a full disk, read-only, and across stops, restarts and a killed worker. In
 /// every case the site answers, and every visit that got a `200` ends up counted exactly once.
 ///
-/// Each test prints one line with what it measured, for the README and the issue notes.
+/// Each test prints one line with what it measured, for docs/operations.md and the issue notes.
 @Suite(.serialized)
 struct FaultTests {
     /// Every visit answered is counted once: the total, the rows plus the visits counted without rows,

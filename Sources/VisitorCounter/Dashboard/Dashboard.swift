@@ -42,7 +42,7 @@ public struct Dashboard: Sendable {
         }
     }
 
-    /// The figures as Mustache sees them. The keys are listed in the README; numbers come both as
+    /// The figures as Mustache sees them. The keys are listed in docs/http.md; numbers come both as
     /// numbers and, with `_text`, grouped by thousands.
     public var context: [String: Any] {
         var context: [String: Any] = [
