@@ -8,8 +8,8 @@ struct ExportCommand: ParsableCommand {
         abstract: "Write the raw visits, or the daily rollups, to standard output as CSV or JSON.",
         discussion: """
             Streams row by row: memory stays the same however many rows there are. The columns, the CSV \
-            cells a spreadsheet would take for formulas, and how visits are cleaned: docs/options.md under \
-            \"Export\" (/usr/share/doc/visitor-counter/docs/options.md when installed).
+            cells a spreadsheet would take for formulas, and how visits are cleaned: \
+            docs/options.md under \"Export\" (/usr/share/doc/visitor-counter/docs/options.md when installed).
             """
     )
 
