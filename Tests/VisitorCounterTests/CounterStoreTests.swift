@@ -164,6 +164,24 @@ import Testing
         #expect(try store.dayKeys(now: Self.midnight + 2 * 86_400 + 3600)[day + 2] == keys[day + 2])
     }
 
+    /// A journal replayed days late brings visitors' hashes of a day whose key is gone: the visitor counts
+    /// as unique that day, and no hash of a day before yesterday is left behind, even in a batch after
+    /// one that already cleared the old days.
+    @Test(arguments: StoreKind.allCases) func lateHashesOfOldDaysAreCountedAndNotKept(kind: StoreKind) throws {
+        let database = try StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let store = try database.open()
+        let day = UTCTimestamp.day(Self.midnight)
+        let now = Self.midnight + 3 * 86_400 + 3600
+        try store.write(VisitBatch(counting: [Self.visit("DE", at: now)]), at: now + 1)
+        var late = Self.visit("FR", at: Self.midnight + 3600)
+        late.sealed = Visit.Sealed(storedIP: nil, visitorHash: 42)
+        try store.write(VisitBatch(counting: [late]), at: now + 2)
+        #expect(try database.column("SELECT date FROM daily_uniques ORDER BY date") == ["2027-01-18"])
+        #expect(try store.daily(from: day, to: day).map(\.uniqueVisitors) == [1])
+        #expect(try store.stats().totalVisitors == 2)
+    }
+
     @Test(arguments: StoreKind.allCases) func aJournalSpanAndASpillAreWrittenOnce(kind: StoreKind) throws {
         let database = try StoreUnderTest(kind)
         defer { withExtendedLifetime(database) {} }
