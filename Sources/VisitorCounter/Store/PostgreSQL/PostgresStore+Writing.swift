@@ -143,7 +143,8 @@ extension PostgresStore {
         if !counted.isEmpty {
             try connection.copy(into: "visitors", columns: ["ip", "user_agent", "country", "country_code", "timestamp"], text: text)
         }
-        let newHashes = hashes.subtracting(state.knownHashes)
+        // Not `subtracting`, which walks the argument: the known hashes, tens of thousands, in every batch.
+        let newHashes = hashes.filter { !state.knownHashes.contains($0) }
         if !newHashes.isEmpty {
             let sorted = newHashes.sorted { ($0.day, Int64(bitPattern: $0.hash)) < ($1.day, Int64(bitPattern: $1.hash)) }
             var dayTexts: [Int: String] = [:]
