@@ -4,8 +4,8 @@ import Foundation
 ///
 /// A batch costs seven round trips to the server whatever its size (`BEGIN`; the journal's check, the
 /// spill's mark and any missing day keys in one pipeline; `COPY`'s start and its rows; the unique
-/// visitors; every count and the stats row in one pipeline; `COMMIT`), where one statement per table
-/// took seventeen; on a loaded machine every round trip is a wait for the scheduler as well as for the
+/// visitors; every count and the stats row in one pipeline; `COMMIT`), where a statement at a time
+/// took sixteen, nineteen with a journal's span; on a loaded machine every round trip is a wait for the scheduler as well as for the
 /// server. The rows are encoded straight into `COPY` text (``PostgresCopyText``), without a `String`
 /// per field.
 extension PostgresStore {
