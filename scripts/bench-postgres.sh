@@ -4,7 +4,11 @@
 # temporary folder, fsync and synchronous_commit at their defaults) and runs visitor-counter-bench
 # against it. Run as root (it switches to postgres for the server).
 #
-#   scripts/bench-postgres.sh
+#   scripts/bench-postgres.sh                  # SQLite and PostgreSQL, then the reads
+#   scripts/bench-postgres.sh --postgres-only  # the PostgreSQL writer alone
+#
+# It also prints the CPU time the server's processes used during the run, per visit written into
+# PostgreSQL: with the bench's client_cpu_us, where the writer's time goes on a machine that is shared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh bench >&2
@@ -25,4 +29,18 @@ server=$!
 for _ in $(seq 100); do [ -S "$dir/.s.PGSQL.5432" ] && break; sleep 0.1; done
 sleep 0.5
 swift build -c release --product visitor-counter-bench >&2
-.build/release/visitor-counter-bench --postgres "postgresql:///postgres?host=$dir&port=5432&user=postgres"
+# utime, stime and the reaped children's cutime and cstime of the postmaster and its processes, in ticks.
+server_ticks() {
+    local total=0 pid
+    for pid in "$server" $(pgrep -P "$server"); do
+        total=$((total + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+before=$(server_ticks)
+.build/release/visitor-counter-bench --postgres "postgresql:///postgres?host=$dir&port=5432&user=postgres" "$@" | tee "$dir/bench.out"
+sleep 1 # the bench's backend has exited: the postmaster has reaped it and counts its CPU time
+after=$(server_ticks)
+visits=$(awk '/store=postgresql/ { for (i = 1; i <= NF; i++) if ($i ~ /^visits=/) { sub("visits=", "", $i); n += $i } } END { print n + 0 }' "$dir/bench.out")
+awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" -v visits="$visits" \
+    'BEGIN { s = ticks / hz; printf "server cpu_s=%.2f  visits=%d  server_cpu_us=%.1f\n", s, visits, visits ? s / visits * 1e6 : 0 }'

@@ -11,14 +11,25 @@ let countries = ["US", "GB", "DE", "FR", "JP", "BR", "IN", "CA", "AU", "XX"]
 let userAgent = Array(
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36".utf8)
 
+/// `size` visits, as the service's writer gets them: each batch a span of the worker's journal
+/// (`--batch-size` is 1,000 by default), so the store checks and records the journal's progress too.
 func makeBatch(size: Int, offset: Int) -> VisitBatch {
-    VisitBatch(
+    var batch = VisitBatch(
         counting: (0..<size).map { index in
             let n = offset + index
             return Visit(
                 ip: "198.51.\(n / 256 % 256).\(n % 256)", userAgent: userAgent,
                 countryCode: countries[n % countries.count], countryName: nil, time: Date())
         })
+    batch.journal = JournalSpan(id: "bench-\(getpid())", start: UInt64(offset), end: UInt64(offset + size))
+    return batch
+}
+
+/// The CPU seconds this process has used so far, user and system.
+func processCPUSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
 }
 
 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("visitor-counter-bench-\(getpid())")
@@ -27,26 +38,37 @@ defer { try? FileManager.default.removeItem(at: directory) }
 let store = try VisitorStore(path: directory.appendingPathComponent("bench.sqlite").path)
 
 /// Writes 200,000 visits in batches of 1,000 and then of 10,000, one line each; answers how many.
+///
+/// `client_cpu_us` is this process's CPU time per visit (the writer's own work, the store's client
+/// side): on a shared machine the rate depends on what else runs, the CPU time much less.
 func measureWrites(into store: any CounterStore, label: String) throws -> Int {
     var written = 0
     for batchSize in [1_000, 10_000] {
-        let batches = (0..<(200_000 / batchSize)).map { makeBatch(size: batchSize, offset: $0 * batchSize) }
+        let batches = (0..<(200_000 / batchSize)).map { makeBatch(size: batchSize, offset: written + $0 * batchSize) }
         let clock = ContinuousClock()
+        let cpuBefore = processCPUSeconds()
         let elapsed = try clock.measure {
             for batch in batches { try store.write(batch) }
         }
-        written += batches.count * batchSize
-        let rate = Double(batches.count * batchSize) / elapsed.inSeconds
-        print("write  store=\(label)  batch=\(batchSize)  visits=\(batches.count * batchSize)  visits/s=\(Int(rate))")
+        let cpu = processCPUSeconds() - cpuBefore
+        let visits = batches.count * batchSize
+        written += visits
+        let rate = Double(visits) / elapsed.inSeconds
+        print(
+            "write  store=\(label)  batch=\(batchSize)  visits=\(visits)  visits/s=\(Int(rate))"
+                + "  client_cpu_us=\(String(format: "%.1f", cpu / Double(visits) * 1e6))")
     }
     return written
 }
 
-var written = try measureWrites(into: store, label: "sqlite")
+// `--postgres-only` leaves out SQLite and the reads, to profile the PostgreSQL writer alone.
+let postgresOnly = CommandLine.arguments.contains("--postgres-only")
+var written = postgresOnly ? 0 : try measureWrites(into: store, label: "sqlite")
 if let flag = CommandLine.arguments.firstIndex(of: "--postgres"), flag + 1 < CommandLine.arguments.count {
     let postgres = try PostgresStore(uri: CommandLine.arguments[flag + 1], stateDirectory: directory.path)
     _ = try measureWrites(into: postgres, label: "postgresql")
 }
+if postgresOnly { exit(0) }
 
 while written < 1_000_000 {
     try store.write(makeBatch(size: 10_000, offset: written))

@@ -164,6 +164,52 @@ import Testing
         #expect(try store.dayKeys(now: Self.midnight + 2 * 86_400 + 3600)[day + 2] == keys[day + 2])
     }
 
+    /// A journal replayed days late brings visitors' hashes of a day whose key is gone: the visitor counts
+    /// as unique that day, and no hash of a day before yesterday is left behind, even in a batch after
+    /// one that already cleared the old days.
+    @Test(arguments: StoreKind.allCases) func lateHashesOfOldDaysAreCountedAndNotKept(kind: StoreKind) throws {
+        let database = try StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let store = try database.open()
+        let day = UTCTimestamp.day(Self.midnight)
+        let now = Self.midnight + 3 * 86_400 + 3600
+        try store.write(VisitBatch(counting: [Self.visit("DE", at: now)]), at: now + 1)
+        var late = Self.visit("FR", at: Self.midnight + 3600)
+        late.sealed = Visit.Sealed(storedIP: nil, visitorHash: 42)
+        try store.write(VisitBatch(counting: [late]), at: now + 2)
+        #expect(try database.column("SELECT date FROM daily_uniques ORDER BY date") == ["2027-01-18"])
+        #expect(try store.daily(from: day, to: day).map(\.uniqueVisitors) == [1])
+        #expect(try store.stats().totalVisitors == 2)
+    }
+
+    /// The same visitors in batch after batch count once a day, and a batch that was not written (its
+    /// journal span was written before) leaves no trace: its new visitor counts when it comes again.
+    @Test(arguments: StoreKind.allCases) func returningVisitorsCountOnceADayAndAnUnwrittenBatchTeachesNothing(kind: StoreKind) throws {
+        let database = try StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let store = try database.open()
+        let other = try database.open()
+        let day = UTCTimestamp.day(Self.midnight)
+        let time = Self.midnight + 3600
+        let alice = Self.visit("DE", at: time, ip: "192.0.2.1")
+        let bob = Self.visit("FR", at: time, ip: "192.0.2.2")
+        var first = VisitBatch(counting: [alice])
+        first.journal = JournalSpan(id: "j", start: 0, end: 1)
+        #expect(try store.write(first, at: time))
+        #expect(try other.write(VisitBatch(counting: [alice]), at: time))
+        // The span is written: the batch, Bob in it, is not.
+        var again = VisitBatch(counting: [alice, bob])
+        again.journal = JournalSpan(id: "j", start: 0, end: 1)
+        #expect(try store.write(again, at: time) == false)
+        for _ in 0..<3 { #expect(try store.write(VisitBatch(counting: [alice, bob]), at: time)) }
+        #expect(try other.write(VisitBatch(counting: [bob]), at: time))
+        let nextDay = time + 86_400
+        #expect(try store.write(VisitBatch(counting: [Self.visit("DE", at: nextDay, ip: "192.0.2.1")]), at: nextDay))
+        let days = try store.daily(from: day, to: day + 1)
+        #expect(days.map(\.visitors) == [9, 1])
+        #expect(days.map(\.uniqueVisitors) == [2, 1])
+    }
+
     @Test(arguments: StoreKind.allCases) func aJournalSpanAndASpillAreWrittenOnce(kind: StoreKind) throws {
         let database = try StoreUnderTest(kind)
         defer { withExtendedLifetime(database) {} }

@@ -94,10 +94,89 @@ import Testing
         ([nil, "plain"], "\\N\tplain\n"),
         (["a\\b", "c\td\ne\rf"], "a\\\\b\tc\\td\\ne\\rf\n"),
         ([""], "\n"),
+        // A literal `\N` is text, not NULL; `\.` alone is no end-of-data marker.
+        (["\\N", "\\."], "\\\\N\t\\\\.\n"),
+        (["\\", "\t\t", "ünïcödé 🦊"], "\\\\\t\\t\\t\tünïcödé 🦊\n"),
     ] as [([String?], String)])
-    func copyLinesEscapeWhatPostgresReadsAsSyntax(row: [String?], line: String) {
-        var buffer: [UInt8] = []
-        PostgresConnection.appendCopyLine(row, to: &buffer)
-        #expect(String(decoding: buffer, as: UTF8.self) == line)
+    func copyTextEscapesWhatPostgresReadsAsSyntax(row: [String?], line: String) {
+        var text = PostgresCopyText()
+        for value in row { text.append(value) }
+        text.endRow()
+        #expect(String(decoding: text.bytes, as: UTF8.self) == line)
+    }
+
+    @Test func copyTextTakesPlainFieldsAndKeepsRowsApart() {
+        var text = PostgresCopyText()
+        text.append("a")
+        text.appendPlain { UTCTimestamp.appendFormatted(Date(timeIntervalSince1970: 1_800_000_000.25), milliseconds: true, to: &$0) }
+        text.endRow()
+        text.appendPlain { $0 += Array("7".utf8) }
+        text.append(nil)
+        text.endRow()
+        #expect(String(decoding: text.bytes, as: UTF8.self) == "a\t2027-01-15T08:00:00.250Z\n7\t\\N\n")
+        text.removeAll()
+        text.append("b")
+        text.endRow()
+        #expect(text.bytes == Array("b\n".utf8))
+    }
+
+    /// Every value a user agent can hold after ``Visit`` has cleaned it, and the ones it cannot (control
+    /// characters), read back byte for byte after a real `COPY`.
+    @Test func copyTextRoundTripsThroughTheServer() throws {
+        let connection = try PostgresConnection(uri: cluster.uri())
+        try connection.execute("CREATE TABLE r (n integer, agent text)")
+        let values: [String?] = [
+            "tab\there", "line\nbreak", "return\r", "back\\slash", "\\N", "\\.", "\\t", "", nil, "ünïcödé 🦊",
+            Visit(ip: nil, userAgent: [0x4d, 0xff, 0x09, 0x5c, 0xc3], countryCode: nil, countryName: nil, time: Date()).userAgent,
+        ]
+        var text = PostgresCopyText()
+        for (index, value) in values.enumerated() {
+            text.appendPlain { $0 += Array(String(index).utf8) }
+            text.append(value)
+            text.endRow()
+        }
+        #expect(try connection.copy(into: "r", columns: ["n", "agent"], text: text) == values.count)
+        let read = try connection.execute("SELECT agent FROM r ORDER BY n").rows.map { $0[0] }
+        #expect(read == values)
+    }
+
+    @Test func aPipelineAnswersEachStatementInOrder() throws {
+        let connection = try PostgresConnection(uri: cluster.uri())
+        try connection.execute("CREATE TABLE p (id integer PRIMARY KEY, n integer)")
+        let answers = try connection.pipeline([
+            ("BEGIN", []),
+            ("INSERT INTO p VALUES ($1, $2), ($3, $4)", ["1", "10", "2", nil]),
+            ("UPDATE p SET n = n + $1 WHERE id = 1", ["5"]),
+            ("SELECT id, n FROM p ORDER BY id", []),
+            ("COMMIT", []),
+        ])
+        #expect(answers.count == 5)
+        #expect(answers[1].affectedRows == 2)
+        #expect(answers[2].affectedRows == 1)
+        #expect(answers[3].rows == [["1", "15"], ["2", nil]])
+        // Out of pipeline mode again: plain statements work.
+        #expect(try connection.execute("SELECT sum(n) FROM p").firstInteger == 15)
+        #expect(try connection.pipeline([]).isEmpty)
+    }
+
+    @Test func aFailingStatementInAPipelineStopsTheRestAndSaysWhich() throws {
+        let connection = try PostgresConnection(uri: cluster.uri())
+        try connection.execute("CREATE TABLE q (id integer PRIMARY KEY)")
+        #expect {
+            try connection.pipeline([
+                ("BEGIN", []),
+                ("INSERT INTO q VALUES (1)", []),
+                ("INSERT INTO q VALUES ($1)", ["1"]),
+                ("INSERT INTO q VALUES (2)", []),
+                ("COMMIT", []),
+            ])
+        } throws: { error in
+            guard case PostgresError.statement(let state, _, let sql) = error else { return false }
+            return state == "23505" && sql == "INSERT INTO q VALUES ($1)"
+        }
+        // The transaction is aborted, not committed: roll it back and nothing is there.
+        try connection.execute("ROLLBACK")
+        #expect(try connection.execute("SELECT count(*) FROM q").firstInteger == 0)
+        #expect(connection.isOpen)
     }
 }

@@ -1,5 +1,6 @@
 import CLibPQ
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -18,9 +19,16 @@ public final class PostgresConnection {
     private let connection: OpaquePointer
     /// Where the connection points, for messages: hosts, port, database and user, never the password.
     public let target: String
+    /// Different for every connection this process opens, so that what a caller learnt on one
+    /// connection (the writer's day keys) is not taken for true on the next, which may reach a promoted
+    /// standby; an object's address can be reused, this number cannot.
+    public let serial: Int
+
+    private static let opened = Atomic(0)
 
     public init(uri: String) throws(PostgresError) {
         target = try Self.describe(uri: uri)
+        serial = Self.opened.add(1, ordering: .relaxed).newValue
         guard let connection = PQconnectdb(uri) else {
             throw .connection(target: target, message: "libpq could not allocate a connection")
         }
@@ -57,11 +65,79 @@ public final class PostgresConnection {
         return try rows(of: result, sql: sql)
     }
 
+    /// Runs `statements` in one round trip through libpq's pipeline mode and answers what each
+    /// answered, in order. Each statement is sent as ``execute(_:_:)`` would send it, but none waits for
+    /// the one before: a batch's dozen statements cost one wait for the server instead of twelve. After
+    /// the first statement that fails the server skips the rest; that failure is thrown.
+    ///
+    /// Statements in a pipeline are not a transaction of their own: run it inside `BEGIN` … `COMMIT`
+    /// when they must stand or fall together.
+    @discardableResult
+    public func pipeline(_ statements: [(sql: String, parameters: [String?])]) throws(PostgresError) -> [PostgresRows] {
+        guard !statements.isEmpty else { return [] }
+        let described = statements.map(\.sql).joined(separator: "; ")
+        guard PQenterPipelineMode(connection) == 1 else {
+            throw .lost(message: Self.message(ofConnection: connection), sql: described)
+        }
+        var failure: PostgresError?
+        for statement in statements where failure == nil {
+            let copies = statement.parameters.map { $0.flatMap { strdup($0) } }
+            defer { copies.forEach { free($0) } }
+            let values = copies.map { $0.map { UnsafePointer($0) } }
+            if PQsendQueryParams(connection, statement.sql, Int32(values.count), nil, values, nil, nil, 0) != 1 {
+                failure = .lost(message: Self.message(ofConnection: connection), sql: statement.sql)
+            }
+        }
+        guard failure == nil, PQpipelineSync(connection) == 1 else {
+            // Nothing can be read back in order now; the caller's next step is a new connection.
+            throw failure ?? .lost(message: Self.message(ofConnection: connection), sql: described)
+        }
+        // Each statement's result, then nil; then the sync's own result.
+        var answers: [PostgresRows] = []
+        answers.reserveCapacity(statements.count)
+        for statement in statements {
+            guard let result = PQgetResult(connection) else {
+                throw .lost(message: Self.message(ofConnection: connection), sql: statement.sql)
+            }
+            if PQresultStatus(result) == PGRES_PIPELINE_ABORTED {
+                PQclear(result)
+            } else {
+                do throws(PostgresError) {
+                    answers.append(try rows(of: result, sql: statement.sql))
+                } catch {
+                    failure = failure ?? error
+                }
+            }
+            while let extra = PQgetResult(connection) { PQclear(extra) }
+        }
+        guard let sync = PQgetResult(connection), PQresultStatus(sync) == PGRES_PIPELINE_SYNC else {
+            throw failure ?? .lost(message: Self.message(ofConnection: connection), sql: described)
+        }
+        PQclear(sync)
+        guard PQexitPipelineMode(connection) == 1 else {
+            throw failure ?? .lost(message: Self.message(ofConnection: connection), sql: described)
+        }
+        if let failure { throw failure }
+        return answers
+    }
+
     /// Sends `rows` to `COPY table (columns) FROM STDIN` in PostgreSQL's text format and returns how many
     /// rows went in. Much faster than single inserts for a batch of raw visits: one statement, one round
     /// trip, and the rows streamed in 64 KiB messages.
     @discardableResult
     public func copy(into table: String, columns: [String], rows: some Sequence<[String?]>) throws(PostgresError) -> Int {
+        var text = PostgresCopyText()
+        for row in rows {
+            for value in row { text.append(value) }
+            text.endRow()
+        }
+        return try copy(into: table, columns: columns, text: text)
+    }
+
+    /// Sends rows already in COPY's text format (``PostgresCopyText``) to `COPY table (columns) FROM STDIN`
+    /// and returns how many rows went in.
+    @discardableResult
+    public func copy(into table: String, columns: [String], text: PostgresCopyText) throws(PostgresError) -> Int {
         let sql = "COPY \(table) (\(columns.joined(separator: ", "))) FROM STDIN"
         let start = PQexec(connection, sql)
         guard PQresultStatus(start) == PGRES_COPY_IN else {
@@ -69,17 +145,19 @@ public final class PostgresConnection {
             throw .lost(message: "the server did not start COPY", sql: sql)
         }
         PQclear(start)
-        var buffer: [UInt8] = []
-        buffer.reserveCapacity(1 << 16)
-        var sendFailed = false
-        for row in rows where !sendFailed {
-            Self.appendCopyLine(row, to: &buffer)
-            if buffer.count >= 1 << 16 {
-                sendFailed = !send(&buffer)
+        // 64 KiB messages: libpq and the server handle them without copying a batch's rows whole again.
+        let sent = text.bytes.withUnsafeBufferPointer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { chars in
+                var offset = 0
+                while offset < chars.count {
+                    let length = min(1 << 16, chars.count - offset)
+                    guard PQputCopyData(connection, chars.baseAddress! + offset, Int32(length)) == 1 else { return false }
+                    offset += length
+                }
+                return true
             }
         }
-        if !sendFailed { sendFailed = !send(&buffer) }
-        if PQputCopyEnd(connection, sendFailed ? "the client could not send its rows" : nil) != 1 {
+        if PQputCopyEnd(connection, sent ? nil : "the client could not send its rows") != 1 {
             throw .lost(message: Self.message(ofConnection: connection), sql: sql)
         }
         // The COPY's own result, then nil; a failed COPY answers its error here.
@@ -96,37 +174,6 @@ public final class PostgresConnection {
         if let failure { throw failure }
         guard let answer else { throw .lost(message: Self.message(ofConnection: connection), sql: sql) }
         return answer.affectedRows
-    }
-
-    /// Sends what `buffer` holds as one CopyData message and empties it; false when libpq could not.
-    private func send(_ buffer: inout [UInt8]) -> Bool {
-        defer { buffer.removeAll(keepingCapacity: true) }
-        guard !buffer.isEmpty else { return true }
-        return buffer.withUnsafeBufferPointer { bytes in
-            bytes.withMemoryRebound(to: CChar.self) { PQputCopyData(connection, $0.baseAddress, Int32($0.count)) == 1 }
-        }
-    }
-
-    /// One row in COPY's text format: tab-separated, `\N` for `NULL`, and a backslash before the
-    /// characters that would otherwise end a field, a row or an escape.
-    static func appendCopyLine(_ row: [String?], to buffer: inout [UInt8]) {
-        for (index, value) in row.enumerated() {
-            if index > 0 { buffer.append(UInt8(ascii: "\t")) }
-            guard let value else {
-                buffer += [UInt8(ascii: "\\"), UInt8(ascii: "N")]
-                continue
-            }
-            for byte in value.utf8 {
-                switch byte {
-                case UInt8(ascii: "\\"): buffer += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-                case UInt8(ascii: "\t"): buffer += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-                case UInt8(ascii: "\n"): buffer += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-                case UInt8(ascii: "\r"): buffer += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-                default: buffer.append(byte)
-                }
-            }
-        }
-        buffer.append(UInt8(ascii: "\n"))
     }
 
     /// The rows of `result`, which this frees, or the error it carries.

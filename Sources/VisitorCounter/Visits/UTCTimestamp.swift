@@ -8,13 +8,19 @@ import Foundation
 public enum UTCTimestamp {
     /// Formats `date` as `YYYY-MM-DDTHH:MM:SSZ`, or `YYYY-MM-DDTHH:MM:SS.mmmZ` with `milliseconds`.
     public static func format(_ date: Date, milliseconds: Bool = false) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(24)
+        appendFormatted(date, milliseconds: milliseconds, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends what ``format(_:milliseconds:)`` answers to `bytes`, without making a `String`: the
+    /// PostgreSQL writer encodes a batch's timestamps straight into its `COPY` text.
+    public static func appendFormatted(_ date: Date, milliseconds: Bool = false, to bytes: inout [UInt8]) {
         let totalMilliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
         let (seconds, millis) = floorDivide(totalMilliseconds, by: 1000)
         let (days, secondOfDay) = floorDivide(seconds, by: 86_400)
         let (year, month, day) = civilDate(daysSinceEpoch: days)
-
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(24)
         append(year, width: 4, to: &bytes)
         bytes.append(UInt8(ascii: "-"))
         append(month, width: 2, to: &bytes)
@@ -31,7 +37,6 @@ public enum UTCTimestamp {
             append(millis, width: 3, to: &bytes)
         }
         bytes.append(UInt8(ascii: "Z"))
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Parses what ``format(_:milliseconds:)`` writes, with or without milliseconds.

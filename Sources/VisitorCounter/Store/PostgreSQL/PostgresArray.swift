@@ -2,19 +2,22 @@
 /// counts go to the server as a few arrays (`unnest($1::text[], $2::bigint[])`), one statement per
 /// table rather than one per key.
 enum PostgresArray {
-    /// `{"a","b"}`, every element quoted, `"` and `\` escaped.
+    /// `{"a","b"}`, every element quoted, `"` and `\` escaped. Built from UTF-8 bytes rather than
+    /// `Character`s: a batch's unique visitors send one date each, a thousand per batch.
     static func text(_ values: [String]) -> String {
-        var result = "{"
+        var result: [UInt8] = [UInt8(ascii: "{")]
+        result.reserveCapacity(values.reduce(2) { $0 + $1.utf8.count + 3 })
         for (index, value) in values.enumerated() {
-            if index > 0 { result += "," }
-            result += "\""
-            for character in value {
-                if character == "\"" || character == "\\" { result += "\\" }
-                result.append(character)
+            if index > 0 { result.append(UInt8(ascii: ",")) }
+            result.append(UInt8(ascii: "\""))
+            for byte in value.utf8 {
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { result.append(UInt8(ascii: "\\")) }
+                result.append(byte)
             }
-            result += "\""
+            result.append(UInt8(ascii: "\""))
         }
-        return result + "}"
+        result.append(UInt8(ascii: "}"))
+        return String(decoding: result, as: UTF8.self)
     }
 
     /// `{1,2,3}`.

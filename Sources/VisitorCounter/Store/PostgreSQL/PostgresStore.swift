@@ -25,6 +25,8 @@ public final class PostgresStore: CounterStore {
     private let uri: String
     private let writer: Mutex<PostgresConnection?>
     private let reader: Mutex<PostgresConnection?>
+    /// What the writer's connection reuses from batch to batch; see ``WriterState``.
+    let writerState = Mutex(WriterState())
 
     /// Connects, and brings the schema up to ``PostgresStore/schemaVersion``.
     ///
@@ -121,19 +123,31 @@ public final class PostgresStore: CounterStore {
     /// PostgreSQL 13 and later, where `gen_random_bytes` would need the pgcrypto extension).
     static func makeKeys(_ days: [Int], _ connection: PostgresConnection) throws -> [Int: [UInt8]] {
         guard !days.isEmpty else { return [:] }
-        let dates = days.sorted().map(UTCTimestamp.dayText)
-        try connection.execute(
-            """
-            INSERT INTO daily_keys (date, key) SELECT d, uuid_send(gen_random_uuid()) FROM unnest($1::text[]) AS d
-            ON CONFLICT (date) DO NOTHING
-            """,
-            [PostgresArray.text(dates)])
-        return try readKeys(days, connection)
+        return keys(from: try connection.pipeline(makeKeysStatements(days))[1])
+    }
+
+    /// The two statements of ``makeKeys(_:_:)``, for a pipeline: the insert, then the read whose rows
+    /// ``keys(from:)`` takes.
+    static func makeKeysStatements(_ days: [Int]) -> [(sql: String, parameters: [String?])] {
+        let dates = PostgresArray.text(days.sorted().map(UTCTimestamp.dayText))
+        return [
+            (
+                """
+                INSERT INTO daily_keys (date, key) SELECT d, uuid_send(gen_random_uuid()) FROM unnest($1::text[]) AS d
+                ON CONFLICT (date) DO NOTHING
+                """,
+                [dates]
+            ),
+            ("SELECT date, key FROM daily_keys WHERE date = ANY($1::text[])", [dates]),
+        ]
     }
 
     static func readKeys(_ days: [Int], _ connection: PostgresConnection) throws -> [Int: [UInt8]] {
-        let rows = try connection.execute(
-            "SELECT date, key FROM daily_keys WHERE date = ANY($1::text[])", [PostgresArray.text(days.map(UTCTimestamp.dayText))])
+        keys(from: try connection.execute(makeKeysStatements(days)[1].sql, [PostgresArray.text(days.map(UTCTimestamp.dayText))]))
+    }
+
+    /// The keys in the rows of `SELECT date, key FROM daily_keys`.
+    static func keys(from rows: PostgresRows) -> [Int: [UInt8]] {
         var keys: [Int: [UInt8]] = [:]
         for row in rows.rows {
             guard let date = row[0].flatMap(UTCTimestamp.parseDay), let key = row[1].flatMap(PostgresArray.bytes) else { continue }
