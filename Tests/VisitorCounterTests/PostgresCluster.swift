@@ -113,7 +113,8 @@ final class PostgresCluster {
     func crash() {
         guard let server, server.process.isRunning else { return }
         let postmaster = server.process.processIdentifier
-        for pid in [postmaster] + Self.children(of: postmaster) { Glibc.kill(pid, SIGKILL) }
+        // The children first: a backend that saw its postmaster gone first would still say so to its client.
+        for pid in Self.children(of: postmaster) + [postmaster] { Glibc.kill(pid, SIGKILL) }
         _ = server.wait()
         self.server = nil
     }
@@ -124,6 +125,16 @@ final class PostgresCluster {
         guard try connection.execute("SELECT pg_promote()").rows == [["t"]] else {
             throw TestFailure("pg_promote() did not promote the standby within 60 s")
         }
+    }
+
+    /// Sends `signal` to a standby's WAL receiver, found in `pg_stat_wal_receiver`: SIGSTOP and SIGCONT
+    /// hold up its replication as a slow link would.
+    func signalWALReceiver(_ signal: Int32) throws {
+        let connection = try PostgresConnection(uri: uri())
+        guard let pid = try connection.execute("SELECT pid FROM pg_stat_wal_receiver").firstInteger else {
+            throw TestFailure("no WAL receiver: the cluster is not a streaming standby")
+        }
+        guard Glibc.kill(pid_t(pid), signal) == 0 else { throw TestFailure("kill \(pid): errno \(errno)") }
     }
 
     /// The processes whose parent is `parent`, from `/proc`.

@@ -34,6 +34,13 @@ struct PostgresFailoverTests {
         /// Visits still held by the workers when the test stopped waiting for them to be written.
         var stillHeld: Int
         var events: [AuditLog.Entry]
+        /// With a restart after the failover: the answered visits missing before it.
+        var lostBeforeRestart: Int?
+        /// Rows on the primary just before the kill, and on the standby just after its promotion: their
+        /// difference is about what the standby had not received (commits between the count and the
+        /// kill add to it, a batch written between the promotion and the count takes from it).
+        var rowsBeforeKill = 0
+        var rowsAtPromotion = 0
 
         /// Answered visits that are not in the database.
         var lost: [Int] { load.answeredTickets.filter { rowsPerAgent[LoadGenerator.agent($0)] == nil }.sorted() }
@@ -49,7 +56,14 @@ struct PostgresFailoverTests {
 
     /// Runs the failover and reads what the new primary holds. `writtenWithin` bounds the wait for the
     /// workers' buffers to empty after the load.
-    static func failover(synchronous: Bool, writtenWithin seconds: Int) throws -> Outcome {
+    ///
+    /// `standbyBehind` holds up the standby's WAL receiver (SIGSTOP) for that long before the kill, as a
+    /// slow link would: an asynchronous primary goes on committing what the standby has not received.
+    /// `restartAfterwards` restarts the counter once the wait is over, and reads again after its
+    /// journals' replay.
+    static func failover(
+        synchronous: Bool, standbyBehind: TimeInterval = 0, restartAfterwards: Bool = false, writtenWithin seconds: Int
+    ) throws -> Outcome {
         let primary = try PostgresCluster(
             settings: synchronous ? ["synchronous_standby_names=*", "synchronous_commit=on"] : [])
         let standby = try PostgresCluster(standbyOf: primary)
@@ -71,31 +85,58 @@ struct PostgresFailoverTests {
         load.start()
         defer { load.cancel() }
         Thread.sleep(forTimeInterval: 4)
+        if standbyBehind > 0 {
+            try standby.signalWALReceiver(SIGSTOP)
+            Thread.sleep(forTimeInterval: standbyBehind)
+        }
         let answeredBeforeKill = load.ok
+        let rowsBeforeKill = try watch.execute("SELECT count(*) FROM visitors").firstInteger ?? -1
         primary.crash()
+        if standbyBehind > 0 { try standby.signalWALReceiver(SIGCONT) }
         Thread.sleep(forTimeInterval: 1)
         try standby.promote()
+        // Before the writers' next batch: they retry every few hundred milliseconds at first.
+        let rowsAtPromotion = try PostgresConnection(uri: standby.uri()).execute("SELECT count(*) FROM visitors").firstInteger ?? -1
         Thread.sleep(forTimeInterval: 5)
         let result = load.stop()
+        var outcome = try read(standby, load: result, answeredBeforeKill: answeredBeforeKill, stack: stack, within: seconds)
+        if restartAfterwards {
+            let lost = outcome.lost.count
+            try stack.restartCounter()
+            // The replay of the ended journals is not in `buffered_visits`: wait for the rows themselves.
+            let deadline = Date().addingTimeInterval(TimeInterval(seconds))
+            repeat {
+                Thread.sleep(forTimeInterval: 1)
+                outcome = try read(standby, load: result, answeredBeforeKill: answeredBeforeKill, stack: stack, within: seconds)
+            } while !outcome.lost.isEmpty && Date() < deadline
+            outcome.lostBeforeRestart = lost
+        }
+        (outcome.rowsBeforeKill, outcome.rowsAtPromotion) = (rowsBeforeKill, rowsAtPromotion)
+        outcome.events = try AuditLog.read(path: stateDirectory.path("postgresql.audit.jsonl"))
+        #expect(stack.stopCounter() == 0)
+        return outcome
+    }
+
+    /// Waits up to `seconds` for the workers to hold no visit, then reads what `cluster` holds.
+    static func read(
+        _ cluster: PostgresCluster, load: LoadGenerator.Result, answeredBeforeKill: Int, stack: LocalStack, within seconds: Int
+    ) throws -> Outcome {
         var stillHeld = try stack.healthSum("buffered_visits")
         for _ in 0..<(seconds * 4) where stillHeld > 0 {
             usleep(250_000)
             stillHeld = try stack.healthSum("buffered_visits")
         }
-
-        let connection = try PostgresConnection(uri: standby.uri())
+        let connection = try PostgresConnection(uri: cluster.uri())
         let stats = try connection.execute("SELECT total_visitors, visitors_without_rows, visitors_deleted FROM visitor_stats").rows
         let figures = stats.first.map { $0.map { Int($0 ?? "") ?? -1 } } ?? [-1, -1, -1]
         let agents = try connection.execute("SELECT user_agent, count(*) FROM visitors GROUP BY 1").rows
-        let events = try AuditLog.read(path: stateDirectory.path("postgresql.audit.jsonl"))
-        #expect(stack.stopCounter() == 0)
         return Outcome(
-            load: result, answeredBeforeKill: answeredBeforeKill,
+            load: load, answeredBeforeKill: answeredBeforeKill,
             rowsPerAgent: Dictionary(uniqueKeysWithValues: agents.map { ($0[0] ?? "", Int($0[1] ?? "") ?? -1) }),
             total: figures[0], rows: try connection.execute("SELECT count(*) FROM visitors").firstInteger ?? -1,
             withoutRows: figures[1], deleted: figures[2],
             countries: try connection.execute("SELECT coalesce(sum(visitors), 0) FROM visitor_countries").firstInteger ?? -1,
-            stillHeld: stillHeld, events: events)
+            stillHeld: stillHeld, events: [])
     }
 
     @Test func aFailoverWithASynchronousStandbyLosesNothingAndCountsNothingTwice() throws {
@@ -103,7 +144,8 @@ struct PostgresFailoverTests {
         let answered = outcome.load.ok
         print(
             "failover, synchronous standby: \(outcome.load.summary); \(outcome.answeredBeforeKill) answered before the kill; "
-                + "\(outcome.rows) rows on the new primary, \(outcome.lost.count) answered visits missing, \(outcome.twice.count) twice")
+                + "rows \(outcome.rowsBeforeKill) on the primary before the kill, \(outcome.rowsAtPromotion) on the promoted standby; "
+                + "\(outcome.rows) rows in the end, \(outcome.lost.count) answered visits missing, \(outcome.twice.count) twice")
         #expect(outcome.load.ok == outcome.load.requests, "\(outcome.load.summary)")
         #expect(outcome.answeredBeforeKill > 0)
         #expect(answered > outcome.answeredBeforeKill, "the load went on after the kill")
@@ -117,5 +159,23 @@ struct PostgresFailoverTests {
         // The writers did meet the failover: a write failed, and a later one got through.
         #expect(outcome.events.contains { $0.event == "write_failed" })
         #expect(outcome.events.contains { $0.event == "write_recovered" })
+    }
+}
+
+extension PostgresFailoverTests {
+    /// With asynchronous replication, the commits that the standby had not received at the kill are
+    /// lost: measured and reported, not a fixed figure. What must still hold: nothing twice, and the
+    /// new primary's figures agree with each other.
+    @Test func aFailoverWithAnAsynchronousStandbyLosesOnlyWhatItHadNotReceived() throws {
+        let outcome = try Self.failover(synchronous: false, standbyBehind: 2, restartAfterwards: true, writtenWithin: 20)
+        let errors = Set(outcome.events.compactMap(\.error).map { String($0.prefix(120)) })
+        print(
+            "failover, asynchronous standby 2 s behind: \(outcome.load.summary); \(outcome.answeredBeforeKill) answered before the kill; "
+                + "rows \(outcome.rowsBeforeKill) on the primary before the kill, \(outcome.rowsAtPromotion) on the promoted standby; "
+                + "\(outcome.lostBeforeRestart ?? -1) answered visits missing 20 s after the load, \(outcome.lost.count) after a restart "
+                + "of the counter, \(outcome.twice.count) twice, \(outcome.stillHeld) still held; errors: \(errors.sorted())")
+        #expect(outcome.twice.isEmpty, "stored twice: \(outcome.twice.prefix(20))")
+        #expect(outcome.total == outcome.rows + outcome.withoutRows + outcome.deleted)
+        #expect(outcome.countries == outcome.total)
     }
 }
