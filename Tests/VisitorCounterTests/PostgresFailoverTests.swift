@@ -179,3 +179,55 @@ extension PostgresFailoverTests {
         #expect(outcome.countries == outcome.total)
     }
 }
+
+extension PostgresFailoverTests {
+    /// The price of synchronous replication: with the standby stopped, every commit waits for it. The
+    /// requests are still answered, the workers hold the visits, and health answers 503 once a visit
+    /// has waited past `--health-threshold`; when the standby is back, the waiting commits finish and
+    /// every answered visit is stored once.
+    @Test func aSynchronousPrimaryWaitsWhileItsStandbyIsDownAndHealthSaysSo() throws {
+        let primary = try PostgresCluster(settings: ["synchronous_standby_names=*", "synchronous_commit=on"])
+        let standby = try PostgresCluster(standbyOf: primary)
+        let watch = try PostgresConnection(uri: primary.uri())
+        var state = ""
+        for _ in 0..<600 where state != "sync" {
+            state = try watch.execute("SELECT sync_state FROM pg_stat_replication WHERE state = 'streaming'").rows.first?[0] ?? ""
+            usleep(100_000)
+        }
+        #expect(state == "sync")
+        let stateDirectory = try TemporaryDirectory()
+        let stack = try LocalStack(
+            .init(
+                workers: 2, extraArguments: ["--state-directory", stateDirectory.url.path, "--health-threshold", "5"],
+                database: Self.uri([primary, standby])))
+        let load = LoadGenerator(stack, clients: 3, uniqueAgents: true)
+        load.start()
+        defer { load.cancel() }
+        Thread.sleep(forTimeInterval: 2)
+        try standby.stop(mode: .fast)
+        let rowsWhenStopped = try watch.execute("SELECT count(*) FROM visitors").firstInteger ?? -1
+        Thread.sleep(forTimeInterval: 8)
+        let health = try stack.health()
+        let held = try stack.healthSum("buffered_visits")
+        // Commits flushed on the primary that wait for the standby before they are visible or answered.
+        let waiting = try watch.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'").firstInteger ?? -1
+        try standby.start()
+        Thread.sleep(forTimeInterval: 2)
+        let result = load.stop()
+        try stack.waitFor("every visit written", seconds: 120) { try stack.healthSum("buffered_visits") == 0 }
+        print(
+            "synchronous standby stopped 8 s: \(result.summary); \(held) visits held and \(waiting) commits waiting for the standby; "
+                + "health \(health.status), reasons \(health.json["reasons"] ?? [])")
+        #expect(result.ok == result.requests, "\(result.summary)")
+        #expect(rowsWhenStopped > 0)
+        #expect(held > 0)
+        #expect(waiting > 0)
+        #expect(health.status == 503)
+        let connection = try PostgresConnection(uri: primary.uri())
+        #expect(try connection.execute("SELECT total_visitors FROM visitor_stats").firstInteger == result.ok)
+        #expect(try connection.execute("SELECT count(*) FROM visitors").firstInteger == result.ok)
+        let agents = try connection.execute("SELECT count(DISTINCT user_agent) FROM visitors").firstInteger
+        #expect(agents == result.answeredTickets.count)
+        #expect(stack.stopCounter() == 0)
+    }
+}
