@@ -119,6 +119,34 @@ final class PostgresCluster {
         self.server = nil
     }
 
+    /// Freezes a synchronous primary with commits in flight that its standby has and no client was
+    /// answered, as a primary that loses power between sending a commit to the standby and answering
+    /// it: stops the WAL sender (SIGSTOP) for `seconds`, so that commits wait for the standby; then
+    /// stops every other process of the server, lets the WAL sender go on until `standby` has received
+    /// all the WAL, and answers how many commits were waiting. ``crash()`` ends the server then.
+    func freezeWithUnansweredCommits(standby: PostgresCluster, after seconds: TimeInterval) throws -> Int {
+        guard let server else { throw TestFailure("the server is not running") }
+        let watch = try PostgresConnection(uri: uri())
+        guard let sender = try watch.execute("SELECT pid FROM pg_stat_replication").firstInteger.map(pid_t.init) else {
+            throw TestFailure("no WAL sender: the cluster has no standby")
+        }
+        Glibc.kill(sender, SIGSTOP)
+        Thread.sleep(forTimeInterval: seconds)
+        let waiting = try watch.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'").firstInteger ?? 0
+        let flushed = try watch.execute("SELECT pg_current_wal_flush_lsn()::text").rows.first?[0] ?? ""
+        let postmaster = server.process.processIdentifier
+        for pid in [postmaster] + Self.children(of: postmaster) where pid != sender { Glibc.kill(pid, SIGSTOP) }
+        Glibc.kill(sender, SIGCONT)
+        let reader = try PostgresConnection(uri: standby.uri())
+        for _ in 0..<600 {
+            if try reader.execute("SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), $1::pg_lsn) >= 0", [flushed]).rows == [["t"]] {
+                return waiting
+            }
+            usleep(100_000)
+        }
+        throw TestFailure("the standby did not receive the primary's WAL up to \(flushed) within 60 s")
+    }
+
     /// Makes a standby the primary and waits until it takes writes (`pg_promote()` waits up to 60 s).
     func promote() throws {
         let connection = try PostgresConnection(uri: uri())
