@@ -173,7 +173,7 @@ final class PostgresCluster {
                 let close = stat.lastIndex(of: ")")
             else { return nil }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
-            return fields.count > 2 && pid_t(fields[2]) == parent ? pid : nil
+            return fields.count > 2 && pid_t(fields[1]) == parent ? pid : nil
         }
     }
 
