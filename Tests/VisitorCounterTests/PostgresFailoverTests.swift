@@ -71,8 +71,9 @@ struct PostgresFailoverTests {
     /// Runs the failover and reads what the new primary holds. `writtenWithin` bounds the wait for the
     /// workers' buffers to empty after the load.
     ///
-    /// `standbyBehind` holds up the standby's WAL receiver (SIGSTOP) for that long before the kill, as a
-    /// slow link would: an asynchronous primary goes on committing what the standby has not received.
+    /// `standbyBehind` holds up the standby's WAL receiver (SIGSTOP) for that long before the kill, and
+    /// until the primary has committed a batch since, as a slow link would: an asynchronous primary goes
+    /// on committing what the standby has not received.
     /// `restartAfterwards` restarts the counter once the wait is over, and reads again after its
     /// journals' replay.
     ///
@@ -99,7 +100,12 @@ struct PostgresFailoverTests {
         Thread.sleep(forTimeInterval: 4)
         if standbyBehind > 0 {
             try standby.signalWALReceiver(SIGSTOP)
+            let rowsAtHoldUp = try watch.execute("SELECT count(*) FROM visitors").firstInteger ?? -1
             Thread.sleep(forTimeInterval: standbyBehind)
+            // On a loaded machine no batch may have been committed yet: hold on until one has.
+            for _ in 0..<300 where try watch.execute("SELECT count(*) FROM visitors").firstInteger ?? -1 <= rowsAtHoldUp {
+                usleep(100_000)
+            }
         }
         let answeredBeforeKill = load.ok
         let rowsBeforeKill = try watch.execute("SELECT count(*) FROM visitors").firstInteger ?? -1
