@@ -1,8 +1,7 @@
 #!/bin/bash
 # The writer's visits/s into PostgreSQL beside SQLite's: starts a throw-away PostgreSQL 15 cluster
-# (initdb and postgres from /usr/lib/postgresql/15/bin, run as the postgres user, on a unix socket in a
-# temporary folder, fsync and synchronous_commit at their defaults) and runs visitor-counter-bench
-# against it. Run as root (it switches to postgres for the server).
+# (scripts/postgres-local.sh) and runs visitor-counter-bench against it. Run as root (it switches to
+# postgres for the server). scripts/bench.sh runs this too, beside its GET / rounds with each store.
 #
 #   scripts/bench-postgres.sh                  # SQLite and PostgreSQL, then the reads
 #   scripts/bench-postgres.sh --postgres-only  # the PostgreSQL writer alone
@@ -12,33 +11,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh bench >&2
-bin=/usr/lib/postgresql/15/bin
-[ -x "$bin/initdb" ] || { echo "$bin/initdb is missing: run scripts/install-deps.sh test" >&2; exit 1; }
+. scripts/postgres-local.sh
 dir=$(mktemp -d /tmp/visitor-counter-bench-pg.XXXXXX)
-chown postgres: "$dir"
-server=
+postgres_pid=
 cleanup() {
-    [ -n "$server" ] && kill -INT "$server" 2>/dev/null && wait "$server" 2>/dev/null || true
+    [ -n "$postgres_pid" ] && kill -INT "$postgres_pid" 2>/dev/null && wait "$postgres_pid" 2>/dev/null || true
     rm -rf "$dir"
 }
 trap cleanup EXIT
-setpriv --reuid=postgres --regid=postgres --init-groups "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 >/dev/null
-setpriv --reuid=postgres --regid=postgres --init-groups "$bin/postgres" -D "$dir/data" -k "$dir" -p 5432 \
-    -c listen_addresses= >"$dir/server.log" 2>&1 &
-server=$!
-for _ in $(seq 100); do [ -S "$dir/.s.PGSQL.5432" ] && break; sleep 0.1; done
-sleep 0.5
+start_local_postgres "$dir"
 swift build -c release --product visitor-counter-bench >&2
 # utime, stime and the reaped children's cutime and cstime of the postmaster and its processes, in ticks.
 server_ticks() {
     local total=0 pid
-    for pid in "$server" $(pgrep -P "$server"); do
+    for pid in "$postgres_pid" $(pgrep -P "$postgres_pid"); do
         total=$((total + $(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
     done
     echo "$total"
 }
 before=$(server_ticks)
-.build/release/visitor-counter-bench --postgres "postgresql:///postgres?host=$dir&port=5432&user=postgres" "$@" | tee "$dir/bench.out"
+.build/release/visitor-counter-bench --postgres "$postgres_uri" "$@" | tee "$dir/bench.out"
 sleep 1 # the bench's backend has exited: the postmaster has reaped it and counts its CPU time
 after=$(server_ticks)
 visits=$(awk '/store=postgresql/ { for (i = 1; i <= NF; i++) if ($i ~ /^visits=/) { sub("visits=", "", $i); n += $i } } END { print n + 0 }' "$dir/bench.out")

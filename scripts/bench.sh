@@ -4,10 +4,13 @@
 #   limit    bench/limit-responder.c: libfcgi's thread-per-connection loop, same processes and threads,
 #            answering the bytes the counter answers (its page for GET /, its stats JSON for the API)
 #   php      PHP-FPM running bench/php/index.php: one SQLite transaction per visit
+#   pg       the counter again, with a throw-away local PostgreSQL 15 cluster as its store
+#            (scripts/postgres-local.sh; run as root, it switches to postgres for the server)
 # and loads them with wrk in alternating rounds (counter, limit, php, counter stats, ...), every
 # request from another address over several countries. Then: a round of GET / while another process
 # writes batches of 100,000 visits into the same database, a 30 s run for the workers' RSS, the
-# writer's visits/s, and the check that the visits stored match the 200 answers.
+# writer's visits/s, and the check that the visits stored match the 200 answers, for each store; then
+# visitor-counter-bench's writer into SQLite and into an empty PostgreSQL database.
 #
 # With --baseline REV, the counter as built from commit REV (release, in .build-baseline) runs beside
 # it behind the same nginx, and its GET / rounds alternate with the counter's: the table then shows
@@ -34,6 +37,8 @@ done
 
 scripts/install-deps.sh bench >&2
 swift build -c release --product visitor-counter >&2
+swift build -c release --product visitor-counter-bench >&2
+. scripts/postgres-local.sh
 counter_bin=$PWD/.build/release/visitor-counter
 if [ -n "$baseline" ]; then
     # The baseline's sources from git (no worktree to register), built in a scratch folder of their own.
@@ -51,7 +56,7 @@ dir=$PWD/run/bench
 rm -rf "$dir" && mkdir -p "$dir"
 cc -O2 -o "$dir/limit-responder" bench/limit-responder.c -lfcgi -lpthread
 workers=$(nproc) threads=16   # the counter's defaults
-port_counter=8081 port_limit=8082 port_php=8083 port_baseline=8084
+port_counter=8081 port_limit=8082 port_php=8083 port_baseline=8084 port_pg=8085
 
 # One nginx, three sites made from the project's site config: only the port, the upstream socket
 # and (for PHP) the script differ.
@@ -70,6 +75,7 @@ other_site limit "$port_limit"
 other_site php "$port_php" \
     -e "s|include /etc/nginx/fastcgi_params;|include /etc/nginx/fastcgi_params; fastcgi_param SCRIPT_FILENAME $PWD/bench/php/index.php; fastcgi_param COUNTER_DB $dir/php.sqlite;|"
 if [ -n "$baseline" ]; then other_site baseline "$port_baseline"; fi
+other_site pg "$port_pg"
 
 cat > "$dir/php-fpm.conf" <<CONF
 [global]
@@ -85,17 +91,24 @@ clear_env = no
 CONF
 
 pids=()
+postgres_pid=
 cleanup() {
     for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; done
+    [ -z "$postgres_pid" ] || kill -INT "$postgres_pid" 2>/dev/null || true
     wait 2>/dev/null || true
 }
 trap cleanup EXIT
+start_local_postgres "$dir/postgres"
+pg_uri=$postgres_uri
+mkdir -p "$dir/pg-state"
 
 setsid "$counter_bin" serve --listen "unix:$dir/counter.sock" --database "$dir/visitors.sqlite" 2>"$dir/counter.log" &
 counter_pid=$!; pids+=("$counter_pid")
 setsid "$php_fpm" -R -F -y "$dir/php-fpm.conf" 2>"$dir/php-fpm.stderr" &
 php_pid=$!; pids+=("$php_pid")
-sockets="counter php"
+setsid "$counter_bin" serve --listen "unix:$dir/pg.sock" --database "$pg_uri" --state-directory "$dir/pg-state" 2>"$dir/pg.log" &
+pg_counter_pid=$!; pids+=("$pg_counter_pid")
+sockets="counter php pg"
 if [ -n "$baseline" ]; then
     mkdir -p "$dir/baseline"
     setsid "$baseline_bin" serve --listen "unix:$dir/baseline.sock" --database "$dir/baseline/visitors.sqlite" 2>"$dir/baseline.log" &
@@ -131,13 +144,15 @@ hz=$(getconf CLK_TCK)
 
 # run NAME URL SECONDS: one wrk run; appends "NAME rps p50 p99 ok failed cpu_us_per_request" to results.
 answered=0   # 200 answers to GET / from the counter, to check against the visits stored
-runs=0
+answered_pg=0   # the same for the counter on PostgreSQL
+runs=0 runs_pg=0
 run() {
     local name=$1 url=$2 duration=$3 line server before after
     case $url in
         *":$port_counter/"*) server=$counter_pid ;;
         *":$port_limit/"*) server=$limit_pid ;;
         *":$port_baseline/"*) server=$baseline_pid ;;
+        *":$port_pg/"*) server=$pg_counter_pid ;;
         *) server=$php_pid ;;
     esac
     before=$(cpu_ticks "$server")
@@ -153,6 +168,7 @@ run() {
         'BEGIN {printf "%.1f", ticks / hz * 1e6 / requests}')
     echo "$name $rps $p50 $p99 $ok $failed $cpu" >> "$dir/results"
     if [ "$url" = "http://127.0.0.1:$port_counter/" ]; then answered=$((answered + ok)); runs=$((runs + 1)); fi
+    if [ "$url" = "http://127.0.0.1:$port_pg/" ]; then answered_pg=$((answered_pg + ok)); runs_pg=$((runs_pg + 1)); fi
     printf '%-14s %10.0f req/s  p50 %7.2f ms  p99 %7.2f ms  failed %s  %s µs CPU/request\n' "$name" "$rps" "$p50" "$p99" "$failed" "$cpu" >&2
 }
 
@@ -161,10 +177,12 @@ echo "warming up" >&2
 run warmup-counter "http://127.0.0.1:$port_counter/" 2
 run warmup-limit "http://127.0.0.1:$port_limit/" 2
 run warmup-php "http://127.0.0.1:$port_php/" 2
+run warmup-pg "http://127.0.0.1:$port_pg/" 2
 if [ -n "$baseline" ]; then run warmup-baseline "http://127.0.0.1:$port_baseline/" 2; fi
 for round in $(seq "$rounds"); do
     echo "round $round of $rounds" >&2
     run counter "http://127.0.0.1:$port_counter/" "$seconds"
+    run pg "http://127.0.0.1:$port_pg/" "$seconds"
     if [ -n "$baseline" ]; then run baseline "http://127.0.0.1:$port_baseline/" "$seconds"; fi
     run limit "http://127.0.0.1:$port_limit/" "$seconds"
     run php "http://127.0.0.1:$port_php/" "$seconds"
@@ -177,6 +195,12 @@ sleep 3   # the last visits written
 metrics=$(curl -s "http://127.0.0.1:$port_counter/api/sys/metrics")
 write_seconds=$(awk '/^visitor_counter_write_duration_seconds_sum/ {s += $2} END {print s}' <<<"$metrics")
 visits_written=$(awk '/^visitor_counter_visits_written_total/ {s += $2} END {print s}' <<<"$metrics")
+metrics_pg=$(curl -s "http://127.0.0.1:$port_pg/api/sys/metrics")
+write_seconds_pg=$(awk '/^visitor_counter_write_duration_seconds_sum/ {s += $2} END {print s}' <<<"$metrics_pg")
+visits_written_pg=$(awk '/^visitor_counter_visits_written_total/ {s += $2} END {print s}' <<<"$metrics_pg")
+kill -TERM "$pg_counter_pid"
+wait "$pg_counter_pid" || true
+stored_pg=$("$counter_bin" stats --database "$pg_uri" | sed -E 's/.*"total_visitors": ([0-9]+).*/\1/')
 
 # GET / while another process writes batches of 100,000 visits into the same file; and, as the control,
 # into another file on the same disk. The batch writer runs at nice 19, but it still costs the two
@@ -213,17 +237,29 @@ kill -TERM "$counter_pid"
 wait "$counter_pid" || true
 stored=$("$counter_bin" stats --database "$dir/visitors.sqlite" | sed -E 's/.*"total_visitors": ([0-9]+).*/\1/')
 
+# The writer alone, with no requests: visitor-counter-bench's batches into SQLite and into an empty
+# PostgreSQL database of the same cluster.
+echo "the writer into each store (visitor-counter-bench)" >&2
+writer_lines=$(.build/release/visitor-counter-bench --postgres "$(create_local_database "$dir/postgres" writer)" | grep '^write ')
+echo "$writer_lines" >&2
+writer_rate_of() {  # STORE BATCH
+    awk -v store="store=$1" -v batch="batch=$2" '$2 == store && $3 == batch {sub("visits/s=", "", $5); print $5}' <<<"$writer_lines"
+}
+
 # The report: medians over the rounds.
 median() { awk -v name="$1" -v field="$2" '$1 == name {print $field}' "$dir/results" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 declare -A rps p50 p99 cpu
-for name in counter limit php counter-stats limit-stats counter-100k counter-100k-other counter-30s ${baseline:+baseline}; do
+for name in counter pg limit php counter-stats limit-stats counter-100k counter-100k-other counter-30s ${baseline:+baseline}; do
     rps[$name]=$(median "$name" 2); p50[$name]=$(median "$name" 3); p99[$name]=$(median "$name" 4); cpu[$name]=$(median "$name" 7)
 done
 failed() { awk -v name="$1" '$1 == name || $1 == "warmup-" name || index($1, name "-") == 1 {s += $6} END {print s + 0}' "$dir/results"; }
 writer_rate=$(awk -v v="$visits_written" -v s="$write_seconds" 'BEGIN {printf "%.0f", (s > 0) ? v / s : 0}')
+writer_rate_pg=$(awk -v v="$visits_written_pg" -v s="$write_seconds_pg" 'BEGIN {printf "%.0f", (s > 0) ? v / s : 0}')
 unanswered=$((stored - simulated - answered))
 if [ "$unanswered" -ge 0 ] && [ "$unanswered" -le $((connections * runs)) ]; then check="ok"; else check="MISMATCH"; fi
+unanswered_pg=$((stored_pg - answered_pg))
+if [ "$unanswered_pg" -ge 0 ] && [ "$unanswered_pg" -le $((connections * runs_pg)) ]; then check_pg="ok"; else check_pg="MISMATCH"; fi
 
 row() { printf '| %s | %.0f | %.2f | %.2f | %.1f | %s |\n' "$1" "${rps[$2]}" "${p50[$2]}" "${p99[$2]}" "${cpu[$2]}" "$3"; }
 report=$(
@@ -233,6 +269,7 @@ report=$(
     echo "| system | requests/s | p50 ms | p99 ms | server CPU µs per request | vs the limit |"
     echo "| --- | --- | --- | --- | --- | --- |"
     row "counter \`GET /\`" counter "$(ratio "${rps[counter]}" "${rps[limit]}")x requests/s, $(ratio "${p99[counter]}" "${p99[limit]}")x p99"
+    row "counter \`GET /\` on PostgreSQL" pg "$(ratio "${rps[pg]}" "${rps[limit]}")x requests/s, $(ratio "${p99[pg]}" "${p99[limit]}")x p99; $(ratio "${rps[pg]}" "${rps[counter]}")x SQLite's requests/s"
     row "counter \`GET /api/sys/stats\`" counter-stats "$(ratio "${rps[counter-stats]}" "${rps[limit-stats]}")x requests/s, $(ratio "${p99[counter-stats]}" "${p99[limit-stats]}")x p99"
     if [ -n "$baseline" ]; then
         row "counter \`GET /\` as built from $baseline" baseline "$(ratio "${rps[baseline]}" "${rps[limit]}")x requests/s; this build uses $(awk -v a="${cpu[counter]}" -v b="${cpu[baseline]}" 'BEGIN {printf "%+.1f%%", (a / b - 1) * 100}') CPU per request"
@@ -244,6 +281,8 @@ report=$(
     row "control: the same batches into another file" counter-100k-other "p99 $(ratio "${p99[counter-100k-other]}" "${p99[counter]}")x the plain rounds'"
     echo
     echo "Failed requests (non-2xx or errors), warm-up included: counter $(failed counter), limit $(failed limit), PHP $(failed php)${baseline:+, baseline $(failed baseline)}; a failure is a non-2xx answer or a wrk socket error, a request over wrk's 2 s timeout included. Writer: $writer_rate visits per second of write time over the rounds ($visits_written visits; the time includes waiting for the other workers' transactions). Worker RSS after 30 s at full load: ${worker_rss% } MiB. Visits stored: $stored = $answered answered with 200 + $simulated from the batch writer + $unanswered in flight when wrk stopped (at most $connections per run): $check."
+    echo
+    echo "PostgreSQL (a local cluster on the same cores, fsync and synchronous_commit on): the counter's writer under the rounds' load $writer_rate_pg visits per second of write time ($visits_written_pg visits); visits stored $stored_pg = $answered_pg answered with 200 + $unanswered_pg in flight when wrk stopped: $check_pg. The writer alone (visitor-counter-bench, 200,000 visits): SQLite $(writer_rate_of sqlite 1000) visits/s in batches of 1,000 and $(writer_rate_of sqlite 10000) in batches of 10,000; PostgreSQL $(writer_rate_of postgresql 1000) and $(writer_rate_of postgresql 10000)."
 )
 echo
 echo "$report"
@@ -252,4 +291,4 @@ if [ "$update_docs" = yes ]; then
     REPORT="$report" perl -0pi -e 's/<!-- bench:begin -->.*?<!-- bench:end -->/<!-- bench:begin -->\n$ENV{REPORT}\n<!-- bench:end -->/s' "$results_page"
     echo "$results_page updated" >&2
 fi
-[ "$check" = ok ]
+[ "$check" = ok ] && [ "$check_pg" = ok ]

@@ -13,6 +13,9 @@ import Glibc
 /// The server runs in the foreground as a child of the test rather than through `pg_ctl start`: `pg_ctl`
 /// leaves a daemon that holds every descriptor it inherited, among them the socket through which
 /// Foundation's `Process` learns that a child ended, so waiting for `pg_ctl` would wait for the server.
+///
+/// A cluster can also be a streaming standby of another (``init(standbyOf:settings:)``), for failover
+/// tests: killed as a crashed host is (``crash()``), and promoted (``promote()``).
 final class PostgresCluster {
     static let binaries = "/usr/lib/postgresql/15/bin"
 
@@ -21,6 +24,9 @@ final class PostgresCluster {
     let port: UInt16
     private var server: ChildProcess?
     private let logs: TemporaryDirectory
+    /// Server settings given as `-c name=value` on its command line, so that a standby copied from this
+    /// cluster does not inherit them (a synchronous standby list would make a promoted standby wait).
+    private let settings: [String]
 
     var socketDirectory: String { directory.path }
     var dataDirectory: String { directory.appendingPathComponent("data").path }
@@ -30,19 +36,40 @@ final class PostgresCluster {
         "postgresql:///\(database)?host=\(socketDirectory)&port=\(port)&user=postgres"
     }
 
-    init() throws {
+    /// A new primary; `settings` are server settings (`name=value`), such as a synchronous standby list.
+    init(settings: [String] = []) throws {
+        (logs, directory, port) = try Self.prepare()
+        self.settings = settings
+        let initdb = try asPostgres("initdb", ["-D", dataDirectory, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
+        guard initdb.wait() == 0 else { throw TestFailure("initdb failed: \(initdb.stderr)") }
+        try start()
+    }
+
+    /// A hot standby of `primary`, copied with `pg_basebackup -R` (which writes the `primary_conninfo`
+    /// through the primary's socket and the `standby.signal` file) and streaming from it.
+    init(standbyOf primary: PostgresCluster, settings: [String] = []) throws {
+        try requireProgram("\(Self.binaries)/pg_basebackup")
+        (logs, directory, port) = try Self.prepare()
+        self.settings = settings
+        let copy = try asPostgres(
+            "pg_basebackup",
+            ["-D", dataDirectory, "-h", primary.socketDirectory, "-p", "\(primary.port)", "-U", "postgres", "-R", "-X", "stream", "--no-sync"])
+        guard copy.wait() == 0 else { throw TestFailure("pg_basebackup failed: \(copy.stderr)") }
+        try start()
+    }
+
+    /// The programs it needs, and its folder owned by `postgres` and a free port, or a message naming
+    /// what is missing.
+    private static func prepare() throws -> (TemporaryDirectory, URL, UInt16) {
         for program in ["initdb", "postgres"] { try requireProgram("\(Self.binaries)/\(program)") }
         try requireProgram("/usr/bin/setpriv")
-        logs = try TemporaryDirectory()
-        directory = URL(fileURLWithPath: "/tmp/visitor-counter-pg-\(UUID().uuidString.prefix(8))")
+        let logs = try TemporaryDirectory()
+        let directory = URL(fileURLWithPath: "/tmp/visitor-counter-pg-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false)
         guard chown(directory.path, Self.postgresUser.uid, Self.postgresUser.gid) == 0 else {
             throw TestFailure("chown \(directory.path) to postgres: errno \(errno)")
         }
-        port = try LocalStack.freePort()
-        let initdb = try asPostgres("initdb", ["-D", dataDirectory, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
-        guard initdb.wait() == 0 else { throw TestFailure("initdb failed: \(initdb.stderr)") }
-        try start()
+        return (logs, directory, try LocalStack.freePort())
     }
 
     deinit {
@@ -54,7 +81,8 @@ final class PostgresCluster {
     func start() throws {
         let server = try asPostgres(
             "postgres",
-            ["-D", dataDirectory, "-k", socketDirectory, "-p", "\(port)", "-c", "listen_addresses=", "-c", "fsync=off"])
+            ["-D", dataDirectory, "-k", socketDirectory, "-p", "\(port)", "-c", "listen_addresses=", "-c", "fsync=off"]
+                + settings.flatMap { ["-c", $0] })
         self.server = server
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
@@ -78,6 +106,75 @@ final class PostgresCluster {
         kill(server.process.processIdentifier, mode.rawValue)
         _ = server.wait()
         self.server = nil
+    }
+
+    /// Ends the server and every process of it with SIGKILL at once, as a host that loses power: no
+    /// shutdown checkpoint, no last WAL sent to a standby, no answer to a commit in flight.
+    func crash() {
+        guard let server, server.process.isRunning else { return }
+        let postmaster = server.process.processIdentifier
+        // The children first: a backend that saw its postmaster gone first would still say so to its client.
+        for pid in Self.children(of: postmaster) + [postmaster] { Glibc.kill(pid, SIGKILL) }
+        _ = server.wait()
+        self.server = nil
+    }
+
+    /// Freezes a synchronous primary with commits in flight that its standby has and no client was
+    /// answered, as a primary that loses power between sending a commit to the standby and answering
+    /// it: stops the WAL sender (SIGSTOP) for `seconds`, so that commits wait for the standby; then
+    /// stops every other process of the server, lets the WAL sender go on until `standby` has received
+    /// all the WAL, and answers how many commits were waiting. ``crash()`` ends the server then.
+    func freezeWithUnansweredCommits(standby: PostgresCluster, after seconds: TimeInterval) throws -> Int {
+        guard let server else { throw TestFailure("the server is not running") }
+        let watch = try PostgresConnection(uri: uri())
+        guard let sender = try watch.execute("SELECT pid FROM pg_stat_replication").firstInteger.map(pid_t.init) else {
+            throw TestFailure("no WAL sender: the cluster has no standby")
+        }
+        Glibc.kill(sender, SIGSTOP)
+        Thread.sleep(forTimeInterval: seconds)
+        let waiting = try watch.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'").firstInteger ?? 0
+        let flushed = try watch.execute("SELECT pg_current_wal_flush_lsn()::text").rows.first?[0] ?? ""
+        let postmaster = server.process.processIdentifier
+        for pid in [postmaster] + Self.children(of: postmaster) where pid != sender { Glibc.kill(pid, SIGSTOP) }
+        Glibc.kill(sender, SIGCONT)
+        let reader = try PostgresConnection(uri: standby.uri())
+        for _ in 0..<600 {
+            if try reader.execute("SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), $1::pg_lsn) >= 0", [flushed]).rows == [["t"]] {
+                return waiting
+            }
+            usleep(100_000)
+        }
+        throw TestFailure("the standby did not receive the primary's WAL up to \(flushed) within 60 s")
+    }
+
+    /// Makes a standby the primary and waits until it takes writes (`pg_promote()` waits up to 60 s).
+    func promote() throws {
+        let connection = try PostgresConnection(uri: uri())
+        guard try connection.execute("SELECT pg_promote()").rows == [["t"]] else {
+            throw TestFailure("pg_promote() did not promote the standby within 60 s")
+        }
+    }
+
+    /// Sends `signal` to a standby's WAL receiver, found in `pg_stat_wal_receiver`: SIGSTOP and SIGCONT
+    /// hold up its replication as a slow link would.
+    func signalWALReceiver(_ signal: Int32) throws {
+        let connection = try PostgresConnection(uri: uri())
+        guard let pid = try connection.execute("SELECT pid FROM pg_stat_wal_receiver").firstInteger else {
+            throw TestFailure("no WAL receiver: the cluster is not a streaming standby")
+        }
+        guard Glibc.kill(pid_t(pid), signal) == 0 else { throw TestFailure("kill \(pid): errno \(errno)") }
+    }
+
+    /// The processes whose parent is `parent`, from `/proc`.
+    private static func children(of parent: pid_t) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry -> pid_t? in
+            guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 2 && pid_t(fields[1]) == parent ? pid : nil
+        }
     }
 
     private func asPostgres(_ program: String, _ arguments: [String]) throws -> ChildProcess {

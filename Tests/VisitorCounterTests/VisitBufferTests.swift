@@ -73,6 +73,30 @@ struct VisitBufferTests {
         #expect(buffer.visitsHeld == 0)
     }
 
+    /// A write whose answer was lost (a failover, a dropped connection) may have committed: its retry
+    /// must carry the same journal span, which the store then finds written, so nothing joins it.
+    @Test func aTriedBatchIsRetriedAsItWasWithItsJournalSpan() {
+        var buffer = VisitBuffer(batchSize: 100, flushInterval: .seconds(1), now: start)
+        for position in UInt64(0)..<3 {
+            _ = buffer.append(visit("US"), now: start, journal: JournalSpan(id: "j", start: position, end: position + 1))
+        }
+        let tried = buffer.takeBatch(now: start + .seconds(1))
+        #expect(tried?.journal == JournalSpan(id: "j", start: 0, end: 3))
+        buffer.batchFailed()
+        for position in UInt64(3)..<5 {
+            _ = buffer.append(visit("GB"), now: start, journal: JournalSpan(id: "j", start: position, end: position + 1))
+        }
+        #expect(buffer.takeBatch(now: start + .seconds(2)) == tried)
+        buffer.batchFailed()
+        #expect(buffer.takeBatch(now: start + .seconds(3)) == tried)
+        buffer.batchWritten()
+        let next = buffer.takeBatch(now: start + .seconds(3))
+        #expect(next?.journal == JournalSpan(id: "j", start: 3, end: 5))
+        #expect(next?.countryCounts == ["GB": 2])
+        buffer.batchWritten()
+        #expect(buffer.visitsHeld == 0)
+    }
+
     @Test func pastTheRowLimitVisitsAreCountedWithoutRows() {
         var buffer = VisitBuffer(batchSize: 2, flushInterval: .seconds(1), rowLimit: 4, now: start)
         var actions: [VisitBuffer.Action] = []

@@ -9,7 +9,10 @@ import Foundation
 /// - A batch is due when it holds `batchSize` visits, when `flushInterval` has passed since the last
 ///   one was closed, and at shutdown (`draining`).
 /// - While writes fail, closed batches wait in order; a small batch is merged into the one before it
-///   as long as that stays within `batchSize` rows, so their number stays bounded too.
+///   as long as that stays within `batchSize` rows, so their number stays bounded too. A batch the
+///   writer has tried is never grown: its commit may have reached the database even though the
+///   answer was lost (a failover, a dropped connection), and the retry must carry the same journal
+///   span, which the store then finds written and skips, not a longer one that it cannot tell apart.
 /// - At most `rowLimit` rows are held. Beyond that a visit is still counted (its batch's totals and
 ///   per-country counts grow by one) but its row is not kept: the counts stay exact in a few bytes per
 ///   country while the memory stays bounded.
@@ -35,6 +38,8 @@ public struct VisitBuffer: Sendable {
     private var ready: [VisitBatch] = []
     /// The batch the writer holds, between ``takeBatch(now:draining:)`` and its report.
     private var inFlight: VisitBatch?
+    /// Whether the first of `ready` went back there after a failed write, so must stay as it is.
+    private var firstWasTried = false
     private var lastClosed: Instant
     /// Rows held in every batch, in flight included.
     public private(set) var rowsHeld = 0
@@ -119,6 +124,7 @@ public struct VisitBuffer: Sendable {
         }
         guard !ready.isEmpty else { return nil }
         inFlight = ready.removeFirst()
+        firstWasTried = false
         return inFlight
     }
 
@@ -135,6 +141,7 @@ public struct VisitBuffer: Sendable {
     public mutating func batchFailed() {
         guard let batch = inFlight else { preconditionFailure("no batch in flight") }
         ready.insert(batch, at: 0)
+        firstWasTried = true
         inFlight = nil
     }
 
@@ -144,6 +151,7 @@ public struct VisitBuffer: Sendable {
         var all = VisitBatch()
         for batch in ready + [filling] { all.merge(batch) }
         ready = []
+        firstWasTried = false
         filling = VisitBatch()
         rowsHeld = 0
         visitsHeld = 0
@@ -153,7 +161,9 @@ public struct VisitBuffer: Sendable {
 
     private mutating func closeFilling(now: Instant) {
         lastClosed = now
-        if let last = ready.indices.last, ready[last].visits.count + filling.visits.count <= batchSize {
+        if let last = ready.indices.last, !(last == 0 && firstWasTried),
+            ready[last].visits.count + filling.visits.count <= batchSize
+        {
             ready[last].merge(filling)
         } else {
             ready.append(filling)

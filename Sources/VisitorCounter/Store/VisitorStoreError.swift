@@ -3,7 +3,8 @@ public enum VisitorStoreError: Error, CustomStringConvertible {
     case schemaTooNew(found: Int, known: Int)
     case missingStatsRow
     case notWritable(path: String)
-    /// A journal batch does not start where the journal's written part ends: something else wrote it.
+    /// A journal batch does not start where the journal's written part ends: something else wrote it
+    /// (`written` past the start), or the database lost commits it had answered (`written` short of it).
     case journalGap(journal: String, written: Int64, batchStart: UInt64)
 
     public var description: String {
@@ -14,6 +15,10 @@ public enum VisitorStoreError: Error, CustomStringConvertible {
             "the database has no visitor_stats row: it was not made by visitor-counter or was edited by hand"
         case .notWritable(let path):
             "the database file \(path) is not writable by this user"
+        case .journalGap(let journal, let written, let batchStart) where written < batchStart:
+            "journal \(journal) is written up to \(written) in the database, but the batch starts at \(batchStart): "
+                + "the database lacks batches it had committed (an asynchronous standby promoted, or a backup restored); "
+                + "restart the counter, whose journals' replay writes them from where the database has them"
         case .journalGap(let journal, let written, let batchStart):
             "journal \(journal) is written up to \(written) in the database, but the batch starts at \(batchStart): "
                 + "another process wrote it; the batch is kept for the journal's replay"
