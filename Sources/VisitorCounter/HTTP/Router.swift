@@ -99,7 +99,7 @@ public struct Router: Sendable {
         return Response(
             status: 200,
             headers: [(name: "Content-Type", value: "application/json"), (name: "Cache-Control", value: "no-store")],
-            body: "{\"days\": [" + days.map(\.json).joined(separator: ", ") + "]}")
+            body: JSON.object([(key: "days", value: .array(days.map(\.asJSON)))]).text)
     }
 
     /// For `HEAD`: the same headers, `Content-Length` included, as the `GET` would send, and no body.
@@ -121,7 +121,7 @@ public struct Router: Sendable {
             return Response(
                 status: status,
                 headers: [(name: "Content-Type", value: "application/json"), (name: "Cache-Control", value: "no-store")],
-                body: "{\"status\": \(status), \"message\": \(JSONText.quoted(message))}")
+                body: (["status": .int(status), "message": .string(message)] as JSON).text)
         }
         let title = "\(status) \(Response.reason(status))"
         return Response(
