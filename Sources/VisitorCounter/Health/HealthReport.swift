@@ -110,10 +110,7 @@ public struct HealthReport: Sendable {
             "visits_without_rows_stored": .int(stats.visitsWithoutRows), "workers_down": .array(workersDown.map { .int($0) }),
             "workers": .array(workers), "geoip_database": geoipJSON, "reasons": .array(reasons.map { .string($0) }),
         ]
-        return Response(
-            status: healthy ? 200 : 503,
-            headers: [(name: "Content-Type", value: "application/json"), (name: "Cache-Control", value: "no-store")],
-            body: body.text)
+        return .json(body, status: healthy ? 200 : 503)
     }
 
     /// The same figures in Prometheus' text format.
@@ -184,9 +181,6 @@ public struct HealthReport: Sendable {
             text += "\(name)_sum{worker=\"\(index)\"} \(String(format: "%.6f", Double(histogram.sumMicroseconds) / 1e6))\n"
             text += "\(name)_count{worker=\"\(index)\"} \(histogram.count)\n"
         }
-        return Response(
-            status: 200,
-            headers: [(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8"), (name: "Cache-Control", value: "no-store")],
-            body: text)
+        return .text(text, contentType: "text/plain; version=0.0.4; charset=utf-8")
     }
 }
