@@ -95,14 +95,12 @@ public final class StatsCache: Sendable {
 
     /// Starts the refresh thread; `everyRefresh` runs after each refresh (the worker checks its parent there).
     public func start(everyRefresh: @escaping @Sendable () -> Void = {}) {
-        let thread = Thread { [self] in
+        Thread.start(named: "stats-cache") { [self] in
             while true {
                 Thread.sleep(forTimeInterval: Double(period.components.seconds))
                 refresh()
                 everyRefresh()
             }
         }
-        thread.name = "stats-cache"
-        thread.start()
     }
 }
