@@ -37,6 +37,13 @@ public struct RenderedPages: Sendable {
         self.statsJSON = Response.json(dashboard.stats.asJSON, caching: .maxAge(maxAge)).prepared()
     }
 
+    /// Both pages as `page` asks, from the figures of one read; `maxAge` is the stats cache period.
+    public init(dashboard: Dashboard, page: IndexPage, maxAge: Duration) {
+        self.init(
+            dashboard: dashboard, template: page.template, maxAge: Int(maxAge.components.seconds),
+            contentSecurityPolicy: page.contentSecurityPolicy)
+    }
+
     /// The built-in page for `stats` alone, without days in its chart.
     public init(stats: VisitorStats, maxAge: Int) {
         self.init(
