@@ -46,21 +46,21 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// The address and `port` as `bind` takes them: the socket address and its length.
     public func socketAddress(port: UInt16) -> (storage: sockaddr_storage, length: socklen_t) {
-        var storage = sockaddr_storage()
+        func stored<Address>(_ address: Address) -> (storage: sockaddr_storage, length: socklen_t) {
+            var storage = sockaddr_storage()
+            withUnsafeBytes(of: address) { bytes in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: bytes) } }
+            return (storage, socklen_t(MemoryLayout<Address>.size))
+        }
         if isIPv4 {
             var v4 = sockaddr_in()
-            v4.sin_family = sa_family_t(AF_INET)
-            v4.sin_port = port.bigEndian
+            (v4.sin_family, v4.sin_port) = (sa_family_t(AF_INET), port.bigEndian)
             withUnsafeMutableBytes(of: &v4.sin_addr) { $0.copyBytes(from: bytes) }
-            withUnsafeBytes(of: v4) { bytes in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: bytes) } }
-            return (storage, socklen_t(MemoryLayout<sockaddr_in>.size))
+            return stored(v4)
         }
         var v6 = sockaddr_in6()
-        v6.sin6_family = sa_family_t(AF_INET6)
-        v6.sin6_port = port.bigEndian
+        (v6.sin6_family, v6.sin6_port) = (sa_family_t(AF_INET6), port.bigEndian)
         withUnsafeMutableBytes(of: &v6.sin6_addr) { $0.copyBytes(from: bytes) }
-        withUnsafeBytes(of: v6) { bytes in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: bytes) } }
-        return (storage, socklen_t(MemoryLayout<sockaddr_in6>.size))
+        return stored(v6)
     }
 
     public var isIPv4: Bool { bytes.count == 4 }
