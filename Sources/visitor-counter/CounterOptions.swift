@@ -122,8 +122,8 @@ struct CounterOptions: ParsableArguments {
     /// How the index page is rendered. `serve` reads and parses `--index-template` here, so a template
     /// with a mistake stops it before anything starts; a worker reads the copy `serve` shares with it
     /// (`sharedTemplate`, a descriptor).
-    func indexPage(sharedTemplate: Int32? = nil) throws -> StatsCache.IndexPage {
-        var page = StatsCache.IndexPage(contentSecurityPolicy: indexCsp)
+    func indexPage(sharedTemplate: Int32? = nil) throws -> IndexPage {
+        var page = IndexPage(contentSecurityPolicy: indexCsp)
         guard let indexTemplate else { return page }
         do {
             if let sharedTemplate {

@@ -66,9 +66,11 @@ struct SimulateCommand: ParsableCommand {
         recorder.stop()
 
         let statistics = recorder.statistics
-        print(
-            "{\"recorded\": \(statistics.visitsRecorded), \"written\": \(statistics.visitsWritten), "
-                + "\"failed_writes\": \(statistics.failedWrites)}")
+        let figures: JSON = [
+            "recorded": .int(statistics.visitsRecorded), "written": .int(statistics.visitsWritten),
+            "failed_writes": .int(statistics.failedWrites),
+        ]
+        print(figures.text)
         // A write that failed and was retried is reported above, not a failure: what must hold is that
         // every visit was written.
         if statistics.visitsWritten != visits {

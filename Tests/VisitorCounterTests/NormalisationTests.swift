@@ -109,4 +109,29 @@ struct UTCTimestampTests {
     func rejectsOtherText(text: String) {
         #expect(UTCTimestamp.parse(text) == nil)
     }
+
+    /// A minute starts at its first instant and ends just before the next; before 1970 it rounds down too.
+    @Test(arguments: [
+        (0.0, 0), (59.999, 0), (60, 1), (119.999, 1), (-0.001, -1), (-60, -1), (-60.001, -2),
+        (1_800_000_000, 30_000_000), (1_800_000_059.999, 30_000_000), (1_800_000_060, 30_000_001),
+    ])
+    func minutesStartOnTheMinute(seconds: Double, minute: Int) {
+        let date = Date(timeIntervalSince1970: seconds)
+        #expect(UTCTimestamp.minute(date) == minute)
+        let visit = Visit(trustedIP: nil, userAgent: "", country: "Unknown", countryCode: "XX", time: date)
+        #expect(visit.minute == minute)
+    }
+
+    /// The last minute of a UTC day and the first of the next fall on different days and minutes.
+    @Test func aDayBoundaryChangesTheDayAndTheMinute() {
+        let lastOfDay = Visit(
+            trustedIP: nil, userAgent: "", country: "Unknown", countryCode: "XX",
+            time: UTCTimestamp.parse("2026-11-24T23:59:59.999Z")!)
+        var firstOfNext = lastOfDay
+        firstOfNext.time = UTCTimestamp.parse("2026-11-25T00:00:00Z")!
+        #expect(firstOfNext.minute == lastOfDay.minute + 1)
+        #expect(firstOfNext.minute % 1440 == 0)
+        #expect(lastOfDay.dayCountry == DayCountry(day: UTCTimestamp.parseDay("2026-11-24")!, code: "XX"))
+        #expect(firstOfNext.dayCountry == DayCountry(day: UTCTimestamp.parseDay("2026-11-25")!, code: "XX"))
+    }
 }

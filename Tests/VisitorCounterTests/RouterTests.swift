@@ -57,6 +57,25 @@ struct RouterTests {
         #expect(recorded.visits.withLock { $0.isEmpty })
     }
 
+    /// Only the stats JSON may be cached (for the stats cache's period): every other answer counts a
+    /// visit or shows the moment it was asked.
+    @Test(arguments: [
+        ("/", 200, "text/html; charset=utf-8"), ("/nowhere", 404, "text/html; charset=utf-8"),
+        ("/api/nowhere", 404, "application/json"), ("/api/sys/stats/daily", 400, "application/json"),
+        ("/api/sys/health", 200, "application/json"), ("/api/sys/metrics", 200, "text/plain; version=0.0.4; charset=utf-8"),
+    ])
+    func everyAnswerButTheStatsIsNoStore(path: String, status: Int, contentType: String) {
+        let pages = RenderedPages(stats: stats, maxAge: 7)
+        let router = Router(
+            pages: { pages }, recordVisit: { _ in },
+            health: { HealthReport(statuses: [], threshold: .seconds(60), stats: stats) },
+            daily: { _, _ in [] })
+        let response = router.respond(to: Request(method: "GET", uri: path))
+        #expect(response.status == status)
+        #expect(response.header("Content-Type") == contentType)
+        #expect(response.header("Cache-Control") == "no-store")
+    }
+
     @Test(arguments: ["POST", "PUT", "DELETE", "OPTIONS"])
     func otherMethodsAreNotAllowed(method: String) {
         let index = router.respond(to: Request(method: method, uri: "/"))

@@ -61,7 +61,7 @@ public struct VisitBatch: Sendable, Equatable {
 
     /// Adds a visit to the counts only.
     mutating func countWithoutRow(_ visit: Visit) {
-        countsWithoutRows[DayCountry(day: UTCTimestamp.day(visit.time), code: visit.countryCode), default: 0] += 1
+        countsWithoutRows[visit.dayCountry, default: 0] += 1
         minutesWithoutRows[visit.minute, default: 0] += 1
         if oldestVisit == nil { oldestVisit = visit.time }
     }
@@ -99,20 +99,4 @@ public struct JournalSpan: Sendable, Equatable {
         self.start = start
         self.end = end
     }
-}
-
-/// A UTC day (days since 1970-01-01) and a country code: the key of the daily per-country counts.
-public struct DayCountry: Hashable, Sendable {
-    public var day: Int
-    public var code: String
-
-    public init(day: Int, code: String) {
-        self.day = day
-        self.code = code
-    }
-}
-
-extension Visit {
-    /// The minute of the visit, as Unix time / 60: the key of the per-minute counts.
-    public var minute: Int { Int((time.timeIntervalSince1970 / 60).rounded(.down)) }
 }

@@ -93,9 +93,7 @@ public final class VisitRecorder: Sendable {
         if journal != nil, configuration.storeIP != .full, let keys = try? store.existingDayKeys() {
             dayKeys.withLock { $0 = keys }
         }
-        let thread = Thread { [self] in runWriter() }
-        thread.name = "visit-writer"
-        thread.start()
+        Thread.start(named: "visit-writer") { [self] in runWriter() }
     }
 
     /// Journals and buffers a visit. Never waits for the database or a file.

@@ -56,37 +56,11 @@ enum LockedFile {
             bytes.insert(UInt8(ascii: "\n"), at: 0)
         }
         do {
-            try writeAll(bytes, to: descriptor, path: path)
+            try FileDescriptor.writeAll(bytes, to: descriptor, subject: path)
             if sync { try systemCall("fsync", path) { fsync(descriptor) } }
         } catch {
             _ = ftruncate(descriptor, off_t(size))
             throw error
-        }
-    }
-
-    /// Writes all of `bytes`, in as many `write` calls as it takes.
-    static func writeAll(_ bytes: [UInt8], to descriptor: Int32, path: String) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let written = try bytes.withUnsafeBytes { buffer in
-                try systemCall("write", path) { Int32(write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)) }
-            }
-            offset += Int(written)
-        }
-    }
-
-    /// Reads the whole file from the start.
-    static func readAll(_ descriptor: Int32, path: String) throws -> [UInt8] {
-        var contents: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        var offset: off_t = 0
-        while true {
-            let count = try chunk.withUnsafeMutableBytes { buffer in
-                try systemCall("pread", path) { Int32(pread(descriptor, buffer.baseAddress, buffer.count, offset)) }
-            }
-            if count == 0 { return contents }
-            contents += chunk[0..<Int(count)]
-            offset += off_t(count)
         }
     }
 }

@@ -111,7 +111,7 @@ public struct SpillFile: Sendable {
     /// On a failed write the file stays, whole, for the next try.
     public func replay(into store: any CounterStore) throws -> Replay? {
         try LockedFile.withReadLock(path) { descriptor in
-            let contents = try LockedFile.readAll(descriptor, path: path)
+            let contents = try FileDescriptor.readAll(descriptor, subject: path)
             var replay = Replay()
             var damaged: [ArraySlice<UInt8>] = []
             var lines = contents.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)

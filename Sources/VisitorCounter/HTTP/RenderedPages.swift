@@ -16,21 +16,17 @@ public struct RenderedPages: Sendable {
     ) {
         self.stats = dashboard.stats
         let page = template.render(dashboard)
-        let index = Response(
-            status: 200,
-            headers: [
-                (name: "Content-Type", value: "text/html; charset=utf-8"),
-                // Every GET / counts a visit, so no cache may answer it instead of the counter.
-                (name: "Cache-Control", value: "no-store"),
-                (
-                    name: "Content-Security-Policy",
-                    value: contentSecurityPolicy ?? template.contentSecurityPolicy ?? ContentSecurityPolicy.strictest
-                ),
-                (name: "X-Content-Type-Options", value: "nosniff"),
-                (name: "Referrer-Policy", value: "no-referrer"),
-                (name: "Vary", value: "Accept-Encoding"),
-            ],
-            body: page)
+        // Every GET / counts a visit, so no cache may answer it instead of the counter (`.noStore`).
+        var index = Response.html(page)
+        index.headers += [
+            (
+                name: "Content-Security-Policy",
+                value: contentSecurityPolicy ?? template.contentSecurityPolicy ?? ContentSecurityPolicy.strictest
+            ),
+            (name: "X-Content-Type-Options", value: "nosniff"),
+            (name: "Referrer-Policy", value: "no-referrer"),
+            (name: "Vary", value: "Accept-Encoding"),
+        ]
         self.index = index.prepared()
         self.indexGzip = Gzip.compress(Array(page.utf8)).map { compressed in
             var gzip = index
@@ -38,14 +34,14 @@ public struct RenderedPages: Sendable {
             gzip.binaryBody = compressed
             return gzip.prepared()
         }
-        self.statsJSON = Response(
-            status: 200,
-            headers: [
-                (name: "Content-Type", value: "application/json"),
-                (name: "Cache-Control", value: "max-age=\(maxAge)"),
-            ],
-            body: dashboard.stats.json
-        ).prepared()
+        self.statsJSON = Response.json(dashboard.stats.asJSON, caching: .maxAge(maxAge)).prepared()
+    }
+
+    /// Both pages as `page` asks, from the figures of one read; `maxAge` is the stats cache period.
+    public init(dashboard: Dashboard, page: IndexPage, maxAge: Duration) {
+        self.init(
+            dashboard: dashboard, template: page.template, maxAge: Int(maxAge.components.seconds),
+            contentSecurityPolicy: page.contentSecurityPolicy)
     }
 
     /// The built-in page for `stats` alone, without days in its chart.

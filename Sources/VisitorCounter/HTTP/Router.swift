@@ -96,10 +96,7 @@ public struct Router: Sendable {
         } catch {
             return self.error(503, "the daily history cannot be read now: \(error)", for: request)
         }
-        return Response(
-            status: 200,
-            headers: [(name: "Content-Type", value: "application/json"), (name: "Cache-Control", value: "no-store")],
-            body: "{\"days\": [" + days.map(\.json).joined(separator: ", ") + "]}")
+        return .json(["days": .array(days.map(\.asJSON))])
     }
 
     /// For `HEAD`: the same headers, `Content-Length` included, as the `GET` would send, and no body.
@@ -118,20 +115,15 @@ public struct Router: Sendable {
     /// JSON `{"status": N, "message": "…"}` under `/api/`, a short HTML page elsewhere.
     private func error(_ status: Int, _ message: String, for request: Request) -> Response {
         if request.path.hasPrefix("/api/") {
-            return Response(
-                status: status,
-                headers: [(name: "Content-Type", value: "application/json"), (name: "Cache-Control", value: "no-store")],
-                body: "{\"status\": \(status), \"message\": \(JSONText.quoted(message))}")
+            return .json(["status": .int(status), "message": .string(message)], status: status)
         }
         let title = "\(status) \(Response.reason(status))"
-        return Response(
-            status: status,
-            headers: [(name: "Content-Type", value: "text/html; charset=utf-8"), (name: "Cache-Control", value: "no-store")],
-            body: """
-                <!DOCTYPE html>
-                <html lang="en"><head><meta charset="utf-8"><title>\(title)</title></head>
-                <body><h1>\(title)</h1><p>\(HTML.escape(message))</p></body></html>
+        return .html(
+            """
+            <!DOCTYPE html>
+            <html lang="en"><head><meta charset="utf-8"><title>\(title)</title></head>
+            <body><h1>\(title)</h1><p>\(HTML.escape(message))</p></body></html>
 
-                """)
+            """, status: status)
     }
 }

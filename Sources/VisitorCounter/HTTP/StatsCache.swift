@@ -3,7 +3,8 @@ import Logging
 import Synchronization
 
 /// The worker's rendered pages, refreshed from the database on a thread of its own every `period`, so
-/// a request only ever copies the current pages and never reads the database itself.
+/// a request only ever copies the current pages and never reads the database itself. The cache reads
+/// and keeps; ``RenderedPages`` renders.
 public final class StatsCache: Sendable {
     private let current: Mutex<State>
     /// The build time (Unix seconds) of the country database the current pages name; checked without
@@ -13,18 +14,6 @@ public final class StatsCache: Sendable {
     private let period: Duration
     private let page: IndexPage
     private let logger: Logger
-
-    /// How `GET /` is rendered: the template and, for a site owner's template, their own policy.
-    public struct IndexPage: Sendable {
-        public var template: IndexTemplate
-        /// `--index-csp`, in place of the template's own policy.
-        public var contentSecurityPolicy: String?
-
-        public init(template: IndexTemplate = .standard, contentSecurityPolicy: String? = nil) {
-            self.template = template
-            self.contentSecurityPolicy = contentSecurityPolicy
-        }
-    }
 
     /// The pages and the figures they were rendered from, so a new country database can be named
     /// without reading the database again.
@@ -40,7 +29,7 @@ public final class StatsCache: Sendable {
         self.page = page
         self.logger = logger
         let dashboard = try Self.read(store: store, period: period, geoipDatabase: nil)
-        self.current = Mutex(State(dashboard: dashboard, pages: Self.render(dashboard, period: period, page: page)))
+        self.current = Mutex(State(dashboard: dashboard, pages: RenderedPages(dashboard: dashboard, page: page, maxAge: period)))
     }
 
     public var pages: RenderedPages { current.withLock { $0.pages } }
@@ -50,7 +39,7 @@ public final class StatsCache: Sendable {
         do {
             let geoipDatabase = current.withLock { $0.dashboard.geoipDatabase }
             let dashboard = try Self.read(store: store, period: period, geoipDatabase: geoipDatabase)
-            let pages = Self.render(dashboard, period: period, page: page)
+            let pages = RenderedPages(dashboard: dashboard, page: page, maxAge: period)
             current.withLock { state in
                 // A newer country database may have come meanwhile: keep it for the next refresh.
                 guard state.dashboard.geoipDatabase == geoipDatabase else { return }
@@ -70,7 +59,7 @@ public final class StatsCache: Sendable {
         current.withLock { state in
             guard build > geoipBuild.load(ordering: .relaxed) else { return }
             state.dashboard.geoipDatabase = database
-            state.pages = Self.render(state.dashboard, period: period, page: page)
+            state.pages = RenderedPages(dashboard: state.dashboard, page: page, maxAge: period)
             geoipBuild.store(build, ordering: .relaxed)
         }
     }
@@ -86,23 +75,14 @@ public final class StatsCache: Sendable {
         return dashboard
     }
 
-    /// Both pages, from the figures of one read.
-    private static func render(_ dashboard: Dashboard, period: Duration, page: IndexPage) -> RenderedPages {
-        RenderedPages(
-            dashboard: dashboard, template: page.template, maxAge: Int(period.components.seconds),
-            contentSecurityPolicy: page.contentSecurityPolicy)
-    }
-
     /// Starts the refresh thread; `everyRefresh` runs after each refresh (the worker checks its parent there).
     public func start(everyRefresh: @escaping @Sendable () -> Void = {}) {
-        let thread = Thread { [self] in
+        Thread.start(named: "stats-cache") { [self] in
             while true {
                 Thread.sleep(forTimeInterval: Double(period.components.seconds))
                 refresh()
                 everyRefresh()
             }
         }
-        thread.name = "stats-cache"
-        thread.start()
     }
 }

@@ -78,42 +78,39 @@ public struct HealthReport: Sendable {
             } + (geoipProblem.map { [$0] } ?? [])
     }
 
-    /// `{"build": "…", "age_days": N, "type": "…"}`, or `null` when nginx passes no build time.
-    private var geoipJSON: String {
-        guard let database = geoipDatabase, let build = database.build else { return "null" }
-        return "{\"build\": \(Self.timestamp(build)), \"age_days\": \(database.ageDays(now: now) ?? 0), "
-            + "\"source\": \(JSONText.quoted(database.source.credit)), "
-            + "\"max_age_days\": \(geoipMaxAge.map { "\($0.components.seconds / 86_400)" } ?? "null")}"
+    /// `{"build": "…", "age_days": N, "source": "…", "max_age_days": N}`, or `null` when nginx passes no
+    /// build time.
+    private var geoipJSON: JSON {
+        guard let database = geoipDatabase, let build = database.build else { return .null }
+        return [
+            "build": .timestamp(build), "age_days": .int(database.ageDays(now: now) ?? 0),
+            "source": .string(database.source.credit),
+            "max_age_days": geoipMaxAge.map { .int(Int($0.components.seconds / 86_400)) } ?? .null,
+        ]
     }
 
     /// `200` with every worker's figures, or `503` with the same body when a worker is unhealthy.
     public var healthResponse: Response {
-        let workers = self.workers.map { index, status in
+        let workers: [JSON] = self.workers.map { index, status in
             let writer = status.writer
-            let fields: [(String, String)] = [
-                ("worker", "\(index)"), ("pid", "\(status.pid)"), ("healthy", "\(isHealthy(status))"),
-                ("started", Self.timestamp(status.startedAt)), ("last_pass", Self.timestamp(writer.lastPass)),
-                ("buffered_visits", "\(writer.bufferedVisits)"), ("buffered_rows", "\(writer.bufferedRows)"),
-                ("oldest_buffered_visit", Self.timestamp(writer.oldestBufferedVisit)),
-                ("last_write", Self.timestamp(writer.lastWrite)),
-                ("consecutive_failures", "\(writer.consecutiveFailures)"), ("failed_writes", "\(writer.failedWrites)"),
-                ("visits_without_rows", "\(writer.visitsWithoutRows)"), ("spilled_visits", "\(writer.spilledVisits)"),
-                ("replayed_visits", "\(writer.replayedVisits)"),
+            return [
+                "worker": .int(index), "pid": .int(Int(status.pid)), "healthy": .bool(isHealthy(status)),
+                "started": .timestamp(status.startedAt), "last_pass": .timestamp(writer.lastPass),
+                "buffered_visits": .int(writer.bufferedVisits), "buffered_rows": .int(writer.bufferedRows),
+                "oldest_buffered_visit": .timestamp(writer.oldestBufferedVisit), "last_write": .timestamp(writer.lastWrite),
+                "consecutive_failures": .int(writer.consecutiveFailures), "failed_writes": .int(writer.failedWrites),
+                "visits_without_rows": .int(writer.visitsWithoutRows), "spilled_visits": .int(writer.spilledVisits),
+                "replayed_visits": .int(writer.replayedVisits),
             ]
-            return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
         }
         let reasons = self.reasons
         let healthy = reasons.isEmpty
-        let body = """
-            {"status": "\(healthy ? "ok" : "failing")", "threshold_seconds": \(threshold.components.seconds), \
-            "visits_without_rows_stored": \(stats.visitsWithoutRows), \
-            "workers_down": [\(workersDown.map(String.init).joined(separator: ", "))], "workers": [\(workers.joined(separator: ", "))], \
-            "geoip_database": \(geoipJSON), "reasons": [\(reasons.map(JSONText.quoted).joined(separator: ", "))]}
-            """
-        return Response(
-            status: healthy ? 200 : 503,
-            headers: [(name: "Content-Type", value: "application/json"), (name: "Cache-Control", value: "no-store")],
-            body: body)
+        let body: JSON = [
+            "status": .string(healthy ? "ok" : "failing"), "threshold_seconds": .int(Int(threshold.components.seconds)),
+            "visits_without_rows_stored": .int(stats.visitsWithoutRows), "workers_down": .array(workersDown.map { .int($0) }),
+            "workers": .array(workers), "geoip_database": geoipJSON, "reasons": .array(reasons.map { .string($0) }),
+        ]
+        return .json(body, status: healthy ? 200 : 503)
     }
 
     /// The same figures in Prometheus' text format.
@@ -125,7 +122,7 @@ public struct HealthReport: Sendable {
         }
         family(
             "visitor_counter_visits_total", "counter", "Visits in the database, by country (XX: unknown).",
-            stats.countriesByCount.map { ("{country=\(JSONText.quoted($0.code))}", "\($0.visitors)") })
+            stats.countriesByCount.map { ("{country=\(JSON.quoted($0.code))}", "\($0.visitors)") })
         family(
             "visitor_counter_database_visits_without_rows", "gauge",
             "Visits in the database's totals that have no row in visitors (counted while a buffer was at its bound).",
@@ -184,13 +181,6 @@ public struct HealthReport: Sendable {
             text += "\(name)_sum{worker=\"\(index)\"} \(String(format: "%.6f", Double(histogram.sumMicroseconds) / 1e6))\n"
             text += "\(name)_count{worker=\"\(index)\"} \(histogram.count)\n"
         }
-        return Response(
-            status: 200,
-            headers: [(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8"), (name: "Cache-Control", value: "no-store")],
-            body: text)
-    }
-
-    private static func timestamp(_ date: Date?) -> String {
-        date.map { JSONText.quoted(UTCTimestamp.format($0)) } ?? "null"
+        return .text(text, contentType: "text/plain; version=0.0.4; charset=utf-8")
     }
 }

@@ -34,17 +34,11 @@ public final class WorkerStatusBoard: @unchecked Sendable {
 
     static let fieldsPerSlot = 64
 
-    /// Makes a board for `workers` workers; its descriptor is inherited by processes spawned from here.
+    /// Makes a board for `workers` workers in ``SharedMemory``; the supervisor hands its descriptor to each worker.
     public static func create(workers: Int) throws -> WorkerStatusBoard {
-        let name = "/visitor-counter-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let descriptor = try systemCall("shm_open", name) { shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0o600) }
-        shm_unlink(name)
         let size = workers * fieldsPerSlot * MemoryLayout<Int64>.stride
-        // Written rather than only truncated to size, so the pages exist now: a full /dev/shm later
-        // would otherwise make the first store into a page kill the worker with SIGBUS.
-        let zeros = [UInt8](repeating: 0, count: size)
+        let descriptor = try SharedMemory.create("status-board", contents: [UInt8](repeating: 0, count: size))
         do {
-            try LockedFile.writeAll(zeros, to: descriptor, path: "shared memory")
             return try WorkerStatusBoard(descriptor: descriptor)
         } catch {
             close(descriptor)

@@ -64,12 +64,10 @@ public final class FastCGIWorker: Sendable {
     public func start() {
         for index in 0..<threadCount {
             threads.enter()
-            let thread = Thread { [self] in
+            Thread.start(named: "fastcgi-\(index)") { [self] in
                 serveConnections()
                 threads.leave()
             }
-            thread.name = "fastcgi-\(index)"
-            thread.start()
         }
     }
 

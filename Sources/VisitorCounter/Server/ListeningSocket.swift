@@ -154,27 +154,9 @@ public struct ListeningSocket: Sendable {
     }
 
     private static func openTCP(host: String, port: UInt16, backlog: Int32) throws -> Int32 {
-        var storage = sockaddr_storage()
-        let family: Int32
-        let length: Int
-        var v4 = sockaddr_in()
-        var v6 = sockaddr_in6()
-        if inet_pton(AF_INET, host, &v4.sin_addr) == 1 {
-            v4.sin_family = sa_family_t(AF_INET)
-            v4.sin_port = port.bigEndian
-            family = AF_INET
-            length = MemoryLayout<sockaddr_in>.size
-            withUnsafeBytes(of: v4) { bytes in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: bytes) } }
-        } else if inet_pton(AF_INET6, host, &v6.sin6_addr) == 1 {
-            v6.sin6_family = sa_family_t(AF_INET6)
-            v6.sin6_port = port.bigEndian
-            family = AF_INET6
-            length = MemoryLayout<sockaddr_in6>.size
-            withUnsafeBytes(of: v6) { bytes in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: bytes) } }
-        } else {
-            throw OpenError.badHost(host)
-        }
-        let descriptor = try systemCall("socket", host) { socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        guard let address = IPAddress(host) else { throw OpenError.badHost(host) }
+        var (storage, length) = address.socketAddress(port: port)
+        let descriptor = try systemCall("socket", host) { socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         do {
             var yes: Int32 = 1
             try systemCall("setsockopt", "SO_REUSEADDR") {
@@ -182,7 +164,7 @@ public struct ListeningSocket: Sendable {
             }
             try systemCall("bind", "\(host):\(port)") {
                 withUnsafePointer(to: &storage) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(length)) }
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
                 }
             }
             try systemCall("listen", "\(host):\(port)") { listen(descriptor, backlog) }

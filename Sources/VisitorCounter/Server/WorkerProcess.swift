@@ -27,7 +27,7 @@ public enum WorkerProcess {
         /// Raw rows older than this many days are deleted (`--retention-days`); 0 keeps them all.
         public var retentionDays = 0
         /// How `GET /` is rendered (`--index-template`, `--index-csp`).
-        public var indexPage = StatsCache.IndexPage()
+        public var indexPage = IndexPage()
         /// Health answers 503 when the country database is older than this; `nil` never (`--geoip-max-age-days`).
         public var geoipMaxAge: Duration? = HealthReport.defaultGeoIPMaxAge
         /// The peers a TCP socket accepts (`--allowed-clients`); `nil` accepts any.

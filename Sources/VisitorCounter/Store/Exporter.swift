@@ -44,10 +44,12 @@ public struct Exporter {
                         [visit.timestamp, visit.ip ?? "", visit.countryCode, visit.country, visit.userAgent].map(Self.csvField)
                             .joined(separator: ",") + "\n")
                 case .json:
-                    try writer.write(
-                        separator + "{\"timestamp\": \(JSONText.quoted(visit.timestamp)), \"ip\": \(visit.ip.map(JSONText.quoted) ?? "null"), "
-                            + "\"country_code\": \(JSONText.quoted(visit.countryCode)), \"country\": \(JSONText.quoted(visit.country)), "
-                            + "\"user_agent\": \(JSONText.quoted(visit.userAgent))}")
+                    let row: JSON = [
+                        "timestamp": .string(visit.timestamp), "ip": .string(orNull: visit.ip),
+                        "country_code": .string(visit.countryCode), "country": .string(visit.country),
+                        "user_agent": .string(visit.userAgent),
+                    ]
+                    try writer.write(separator + row.text)
                     separator = ",\n"
                 }
             }

@@ -41,13 +41,11 @@ public final class Retention: Sendable {
     }
 
     public func start() {
-        let thread = Thread { [self] in
+        Thread.start(named: "retention") { [self] in
             while true {
                 run()
                 Thread.sleep(forTimeInterval: Self.period)
             }
         }
-        thread.name = "retention"
-        thread.start()
     }
 }

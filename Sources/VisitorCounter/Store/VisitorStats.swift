@@ -51,15 +51,15 @@ public struct VisitorStats: Sendable, Equatable {
     /// `{"total_visitors": N, "countries": {"US": N, ...}, "last_updated": "…Z" | null,
     /// "unique_visitors_today": N, "recent": {"last_5m": N, "last_1h": N, "last_24h": N}, "bots": N}`,
     /// countries by count.
-    public var json: String {
-        var text = "{\"total_visitors\": \(totalVisitors), \"countries\": {"
-        text += countriesByCount.map { "\(JSONText.quoted($0.code)): \($0.visitors)" }.joined(separator: ", ")
-        text += "}, \"last_updated\": "
-        text += lastUpdated.map { JSONText.quoted(UTCTimestamp.format($0)) } ?? "null"
-        text += ", \"unique_visitors_today\": \(uniqueVisitorsToday)"
-        text += ", \"recent\": {\"last_5m\": \(recent.last5Minutes), \"last_1h\": \(recent.lastHour), "
-        text += "\"last_24h\": \(recent.lastDay)}, \"bots\": \(bots)}"
-        return text
+    public var json: String { asJSON.text }
+
+    public var asJSON: JSON {
+        [
+            "total_visitors": .int(totalVisitors), "countries": .counts(countries), "last_updated": .timestamp(lastUpdated),
+            "unique_visitors_today": .int(uniqueVisitorsToday),
+            "recent": ["last_5m": .int(recent.last5Minutes), "last_1h": .int(recent.lastHour), "last_24h": .int(recent.lastDay)],
+            "bots": .int(bots),
+        ]
     }
 }
 
@@ -79,32 +79,9 @@ public struct DayStats: Sendable, Equatable {
     }
 
     /// `{"date": "…", "visitors": N, "unique_visitors": N, "countries": {"US": N}}`, countries by count.
-    public var json: String {
-        let countries = self.countries.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
-            .map { "\(JSONText.quoted($0.key)): \($0.value)" }.joined(separator: ", ")
-        return "{\"date\": \(JSONText.quoted(date)), \"visitors\": \(visitors), \"unique_visitors\": \(uniqueVisitors), "
-            + "\"countries\": {\(countries)}}"
-    }
-}
+    public var json: String { asJSON.text }
 
-/// The little JSON writing the project needs, without an encoder's allocations and key-order surprises.
-public enum JSONText {
-    /// `value` as a JSON string literal.
-    public static func quoted(_ value: String) -> String {
-        var result = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
+    public var asJSON: JSON {
+        ["date": .string(date), "visitors": .int(visitors), "unique_visitors": .int(uniqueVisitors), "countries": .counts(countries)]
     }
 }

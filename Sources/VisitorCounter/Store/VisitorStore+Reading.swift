@@ -21,7 +21,7 @@ extension VisitorStore {
     }
 
     private static func stats(_ db: Database, now: Date) throws -> VisitorStats {
-        let minute = Int((now.timeIntervalSince1970 / 60).rounded(.down))
+        let minute = UTCTimestamp.minute(now)
         guard let row = try Row.fetchOne(
             db, sql: "SELECT total_visitors, last_updated, visitors_without_rows, bots FROM visitor_stats WHERE id = 1")
         else { throw VisitorStoreError.missingStatsRow }

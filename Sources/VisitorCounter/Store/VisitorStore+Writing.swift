@@ -96,7 +96,7 @@ extension VisitorStore {
                         }
                     }
                 }
-                try totals.write(into: db, oldestMinuteKept: Int((time.timeIntervalSince1970 / 60).rounded(.down)) - Self.minutesKept)
+                try totals.write(into: db, oldestMinuteKept: UTCTimestamp.minute(time) - Self.minutesKept)
                 try keys.forgetOld(in: db)
                 try db.execute(
                     sql: """

@@ -28,15 +28,8 @@ public enum StoreIPMode: String, Sendable, CaseIterable {
     }
 
     static func truncate(_ ip: String) -> String? {
-        var address = in6_addr()
-        let family = ip.utf8.contains(UInt8(ascii: ":")) ? AF_INET6 : AF_INET
-        guard inet_pton(family, ip, &address) == 1 else { return nil }
-        withUnsafeMutableBytes(of: &address) { bytes in
-            // IPv4 fills the first 4 bytes: keep 3. IPv6: keep the first 48 bits.
-            for index in (family == AF_INET ? 3..<4 : 6..<16) { bytes[index] = 0 }
-        }
-        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(INET6_ADDRSTRLEN)) { text in
-            inet_ntop(family, &address, text.baseAddress, socklen_t(text.count)).map { String(cString: $0) }
-        }
+        guard let address = IPAddress(ip) else { return nil }
+        // IPv4: keep 3 bytes. IPv6: keep the first 48 bits.
+        return address.zeroed(from: address.isIPv4 ? 3 : 6).description
     }
 }

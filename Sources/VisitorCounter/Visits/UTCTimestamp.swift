@@ -70,6 +70,12 @@ public enum UTCTimestamp {
         Int((date.timeIntervalSince1970 / 86_400).rounded(.down))
     }
 
+    /// The minute of `date`, as minutes since 1970-01-01 (Unix time / 60, rounded down, so a time
+    /// before 1970 falls in the minute that starts before it): the key of the per-minute counts.
+    public static func minute(_ date: Date) -> Int {
+        Int((date.timeIntervalSince1970 / 60).rounded(.down))
+    }
+
     /// Day `day` (days since 1970-01-01) as `YYYY-MM-DD`.
     public static func dayText(_ day: Int) -> String {
         String(format(Date(timeIntervalSince1970: Double(day) * 86_400)).prefix(10))

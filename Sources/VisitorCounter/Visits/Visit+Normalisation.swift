@@ -71,12 +71,6 @@ extension Visit {
 
     /// The address in canonical text form if it parses as IPv4 or IPv6, else `nil`.
     public static func canonicalIP(_ raw: String) -> String? {
-        // Room for either address family; inet_pton writes 4 or 16 bytes.
-        var address = in6_addr()
-        let family = raw.utf8.contains(UInt8(ascii: ":")) ? AF_INET6 : AF_INET
-        guard inet_pton(family, raw, &address) == 1 else { return nil }
-        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(INET6_ADDRSTRLEN)) { text in
-            inet_ntop(family, &address, text.baseAddress, socklen_t(text.count)).map { String(cString: $0) }
-        }
+        IPAddress(raw)?.description
     }
 }

@@ -45,7 +45,7 @@ extension PostgresStore {
     }
 
     private static func stats(_ connection: PostgresConnection, now: Date) throws -> VisitorStats {
-        let minute = Int((now.timeIntervalSince1970 / 60).rounded(.down))
+        let minute = UTCTimestamp.minute(now)
         guard let row = try connection.execute(
             "SELECT total_visitors, last_updated, visitors_without_rows, bots FROM visitor_stats WHERE id = 1"
         ).rows.first else { throw VisitorStoreError.missingStatsRow }
