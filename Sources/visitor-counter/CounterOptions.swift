@@ -126,20 +126,20 @@ struct CounterOptions: ParsableArguments {
     /// How the index page is rendered. `serve` reads and parses `--index-template` here, so a template
     /// with a mistake stops it before anything starts; the workers get the text it read (``Supervisor``).
     func indexPage() throws -> StatsCache.IndexPage {
-        var page = StatsCache.IndexPage(contentSecurityPolicy: indexCsp)
-        guard let indexTemplate else { return page }
+        guard let indexTemplate else { return StatsCache.IndexPage(contentSecurityPolicy: indexCsp) }
+        let template: IndexTemplate
         do {
-            page.template = try IndexTemplate(contentsOf: indexTemplate)
+            template = try IndexTemplate(contentsOf: indexTemplate)
         } catch {
             throw CommandError(error.description)
         }
-        if page.template.contentSecurityPolicy == nil && indexCsp == nil {
+        if template.contentSecurityPolicy == nil && indexCsp == nil {
             throw CommandError(
                 "index template \(indexTemplate): an inline <script> or <style> holds a Mustache tag, so no fixed hash "
                     + "can allow it in the Content-Security-Policy. Pass the figures in data- attributes instead, "
                     + "or give the whole policy with --index-csp")
         }
-        return page
+        return StatsCache.IndexPage(template: template, contentSecurityPolicy: indexCsp)
     }
 
     /// What every worker gets, whole: the supervisor sets each one's number and descriptors.

@@ -54,6 +54,22 @@ struct ServeCommandTests {
         #expect(!FileManager.default.fileExists(atPath: directory.path("v.sqlite")))
     }
 
+    /// `export`'s values are parsed by ArgumentParser too: a bad one is refused before any file is read.
+    @Test(arguments: [
+        (["--format", "xml"], "The value 'xml' is invalid for '--format <format>'. Please provide one of 'csv' and 'json'."),
+        (["--from", "2026-02-30"], "The value '2026-02-30' is invalid for '--from <yyyy-mm-dd>'"),
+        (["--to", "yesterday"], "The value 'yesterday' is invalid for '--to <yyyy-mm-dd>'"),
+        (["--from", "2026-11-02", "--to", "2026-11-01"], "--from (2026-11-02) is after --to (2026-11-01)"),
+    ])
+    func exportRefusesBadValuesInOneLine(arguments: [String], message: String) throws {
+        let directory = try TemporaryDirectory()
+        let child = try ChildProcess(
+            try visitorCounterExecutable(), ["export", "--database", directory.path("none.sqlite")] + arguments,
+            in: directory, name: "export")
+        #expect(child.wait() != 0)
+        #expect(child.stderr == "visitor-counter: \(message)\n", "\(child.stderr)")
+    }
+
     @Test func aSocketInUseIsRefusedAndAStaleOneReplaced() throws {
         let stack = try LocalStack(workers: 1)
         let second = try serve(

@@ -61,7 +61,13 @@ public final class Supervisor {
         socket: ListeningSocket, board: WorkerStatusBoard?, template: Int32? = nil, workers: Int, executable: String,
         workerArguments: [String], configuration: WorkerProcess.Configuration, logger: Logger
     ) throws {
-        self.executableDescriptor = try systemCall("open", "/proc/self/exe") { open("/proc/self/exe", O_RDONLY | O_CLOEXEC) }
+        let opened = try systemCall("open", "/proc/self/exe") { open("/proc/self/exe", O_RDONLY | O_CLOEXEC) }
+        defer { close(opened) }
+        // Above the descriptors a worker gets (up to ``configurationDescriptor``): the child opens
+        // `/proc/self/fd/N` after they are in place, and a low N would name one of them instead.
+        self.executableDescriptor = try systemCall("fcntl", "F_DUPFD_CLOEXEC") {
+            fcntl(opened, F_DUPFD_CLOEXEC, Self.configurationDescriptor + 1)
+        }
         self.socket = socket
         self.board = board
         self.template = template
