@@ -18,7 +18,7 @@ public enum WorkerProcess {
 
         let board = try configuration.statusDescriptor.map(WorkerStatusBoard.init(descriptor:))
         let location = try StoreLocation(database: configuration.database, stateDirectory: configuration.stateDirectory)
-        let store = try location.open(countsBots: configuration.recorder.countsBots, storeIP: configuration.recorder.storeIP)
+        let store = try location.open(storeIP: configuration.recorder.storeIP)
         let audit = AuditLog(database: store.localFiles, logger: logger)
         let journal = openJournal(configuration, localFiles: store.localFiles, audit: audit)
         let recorder = VisitRecorder(
@@ -28,10 +28,11 @@ public enum WorkerProcess {
                     WorkerStatus(pid: getpid(), startedAt: startedAt, writer: statistics),
                     at: configuration.index)
             })
-        var page = StatsCache.IndexPage(contentSecurityPolicy: configuration.indexCSP)
-        if let source = configuration.indexTemplate {
-            page.template = try IndexTemplate(sharedDescriptor: Supervisor.templateDescriptor, source: source)
-        }
+        let page = StatsCache.IndexPage(
+            template: try configuration.indexTemplate.map {
+                try IndexTemplate(sharedDescriptor: Supervisor.templateDescriptor, source: $0)
+            } ?? .standard,
+            contentSecurityPolicy: configuration.indexCSP)
         let cache = try StatsCache(store: store, period: configuration.statsCache, page: page, logger: logger)
         let history = DailyHistory(
             period: configuration.statsCache,

@@ -44,8 +44,8 @@ extension PostgresStore {
 
     private func writeContents(_ batch: VisitBatch, at time: Date, lastUpdated: String, _ connection: PostgresConnection) throws {
         let today = UTCTimestamp.day(time)
-        let counted = batch.visits.filter { countsBots || !BotClassifier.isBot($0.userAgent) }
-        let bots = batch.visits.count - counted.count
+        // Every row is a visit: bots were sorted out when they were buffered (``VisitBuffer/kind(of:)``).
+        let counted = batch.visits
         // Keys exist for today, yesterday and tomorrow only, as in SQLite (``DailyKeys``).
         let keyDays = Set(counted.map { UTCTimestamp.day($0.time) }).filter { (today - 1)...(today + 1) ~= $0 }
         let keys = try Self.makeKeys(Array(keyDays), connection)
@@ -92,8 +92,8 @@ extension PostgresStore {
             WHERE id = 1
             """,
             [
-                String(batch.count - bots - batch.botsWithoutRows), String(batch.visitsWithoutRows),
-                String(bots + batch.botsWithoutRows), lastUpdated,
+                String(batch.count - batch.botsWithoutRows), String(batch.visitsWithoutRows),
+                String(batch.botsWithoutRows), lastUpdated,
             ])
         guard updated.affectedRows == 1 else { throw VisitorStoreError.missingStatsRow }
     }
