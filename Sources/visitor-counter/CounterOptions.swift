@@ -2,7 +2,8 @@ import ArgumentParser
 import Foundation
 import VisitorCounter
 
-/// The options `serve` and its workers share.
+/// The options of `serve` that its workers use: ``workerConfiguration()`` turns them into the one value
+/// every worker gets, so an option is a field here and its use there.
 struct CounterOptions: ParsableArguments {
     @Option(help: "The SQLite database file, or a PostgreSQL connection URI (postgresql://…) shared by several hosts. (default: $STATE_DIRECTORY/visitors.sqlite under systemd, else ./visitors.sqlite)")
     var database: String?
@@ -44,7 +45,7 @@ struct CounterOptions: ParsableArguments {
     var countBots = false
 
     @Option(help: "What of each address to store: full, truncated (last IPv4 octet, last 80 IPv6 bits zeroed), hashed (the day's keyed hash) or none.")
-    var storeIp: String = "full"
+    var storeIp: StoreIPMode = .full
 
     @Option(parsing: .unconditional, help: "Delete raw visit rows older than this many days; 0 keeps them all. Totals are never reduced.")
     var retentionDays: Int = 0
@@ -55,17 +56,23 @@ struct CounterOptions: ParsableArguments {
     @Option(help: "The Content-Security-Policy header of the index page, in place of the one worked out from the page.")
     var indexCsp: String?
 
-    @Option(help: "With --listen HOST:PORT: the only peer addresses that may connect, comma-separated (nginx's). Needed to listen on an address other machines reach. (default: $FCGI_WEB_SERVER_ADDRS)")
-    var allowedClients: String?
+    @Option(
+        help: ArgumentHelp(
+            "With --listen HOST:PORT: the only peer addresses that may connect, comma-separated (nginx's). Needed to listen on an address other machines reach. (default: $FCGI_WEB_SERVER_ADDRS)",
+            valueName: "address,..."))
+    var allowedClients: PeerAllowList?
 
     /// `--allowed-clients`, else libfcgi's `FCGI_WEB_SERVER_ADDRS` (comma-separated there too).
     var allowList: PeerAllowList? {
-        (allowedClients ?? ProcessInfo.processInfo.environment["FCGI_WEB_SERVER_ADDRS"]).flatMap(PeerAllowList.init(argument:))
+        allowedClients ?? ProcessInfo.processInfo.environment["FCGI_WEB_SERVER_ADDRS"].flatMap(PeerAllowList.init(argument:))
     }
 
     func validate() throws {
-        if let list = allowedClients ?? ProcessInfo.processInfo.environment["FCGI_WEB_SERVER_ADDRS"], PeerAllowList(argument: list) == nil {
-            throw ValidationError("--allowed-clients must be IPv4 or IPv6 addresses separated by commas, not '\(list)'")
+        // The environment is no argument ArgumentParser sees: its value is checked here.
+        if allowedClients == nil, let list = ProcessInfo.processInfo.environment["FCGI_WEB_SERVER_ADDRS"],
+            PeerAllowList(argument: list) == nil
+        {
+            throw ValidationError("FCGI_WEB_SERVER_ADDRS must be IPv4 or IPv6 addresses separated by commas, not '\(list)'")
         }
         guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads must be from 1 to 1024") }
         // Workers count the interval in whole milliseconds: less than one would be 0, which they refuse.
@@ -82,9 +89,6 @@ struct CounterOptions: ParsableArguments {
         }
         guard geoipMaxAgeDays >= 0, geoipMaxAgeDays <= 3650 else {
             throw ValidationError("--geoip-max-age-days must be from 0 (never) to 3650")
-        }
-        guard StoreIPMode(rawValue: storeIp) != nil else {
-            throw ValidationError("--store-ip must be full, truncated, hashed or none, not '\(storeIp)'")
         }
         guard retentionDays >= 0, retentionDays <= 100_000 else { throw ValidationError("--retention-days must be from 0 to 100000") }
         if let indexCsp, indexCsp.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) || indexCsp.isEmpty {
@@ -120,62 +124,34 @@ struct CounterOptions: ParsableArguments {
     }
 
     /// How the index page is rendered. `serve` reads and parses `--index-template` here, so a template
-    /// with a mistake stops it before anything starts; a worker reads the copy `serve` shares with it
-    /// (`sharedTemplate`, a descriptor).
-    func indexPage(sharedTemplate: Int32? = nil) throws -> IndexPage {
-        var page = IndexPage(contentSecurityPolicy: indexCsp)
-        guard let indexTemplate else { return page }
+    /// with a mistake stops it before anything starts; the workers get the text it read (``Supervisor``).
+    func indexPage() throws -> IndexPage {
+        guard let indexTemplate else { return IndexPage(contentSecurityPolicy: indexCsp) }
+        let template: IndexTemplate
         do {
-            if let sharedTemplate {
-                page.template = try IndexTemplate(sharedDescriptor: sharedTemplate, source: indexTemplate)
-            } else {
-                page.template = try IndexTemplate(contentsOf: indexTemplate)
-            }
-        } catch let error as IndexTemplateError {
+            template = try IndexTemplate(contentsOf: indexTemplate)
+        } catch {
             throw CommandError(error.description)
         }
-        if page.template.contentSecurityPolicy == nil && indexCsp == nil {
+        if template.contentSecurityPolicy == nil && indexCsp == nil {
             throw CommandError(
                 "index template \(indexTemplate): an inline <script> or <style> holds a Mustache tag, so no fixed hash "
                     + "can allow it in the Content-Security-Policy. Pass the figures in data- attributes instead, "
                     + "or give the whole policy with --index-csp")
         }
-        return page
+        return IndexPage(template: template, contentSecurityPolicy: indexCsp)
     }
 
-    func workerConfiguration(index: Int, sharedTemplate: Int32? = nil) throws -> WorkerProcess.Configuration {
-        var configuration = WorkerProcess.Configuration(
-            database: databasePath, index: index, threads: threads,
+    /// What every worker gets, whole: the supervisor sets each one's number and descriptors.
+    func workerConfiguration() -> WorkerProcess.Configuration {
+        WorkerProcess.Configuration(
+            database: databasePath, stateDirectory: stateDirectoryPath,
             recorder: VisitRecorder.Configuration(
-                batchSize: batchSize, flushInterval: .milliseconds(Int64((flushInterval * 1000).rounded())), bufferLimit: bufferLimit),
-            statsCache: .seconds(statsCache), healthThreshold: .seconds(healthThreshold), countsBots: countBots,
-            storeIP: StoreIPMode(rawValue: storeIp) ?? .full, retentionDays: retentionDays)
-        configuration.indexPage = try indexPage(sharedTemplate: sharedTemplate)
-        configuration.stateDirectory = stateDirectoryPath
-        configuration.geoipMaxAge = geoipMaxAgeDays == 0 ? nil : .seconds(geoipMaxAgeDays * 86_400)
-        configuration.allowList = allowList
-        return configuration
-    }
-
-    /// `--allowed-clients` as the worker is to get it, `FCGI_WEB_SERVER_ADDRS` included.
-    private var allowedClientsArguments: [String] {
-        guard let allowList else { return [] }
-        return ["--allowed-clients", allowList.description]
-    }
-
-    private var stateDirectoryArguments: [String] {
-        guard let stateDirectoryPath else { return [] }
-        return ["--state-directory", stateDirectoryPath]
-    }
-
-    /// The same options spelled out again, for a worker's command line.
-    var arguments: [String] {
-        [
-            "--database", databasePath, "--threads", "\(threads)", "--flush-interval", "\(flushInterval)",
-            "--batch-size", "\(batchSize)", "--stats-cache", "\(statsCache)", "--buffer-limit", "\(bufferLimit)",
-            "--health-threshold", "\(healthThreshold)", "--geoip-max-age-days", "\(geoipMaxAgeDays)",
-            "--store-ip", storeIp, "--retention-days", "\(retentionDays)",
-        ] + stateDirectoryArguments + (countBots ? ["--count-bots"] : []) + (indexTemplate.map { ["--index-template", URL(fileURLWithPath: $0).path] } ?? [])
-            + (indexCsp.map { ["--index-csp", $0] } ?? []) + allowedClientsArguments
+                batchSize: batchSize, flushInterval: .milliseconds(Int64((flushInterval * 1000).rounded())),
+                bufferLimit: bufferLimit, countsBots: countBots, storeIP: storeIp),
+            threads: threads, statsCache: .seconds(statsCache), healthThreshold: .seconds(healthThreshold),
+            retentionDays: retentionDays, indexTemplate: indexTemplate.map { URL(fileURLWithPath: $0).path },
+            indexCSP: indexCsp, geoipMaxAge: geoipMaxAgeDays == 0 ? nil : .seconds(geoipMaxAgeDays * 86_400),
+            allowList: allowList)
     }
 }

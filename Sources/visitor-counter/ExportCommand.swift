@@ -16,24 +16,21 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "The SQLite database file the counter writes, or its PostgreSQL connection URI.")
     var database: String
 
-    @Option(help: "csv or json.")
-    var format: String = "csv"
+    @Option(help: "The format of the output.")
+    var format: Exporter.Format = .csv
 
-    @Option(help: "The first UTC day, YYYY-MM-DD. (default: the first there is)")
-    var from: String?
+    @Option(help: ArgumentHelp("The first UTC day. (default: the first there is)", valueName: "yyyy-mm-dd"))
+    var from: DayArgument?
 
-    @Option(help: "The last UTC day, YYYY-MM-DD, included. (default: the last there is)")
-    var to: String?
+    @Option(help: ArgumentHelp("The last UTC day, included. (default: the last there is)", valueName: "yyyy-mm-dd"))
+    var to: DayArgument?
 
     @Flag(help: "Export the daily rollups (visitors, unique visitors and countries per day) instead of the raw visits.")
     var daily = false
 
     func validate() throws {
-        guard Exporter.Format(rawValue: format) != nil else { throw ValidationError("--format must be csv or json, not '\(format)'") }
-        if let from, UTCTimestamp.parseDay(from) == nil { throw ValidationError("--from must be a date as YYYY-MM-DD, not '\(from)'") }
-        if let to, UTCTimestamp.parseDay(to) == nil { throw ValidationError("--to must be a date as YYYY-MM-DD, not '\(to)'") }
-        if let from, let to, let first = UTCTimestamp.parseDay(from), let last = UTCTimestamp.parseDay(to), first > last {
-            throw ValidationError("--from (\(from)) is after --to (\(to))")
+        if let from, let to, from.day > to.day {
+            throw ValidationError("--from (\(from.text)) is after --to (\(to.text))")
         }
         guard StoreLocation.isConnectionURI(database) || FileManager.default.fileExists(atPath: database) else {
             throw ValidationError("no database at \(database)")
@@ -42,8 +39,7 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         let exporter = Exporter(
-            store: try StoreLocation.reading(database).open(), format: Exporter.Format(rawValue: format) ?? .csv,
-            from: from.flatMap(UTCTimestamp.parseDay), to: to.flatMap(UTCTimestamp.parseDay))
+            store: try StoreLocation.reading(database).open(), format: format, from: from?.day, to: to?.day)
         if daily {
             try exporter.exportDaily(to: .standardOutput)
         } else {

@@ -21,34 +21,23 @@ struct ServeCommand: ParsableCommand {
             """
     )
 
-    @Option(help: "unix:/path/to.sock or HOST:PORT. (default: the socket on standard input)")
-    var listen: String?
+    @Option(help: ArgumentHelp("unix:/path/to.sock or HOST:PORT. (default: the socket on standard input)", valueName: "unix:/path|host:port"))
+    var listen: ListenAddress?
 
     @Option(parsing: .unconditional, help: "Worker processes; the default is one per core.")
     var workers: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(help: "Permissions of the unix socket file, in octal: 0660 lets the socket's group (nginx) in.")
-    var socketMode: String = "0660"
+    @Option(help: ArgumentHelp("Permissions of the unix socket file, in octal up to 0777: 0660 lets the socket's group (nginx) in.", valueName: "octal-mode"))
+    var socketMode = OctalMode(0o660)
 
     @Option(help: "The group of the unix socket file, a name or a number: nginx's (www-data on Debian). (default: this user's group)")
     var socketGroup: String?
 
     @OptionGroup var options: CounterOptions
 
-    /// `--socket-mode` as permission bits; `nil` when it is not octal up to 0777.
-    var socketPermissions: mode_t? {
-        UInt32(socketMode, radix: 8).flatMap { $0 <= 0o777 ? mode_t($0) : nil }
-    }
-
     func validate() throws {
         guard workers >= 1, workers <= 256 else { throw ValidationError("--workers must be from 1 to 256") }
-        guard socketPermissions != nil else {
-            throw ValidationError("--socket-mode must be octal permissions such as 0660, not '\(socketMode)'")
-        }
-        if let listen, ListenAddress(argument: listen) == nil {
-            throw ValidationError("--listen must be unix:/absolute/path or HOST:PORT, not '\(listen)'")
-        }
-        if socketGroup != nil, case .unix = listen.flatMap(ListenAddress.init(argument:)) {} else if socketGroup != nil {
+        if socketGroup != nil, case .unix = listen {} else if socketGroup != nil {
             throw ValidationError("--socket-group is for --listen unix:/path; a socket unit sets it with SocketGroup=")
         }
     }
@@ -67,11 +56,11 @@ struct ServeCommand: ParsableCommand {
             try checkDirectory(location.localDirectory, named: "the state directory (--state-directory)")
         }
         let indexPage = try options.indexPage()
-        let address = listen.flatMap(ListenAddress.init(argument:)) ?? .inherited
+        let address = listen ?? .inherited
         let socket: ListeningSocket
         do {
             socket = try ListeningSocket.open(
-                address, mode: socketPermissions ?? 0o660, group: socketGroup, allowsOtherHosts: options.allowList != nil)
+                address, mode: socketMode.permissions, group: socketGroup, allowsOtherHosts: options.allowList != nil)
         } catch {
             throw CommandError("cannot listen on \(address): \(error)")
         }
@@ -108,16 +97,11 @@ struct ServeCommand: ParsableCommand {
                 throw CommandError("cannot share the index template with the workers: \(error)")
             }
         }
-        let workerArguments = options.arguments
-            + (template == nil ? [] : ["--template-descriptor", "\(Supervisor.templateDescriptor)"])
         let supervisor: Supervisor
         do {
             supervisor = try Supervisor(
                 socket: socket, board: board, template: template, workers: workers, executable: try Self.executablePath(),
-                workerArguments: { index in
-                    ["worker", "--index", "\(index)", "--status-descriptor", "\(Supervisor.boardDescriptor)"] + workerArguments
-                },
-                logger: logger)
+                workerArguments: ["worker"], configuration: options.workerConfiguration(), logger: logger)
         } catch {
             socket.removeSocketFile()
             throw CommandError("cannot open this program's own file to start workers from: \(error)")
@@ -146,7 +130,8 @@ struct ServeCommand: ParsableCommand {
     }
 }
 
-/// One worker process; `serve` starts these itself with the listening socket as standard input.
+/// One worker process; `serve` starts these itself with the listening socket as standard input and the
+/// worker's whole configuration on descriptor ``Supervisor/configurationDescriptor``.
 struct WorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker",
@@ -154,28 +139,22 @@ struct WorkerCommand: ParsableCommand {
         shouldDisplay: false
     )
 
-    @Option(help: "This worker's number: its slot on the status board, its spill file, its name in the logs.")
-    var index: Int = 0
-
-    @Option(help: "The descriptor of the shared status board the health routes read.")
-    var statusDescriptor: Int32?
-
-    @Option(help: "The descriptor of the index template serve read at its start (with --index-template).")
-    var templateDescriptor: Int32?
-
-    @OptionGroup var options: CounterOptions
-
     func run() throws {
         bootstrapLogging()
         var logger = Logger(label: "visitor-counter.worker")
-        logger[metadataKey: "worker.index"] = "\(index)"
         logger[metadataKey: "worker.pid"] = "\(getpid())"
-        guard ListeningSocket.isListeningSocket(0) else {
+        let configuration: WorkerProcess.Configuration
+        do {
+            configuration = try WorkerProcess.Configuration(reading: Supervisor.configurationDescriptor)
+        } catch {
+            throw CommandError("worker: \(error)")
+        }
+        close(Supervisor.configurationDescriptor)
+        logger[metadataKey: "worker.index"] = "\(configuration.index)"
+        guard ListeningSocket.isListeningSocket(configuration.listeningDescriptor) else {
             throw CommandError("worker: standard input is not a listening socket; run `visitor-counter serve`")
         }
         do {
-            var configuration = try options.workerConfiguration(index: index, sharedTemplate: templateDescriptor)
-            configuration.statusDescriptor = statusDescriptor
             try WorkerProcess.run(configuration, logger: logger)
         } catch {
             logger.error("worker failed", metadata: ["error": "\(error)"])

@@ -107,7 +107,11 @@ import Testing
             "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "curl/8.5.0", "",
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
         ]
-        var batch = VisitBatch(counting: agents.map { Self.visit("DE", at: now, userAgent: $0) })
+        // Bots are sorted out as the buffer takes them: the store writes what the batch holds.
+        var buffer = VisitBuffer(batchSize: 10, flushInterval: .seconds(1), now: .now)
+        for agent in agents { _ = buffer.append(Self.visit("DE", at: now, userAgent: agent), now: .now) }
+        let taken = buffer.takeAll()
+        var batch = try #require(taken)
         batch.countWithoutRow(Self.visit("FR", at: now))
         try store.write(batch)
         let stats = try store.stats()

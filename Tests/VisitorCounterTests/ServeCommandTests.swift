@@ -21,15 +21,20 @@ struct ServeCommandTests {
         // Under a millisecond, the workers' interval would round to 0, which they refuse at their start.
         (["--flush-interval", "0.0004"], "--flush-interval must be from 0.001 to 3600 seconds"),
         (["--stats-cache", "0"], "--stats-cache must be from 1 to 3600"),
-        (["--socket-mode", "999"], "--socket-mode must be octal"),
+        (["--socket-mode", "999"], "The value '999' is invalid for '--socket-mode <octal-mode>'"),
         (["--batch-size", "500", "--buffer-limit", "100"], "--buffer-limit must be from --batch-size (500)"),
         (["--health-threshold", "0"], "--health-threshold must be from 1 to 86400"),
-        (["--store-ip", "partial"], "--store-ip must be full, truncated, hashed or none, not 'partial'"),
+        // Refused by the parser, which lists the values there are.
+        (
+            ["--store-ip", "partial"],
+            "The value 'partial' is invalid for '--store-ip <store-ip>'. Please provide one of 'full', 'truncated', 'hashed' or 'none'."
+        ),
+        (["--allowed-clients", "192.0.2.1,nginx"], "The value '192.0.2.1,nginx' is invalid for '--allowed-clients <address,...>'"),
         (["--retention-days", "-3"], "--retention-days must be from 0 to 100000"),
         (["--index-csp", "default-src 'self'\r\nX-Injected: 1"], "--index-csp must be one line of text"),
         (["--index-template", "DIR", "--database", "DIR/v.sqlite"], "index template DIR is a directory"),
         (["--flush-interval", "90"], "--health-threshold must be longer than --flush-interval (90.0 s)"),
-        (["--listen", "nowhere"], "--listen must be unix:/absolute/path or HOST:PORT"),
+        (["--listen", "nowhere"], "The value 'nowhere' is invalid for '--listen <unix:/path|host:port>'"),
         (["--bogus"], "Unknown option '--bogus'"),
         (["--database", "/nonexistent/dir/v.sqlite", "--listen", "unix:/tmp/unused.sock"], "does not exist"),
         (["--database", "DIR/v.sqlite"], "standard input is not a listening socket"),
@@ -47,6 +52,22 @@ struct ServeCommandTests {
         #expect(result.stderr.contains(message.replacingOccurrences(of: "DIR", with: directory.url.path)), "\(result.stderr)")
         #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: directory.path("v.sqlite")))
+    }
+
+    /// `export`'s values are parsed by ArgumentParser too: a bad one is refused before any file is read.
+    @Test(arguments: [
+        (["--format", "xml"], "The value 'xml' is invalid for '--format <format>'. Please provide one of 'csv' and 'json'."),
+        (["--from", "2026-02-30"], "The value '2026-02-30' is invalid for '--from <yyyy-mm-dd>'"),
+        (["--to", "yesterday"], "The value 'yesterday' is invalid for '--to <yyyy-mm-dd>'"),
+        (["--from", "2026-11-02", "--to", "2026-11-01"], "--from (2026-11-02) is after --to (2026-11-01)"),
+    ])
+    func exportRefusesBadValuesInOneLine(arguments: [String], message: String) throws {
+        let directory = try TemporaryDirectory()
+        let child = try ChildProcess(
+            try visitorCounterExecutable(), ["export", "--database", directory.path("none.sqlite")] + arguments,
+            in: directory, name: "export")
+        #expect(child.wait() != 0)
+        #expect(child.stderr == "visitor-counter: \(message)\n", "\(child.stderr)")
     }
 
     @Test func aSocketInUseIsRefusedAndAStaleOneReplaced() throws {

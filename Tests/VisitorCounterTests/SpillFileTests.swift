@@ -104,6 +104,22 @@ struct SpillFileTests {
         #expect(try store.stats().bots == 3)
     }
 
+    /// Workers of earlier versions spilled bots' requests as rows and left them to the store: the
+    /// replay sorts them as the buffer now does, by `--count-bots`.
+    @Test(arguments: [false, true]) func spilledBotRowsAreSortedAtTheReplay(countsBots: Bool) throws {
+        let store = try VisitorStore(path: directory.path("bot-rows-\(countsBots).sqlite"))
+        let now = Date()
+        let spill = SpillFile(database: store.path, worker: 0)
+        try spill.append(
+            VisitBatch(counting: [
+                Visit(trustedIP: nil, userAgent: "curl/8.5.0", country: "US", countryCode: "US", time: now),
+                Visit(trustedIP: nil, userAgent: "Mozilla/5.0 (X11; Linux x86_64)", country: "US", countryCode: "US", time: now),
+            ]), worker: 0)
+        _ = try spill.replay(into: store, countsBots: countsBots)
+        #expect(try store.stats().totalVisitors == (countsBots ? 2 : 1))
+        #expect(try store.stats().bots == (countsBots ? 0 : 1))
+        #expect(try store.visitorRowCount() == (countsBots ? 2 : 1))
+    }
 }
 
 struct AuditLogTests {

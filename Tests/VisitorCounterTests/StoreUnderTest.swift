@@ -28,12 +28,12 @@ final class StoreUnderTest {
     var sqlitePath: String { directory.path("store.sqlite") }
 
     /// A store on this test's database; each call opens a new one, with connections of its own.
-    func open(countsBots: Bool = false, storeIP: StoreIPMode = .full) throws -> any CounterStore {
+    func open(storeIP: StoreIPMode = .full) throws -> any CounterStore {
         switch kind {
-        case .sqlite: try VisitorStore(path: sqlitePath, countsBots: countsBots, storeIP: storeIP)
+        case .sqlite: try VisitorStore(path: sqlitePath, storeIP: storeIP)
         case .postgresql:
             try PostgresStore(
-                uri: cluster!.uri(), stateDirectory: directory.url.path, countsBots: countsBots, storeIP: storeIP)
+                uri: cluster!.uri(), stateDirectory: directory.url.path, storeIP: storeIP)
         }
     }
 

@@ -151,6 +151,21 @@ struct VisitBufferTests {
         #expect(buffer.visitsHeld == 0)
     }
 
+    /// A bot's request is sorted out when it comes, with room for rows or not: the stores write every
+    /// row as a visit and decide nothing.
+    @Test(arguments: [false, true]) func botsAreSortedOutWhenTheyCome(countsBots: Bool) {
+        var buffer = VisitBuffer(batchSize: 10, flushInterval: .seconds(1), countsBots: countsBots, now: start)
+        let bot = Visit(trustedIP: nil, userAgent: "curl/8.5.0", country: "US", countryCode: "US", time: Date())
+        #expect(buffer.kind(of: bot) == (countsBots ? .row : .botWithoutRow))
+        _ = buffer.append(bot, now: start)
+        _ = buffer.append(visit("GB"), now: start)
+        let all = buffer.takeAll()
+        #expect(all?.visits.map(\.countryCode) == (countsBots ? ["US", "GB"] : ["GB"]))
+        #expect(all?.botsWithoutRows == (countsBots ? 0 : 1))
+        #expect(all?.count == 2)
+        #expect(all?.oldestVisit != nil)
+    }
+
     @Test func atTheBoundBotsAreCountedAsBotsNotVisitors() {
         var buffer = VisitBuffer(batchSize: 10, flushInterval: .seconds(1), rowLimit: 1, now: start)
         _ = buffer.append(visit("US"), now: start)

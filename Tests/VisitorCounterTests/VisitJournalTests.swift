@@ -336,6 +336,32 @@ struct VisitJournalTests {
         #expect(outcome == JournalReplay.Outcome(batches: 2, visits: 20))
     }
 
+    /// Journals before version 3 wrote bots' requests as rows and left them to the store: the replay
+    /// sorts them by `--count-bots`. A version 3 journal's rows are visits, sorted when recorded.
+    @Test(arguments: [("VCJOURN2", false), ("VCJOURN2", true), ("VCJOURN3", false)])
+    func botRowsOfAnEarlierJournalAreSortedAtTheReplay(magic: String, countsBots: Bool) throws {
+        let database = directory.path("bots-\(magic)-\(countsBots).sqlite")
+        let store = try VisitorStore(path: database)
+        let path: String
+        do {
+            // Goes out of scope as a killed worker's journal does.
+            let journal = try VisitJournal.create(database: database, worker: 0, capacity: 1 << 16)
+            for userAgent in ["curl/8.5.0", "Mozilla/5.0 (X11; Linux x86_64)"] {
+                let visit = Visit(ip: "192.0.2.1", userAgent: Array(userAgent.utf8), countryCode: "US", countryName: nil, time: Date())
+                _ = try #require(journal.append(JournalRecord(kind: .row, visit: visit), written: 0))
+            }
+            path = journal.path
+        }
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        try handle.write(contentsOf: Data(magic.utf8))
+        try handle.close()
+        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 10, countsBots: countsBots))
+        #expect(outcome.visits == 2)
+        let sorts = magic == "VCJOURN2" && !countsBots
+        #expect(try store.stats().totalVisitors == (sorts ? 1 : 2))
+        #expect(try store.stats().bots == (sorts ? 1 : 0))
+    }
+
     @Test func aLiveJournalIsNotReplayed() throws {
         let database = directory.path("live.sqlite")
         let store = try VisitorStore(path: database)

@@ -13,7 +13,7 @@ public struct VisitBatch: Sendable, Equatable {
     public var countsWithoutRows: [DayCountry: Int]
     /// Visits per minute (Unix time / 60) among those counted without a row, for the recent windows.
     public var minutesWithoutRows: [Int: Int] = [:]
-    /// Requests from bots among those that came while the buffer was at its bound: counted in `bots`.
+    /// Requests from bots, counted in `bots` only: a bot's request never has a row (``VisitBuffer/kind(of:)``).
     public var botsWithoutRows = 0
     /// When the oldest visit in the batch was answered: how long the batch has waited, for health checks.
     public var oldestVisit: Date?
@@ -64,6 +64,18 @@ public struct VisitBatch: Sendable, Equatable {
         countsWithoutRows[visit.dayCountry, default: 0] += 1
         minutesWithoutRows[visit.minute, default: 0] += 1
         if oldestVisit == nil { oldestVisit = visit.time }
+    }
+
+    /// Adds a bot's request, counted in `bots` only.
+    mutating func countBot(_ visit: Visit) {
+        botsWithoutRows += 1
+        if oldestVisit == nil { oldestVisit = visit.time }
+    }
+
+    /// Adds a visit that was not sorted when it was answered (a row of a spill file, or of a journal
+    /// an earlier version wrote): with its row, or counted in `bots` only, as ``VisitBuffer`` sorts new ones.
+    mutating func appendUnsorted(_ visit: Visit, countsBots: Bool) {
+        if VisitBuffer.setsApart(visit, countsBots: countsBots) { countBot(visit) } else { append(visit) }
     }
 
     /// Adds `other`'s rows and counts to this batch.

@@ -49,8 +49,7 @@ public struct VisitBuffer: Sendable {
     public private(set) var unjournaledHeld = 0
     public private(set) var isCountingWithoutRows = false
 
-    /// Whether bots' requests count as visits (`--count-bots`); needed here only for the visits counted
-    /// without rows, whose user agent the writer will not see.
+    /// Whether bots' requests count as visits (`--count-bots`).
     public let countsBots: Bool
 
     public init(batchSize: Int, flushInterval: Duration, rowLimit: Int = .max, countsBots: Bool = false, now: Instant) {
@@ -73,16 +72,35 @@ public struct VisitBuffer: Sendable {
         [inFlight?.oldestVisit, ready.first?.oldestVisit, filling.oldestVisit].compactMap { $0 }.min()
     }
 
-    /// How ``append(_:now:journal:)`` will hold `visit`: with its row, or counted without one (a bot's
-    /// request apart), so that the journal records it the same way first.
+    /// How `visit` is held, decided once for the journal and the batch alike: a bot's request (unless
+    /// `countsBots`) is counted in `bots` only and never kept as a row, since no store keeps its row;
+    /// any other visit keeps its row while fewer than `rowLimit` rows are held, and is counted without
+    /// it beyond. Stores write what batches hold and decide nothing.
     public func kind(of visit: Visit) -> JournalRecord.Kind {
-        guard rowsHeld >= rowLimit else { return .row }
-        return !countsBots && BotClassifier.isBot(visit.userAgent) ? .botWithoutRow : .withoutRow
+        kind(setApart: Self.setsApart(visit, countsBots: countsBots))
     }
 
-    /// Adds a visit, with its row while fewer than `rowLimit` rows are held. `journal` is where the
-    /// visit's record went in the worker's journal, `nil` when it is in none.
+    /// ``kind(of:)`` for a visit that ``setsApart(_:countsBots:)`` looked at already: the recorder does
+    /// that before it takes the buffer's lock, so the look at the user agent holds up no other thread.
+    public func kind(setApart: Bool) -> JournalRecord.Kind {
+        if setApart { return .botWithoutRow }
+        return rowsHeld < rowLimit ? .row : .withoutRow
+    }
+
+    /// Whether `visit` is a bot's request counted apart from the visits: the one place that says so.
+    public static func setsApart(_ visit: Visit, countsBots: Bool) -> Bool {
+        !countsBots && BotClassifier.isBot(visit.userAgent)
+    }
+
+    /// Adds a visit as ``kind(of:)`` sorts it.
     public mutating func append(_ visit: Visit, now: Instant, journal: JournalSpan? = nil) -> Action {
+        append(visit, as: kind(of: visit), now: now, journal: journal)
+    }
+
+    /// Adds a visit as `kind`, which ``kind(of:)`` answered for it under the same lock (and the
+    /// journal recorded). `journal` is where the visit's record went in the worker's journal, `nil`
+    /// when it is in none.
+    public mutating func append(_ visit: Visit, as kind: JournalRecord.Kind, now: Instant, journal: JournalSpan? = nil) -> Action {
         visitsHeld += 1
         if let journal {
             filling.addJournal(journal)
@@ -90,15 +108,17 @@ public struct VisitBuffer: Sendable {
             filling.unjournaled += 1
             unjournaledHeld += 1
         }
-        if rowsHeld >= rowLimit {
-            if !countsBots && BotClassifier.isBot(visit.userAgent) {
-                filling.botsWithoutRows += 1
-            } else {
-                filling.countWithoutRow(visit)
-            }
+        switch kind {
+        case .botWithoutRow:
+            filling.countBot(visit)
+            return .none
+        case .withoutRow:
+            filling.countWithoutRow(visit)
             guard !isCountingWithoutRows else { return .none }
             isCountingWithoutRows = true
             return .startedCountingWithoutRows
+        case .row:
+            break
         }
         filling.append(visit)
         rowsHeld += 1

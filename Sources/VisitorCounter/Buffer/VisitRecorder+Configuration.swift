@@ -34,7 +34,9 @@ extension VisitRecorder {
         public init() {}
     }
 
-    public struct Configuration: Sendable {
+    /// How a recorder buffers, writes and keeps visits; whole from its `init`, as a worker receives it
+    /// inside ``WorkerProcess/Configuration``.
+    public struct Configuration: Sendable, Codable, Equatable {
         public var batchSize: Int
         public var flushInterval: Duration
         /// The most rows held in memory; visits beyond are counted without rows.
@@ -48,15 +50,16 @@ extension VisitRecorder {
         /// This worker's number, for the journal's name and the audit log.
         public var worker: Int
         /// Whether bots' requests count as visits (`--count-bots`).
-        public var countsBots = false
+        public var countsBots: Bool
         /// What of each address is stored (`--store-ip`): the journal keeps no more than that.
-        public var storeIP: StoreIPMode = .full
+        public var storeIP: StoreIPMode
 
         public static let defaultBufferLimit = 50_000
 
         public init(
             batchSize: Int, flushInterval: Duration, bufferLimit: Int = defaultBufferLimit, retry: RetryPolicy = .standard,
-            stopWriteLimit: Duration = .seconds(15), stopRetryLimit: Duration = .seconds(30), worker: Int = 0
+            stopWriteLimit: Duration = .seconds(15), stopRetryLimit: Duration = .seconds(30), worker: Int = 0,
+            countsBots: Bool = false, storeIP: StoreIPMode = .full
         ) {
             self.stopWriteLimit = stopWriteLimit
             self.batchSize = batchSize
@@ -65,6 +68,8 @@ extension VisitRecorder {
             self.retry = retry
             self.stopRetryLimit = stopRetryLimit
             self.worker = worker
+            self.countsBots = countsBots
+            self.storeIP = storeIP
         }
     }
 }

@@ -42,7 +42,8 @@ extension VisitRecorder {
         let outcome: JournalReplay.Outcome?
         do {
             outcome = try JournalReplay.replay(
-                path: path, into: store, batchSize: configuration.batchSize, stopping: pastStopDeadline)
+                path: path, into: store, batchSize: configuration.batchSize, countsBots: configuration.countsBots,
+                stopping: pastStopDeadline)
         } catch let error as VisitJournal.OpenError {
             reportUntrusted(path, error)
             return
@@ -60,7 +61,7 @@ extension VisitRecorder {
     private func replaySpill(_ file: SpillFile) throws {
         let replay: SpillFile.Replay?
         do {
-            replay = try file.replay(into: store)
+            replay = try file.replay(into: store, countsBots: configuration.countsBots)
         } catch let error as VisitJournal.OpenError {
             reportUntrusted(file.path, error)
             return

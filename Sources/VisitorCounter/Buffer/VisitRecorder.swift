@@ -100,16 +100,18 @@ public final class VisitRecorder: Sendable {
     public func record(_ visit: Visit) {
         let instant = now()
         let sealed = seal(visit)
+        let setApart = VisitBuffer.setsApart(visit, countsBots: configuration.countsBots)
         let (action, tooLate) = state.withLock { state -> (VisitBuffer.Action, Bool) in
             state.statistics.visitsRecorded += 1
             if state.writerEnded { return (.none, true) }
+            let kind = state.buffer.kind(setApart: setApart)
             var span: JournalSpan?
             if let journal {
                 var journaled = visit
                 journaled.sealed = sealed
                 let start = journal.end
                 if let end = journal.append(
-                    JournalRecord(kind: state.buffer.kind(of: visit), visit: journaled), written: state.journalWritten)
+                    JournalRecord(kind: kind, visit: journaled), written: state.journalWritten)
                 {
                     span = JournalSpan(id: journal.id, start: start, end: end)
                     if state.journalFull {
@@ -122,7 +124,7 @@ public final class VisitRecorder: Sendable {
                 }
             }
             if span == nil { state.statistics.visitsNotJournaled += 1 }
-            let action = state.buffer.append(visit, now: instant, journal: span)
+            let action = state.buffer.append(visit, as: kind, now: instant, journal: span)
             if state.buffer.isCountingWithoutRows { state.statistics.visitsWithoutRows += 1 }
             switch action {
             case .startedCountingWithoutRows:

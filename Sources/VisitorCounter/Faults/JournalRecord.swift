@@ -21,7 +21,8 @@ public struct JournalRecord: Sendable, Equatable {
         case row = 1
         /// A visit counted without a row, because the buffer was at its bound: its day, minute and country.
         case withoutRow = 2
-        /// A bot's request that came while the buffer was at its bound: counted in `bots`.
+        /// A bot's request (without `--count-bots`): counted in `bots`, never with a row. Journals of
+        /// version 2 and before used it only at the buffer's bound, and wrote other bots as rows.
         case botWithoutRow = 3
     }
 

@@ -20,10 +20,11 @@ public enum JournalReplay {
 
     /// Replays the journal at `path`; `nil` when a live process holds it or it is gone (replayed by
     /// another worker since the directory was listed).
-    /// - Parameter stopping: asked between batches; a replay stops early (to be taken up again) when
-    ///   it answers `true`.
+    /// - Parameters:
+    ///   - countsBots: `--count-bots`, for the rows of a journal an earlier version wrote, which may be bots'.
+    ///   - stopping: asked between batches; a replay stops early (to be taken up again) when it answers `true`.
     public static func replay(
-        path: String, into store: any CounterStore, batchSize: Int, stopping: () -> Bool = { false }
+        path: String, into store: any CounterStore, batchSize: Int, countsBots: Bool = false, stopping: () -> Bool = { false }
     ) throws -> Outcome? {
         let journal: VisitJournal
         do {
@@ -51,7 +52,8 @@ public enum JournalReplay {
         }
         for (record, end) in tail.records {
             switch record.kind {
-            case .row: batch.append(record.visit)
+            case .row where journal.sortsBots: batch.append(record.visit)
+            case .row: batch.appendUnsorted(record.visit, countsBots: countsBots)
             case .withoutRow: batch.countWithoutRow(record.visit)
             case .botWithoutRow: batch.botsWithoutRows += 1
             }

@@ -1,6 +1,6 @@
 /// How long the writer waits before trying a failed write again: exponential back-off, capped, with
 /// jitter so that the workers of one server, which fail together, do not retry together.
-public struct RetryPolicy: Sendable {
+public struct RetryPolicy: Sendable, Codable, Equatable {
     public var firstDelay: Duration
     public var maxDelay: Duration
 

@@ -39,12 +39,17 @@ public final class VisitJournal: @unchecked Sendable {
     private let base: UnsafeMutableRawPointer
     private let mappedSize: Int
 
-    /// Version 2 stores each record's position in the record; version 1 journals, left by the version
-    /// before, are still replayed, without that check.
-    static let magic: [UInt8] = Array("VCJOURN2".utf8)
+    /// Version 3 records every bot's request (without `--count-bots`) as ``JournalRecord/Kind/botWithoutRow``;
+    /// version 2 stores each record's position in the record. Journals of versions 1 and 2, left by
+    /// the versions before, are still replayed: version 1 without the position check, and both with
+    /// their rows sorted into visits and bots at the replay (``sortsBots``).
+    static let magic: [UInt8] = Array("VCJOURN3".utf8)
+    static let magicWithPositions: [UInt8] = Array("VCJOURN2".utf8)
     static let magicWithoutPositions: [UInt8] = Array("VCJOURN1".utf8)
-    /// Whether the records carry their positions (``magic``), to be checked when read.
+    /// Whether the records carry their positions (versions 2 and 3), to be checked when read.
     private let checksPositions: Bool
+    /// Whether a row is always a visit, bots having been sorted out when they were recorded (version 3).
+    public let sortsBots: Bool
     static let headerSize = 4096
     /// Header offsets: magic (8 bytes), ID (36 bytes of text), capacity (8), end (8).
     private static let idOffset = 8
@@ -181,7 +186,7 @@ public final class VisitJournal: @unchecked Sendable {
             }
             let journal = try VisitJournal(path: path, descriptor: descriptor, size: Int(status.st_size))
             let found = Array(UnsafeRawBufferPointer(start: journal.base, count: magic.count))
-            guard found == magic || found == magicWithoutPositions,
+            guard found == magic || found == magicWithPositions || found == magicWithoutPositions,
                 journal.capacity == Int(status.st_size) - headerSize, journal.capacity > 0
             else { throw OpenError.untrusted(path: path, reason: "no journal header") }
             return journal
@@ -225,7 +230,9 @@ public final class VisitJournal: @unchecked Sendable {
         self.capacity = stored > 0 && stored <= UInt64(size - Self.headerSize) ? Int(stored) : size - Self.headerSize
         let idBytes = UnsafeRawBufferPointer(start: mapped + Self.idOffset, count: 36)
         self.id = String(decoding: idBytes, as: UTF8.self)
-        self.checksPositions = Array(UnsafeRawBufferPointer(start: mapped, count: Self.magic.count)) == Self.magic
+        let found = Array(UnsafeRawBufferPointer(start: mapped, count: Self.magic.count))
+        self.checksPositions = found == Self.magic || found == Self.magicWithPositions
+        self.sortsBots = found == Self.magic
     }
 
     deinit {

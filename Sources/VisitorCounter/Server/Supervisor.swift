@@ -12,6 +12,10 @@ import Glibc
 /// listening socket as their standard input, the way spawn-fcgi and systemd hand it over. The
 /// supervisor itself runs one thread that takes signals with `sigtimedwait`.
 ///
+/// Each worker gets its whole configuration as one JSON value (``WorkerProcess/Configuration``) on
+/// descriptor ``configurationDescriptor``: a pipe filled and closed before the worker starts, so the
+/// worker reads it to its end and nothing waits on a worker that dies early.
+///
 /// It spawns the executable it opened at its start (`/proc/self/exe`, run through
 /// `/proc/self/fd/N`), not the path: a package upgrade that replaced the file meanwhile does not
 /// make a replaced worker run another build than the main process and its other workers.
@@ -29,7 +33,8 @@ public final class Supervisor {
     private let executable: String
     /// This program's file, opened at the start: what every worker runs.
     private let executableDescriptor: Int32
-    private let workerArguments: (Int) -> [String]
+    private let workerArguments: [String]
+    private let configuration: WorkerProcess.Configuration
     private let logger: Logger
     private var slots: [Slot]
     private var stopping = false
@@ -42,22 +47,36 @@ public final class Supervisor {
     public static let boardDescriptor: Int32 = 3
     /// Where a worker finds an owner's index template (``IndexTemplate/sharedCopy()``).
     public static let templateDescriptor: Int32 = 4
+    /// Where a worker reads its ``WorkerProcess/Configuration``.
+    public static let configurationDescriptor: Int32 = 5
 
     /// - Parameters:
     ///   - board: shared with every worker as descriptor ``boardDescriptor``; a dead worker's slot is cleared.
     ///   - template: an owner's index template, shared with every worker as descriptor ``templateDescriptor``.
-    ///   - workerArguments: the arguments (after the executable) that start worker number `n`.
+    ///   - workerArguments: the arguments (after the executable) that start a worker.
+    ///   - configuration: what every worker gets, with its own ``WorkerProcess/Configuration/index`` and the
+    ///     descriptors set here.
     ///   - executable: the name workers get as `argv[0]`; the file run is the one this process runs.
     public init(
         socket: ListeningSocket, board: WorkerStatusBoard?, template: Int32? = nil, workers: Int, executable: String,
-        workerArguments: @escaping (Int) -> [String], logger: Logger
+        workerArguments: [String], configuration: WorkerProcess.Configuration, logger: Logger
     ) throws {
-        self.executableDescriptor = try systemCall("open", "/proc/self/exe") { open("/proc/self/exe", O_RDONLY | O_CLOEXEC) }
+        let opened = try systemCall("open", "/proc/self/exe") { open("/proc/self/exe", O_RDONLY | O_CLOEXEC) }
+        defer { close(opened) }
+        // Above the descriptors a worker gets (up to ``configurationDescriptor``): the child opens
+        // `/proc/self/fd/N` after they are in place, and a low N would name one of them instead.
+        self.executableDescriptor = try systemCall("fcntl", "F_DUPFD_CLOEXEC") {
+            fcntl(opened, F_DUPFD_CLOEXEC, Self.configurationDescriptor + 1)
+        }
         self.socket = socket
         self.board = board
         self.template = template
         self.executable = executable
         self.workerArguments = workerArguments
+        var configuration = configuration
+        configuration.statusDescriptor = board == nil ? nil : Self.boardDescriptor
+        configuration.listeningDescriptor = 0
+        self.configuration = configuration
         self.logger = logger
         self.slots = Array(repeating: Slot(), count: workers)
     }
@@ -105,7 +124,9 @@ public final class Supervisor {
     private func spawn(_ index: Int) {
         slots[index].restartAt = nil
         do {
-            let pid = try spawnProcess(arguments: workerArguments(index))
+            var configuration = configuration
+            configuration.index = index
+            let pid = try spawnProcess(configuration: try configuration.encoded())
             slots[index].pid = pid
             slots[index].startedAt = .now
             logger.info("worker started", metadata: ["worker.index": "\(index)", "worker.pid": "\(pid)"])
@@ -146,13 +167,41 @@ public final class Supervisor {
         return signal == 0 ? "exit \((status >> 8) & 0xff)" : "signal \(signal)"
     }
 
-    private func spawnProcess(arguments: [String]) throws -> pid_t {
+    /// A pipe's read end that holds `bytes` and whose write end is closed.
+    private static func filledPipe(_ bytes: [UInt8]) throws -> Int32 {
+        var ends: [Int32] = [0, 0]
+        _ = try systemCall("pipe", "a worker's configuration") { pipe(&ends) }
+        defer { close(ends[1]) }
+        do {
+            // Set apart from `pipe` (Swift's Glibc has no `pipe2`): only this thread spawns processes.
+            for end in ends { _ = try systemCall("fcntl", "F_SETFD") { fcntl(end, F_SETFD, FD_CLOEXEC) } }
+            _ = try systemCall("fcntl", "F_SETFL") { fcntl(ends[1], F_SETFL, O_NONBLOCK) }
+            // A pipe holds at least a page, usually 64 KiB, unless made larger; the write end does not block, so a value
+            // that still does not fit fails here instead of waiting for a worker to read it.
+            if bytes.count > 4096 {
+                _ = try systemCall("fcntl", "F_SETPIPE_SZ \(bytes.count)") { fcntl(ends[1], Self.setPipeSize, Int32(bytes.count)) }
+            }
+            try FileDescriptor.writeAll(bytes, to: ends[1], subject: "a worker's configuration")
+        } catch {
+            close(ends[0])
+            throw error
+        }
+        return ends[0]
+    }
+
+    /// Linux's `F_SETPIPE_SZ`, which Swift's Glibc module does not export.
+    private static let setPipeSize: Int32 = 1031
+
+    private func spawnProcess(configuration: [UInt8]) throws -> pid_t {
+        let configurationPipe = try Self.filledPipe(configuration)
+        defer { close(configurationPipe) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, socket.descriptor, 0)
         if let board { posix_spawn_file_actions_adddup2(&actions, board.descriptor, Self.boardDescriptor) }
         if let template { posix_spawn_file_actions_adddup2(&actions, template, Self.templateDescriptor) }
+        posix_spawn_file_actions_adddup2(&actions, configurationPipe, Self.configurationDescriptor)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -165,7 +214,7 @@ public final class Supervisor {
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let argv = ([executable] + workerArguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         // The child still has the descriptor when it calls execve (close-on-exec closes it only after
         // the kernel has opened the file), so the path names the file opened at the start.

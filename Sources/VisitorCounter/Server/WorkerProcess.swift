@@ -8,47 +8,6 @@ import Glibc
 /// A worker process from start to exit: its buffer and writer, its stats cache, its request threads,
 /// and the graceful stop on SIGTERM or SIGINT.
 public enum WorkerProcess {
-    public struct Configuration: Sendable {
-        public var database: String
-        /// This host's folder for the journals and audit log when `database` is a PostgreSQL URI.
-        public var stateDirectory: String?
-        public var listeningDescriptor: Int32 = 0
-        /// The supervisor's ``WorkerStatusBoard``; `nil` leaves the health routes answering 404.
-        public var statusDescriptor: Int32?
-        public var index = 0
-        public var threads: Int
-        public var recorder: VisitRecorder.Configuration
-        public var statsCache: Duration
-        public var healthThreshold: Duration
-        /// Count bots' requests as visits (`--count-bots`).
-        public var countsBots: Bool
-        /// What of each address is stored (`--store-ip`).
-        public var storeIP: StoreIPMode = .full
-        /// Raw rows older than this many days are deleted (`--retention-days`); 0 keeps them all.
-        public var retentionDays = 0
-        /// How `GET /` is rendered (`--index-template`, `--index-csp`).
-        public var indexPage = IndexPage()
-        /// Health answers 503 when the country database is older than this; `nil` never (`--geoip-max-age-days`).
-        public var geoipMaxAge: Duration? = HealthReport.defaultGeoIPMaxAge
-        /// The peers a TCP socket accepts (`--allowed-clients`); `nil` accepts any.
-        public var allowList: PeerAllowList?
-
-        public init(
-            database: String, index: Int, threads: Int, recorder: VisitRecorder.Configuration, statsCache: Duration,
-            healthThreshold: Duration, countsBots: Bool = false, storeIP: StoreIPMode = .full, retentionDays: Int = 0
-        ) {
-            self.countsBots = countsBots
-            self.storeIP = storeIP
-            self.retentionDays = retentionDays
-            self.database = database
-            self.index = index
-            self.threads = threads
-            self.recorder = recorder
-            self.statsCache = statsCache
-            self.healthThreshold = healthThreshold
-        }
-    }
-
     /// Runs until a stop signal; then finishes the requests in flight, writes every buffered visit
     /// (or leaves it in the journal) and returns. Call it before any thread has started.
     public static func run(_ configuration: Configuration, logger: Logger) throws {
@@ -59,22 +18,22 @@ public enum WorkerProcess {
 
         let board = try configuration.statusDescriptor.map(WorkerStatusBoard.init(descriptor:))
         let location = try StoreLocation(database: configuration.database, stateDirectory: configuration.stateDirectory)
-        let store = try location.open(countsBots: configuration.countsBots, storeIP: configuration.storeIP)
-        var recorderConfiguration = configuration.recorder
-        recorderConfiguration.worker = configuration.index
-        recorderConfiguration.countsBots = configuration.countsBots
-        recorderConfiguration.storeIP = configuration.storeIP
+        let store = try location.open(storeIP: configuration.recorder.storeIP)
         let audit = AuditLog(database: store.localFiles, logger: logger)
         let journal = openJournal(configuration, localFiles: store.localFiles, audit: audit)
         let recorder = VisitRecorder(
-            store: store, configuration: recorderConfiguration, journal: journal, audit: audit, logger: logger,
+            store: store, configuration: configuration.recorder, journal: journal, audit: audit, logger: logger,
             publish: { statistics in
                 board?.publish(
                     WorkerStatus(pid: getpid(), startedAt: startedAt, writer: statistics),
                     at: configuration.index)
             })
-        let cache = try StatsCache(
-            store: store, period: configuration.statsCache, page: configuration.indexPage, logger: logger)
+        let page = IndexPage(
+            template: try configuration.indexTemplate.map {
+                try IndexTemplate(sharedDescriptor: Supervisor.templateDescriptor, source: $0)
+            } ?? .standard,
+            contentSecurityPolicy: configuration.indexCSP)
+        let cache = try StatsCache(store: store, period: configuration.statsCache, page: page, logger: logger)
         let history = DailyHistory(
             period: configuration.statsCache,
             maxConcurrentReads: DailyHistory.defaultConcurrentReads(threads: configuration.threads),

@@ -56,12 +56,12 @@ public enum StoreLocation: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Opens the store (connecting and migrating as needed).
-    public func open(countsBots: Bool = false, storeIP: StoreIPMode = .full) throws -> any CounterStore {
+    public func open(storeIP: StoreIPMode = .full) throws -> any CounterStore {
         switch self {
         case .sqlite(let path):
-            try VisitorStore(path: path, countsBots: countsBots, storeIP: storeIP)
+            try VisitorStore(path: path, storeIP: storeIP)
         case .postgres(let uri, let stateDirectory):
-            try PostgresStore(uri: uri, stateDirectory: stateDirectory, countsBots: countsBots, storeIP: storeIP)
+            try PostgresStore(uri: uri, stateDirectory: stateDirectory, storeIP: storeIP)
         }
     }
 }

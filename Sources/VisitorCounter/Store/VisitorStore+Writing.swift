@@ -13,8 +13,9 @@ extension VisitorStore {
 
     /// Writes a batch in one transaction: its rows, its count added to the total, to each of its
     /// countries and to its minutes, and `last_updated` set to `time`; minutes older than a day are
-    /// dropped. Bots' requests (unless ``countsBots``) are only added to `bots`. Either all of it is
-    /// written or none of it.
+    /// dropped. Every row is a visit: bots' requests come as ``VisitBatch/botsWithoutRows``, sorted out
+    /// when they were buffered (``VisitBuffer/kind(of:)``), and are only added to `bots`. Either all of
+    /// it is written or none of it.
     ///
     /// With `spillID`, the batch comes from a spill file: the ID is recorded in the same transaction,
     /// and a batch whose ID is already there is not written again (the answer is then `false`), so a
@@ -77,10 +78,6 @@ extension VisitorStore {
                 var totals = BatchTotals(batch.countsWithoutRows, minutes: batch.minutesWithoutRows)
                 var seen = Set<DayHash>()
                 for (visit, timestamp) in zip(batch.visits, timestamps) {
-                    if !countsBots && BotClassifier.isBot(visit.userAgent) {
-                        totals.bots += 1
-                        continue
-                    }
                     let day = UTCTimestamp.day(visit.time)
                     let key = try keys.key(for: day, in: db)
                     // A visit from a journal that could not keep the address carries what is stored of it.
@@ -105,8 +102,7 @@ extension VisitorStore {
                         WHERE id = 1
                         """,
                     arguments: [
-                        batch.count - totals.bots - batch.botsWithoutRows, batch.visitsWithoutRows,
-                        totals.bots + batch.botsWithoutRows, lastUpdated,
+                        batch.count - batch.botsWithoutRows, batch.visitsWithoutRows, batch.botsWithoutRows, lastUpdated,
                     ])
                 guard db.changesCount == 1 else { throw VisitorStoreError.missingStatsRow }
                 return .commit

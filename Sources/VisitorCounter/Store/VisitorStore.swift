@@ -18,9 +18,6 @@ public final class VisitorStore: CounterStore {
     public let path: String
     /// The journals, spill files and audit log sit beside the file.
     public var localFiles: String { path }
-    /// Whether requests from bots (``BotClassifier``) are counted as visits; by default they are
-    /// counted apart, in `visitor_stats.bots`, and not stored.
-    public let countsBots: Bool
     /// What of each address is stored (`--store-ip`).
     public let storeIP: StoreIPMode
     private let configuration: Configuration
@@ -36,16 +33,13 @@ public final class VisitorStore: CounterStore {
 
     /// Opens (creating if needed) and migrates the database at `path`.
     public convenience init(
-        path: String, busyTimeout: TimeInterval = defaultBusyTimeout, countsBots: Bool = false, storeIP: StoreIPMode = .full
+        path: String, busyTimeout: TimeInterval = defaultBusyTimeout, storeIP: StoreIPMode = .full
     ) throws {
-        try self.init(
-            path: path, busyTimeout: busyTimeout, schemaVersion: VisitorStore.schemaVersion, countsBots: countsBots,
-            storeIP: storeIP)
+        try self.init(path: path, busyTimeout: busyTimeout, schemaVersion: VisitorStore.schemaVersion, storeIP: storeIP)
     }
 
     /// Opens the database migrated up to `schemaVersion` only: tests make older files with it.
-    init(path: String, busyTimeout: TimeInterval, schemaVersion: Int, countsBots: Bool = false, storeIP: StoreIPMode = .full) throws {
-        self.countsBots = countsBots
+    init(path: String, busyTimeout: TimeInterval, schemaVersion: Int, storeIP: StoreIPMode = .full) throws {
         self.storeIP = storeIP
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)

@@ -4,7 +4,7 @@ import Glibc
 
 /// What of the visitor's address goes into `visitors.ip` (`--store-ip`). The country is looked up by
 /// nginx before any of this, so it is the same in every mode.
-public enum StoreIPMode: String, Sendable, CaseIterable {
+public enum StoreIPMode: String, Sendable, CaseIterable, Codable {
     /// The address as it came, in canonical form: what the original design stores.
     case full
     /// IPv4 with its last octet zeroed (`203.0.113.0`), IPv6 with its last 80 bits zeroed (`2001:db8:1::`):

@@ -63,19 +63,8 @@ extension PostgresStore {
         let lastUpdated = UTCTimestamp.format(time)
         let today = UTCTimestamp.day(time)
 
-        // Bots are told apart once per distinct user agent: a batch holds the same few hundred many times.
-        var botAgents: [String: Bool] = [:]
-        var counted: [Visit] = []
-        counted.reserveCapacity(batch.visits.count)
-        for visit in batch.visits {
-            if !countsBots {
-                let isBot = botAgents[visit.userAgent] ?? BotClassifier.isBot(visit.userAgent)
-                botAgents[visit.userAgent] = isBot
-                if isBot { continue }
-            }
-            counted.append(visit)
-        }
-        let bots = batch.visits.count - counted.count
+        // Every row is a visit: bots were sorted out when they were buffered (``VisitBuffer/kind(of:)``).
+        let counted = batch.visits
 
         // Keys exist for today, yesterday and tomorrow only, as in SQLite (``DailyKeys``).
         state.keys = state.keys.filter { (today - 1)...(today + 1) ~= $0.key }
@@ -188,8 +177,8 @@ extension PostgresStore {
                 WHERE id = 1
                 """,
                 [
-                    String(batch.count - bots - batch.botsWithoutRows), String(batch.visitsWithoutRows),
-                    String(bots + batch.botsWithoutRows), lastUpdated,
+                    String(batch.count - batch.botsWithoutRows), String(batch.visitsWithoutRows),
+                    String(batch.botsWithoutRows), lastUpdated,
                 ]
             ))
         let updated = try connection.pipeline(counts)

@@ -18,8 +18,6 @@ public final class PostgresStore: CounterStore {
     public let localFiles: String
     /// The hosts, port, database and user of the URI, for messages; never the password.
     public let target: String
-    /// Whether bots' requests are counted as visits, as ``VisitorStore/countsBots``.
-    public let countsBots: Bool
     /// What of each address is stored (`--store-ip`).
     public let storeIP: StoreIPMode
     private let uri: String
@@ -32,13 +30,12 @@ public final class PostgresStore: CounterStore {
     ///
     /// - Parameter stateDirectory: a local folder of this host's, for the journals and the audit log.
     public init(
-        uri: String, stateDirectory: String, countsBots: Bool = false, storeIP: StoreIPMode = .full,
+        uri: String, stateDirectory: String, storeIP: StoreIPMode = .full,
         schemaVersion: Int = PostgresStore.schemaVersion
     ) throws {
         self.uri = uri
         self.target = try PostgresConnection.describe(uri: uri)
         self.localFiles = StoreLocation.postgres(uri: uri, stateDirectory: stateDirectory).localFiles
-        self.countsBots = countsBots
         self.storeIP = storeIP
         self.writer = Mutex(nil)
         self.reader = Mutex(nil)
