@@ -101,7 +101,7 @@ struct InsightsTests {
         _ = store
 
         let output = directory.path("export.csv")
-        FileManager.default.createFile(atPath: output, contents: nil)
+        try createEmptyFile(output)
         let process = Process()
         process.executableURL = try visitorCounterExecutable()
         process.arguments = ["export", "--database", database, "--format", "csv"]
@@ -132,7 +132,7 @@ struct InsightsTests {
         ]), at: midnight + 86_400 + 10)
         func export(_ format: Exporter.Format, daily: Bool = false, from: Int? = nil, to: Int? = nil) throws -> String {
             let path = directory.path("out-\(UUID().uuidString)")
-            FileManager.default.createFile(atPath: path, contents: nil)
+            try createEmptyFile(path)
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
             let exporter = Exporter(store: store, format: format, from: from, to: to)
             if daily { try exporter.exportDaily(to: handle) } else { try exporter.exportVisits(to: handle) }
@@ -143,7 +143,7 @@ struct InsightsTests {
         #expect(csv.split(separator: "\n").count == 3)
         // Page by page, one row at a time, gives the same.
         let paged = directory.path("paged.csv")
-        FileManager.default.createFile(atPath: paged, contents: nil)
+        try createEmptyFile(paged)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: paged))
         try Exporter(store: store, format: .csv, from: nil, to: nil).exportVisits(to: handle, pageSize: 1)
         try handle.close()
@@ -178,7 +178,7 @@ struct InsightsTests {
         let store = try VisitorStore(path: directory.path("formula.sqlite"))
         try store.write(VisitBatch(counting: [visit("US", at: midnight + 5, userAgent: "=cmd|' /C calc'!A0")]), at: midnight + 10)
         let path = directory.path("formula.csv")
-        FileManager.default.createFile(atPath: path, contents: nil)
+        try createEmptyFile(path)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         try Exporter(store: store, format: .csv, from: nil, to: nil).exportVisits(to: handle)
         try handle.close()
