@@ -109,7 +109,7 @@ struct PeerAllowListTests {
 
 struct DailyHistoryTests {
     @Test func aRangeIsReadOncePerPeriod() throws {
-        let reads = Atomic(0)
+        let reads = SharedCount(0)
         let history = DailyHistory(period: .seconds(60), maxConcurrentReads: 1) { from, _ in
             reads.add(1)
             return [DayStats(date: UTCTimestamp.dayText(from), visitors: from, uniqueVisitors: 0, countries: [:])]

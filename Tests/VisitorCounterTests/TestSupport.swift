@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Logging
+import Synchronization
 import Testing
 
 /// A directory of its own for one test, removed when the value is dropped.
@@ -34,6 +35,11 @@ func visitorCounterExecutable() throws -> URL {
     return url
 }
 
+/// Creates an empty file at `path`, or replaces the file there with an empty one.
+func createEmptyFile(_ path: String) throws {
+    guard FileManager.default.createFile(atPath: path, contents: nil) else { throw TestFailure("cannot create \(path)") }
+}
+
 struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
@@ -51,11 +57,7 @@ final class ChildProcess {
     ) throws {
         stdoutURL = directory.url.appendingPathComponent("\(name).stdout")
         stderrURL = directory.url.appendingPathComponent("\(name).stderr")
-        for url in [stdoutURL, stderrURL] {
-            guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
-                throw TestFailure("cannot create \(url.path)")
-            }
-        }
+        for url in [stdoutURL, stderrURL] { try createEmptyFile(url.path) }
         process.executableURL = executable
         process.arguments = arguments
         process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
@@ -107,4 +109,13 @@ func gunzip(_ bytes: [UInt8]) throws -> String {
     let child = try ChildProcess(URL(fileURLWithPath: "/bin/gzip"), ["-dc", file], in: directory, name: "gunzip")
     guard child.wait() == 0 else { throw TestFailure("gzip -dc failed: \(child.stderr)") }
     return child.stdout
+}
+
+/// A count shared by a test's client threads: a class, so escaping closures share it, around a `Mutex`.
+/// (Not named `Atomic`, which would hide `Synchronization.Atomic`.)
+final class SharedCount: Sendable {
+    private let value: Mutex<Int>
+    init(_ value: Int) { self.value = Mutex(value) }
+    func add(_ amount: Int) { value.withLock { $0 += amount } }
+    func load() -> Int { value.withLock { $0 } }
 }

@@ -95,7 +95,7 @@ struct VisitorStoreTests {
     /// ``VisitorStore/checkpointIfLarge(limit:)`` keeps it bounded all the same.
     @Test func theWALStaysBoundedUnderReadsThatNeverPause() throws {
         let store = try VisitorStore(path: directory.path("wal.sqlite"))
-        let stop = Atomic(0)
+        let stop = SharedCount(0)
         let readers = DispatchGroup()
         for _ in 0..<2 {
             DispatchQueue.global().async(group: readers) {
