@@ -30,7 +30,7 @@ final class PostgresCluster {
         "postgresql:///\(database)?host=\(socketDirectory)&port=\(port)&user=postgres"
     }
 
-    init() throws {
+    init() async throws {
         for program in ["initdb", "postgres"] { try requireProgram("\(Self.binaries)/\(program)") }
         try requireProgram("/usr/bin/setpriv")
         logs = try TemporaryDirectory()
@@ -42,7 +42,7 @@ final class PostgresCluster {
         port = try LocalStack.freePort()
         let initdb = try asPostgres("initdb", ["-D", dataDirectory, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
         guard initdb.wait() == 0 else { throw TestFailure("initdb failed: \(initdb.stderr)") }
-        try start()
+        try await start()
     }
 
     deinit {
@@ -51,18 +51,14 @@ final class PostgresCluster {
     }
 
     /// Starts the server and waits until it takes connections.
-    func start() throws {
+    func start() async throws {
         let server = try asPostgres(
             "postgres",
             ["-D", dataDirectory, "-k", socketDirectory, "-p", "\(port)", "-c", "listen_addresses=", "-c", "fsync=off"])
         self.server = server
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            if (try? PostgresConnection(uri: uri())) != nil { return }
-            guard server.process.isRunning else { throw TestFailure("postgres ended at start: \(server.stderr)") }
-            usleep(50_000)
+        try await waitUntil("postgres taking connections", seconds: 60, process: server) {
+            (try? PostgresConnection(uri: uri())) != nil
         }
-        throw TestFailure("postgres did not take connections within 60 s: \(server.stderr)")
     }
 
     /// How to stop the server, by the signals `pg_ctl stop -m` sends.
