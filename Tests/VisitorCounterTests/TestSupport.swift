@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import InMemoryLogging
 import Logging
 import Synchronization
 import Testing
@@ -80,6 +81,13 @@ final class ChildProcess {
 
 /// A logger for library code under test that keeps the test output to the tests' own findings.
 let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// A logger whose lines the test reads back, for behaviour whose outcome is a log line: swift-log's
+/// `InMemoryLogHandler` at its default level, `.info`.
+func recordingLogger() -> (logger: Logger, lines: InMemoryLogHandler) {
+    let handler = InMemoryLogHandler()
+    return (Logger(label: "test", factory: { _ in handler }), handler)
+}
 
 /// Holds SQLite's write lock on a database from a connection of its own, as another process would
 /// with `BEGIN IMMEDIATE`, until ``release()``.

@@ -46,7 +46,8 @@ struct VisitRecorderTests {
     @Test func failedWritesAreRetriedAndEveryVisitLandsOnce() async throws {
         let path = directory.path("retry.sqlite")
         let store = try VisitorStore(path: path, busyTimeout: 0.05)
-        let audit = AuditLog(database: path, logger: quietLogger)
+        let log = recordingLogger()
+        let audit = AuditLog(database: path, logger: log.logger)
         let recorder = VisitRecorder(
             store: store,
             configuration: .init(batchSize: 50, flushInterval: .milliseconds(50), retry: Self.fastRetry),
@@ -66,6 +67,14 @@ struct VisitRecorderTests {
         let events = try AuditLog.read(path: audit.path).map(\.event)
         #expect(events.contains("write_failed"))
         #expect(events.last == "write_recovered")
+        // The operator sees both in the process log (journald): the failure as a warning with SQLite's
+        // error, the recovery as a notice that says after how many attempts.
+        let failed = log.lines.entries.filter { $0.message.description == "write_failed" }
+        #expect(!failed.isEmpty && failed.allSatisfy { $0.level == .warning })
+        #expect(failed.first?.metadata["audit.error"]?.description.contains("locked") == true, "\(failed)")
+        let recovered = try #require(log.lines.entries.last { $0.message.description == "write_recovered" })
+        #expect(recovered.level == .notice)
+        #expect(recovered.metadata["audit.action"]?.description.hasPrefix("written after ") == true, "\(recovered)")
     }
 
     @Test func atTheBoundVisitsAreCountedWithoutRows() async throws {
