@@ -21,7 +21,7 @@ struct InsightsTests {
         Visit(trustedIP: ip, userAgent: userAgent, country: code, countryCode: code, time: time)
     }
 
-    @Test func uniqueVisitorsAreCountedOnceAcrossTwoWorkerProcesses() throws {
+    @Test func uniqueVisitorsAreCountedOnceAcrossTwoWorkerProcesses() async throws {
         let database = directory.path("uniques.sqlite")
         _ = try VisitorStore(path: database)
         // Both processes see the same 256 visitors (192.0.2.0-255, one user agent) four times over.
@@ -31,7 +31,7 @@ struct InsightsTests {
                 ["simulate", "--database", database, "--visits", "1024", "--batch-size", "64", "--threads", "1"],
                 in: directory, name: "simulate-\(index)")
         }
-        for child in children { #expect(child.wait() == 0, "\(child.stderr)") }
+        for child in children { #expect(await child.exitStatus() == 0, "\(child.stderr)") }
         let stats = try VisitorStore(path: database).stats()
         #expect(stats.totalVisitors == 2048)
         #expect(stats.uniqueVisitorsToday == 256)

@@ -75,6 +75,18 @@ final class ChildProcess {
         return process.terminationStatus
     }
 
+    /// ``wait()`` on a Dispatch thread rather than the cooperative pool, for a child that takes seconds:
+    /// the pool has a thread per core (two here), and a test blocked in `waitUntilExit` holds one.
+    func exitStatus() async -> Int32 {
+        let process = process
+        return await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                process.waitUntilExit()
+                continuation.resume(returning: process.terminationStatus)
+            }
+        }
+    }
+
     var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
     var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
 }
