@@ -11,7 +11,7 @@ struct MultiProcessTests {
         let database = directory.path("shared.sqlite")
         let executable = try visitorCounterExecutable()
         let processes = 6
-        let visitsEach = 6_000
+        let visitsEach = 3_000
         let children = try (0..<processes).map { index in
             try ChildProcess(
                 executable,
