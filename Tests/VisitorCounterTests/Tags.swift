@@ -30,12 +30,12 @@ let unitRunVariable = "VISITOR_COUNTER_UNIT_RUN"
 func requireTag(_ tag: Tag, for what: String) throws {
     if ProcessInfo.processInfo.environment[unitRunVariable] != nil {
         throw TestFailure(
-            "\(what) was started in a unit run (scripts/test.sh --unit): give the suite `.tags(.\(tag))` on its "
+            "\(what) was started in a unit run (scripts/test.sh --unit): give the suite `.tags(\(tag))` on its "
                 + "@Suite line, where scripts/test.sh reads it")
     }
     if let test = Test.current, !test.tags.contains(tag) {
         throw TestFailure(
-            "\(test.name) starts \(what) but its suite has no `.tags(.\(tag))`: add it, so that "
+            "\(test.name) starts \(what) but its suite has no `.tags(\(tag))`: add it, so that "
                 + "scripts/test.sh --unit leaves the suite out")
     }
 }
