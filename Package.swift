@@ -1,5 +1,13 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 import PackageDescription
+
+/// Warnings are errors in CI (`.ci/run` runs with `CI=true`), for this package's own targets only: a
+/// setting in a target's `swiftSettings` reaches that target alone, and SwiftPM builds dependencies
+/// with their warnings suppressed. `swift build -Xswiftc -warnings-as-errors` would reach the
+/// dependencies too, and clash with that suppression. Locally a warning stays a warning, so a half-done
+/// edit still builds and runs its tests.
+let inCI = !["", "0", "false"].contains(Context.environment["CI"] ?? "")
+let ownTargetSettings: [SwiftSetting] = inCI ? [.treatAllWarnings(as: .error)] : []
 
 let package = Package(
     name: "visitor-counter",
@@ -42,7 +50,8 @@ let package = Package(
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Mustache", package: "swift-mustache"),
-            ]
+            ],
+            swiftSettings: ownTargetSettings
         ),
         .executableTarget(
             name: "visitor-counter",
@@ -50,14 +59,16 @@ let package = Package(
                 "VisitorCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: ownTargetSettings
         ),
         .executableTarget(
             name: "visitor-counter-bench",
             dependencies: [
                 "VisitorCounter",
                 .product(name: "GRDB", package: "GRDB.swift"),
-            ]
+            ],
+            swiftSettings: ownTargetSettings
         ),
         .testTarget(
             name: "VisitorCounterTests",
@@ -66,7 +77,9 @@ let package = Package(
                 "visitor-counter",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ],
+            swiftSettings: ownTargetSettings
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -8,7 +8,7 @@ import VisitorCounter
 ///
 /// Chromium's user agent says "HeadlessChrome", so its own requests count as bots, not visits: the
 /// totals stay the known ones however often the browser loads the page.
-@Suite(.serialized)
+@Suite(.serialized, .tags(.browser, .nginx))
 struct BrowserTests {
     static let chromium = "/usr/bin/chromium"
     static let artefacts = repositoryRoot.appendingPathComponent("test-artefacts")
@@ -16,18 +16,18 @@ struct BrowserTests {
     /// Three visits from GB, two from US, one from an address GeoIP does not know.
     static let visits = ["81.2.69.142", "81.2.69.142", "81.2.69.142", "8.8.8.8", "8.8.8.8", "10.1.2.3"]
 
-    func stackWithKnownVisits() throws -> LocalStack {
+    func stackWithKnownVisits() async throws -> LocalStack {
         try requireProgram(Self.chromium)
-        let stack = try LocalStack(workers: 2)
+        let stack = try await LocalStack(workers: 2)
         for address in Self.visits {
             #expect(try stack.request("GET", "/", headers: ["X-Forwarded-For": address]).status == 200)
         }
-        try stack.waitFor("the visits in the stats") {
+        try await stack.waitFor("the visits in the stats") {
             try stack.request("GET", "/api/sys/stats").body.contains("\"total_visitors\": 6,")
         }
         // Every worker's page cache has rendered the new figures once the stats route shows them and a
         // cache period (1 s) has passed.
-        Thread.sleep(forTimeInterval: 1.5)
+        try await Task.sleep(for: .seconds(1.5))
         return stack
     }
 
@@ -66,8 +66,8 @@ struct BrowserTests {
         ).map { (code: $0[0], name: $0[1], visits: $0[2]) }
     }
 
-    @Test func theRenderedPageShowsTheTotalsAndCountriesInOrderWithoutConsoleErrors() throws {
-        let stack = try stackWithKnownVisits()
+    @Test func theRenderedPageShowsTheTotalsAndCountriesInOrderWithoutConsoleErrors() async throws {
+        let stack = try await stackWithKnownVisits()
         // 15 s of virtual time: the page's script refreshes the figures from /api/sys/stats after 10.
         let (dom, console) = try chromium(stack, ["--virtual-time-budget=15000", "--dump-dom"], name: "chromium-dom")
         #expect(console.isEmpty, "console: \(console)")
@@ -97,8 +97,8 @@ struct BrowserTests {
     /// Chromium's `--dump-dom` needs scripts on, so "JavaScript off" is checked as the DOM before the
     /// page's script has changed anything: until its first refresh the script only sets a timer, and
     /// everything shown is what the server rendered.
-    @Test func thePageIsCompleteBeforeItsScriptChangesAnything() throws {
-        let stack = try stackWithKnownVisits()
+    @Test func thePageIsCompleteBeforeItsScriptChangesAnything() async throws {
+        let stack = try await stackWithKnownVisits()
         let (dom, console) = try chromium(stack, ["--dump-dom"], name: "chromium-as-served")
         #expect(console.isEmpty, "console: \(console)")
         #expect(!dom.contains("data-refreshed-at"))
@@ -109,8 +109,8 @@ struct BrowserTests {
     }
 
     @Test(arguments: [("phone", 390, 1400, false), ("desktop", 1280, 1100, false), ("desktop-dark", 1280, 1100, true)])
-    func screenshots(name: String, width: Int, height: Int, dark: Bool) throws {
-        let stack = try stackWithKnownVisits()
+    func screenshots(name: String, width: Int, height: Int, dark: Bool) async throws {
+        let stack = try await stackWithKnownVisits()
         try FileManager.default.createDirectory(at: Self.artefacts, withIntermediateDirectories: true)
         let file = Self.artefacts.appendingPathComponent("dashboard-\(name).png")
         try? FileManager.default.removeItem(at: file)

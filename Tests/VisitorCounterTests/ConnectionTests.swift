@@ -11,7 +11,7 @@ import Glibc
 
 /// Connections, signals and peers, through the real nginx and real processes: kept connections cost no
 /// thread, stray signals stop nothing, and only allowed peers and sane records reach libfcgi.
-@Suite(.serialized)
+@Suite(.serialized, .tags(.nginx))
 struct ConnectionTests {
     /// The sockets a process has open (the listening socket included).
     private func openSockets(_ pid: Int32) -> Int {
@@ -25,10 +25,10 @@ struct ConnectionTests {
         try VisitorStore(path: stack.databasePath).stats().totalVisitors
     }
 
-    @Test func keptConnectionsBeyondTheThreadsAreAllAnswered() throws {
+    @Test func keptConnectionsBeyondTheThreadsAreAllAnswered() async throws {
         var options = LocalStack.Options(workers: 1, threads: 2)
         options.nginxKeepalive = 64
-        let stack = try LocalStack(options)
+        let stack = try await LocalStack(options)
         let worker = try #require(stack.workerPIDs().first)
         let load = LoadGenerator(stack, clients: 32)
         load.start()
@@ -36,7 +36,7 @@ struct ConnectionTests {
         let end = ContinuousClock.now + .seconds(15)
         while ContinuousClock.now < end {
             mostSockets = max(mostSockets, openSockets(worker))
-            usleep(200_000)
+            try await Task.sleep(for: .microseconds(200_000))
         }
         let result = load.stop()
         #expect(result.requests > 1000, "\(result.summary)")
@@ -50,21 +50,21 @@ struct ConnectionTests {
         #expect(stored == result.ok, "\(stored) stored; \(result.summary); \(warnings)")
     }
 
-    @Test func straySignalsToEveryProcessStopNothingAndLoseNoVisit() throws {
-        let stack = try LocalStack(workers: 2)
+    @Test func straySignalsToEveryProcessStopNothingAndLoseNoVisit() async throws {
+        let stack = try await LocalStack(workers: 2)
         let main = stack.counter.process.processIdentifier
         let workers = stack.workerPIDs()
         #expect(workers.count == 2)
         let load = LoadGenerator(stack, clients: 8)
         load.start()
-        usleep(500_000)
+        try await Task.sleep(for: .microseconds(500_000))
         for _ in 0..<3 {
             for signal in Signals.ignored {
                 for pid in [main] + workers { kill(pid, signal) }
-                usleep(100_000)
+                try await Task.sleep(for: .microseconds(100_000))
             }
         }
-        usleep(500_000)
+        try await Task.sleep(for: .microseconds(500_000))
         let result = load.stop()
         #expect(result.requests > 100, "\(result.summary)")
         #expect(result.errors == 0 && result.statuses.keys.sorted() == [200], "\(result.summary)")
@@ -77,8 +77,8 @@ struct ConnectionTests {
         #expect(try storedVisits(stack) == result.ok)
     }
 
-    @Test func aParamLengthLibfcgiWouldAbortOnClosesTheConnectionAndTheWorkerLives() throws {
-        let stack = try LocalStack(workers: 1)
+    @Test func aParamLengthLibfcgiWouldAbortOnClosesTheConnectionAndTheWorkerLives() async throws {
+        let stack = try await LocalStack(workers: 1)
         let workers = stack.workerPIDs()
         var answered = 0
         for _ in 0..<20 where try stack.request("GET", "/").status == 200 { answered += 1 }
@@ -92,7 +92,7 @@ struct ConnectionTests {
             let bytes = split ? Array(hostile[..<20]) : hostile
             if split {  // the length prefix arrives in two pieces
                 _ = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                usleep(50_000)
+                try await Task.sleep(for: .microseconds(50_000))
             }
             #expect(try FastCGIClient.exchange(descriptor, split ? Array(hostile[20...]) : bytes) == nil)
         }
@@ -111,7 +111,7 @@ struct ConnectionTests {
         #expect(try storedVisits(stack) == answered)
     }
 
-    @Test func aTCPPeerNotOnTheAllowListIsClosedAtAccept() throws {
+    @Test func aTCPPeerNotOnTheAllowListIsClosedAtAccept() async throws {
         let directory = try TemporaryDirectory()
         let port = try LocalStack.freePort()
         let counter = try ChildProcess(
@@ -125,7 +125,7 @@ struct ConnectionTests {
             _ = counter.wait()
         }
         var allowed: String?
-        try LocalStack.waitFor("the counter on 127.0.0.1:\(port)", process: counter) {
+        try await waitUntil("the counter on 127.0.0.1:\(port)", process: counter) {
             let descriptor = try FastCGIClient.connect(port: port, from: "127.0.0.2")
             defer { close(descriptor) }
             allowed = try FastCGIClient.exchange(descriptor, FastCGIClient.get("/api/sys/stats"))
@@ -136,7 +136,7 @@ struct ConnectionTests {
         let refused = try FastCGIClient.connect(port: port, from: "127.0.0.1")
         defer { close(refused) }
         #expect(try FastCGIClient.exchange(refused, FastCGIClient.get("/api/sys/stats")) == nil)
-        try LocalStack.waitFor("the log line", process: counter) {
+        try await waitUntil("the log line", process: counter) {
             counter.stderr.contains("closed a connection from a peer not in --allowed-clients")
                 && counter.stderr.contains("peer=127.0.0.1")
         }
@@ -153,7 +153,7 @@ struct ConnectionTests {
         #expect(counter.stderr.contains("--allowed-clients"))
     }
 
-    @Test func theUnixSocketGetsTheGroupAsked() throws {
+    @Test func theUnixSocketGetsTheGroupAsked() async throws {
         let directory = try TemporaryDirectory()
         let socket = directory.path("fcgi.sock")
         let group = try #require(getgrnam("nogroup"), "the nogroup group is missing").pointee.gr_gid
@@ -161,7 +161,7 @@ struct ConnectionTests {
             try visitorCounterExecutable(),
             ["serve", "--listen", "unix:\(socket)", "--socket-group", "nogroup", "--workers", "1", "--database", directory.path("visitors.sqlite")],
             in: directory, name: "counter")
-        try LocalStack.waitFor("the socket", process: counter) { FileManager.default.fileExists(atPath: socket) }
+        try await waitUntil("the socket", process: counter) { FileManager.default.fileExists(atPath: socket) }
         var status = stat()
         #expect(stat(socket, &status) == 0)
         #expect(status.st_gid == group)
@@ -197,8 +197,8 @@ struct ConnectionTests {
         }
     }
 
-    @Test func aFloodOfDistinctDailyRangesLeavesTheIndexPageFree() throws {
-        let stack = try LocalStack(workers: 1, threads: 8)
+    @Test func aFloodOfDistinctDailyRangesLeavesTheIndexPageFree() async throws {
+        let stack = try await LocalStack(workers: 1, threads: 8)
         try fillDailyHistory(stack.databasePath, days: 800)
         let today = UTCTimestamp.day(Date())
         struct Flood {
@@ -233,7 +233,7 @@ struct ConnectionTests {
             let started = ContinuousClock.now
             #expect(try stack.request("GET", "/").status == 200)
             index.append((ContinuousClock.now - started).inSeconds)
-            usleep(20_000)
+            try await Task.sleep(for: .microseconds(20_000))
         }
         // Past the deadline no more ranges are sent; the ones in flight end.
         let unsent = flood.withLock { flood in

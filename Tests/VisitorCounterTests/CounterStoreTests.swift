@@ -5,7 +5,7 @@ import Testing
 @testable import VisitorCounter
 
 /// The store's behaviour, the same test code against SQLite and PostgreSQL.
-@Suite(.serialized) struct CounterStoreTests {
+@Suite(.serialized, .tags(.postgres)) struct CounterStoreTests {
     /// 2027-01-15T00:00:00Z, a midnight.
     static let midnight = Date(timeIntervalSince1970: 1_800_000_000 - 28_800)
 
@@ -13,8 +13,8 @@ import Testing
         Visit(trustedIP: ip, userAgent: userAgent, country: code, countryCode: code, time: time)
     }
 
-    @Test(arguments: StoreKind.allCases) func anEmptyDatabaseGetsTheWholeSchema(kind: StoreKind) throws {
-        let database = try StoreUnderTest(kind)
+    @Test(arguments: StoreKind.allCases) func anEmptyDatabaseGetsTheWholeSchema(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
         // The cluster and the folder go when `database` does: not before the end of the test.
         defer { withExtendedLifetime(database) {} }
         let store = try database.open()
@@ -33,8 +33,8 @@ import Testing
         #expect(try database.integers("SELECT count(*) FROM visitor_stats") == [1])
     }
 
-    @Test(arguments: StoreKind.allCases) func theInvariantHoldsAfterManyBatches(kind: StoreKind) throws {
-        let database = try StoreUnderTest(kind)
+    @Test(arguments: StoreKind.allCases) func theInvariantHoldsAfterManyBatches(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
         defer { withExtendedLifetime(database) {} }
         let store = try database.open()
         let codes = ["US", "GB", "DE", "XX", "JP"]
@@ -55,8 +55,8 @@ import Testing
         #expect(stats.visitsWithoutRows == 20)
     }
 
-    @Test(arguments: StoreKind.allCases) func aBatchWritesItsRowsAndTheTime(kind: StoreKind) throws {
-        let database = try StoreUnderTest(kind)
+    @Test(arguments: StoreKind.allCases) func aBatchWritesItsRowsAndTheTime(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
         defer { withExtendedLifetime(database) {} }
         let store = try database.open()
         let visitTime = Date(timeIntervalSince1970: 1_710_936_000.5)
@@ -71,8 +71,8 @@ import Testing
         #expect(exported.map(\.countryCode) == ["FR"])
     }
 
-    @Test(arguments: StoreKind.allCases) func theRecentWindowsSlideWithTheClock(kind: StoreKind) throws {
-        let database = try StoreUnderTest(kind)
+    @Test(arguments: StoreKind.allCases) func theRecentWindowsSlideWithTheClock(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
         defer { withExtendedLifetime(database) {} }
         let store = try database.open()
         let start = Date(timeIntervalSince1970: 1_800_000_000)  // on a minute
@@ -88,8 +88,8 @@ import Testing
         #expect(try store.stats(now: start + 2 * 86400).totalVisitors == 7)
     }
 
-    @Test(arguments: StoreKind.allCases) func minutesOlderThanADayAreDroppedAsBatchesAreWritten(kind: StoreKind) throws {
-        let database = try StoreUnderTest(kind)
+    @Test(arguments: StoreKind.allCases) func minutesOlderThanADayAreDroppedAsBatchesAreWritten(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
         defer { withExtendedLifetime(database) {} }
         let store = try database.open()
         let start = Date(timeIntervalSince1970: 1_800_000_000)
@@ -98,8 +98,8 @@ import Testing
         #expect(try database.integers("SELECT minute FROM visits_per_minute") == [Int(start.timeIntervalSince1970) / 60 + 1440])
     }
 
-    @Test(arguments: StoreKind.allCases) func botsAreCountedApartAndNotStored(kind: StoreKind) throws {
-        let database = try StoreUnderTest(kind)
+    @Test(arguments: StoreKind.allCases) func botsAreCountedApartAndNotStored(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
         defer { withExtendedLifetime(database) {} }
         let store = try database.open()
         let now = Date()
@@ -124,8 +124,8 @@ import Testing
         #expect(total == rows && total == countries)
     }
 
-    @Test(arguments: StoreKind.allCases) func theDailyRollupSplitsAtUTCMidnightAndFillsEmptyDays(kind: StoreKind) throws {
-        let database = try StoreUnderTest(kind)
+    @Test(arguments: StoreKind.allCases) func theDailyRollupSplitsAtUTCMidnightAndFillsEmptyDays(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
         defer { withExtendedLifetime(database) {} }
         let store = try database.open()
         let midnight = Self.midnight
@@ -146,8 +146,8 @@ import Testing
         #expect(rows.map(\.countryCode) == ["GB", "US", "US"])
     }
 
-    @Test(arguments: StoreKind.allCases) func keysAreRotatedDailyAndDeletedAfterTwoDays(kind: StoreKind) throws {
-        let database = try StoreUnderTest(kind)
+    @Test(arguments: StoreKind.allCases) func keysAreRotatedDailyAndDeletedAfterTwoDays(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
         defer { withExtendedLifetime(database) {} }
         let store = try database.open()
         let day = UTCTimestamp.day(Self.midnight)
@@ -171,8 +171,8 @@ import Testing
     /// A journal replayed days late brings visitors' hashes of a day whose key is gone: the visitor counts
     /// as unique that day, and no hash of a day before yesterday is left behind, even in a batch after
     /// one that already cleared the old days.
-    @Test(arguments: StoreKind.allCases) func lateHashesOfOldDaysAreCountedAndNotKept(kind: StoreKind) throws {
-        let database = try StoreUnderTest(kind)
+    @Test(arguments: StoreKind.allCases) func lateHashesOfOldDaysAreCountedAndNotKept(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
         defer { withExtendedLifetime(database) {} }
         let store = try database.open()
         let day = UTCTimestamp.day(Self.midnight)
@@ -188,8 +188,8 @@ import Testing
 
     /// The same visitors in batch after batch count once a day, and a batch that was not written (its
     /// journal span was written before) leaves no trace: its new visitor counts when it comes again.
-    @Test(arguments: StoreKind.allCases) func returningVisitorsCountOnceADayAndAnUnwrittenBatchTeachesNothing(kind: StoreKind) throws {
-        let database = try StoreUnderTest(kind)
+    @Test(arguments: StoreKind.allCases) func returningVisitorsCountOnceADayAndAnUnwrittenBatchTeachesNothing(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
         defer { withExtendedLifetime(database) {} }
         let store = try database.open()
         let other = try database.open()
@@ -214,8 +214,8 @@ import Testing
         #expect(days.map(\.uniqueVisitors) == [2, 1])
     }
 
-    @Test(arguments: StoreKind.allCases) func aJournalSpanAndASpillAreWrittenOnce(kind: StoreKind) throws {
-        let database = try StoreUnderTest(kind)
+    @Test(arguments: StoreKind.allCases) func aJournalSpanAndASpillAreWrittenOnce(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
         defer { withExtendedLifetime(database) {} }
         let store = try database.open()
         var batch = VisitorStoreTests.visits(["US", "GB"])
@@ -236,8 +236,8 @@ import Testing
 
     /// Four stores (four workers, or four hosts) write the same 500 visitors at once, each in batches of
     /// 50 in its own order: every visit is counted and every visitor once.
-    @Test(arguments: StoreKind.allCases) func concurrentWritersCountEveryVisitAndEveryVisitorOnce(kind: StoreKind) throws {
-        let database = try StoreUnderTest(kind)
+    @Test(arguments: StoreKind.allCases) func concurrentWritersCountEveryVisitAndEveryVisitorOnce(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
         defer { withExtendedLifetime(database) {} }
         let stores = try (0..<4).map { _ in try database.open() }
         let now = Date()

@@ -13,7 +13,7 @@ import Glibc
 /// `assert` in libfcgi), and a worker killed while it replays another's journal. Every request
 /// carries a user agent of its own, so the tests check that each visit that got a `200` is in the
 /// database exactly once, not only that the totals add up.
-@Suite(.serialized)
+@Suite(.serialized, .tags(.nginx))
 struct CrashTests {
     /// Every answered visit is in `visitors` once, no visit is there twice, and the totals agree with
     /// the rows. Answers how many visits are stored.
@@ -57,26 +57,26 @@ struct CrashTests {
         try VisitJournal.all(database: stack.databasePath)
     }
 
-    @Test func aWorkerKilledFiveTimesUnderLoadLosesNoAnsweredVisit() throws {
-        let stack = try LocalStack(.init(workers: 2, extraArguments: ["--batch-size", "100"]))
+    @Test func aWorkerKilledFiveTimesUnderLoadLosesNoAnsweredVisit() async throws {
+        let stack = try await LocalStack(.init(workers: 2, extraArguments: ["--batch-size", "100"]))
         let load = LoadGenerator(stack, uniqueAgents: true)
         load.start()
         // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
         defer { load.cancel() }
         var killed: [Int32] = []
         for _ in 0..<5 {
-            usleep(800_000)
+            try await Task.sleep(for: .microseconds(800_000))
             let workers = stack.workerPIDs()
             let victim = try #require(workers.randomElement())
             kill(victim, SIGKILL)
             killed.append(victim)
             // The restart waits longer for a worker that keeps dying: up to 8 s by the fifth kill.
-            try stack.waitFor("a new worker", seconds: 30) {
+            try await stack.waitFor("a new worker", seconds: 30) {
                 let now = stack.workerPIDs()
                 return now.count == 2 && !now.contains(victim)
             }
         }
-        usleep(800_000)
+        try await Task.sleep(for: .microseconds(800_000))
         let result = load.stop()
         #expect(stack.stopCounter() == 0)
         let stored = try Self.expectEachAnsweredVisitOnce(stack, result)
@@ -90,23 +90,23 @@ struct CrashTests {
     /// so the signal is sent with `kill`. Swift's backtracer would catch it, print the threads and let
     /// the process go on; with the backtracer off, as the counter runs it here, the signal's default
     /// action ends the worker as an `abort()` would.
-    @Test func anAbortedWorkerLosesNoAnsweredVisit() throws {
+    @Test func anAbortedWorkerLosesNoAnsweredVisit() async throws {
         var options = LocalStack.Options(workers: 2, extraArguments: ["--batch-size", "100"])
         options.environment = ["SWIFT_BACKTRACE": "enable=no"]
-        let stack = try LocalStack(options)
+        let stack = try await LocalStack(options)
         let load = LoadGenerator(stack, uniqueAgents: true)
         load.start()
         // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
         defer { load.cancel() }
-        usleep(1_500_000)
+        try await Task.sleep(for: .microseconds(1_500_000))
         let before = stack.workerPIDs()
         guard let victim = before.first else { throw TestFailure("no worker to abort") }
         kill(victim, SIGABRT)
-        try stack.waitFor("the aborted worker to be replaced", seconds: 60) {
+        try await stack.waitFor("the aborted worker to be replaced", seconds: 60) {
             let now = stack.workerPIDs()
             return now.count == 2 && !now.contains(victim)
         }
-        usleep(1_000_000)
+        try await Task.sleep(for: .microseconds(1_000_000))
         let result = load.stop()
         #expect(stack.stopCounter() == 0)
         #expect(stack.counter.stderr.contains("worker.status=signal 6"), "the worker was to end by SIGABRT")
@@ -118,28 +118,28 @@ struct CrashTests {
     /// An upgrade replaces the executable while the service runs; a worker that dies afterwards is
     /// replaced by the build the main process runs, not the new file. Meanwhile the health check
     /// answers 503 and names the missing worker.
-    @Test func aReplacedWorkerRunsTheMainProcesssBuildAndHealthNamesItWhileItIsDown() throws {
-        let stack = try LocalStack(.init(workers: 2, ownExecutable: true))
+    @Test func aReplacedWorkerRunsTheMainProcesssBuildAndHealthNamesItWhileItIsDown() async throws {
+        let stack = try await LocalStack(.init(workers: 2, ownExecutable: true))
         let path = stack.directory.path("visitor-counter")
         // The "upgrade": a new file under the same name, which would fail as a worker.
         let upgrade = stack.directory.path("upgrade")
         try "#!/bin/sh\necho 'not the build serve runs' >&2\nexit 3\n".write(toFile: upgrade, atomically: false, encoding: .utf8)
         chmod(upgrade, 0o755)
         #expect(rename(upgrade, path) == 0)
-        try stack.waitFor("every worker to publish its figures") { try stack.health().status == 200 }
+        try await stack.waitFor("every worker to publish its figures") { try stack.health().status == 200 }
 
         let victim = try #require(stack.workerPIDs().min())
         let index = try #require(
             (try stack.health().json["workers"] as? [[String: Any]])?.first { $0["pid"] as? Int == Int(victim) }?["worker"] as? Int)
         kill(victim, SIGKILL)
         var down: [Int]?
-        try stack.waitFor("the health check to name the dead worker") {
+        try await stack.waitFor("the health check to name the dead worker") {
             let health = try stack.health()
             down = health.json["workers_down"] as? [Int]
             return health.status == 503 && down == [index]
         }
-        try stack.waitFor("a new worker", seconds: 30) { stack.workerPIDs().count == 2 && !stack.workerPIDs().contains(victim) }
-        try stack.waitFor("the health check to pass again") { try stack.health().status == 200 }
+        try await stack.waitFor("a new worker", seconds: 30) { stack.workerPIDs().count == 2 && !stack.workerPIDs().contains(victim) }
+        try await stack.waitFor("the health check to pass again") { try stack.health().status == 200 }
         for pid in stack.workerPIDs() {
             let running = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")
             #expect(running.hasSuffix("(deleted)"), "worker \(pid) runs \(running), not the build serve started with")
@@ -149,25 +149,25 @@ struct CrashTests {
         #expect(!stack.counter.stderr.contains("not the build serve runs"))
     }
 
-    @Test func theWholeServiceKilledAtOnceLosesNothingAndCountsNothingTwiceAfterARestart() throws {
-        let stack = try LocalStack(.init(workers: 2, extraArguments: ["--batch-size", "100"], inheritSocket: true))
+    @Test func theWholeServiceKilledAtOnceLosesNothingAndCountsNothingTwiceAfterARestart() async throws {
+        let stack = try await LocalStack(.init(workers: 2, extraArguments: ["--batch-size", "100"], inheritSocket: true))
         let load = LoadGenerator(stack, uniqueAgents: true)
         load.start()
         // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
         defer { load.cancel() }
-        usleep(1_500_000)
+        try await Task.sleep(for: .microseconds(1_500_000))
         // What systemd does when the main process dies (KillMode=mixed): SIGKILL to every process left.
         let everyone = [stack.counter.process.processIdentifier] + Array(stack.workerPIDs())
         for pid in everyone { kill(pid, SIGKILL) }
         stack.counter.process.waitUntilExit()
-        usleep(300_000)
+        try await Task.sleep(for: .microseconds(300_000))
         let leftBehind = try Self.journals(stack)
         #expect(leftBehind.count == 2, "each killed worker leaves its journal: \(leftBehind)")
         // The same options again; requests meanwhile wait in the socket's queue.
-        try stack.restartCounter()
-        usleep(1_000_000)
+        try await stack.restartCounter()
+        try await Task.sleep(for: .microseconds(1_000_000))
         let result = load.stop()
-        try stack.waitFor("the killed workers' journals to be written") {
+        try await stack.waitFor("the killed workers' journals to be written") {
             try Self.journals(stack).allSatisfy { !leftBehind.contains($0) }
         }
         #expect(stack.stopCounter() == 0)
@@ -176,9 +176,9 @@ struct CrashTests {
         #expect(try Self.journals(stack).isEmpty)
     }
 
-    @Test func aWorkerKilledDuringAReplayAndAgainDuringTheNextWritesEachVisitOnce() throws {
+    @Test func aWorkerKilledDuringAReplayAndAgainDuringTheNextWritesEachVisitOnce() async throws {
         // One worker, small batches: a replay of 20,000 visits takes 400 transactions.
-        let stack = try LocalStack(.init(workers: 1, extraArguments: ["--batch-size", "50"]))
+        let stack = try await LocalStack(.init(workers: 1, extraArguments: ["--batch-size", "50"]))
         let lock = try SQLiteWriteLock(stack.databasePath)
         let load = LoadGenerator(stack, clients: 4, limit: 20_000, uniqueAgents: true)
         load.start()
@@ -195,7 +195,7 @@ struct CrashTests {
         for round in 0..<2 {
             // The new worker replays the dead one's journal: kill it once the replay has begun.
             var total = 0
-            try stack.waitFor("replay \(round + 1) to begin", seconds: 30) {
+            try await stack.waitFor("replay \(round + 1) to begin", seconds: 30) {
                 total = try store.stats().totalVisitors
                 return total > (killedAt.last ?? 0)
             }
@@ -205,7 +205,7 @@ struct CrashTests {
             killedAt.append(after)
             #expect(after < 20_000, "replay \(round + 1) ended before the kill: the test did not cut it short")
         }
-        try stack.waitFor("the last replay", seconds: 60) { try store.stats().totalVisitors == 20_000 && Self.journals(stack).count == 1 }
+        try await stack.waitFor("the last replay", seconds: 60) { try store.stats().totalVisitors == 20_000 && Self.journals(stack).count == 1 }
         #expect(stack.stopCounter() == 0)
         try Self.expectEachAnsweredVisitOnce(stack, result)
         print("crash during replay: 20,000 visits, replays killed at \(killedAt) written, then all written once")

@@ -6,7 +6,7 @@ struct DeployFilesTests {
     /// With the geoip2 module alone, and with the legacy module loaded too, before or after it (Debian's
     /// modules-enabled loads both when both are installed): the site's variables must not collide. The
     /// database path is the test database's, since nginx -t opens the file.
-    @Test(arguments: [
+    @Test(.tags(.nginx), arguments: [
         ["ngx_http_geoip2_module.so"], ["ngx_http_geoip_module.so", "ngx_http_geoip2_module.so"],
         ["ngx_http_geoip2_module.so", "ngx_http_geoip_module.so"],
     ])
@@ -38,7 +38,7 @@ struct DeployFilesTests {
 
     /// The documented fallback, as scripts/nginx-local.sh makes it from the deploy file: the legacy
     /// module alone, with Debian's geoip-database.
-    @Test func theLegacyFallbackPassesNginxT() throws {
+    @Test(.tags(.nginx)) func theLegacyFallbackPassesNginxT() throws {
         try requireProgram("/usr/sbin/nginx")
         let directory = try TemporaryDirectory()
         let generator = try ChildProcess(

@@ -8,7 +8,7 @@ import Glibc
 #endif
 
 /// The product as a site owner meets it: the counter behind a real nginx that looks countries up.
-@Suite(.serialized)
+@Suite(.serialized, .tags(.nginx))
 struct EndToEndTests {
     /// Addresses whose country Debian's geoip-database knows (checked with geoiplookup).
     static let knownAddresses = [
@@ -16,8 +16,8 @@ struct EndToEndTests {
         "10.1.2.3": "XX",  // private: no country
     ]
 
-    @Test func visitsLandUnderTheCountryOfTheirAddress() throws {
-        let stack = try LocalStack(workers: 2)
+    @Test func visitsLandUnderTheCountryOfTheirAddress() async throws {
+        let stack = try await LocalStack(workers: 2)
         var expected: [String: Int] = [:]
         for (round, (address, code)) in Self.knownAddresses.sorted(by: { $0.key < $1.key }).enumerated() {
             for _ in 0...round {
@@ -40,8 +40,8 @@ struct EndToEndTests {
         #expect(try store.read { db in try String.fetchOne(db, sql: "SELECT country FROM visitors WHERE country_code = 'GB'") } == "United Kingdom")
     }
 
-    @Test func theStatsJSONHasItsShape() throws {
-        let stack = try LocalStack(workers: 1)
+    @Test func theStatsJSONHasItsShape() async throws {
+        let stack = try await LocalStack(workers: 1)
         let before = try stack.request("GET", "/api/sys/stats")
         #expect(before.status == 200)
         #expect(before.headers["content-type"] == "application/json")
@@ -50,13 +50,12 @@ struct EndToEndTests {
 
         _ = try stack.request("GET", "/", headers: ["X-Forwarded-For": "8.8.8.8"])
         var json: [String: Any] = [:]
-        for _ in 0..<60 {  // the visit shows once written (0.5 s) and the cache refreshed (1 s)
+        // The visit shows once written (0.5 s) and the cache refreshed (1 s).
+        try await stack.waitFor("the visit in the stats", seconds: 6) {
             let body = try stack.request("GET", "/api/sys/stats").body
             json = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] ?? [:]
-            if json["total_visitors"] as? Int == 1 { break }
-            usleep(100_000)
+            return json["total_visitors"] as? Int == 1
         }
-        #expect(json["total_visitors"] as? Int == 1)
         #expect(json["countries"] as? [String: Int] == ["US": 1])
         let updated = try #require(json["last_updated"] as? String)
         #expect(UTCTimestamp.parse(updated) != nil)
@@ -66,8 +65,8 @@ struct EndToEndTests {
         #expect(json["bots"] as? Int == 0)
     }
 
-    @Test func headNotFoundAndMethodNotAllowed() throws {
-        let stack = try LocalStack(workers: 1)
+    @Test func headNotFoundAndMethodNotAllowed() async throws {
+        let stack = try await LocalStack(workers: 1)
         let head = try stack.request("HEAD", "/")
         #expect(head.status == 200)
         #expect(head.body.isEmpty)
@@ -90,10 +89,10 @@ struct EndToEndTests {
         #expect(try VisitorStore(path: stack.databasePath).stats().totalVisitors == 0)
     }
 
-    @Test func healthAndMetricsAnswerLocalClientsOnly() throws {
-        let stack = try LocalStack(workers: 2)
+    @Test func healthAndMetricsAnswerLocalClientsOnly() async throws {
+        let stack = try await LocalStack(workers: 2)
         _ = try stack.request("GET", "/", headers: ["X-Forwarded-For": "81.2.69.142"])
-        try stack.waitFor("the visit to be written") { try stack.request("GET", "/api/sys/stats").body.contains("\"GB\": 1") }
+        try await stack.waitFor("the visit to be written") { try stack.request("GET", "/api/sys/stats").body.contains("\"GB\": 1") }
 
         let health = try stack.health()
         #expect(health.status == 200)
@@ -116,11 +115,11 @@ struct EndToEndTests {
         #expect(stack.stopCounter() == 0)
     }
 
-    @Test func theDailyHistoryAnswersGoodRangesAnd400sBadOnes() throws {
-        let stack = try LocalStack(workers: 1)
+    @Test func theDailyHistoryAnswersGoodRangesAnd400sBadOnes() async throws {
+        let stack = try await LocalStack(workers: 1)
         _ = try stack.request("GET", "/", headers: ["X-Forwarded-For": "81.2.69.142"])
         #expect(stack.stopCounter() == 0)
-        try stack.restartCounter()
+        try await stack.restartCounter()
         let today = UTCTimestamp.dayText(UTCTimestamp.day(Date()))
         let yesterday = UTCTimestamp.dayText(UTCTimestamp.day(Date()) - 1)
         let good = try stack.request("GET", "/api/sys/stats/daily?from=\(yesterday)&to=\(today)")
@@ -143,8 +142,8 @@ struct EndToEndTests {
         #expect(stack.stopCounter() == 0)
     }
 
-    @Test func aBrowserThatTakesGzipGetsTheCountersCompressedPageThroughNginx() throws {
-        let stack = try LocalStack(workers: 1)
+    @Test func aBrowserThatTakesGzipGetsTheCountersCompressedPageThroughNginx() async throws {
+        let stack = try await LocalStack(workers: 1)
         let plain = try stack.request("GET", "/")
         let compressed = try stack.request("GET", "/", headers: ["Accept-Encoding": "gzip, deflate, br"])
         #expect(compressed.status == 200)
@@ -156,7 +155,7 @@ struct EndToEndTests {
         #expect(compressed.bodyBytes.count * 2 < plain.bodyBytes.count)
     }
 
-    @Test func anOwnersTemplateIsServedWithThePolicyOfItsOwnInlineStyle() throws {
+    @Test func anOwnersTemplateIsServedWithThePolicyOfItsOwnInlineStyle() async throws {
         let directory = try TemporaryDirectory()
         let template = directory.path("index.mustache")
         let style = "p { color: #123456; }"
@@ -165,12 +164,12 @@ struct EndToEndTests {
             <p id="total">{{total_visitors_text}} visits</p>
             <ul>{{#countries}}<li>{{flag}} {{name}} {{visitors}} {{share_text}}</li>{{/countries}}</ul>
             """.write(toFile: template, atomically: true, encoding: .utf8)
-        let stack = try LocalStack(workers: 1, extraArguments: ["--index-template", template])
+        let stack = try await LocalStack(workers: 1, extraArguments: ["--index-template", template])
         _ = try stack.request("GET", "/", headers: ["X-Forwarded-For": "81.2.69.142"])
-        try stack.waitFor("the visit in the stats") {
+        try await stack.waitFor("the visit in the stats") {
             try stack.request("GET", "/api/sys/stats").body.contains("\"total_visitors\": 1,")
         }
-        Thread.sleep(forTimeInterval: 1.5)  // one stats-cache period: the page is rendered again
+        try await Task.sleep(for: .seconds(1.5))  // one stats-cache period: the page is rendered again
         let page = try stack.request("GET", "/")
         #expect(page.status == 200)
         #expect(page.body.contains("<p id=\"total\">1 visits</p>"), "\(page.body)")
@@ -185,12 +184,12 @@ struct EndToEndTests {
         try "<p>{{#broken</p>".write(toFile: template, atomically: true, encoding: .utf8)
         let before = stack.workerPIDs()
         kill(try #require(before.first), SIGKILL)
-        try stack.waitFor("a replacement worker") { stack.workerPIDs().count == 1 && stack.workerPIDs() != before }
-        try stack.waitFor("the replacement's page") { try stack.request("GET", "/").body.contains("<p id=\"total\">") }
+        try await stack.waitFor("a replacement worker") { stack.workerPIDs().count == 1 && stack.workerPIDs() != before }
+        try await stack.waitFor("the replacement's page") { try stack.request("GET", "/").body.contains("<p id=\"total\">") }
     }
 
-    @Test func forgedCountryHeadersAreIgnored() throws {
-        let stack = try LocalStack(workers: 1)
+    @Test func forgedCountryHeadersAreIgnored() async throws {
+        let stack = try await LocalStack(workers: 1)
         let forged = [
             "X-Forwarded-For": "8.8.8.8", "CF-IPCountry": "GB", "X-Country-Code": "GB", "GeoIP-Country-Code": "GB",
             "GEOIP_COUNTRY_CODE": "GB", "Geoip-Country-Name": "Atlantis",
@@ -203,11 +202,11 @@ struct EndToEndTests {
         #expect(try store.read { db in try String.fetchAll(db, sql: "SELECT DISTINCT country FROM visitors") } == ["United States"])
     }
 
-    @Test func totalsAreExactAfterParallelLoadAndSIGTERM() throws {
-        let stack = try LocalStack(workers: 4)
+    @Test func totalsAreExactAfterParallelLoadAndSIGTERM() async throws {
+        let stack = try await LocalStack(workers: 4)
         let addresses = Array(Self.knownAddresses.keys)
-        let answered = Atomic(0)
-        let failures = Atomic(0)
+        let answered = SharedCount(0)
+        let failures = SharedCount(0)
         DispatchQueue.concurrentPerform(iterations: 8) { client in
             for index in 0..<500 {
                 let address = addresses[(client + index) % addresses.count]
@@ -229,17 +228,16 @@ struct EndToEndTests {
         #expect(stats.countries.values.reduce(0, +) == answered.load())
     }
 
-    @Test func aKilledWorkerIsReplaced() throws {
-        let stack = try LocalStack(workers: 2)
+    @Test func aKilledWorkerIsReplaced() async throws {
+        let stack = try await LocalStack(workers: 2)
         let before = stack.workerPIDs()
         #expect(before.count == 2)
         let victim = try #require(before.first)
         kill(victim, SIGKILL)
         var after: Set<Int32> = []
-        for _ in 0..<100 {
+        try await stack.waitFor("a new worker in place of \(victim)", seconds: 10) {
             after = stack.workerPIDs()
-            if after.count == 2 && !after.contains(victim) { break }
-            usleep(100_000)
+            return after.count == 2 && !after.contains(victim)
         }
         #expect(after.count == 2)
         #expect(!after.contains(victim))
@@ -248,13 +246,4 @@ struct EndToEndTests {
         #expect(stack.stopCounter() == 0)
         #expect(stack.counter.stderr.contains("worker died, restarting it"))
     }
-}
-
-/// Small atomics for counting across the test's client threads.
-final class Atomic: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Int
-    init(_ value: Int) { self.value = value }
-    func add(_ amount: Int) { lock.withLock { value += amount } }
-    func load() -> Int { lock.withLock { value } }
 }

@@ -12,7 +12,7 @@ import Glibc
 /// every case the site answers, and every visit that got a `200` ends up counted exactly once.
 ///
 /// Each test prints one line with what it measured, for docs/operations.md and the issue notes.
-@Suite(.serialized)
+@Suite(.serialized, .tags(.nginx, .root))
 struct FaultTests {
     /// Every visit answered is counted once: the total, the rows plus the visits counted without rows,
     /// and the per-country counts all equal `answered`.
@@ -25,32 +25,32 @@ struct FaultTests {
     }
 
     /// Waits until every worker has written all it holds and the stats show `answered` visits.
-    static func waitUntilWritten(_ stack: LocalStack, answered: Int, seconds: Int = 60) throws {
-        try stack.waitFor("every visit written", seconds: seconds) {
+    static func waitUntilWritten(_ stack: LocalStack, answered: Int, seconds: Double = 60) async throws {
+        try await stack.waitFor("every visit written", seconds: seconds) {
             try stack.healthSum("buffered_visits") == 0 && stack.request("GET", "/api/sys/stats").body.contains("\"total_visitors\": \(answered),")
         }
     }
 
-    @Test func aWriteLockHeldForFifteenSecondsDelaysTheWritesNotTheSite() throws {
-        let stack = try LocalStack(.init(workers: 2, extraArguments: ["--health-threshold", "3"]))
+    @Test func aWriteLockHeldForFifteenSecondsDelaysTheWritesNotTheSite() async throws {
+        let stack = try await LocalStack(.init(workers: 2, extraArguments: ["--health-threshold", "3"]))
         let load = LoadGenerator(stack)
         load.start()
         // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
         defer { load.cancel() }
-        usleep(500_000)
+        try await Task.sleep(for: .microseconds(500_000))
         let lock = try SQLiteWriteLock(stack.databasePath)
         let locked = ContinuousClock.now
         // Visits older than the 3 s threshold are held: 503, before the first write has even failed.
-        try stack.waitFor("the health check to fail", seconds: 14) { try stack.health().status == 503 }
+        try await stack.waitFor("the health check to fail", seconds: 14) { try stack.health().status == 503 }
         #expect(try stack.health().json["status"] as? String == "failing")
         #expect(try stack.healthSum("buffered_visits") > 0)
         // A write fails once it has waited out the busy timeout (5 s).
-        try stack.waitFor("a failed write", seconds: 14) { try stack.healthSum("consecutive_failures") > 0 }
-        Thread.sleep(until: Date() + max(0, 15 - (ContinuousClock.now - locked).inSeconds))
+        try await stack.waitFor("a failed write", seconds: 14) { try stack.healthSum("consecutive_failures") > 0 }
+        try await Task.sleep(until: locked + .seconds(15), clock: .continuous)
         try lock.release()
-        usleep(500_000)
+        try await Task.sleep(for: .microseconds(500_000))
         let result = load.stop()
-        try Self.waitUntilWritten(stack, answered: result.ok)
+        try await Self.waitUntilWritten(stack, answered: result.ok)
         #expect(try stack.health().status == 200)
         #expect(stack.stopCounter() == 0)
 
@@ -65,9 +65,9 @@ struct FaultTests {
         #expect(events.contains { $0.event == "write_recovered" })
     }
 
-    @Test func aFullDiskDelaysTheWritesAndTheAuditLogShowsIt() throws {
+    @Test func aFullDiskDelaysTheWritesAndTheAuditLogShowsIt() async throws {
         let disk = try TmpfsMount(size: "4m")
-        let stack = try LocalStack(.init(workers: 2, databaseDirectory: disk.path))
+        let stack = try await LocalStack(.init(workers: 2, databaseDirectory: disk.path))
         // Fill the disk before the WAL has grown, so every new batch needs space that is not there.
         let filler = disk.path + "/filler"
         try TmpfsMount.fill(filler)
@@ -75,12 +75,12 @@ struct FaultTests {
         load.start()
         // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
         defer { load.cancel() }
-        try stack.waitFor("writes to fail") { try stack.healthSum("consecutive_failures") >= 2 }
+        try await stack.waitFor("writes to fail") { try stack.healthSum("consecutive_failures") >= 2 }
         #expect(try stack.request("GET", "/").status == 200)
         try FileManager.default.removeItem(atPath: filler)
-        usleep(300_000)
+        try await Task.sleep(for: .microseconds(300_000))
         let result = load.stop()
-        try Self.waitUntilWritten(stack, answered: result.ok + 1)
+        try await Self.waitUntilWritten(stack, answered: result.ok + 1)
         #expect(stack.stopCounter() == 0)
 
         print("fault disk full: \(result.summary)")
@@ -99,22 +99,22 @@ struct FaultTests {
         #expect(audit.stdout.contains("database or disk is full"))
     }
 
-    @Test func aDatabaseMadeReadOnlyForAWhileIsWrittenOnceItIsWritableAgain() throws {
+    @Test func aDatabaseMadeReadOnlyForAWhileIsWrittenOnceItIsWritableAgain() async throws {
         // Root writes through any permission: the counter runs as nobody, on a socket the test holds.
         let directory = try TemporaryDirectory()
         try FileManager.default.setAttributes([.ownerAccountName: "nobody", .groupOwnerAccountName: "nogroup"], ofItemAtPath: directory.url.path)
-        let stack = try LocalStack(.init(workers: 2, databaseDirectory: directory.url.path, user: "nobody", inheritSocket: true))
+        let stack = try await LocalStack(.init(workers: 2, databaseDirectory: directory.url.path, user: "nobody", inheritSocket: true))
         let load = LoadGenerator(stack)
         load.start()
         // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
         defer { load.cancel() }
-        try stack.waitFor("a first write") { try stack.healthSum("failed_writes") == 0 && stack.request("GET", "/api/sys/stats").body.contains("last_updated\": \"") }
+        try await stack.waitFor("a first write") { try stack.healthSum("failed_writes") == 0 && stack.request("GET", "/api/sys/stats").body.contains("last_updated\": \"") }
         try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: stack.databasePath)
-        try stack.waitFor("writes to fail") { try stack.healthSum("consecutive_failures") >= 2 }
+        try await stack.waitFor("writes to fail") { try stack.healthSum("consecutive_failures") >= 2 }
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: stack.databasePath)
-        usleep(300_000)
+        try await Task.sleep(for: .microseconds(300_000))
         let result = load.stop()
-        try Self.waitUntilWritten(stack, answered: result.ok)
+        try await Self.waitUntilWritten(stack, answered: result.ok)
         #expect(stack.stopCounter() == 0)
 
         print("fault read-only: \(result.summary)")
@@ -124,9 +124,9 @@ struct FaultTests {
         #expect(failures.contains { ($0.error ?? "").contains("not writable") }, "\(failures.map(\.error))")
     }
 
-    @Test func pastTheBufferLimitMemoryStaysBoundedAndTheTotalsExact() throws {
+    @Test func pastTheBufferLimitMemoryStaysBoundedAndTheTotalsExact() async throws {
         let limit = 2000
-        let stack = try LocalStack(.init(workers: 1, extraArguments: ["--buffer-limit", "\(limit)", "--batch-size", "500"]))
+        let stack = try await LocalStack(.init(workers: 1, extraArguments: ["--buffer-limit", "\(limit)", "--batch-size", "500"]))
         let worker = try #require(stack.workerPIDs().first)
         let lock = try SQLiteWriteLock(stack.databasePath)
         // User agents near the 512-byte cut: a visit row then takes about 1 KiB in memory.
@@ -146,7 +146,7 @@ struct FaultTests {
         let buffered = try stack.healthSum("buffered_rows")
         try lock.release()
         let answered = warm.ok + result.ok
-        try Self.waitUntilWritten(stack, answered: answered)
+        try await Self.waitUntilWritten(stack, answered: answered)
         #expect(stack.stopCounter() == 0)
 
         let growth = after - before
@@ -161,8 +161,8 @@ struct FaultTests {
         #expect(stats.visitsWithoutRows == answered - limit)
     }
 
-    @Test func aStopWhileTheDatabaseIsLockedLeavesTheJournalsAndTheNextStartWritesThem() throws {
-        let stack = try LocalStack(.init(workers: 2, inheritSocket: true))
+    @Test func aStopWhileTheDatabaseIsLockedLeavesTheJournalsAndTheNextStartWritesThem() async throws {
+        let stack = try await LocalStack(.init(workers: 2, inheritSocket: true))
         let lock = try SQLiteWriteLock(stack.databasePath)
         let load = LoadGenerator(stack, clients: 4, limit: 600)
         load.start()
@@ -175,8 +175,8 @@ struct FaultTests {
         try lock.release()
         #expect(try VisitorStore(path: stack.databasePath).stats().totalVisitors == 0)
 
-        try stack.restartCounter()
-        try stack.waitFor("the journals to be written") {
+        try await stack.restartCounter()
+        try await stack.waitFor("the journals to be written") {
             try VisitJournal.all(database: stack.databasePath).allSatisfy { !journals.contains($0) }
         }
         #expect(stack.stopCounter() == 0)
@@ -188,17 +188,17 @@ struct FaultTests {
         #expect(events.contains("journal_replayed"))
     }
 
-    @Test func threeGracefulRestartsUnderLoadLoseNoAnsweredVisit() throws {
-        let stack = try LocalStack(.init(workers: 2, inheritSocket: true))
+    @Test func threeGracefulRestartsUnderLoadLoseNoAnsweredVisit() async throws {
+        let stack = try await LocalStack(.init(workers: 2, inheritSocket: true))
         let load = LoadGenerator(stack)
         load.start()
         // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
         defer { load.cancel() }
         for _ in 0..<3 {
-            usleep(700_000)
-            try stack.restartCounter()
+            try await Task.sleep(for: .microseconds(700_000))
+            try await stack.restartCounter()
         }
-        usleep(700_000)
+        try await Task.sleep(for: .microseconds(700_000))
         let result = load.stop()
         #expect(stack.stopCounter() == 0)
         print("fault restarts: \(result.summary)")
@@ -206,8 +206,8 @@ struct FaultTests {
         try Self.expectExact(stack, answered: result.ok)
     }
 
-    @Test func malformedRequestsGetNoServerErrorAndCountExactly() throws {
-        let stack = try LocalStack(.init(workers: 2))
+    @Test func malformedRequestsGetNoServerErrorAndCountExactly() async throws {
+        let stack = try await LocalStack(.init(workers: 2))
         var random = SeededRandom(seed: 2026)
         let methods = ["GET", "GET", "GET", "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "FOO", "get", "G\u{1}T"]
         let paths = [

@@ -7,21 +7,21 @@ import Testing
 /// The shipped site's GeoIP2 lookup, through a real nginx with both GeoIP modules loaded and a test
 /// database made by `scripts/make-test-geoip.pl`: countries over IPv4 and IPv6, the database's age in
 /// health and metrics, and its credit on the page.
-@Suite(.serialized)
+@Suite(.serialized, .tags(.nginx))
 struct GeoIPTests {
     /// A stack on a test database built `builtDaysAgo` days ago; `directory` keeps the file alive.
-    func stack(builtDaysAgo: Int, in directory: TemporaryDirectory, extraArguments: [String] = []) throws -> LocalStack {
+    func stack(builtDaysAgo: Int, in directory: TemporaryDirectory, extraArguments: [String] = []) async throws -> LocalStack {
         let database = directory.path("country.mmdb")
         try makeTestGeoIPDatabase(at: database, builtDaysAgo: builtDaysAgo)
-        let stack = try LocalStack(.init(workers: 2, extraArguments: extraArguments, geoip: database))
+        let stack = try await LocalStack(.init(workers: 2, extraArguments: extraArguments, geoip: database))
         let configuration = try String(contentsOfFile: stack.directory.path("nginx.conf"), encoding: .utf8)
         #expect(configuration.contains("ngx_http_geoip_module.so") && configuration.contains("ngx_http_geoip2_module.so"))
         return stack
     }
 
-    @Test func visitsOverIPv4AndIPv6CountUnderTheirCountries() throws {
+    @Test func visitsOverIPv4AndIPv6CountUnderTheirCountries() async throws {
         let directory = try TemporaryDirectory()
-        let stack = try stack(builtDaysAgo: 3, in: directory)
+        let stack = try await stack(builtDaysAgo: 3, in: directory)
         // The test database maps 127.0.0.0/8 to FR and ::1 to JP; X-Forwarded-For (trusted from both
         // loopbacks) tries the other networks.
         let visits: [(ipv6: Bool, forwardedFor: String?, ip: String, code: String)] = [
@@ -50,9 +50,9 @@ struct GeoIPTests {
         #expect(stored.contains("::1 JP Japan"))
     }
 
-    @Test func healthAndMetricsShowTheDatabasesBuildAndAge() throws {
+    @Test func healthAndMetricsShowTheDatabasesBuildAndAge() async throws {
         let directory = try TemporaryDirectory()
-        let stack = try stack(builtDaysAgo: 3, in: directory)
+        let stack = try await stack(builtDaysAgo: 3, in: directory)
         let health = try stack.health()
         #expect(health.status == 200)
         let geoip = try #require(health.json["geoip_database"] as? [String: Any], "\(health.json)")
@@ -69,9 +69,9 @@ struct GeoIPTests {
         #expect(stack.stopCounter() == 0)
     }
 
-    @Test func theFooterCreditsDBIPWithAPlainLinkAndTheSamePolicy() throws {
+    @Test func theFooterCreditsDBIPWithAPlainLinkAndTheSamePolicy() async throws {
         let directory = try TemporaryDirectory()
-        let stack = try stack(builtDaysAgo: 3, in: directory)
+        let stack = try await stack(builtDaysAgo: 3, in: directory)
         let month = try #require(GeoIPDatabase(build: Date() - 3 * 86_400, source: .dbIP).month)
         // The first visit already names the data: the worker renders its page again when a request
         // brings a database it has not named.
@@ -83,9 +83,9 @@ struct GeoIPTests {
         #expect(stack.stopCounter() == 0)
     }
 
-    @Test func aDatabaseSixtyDaysOldMakesHealth503WithTheReason() throws {
+    @Test func aDatabaseSixtyDaysOldMakesHealth503WithTheReason() async throws {
         let directory = try TemporaryDirectory()
-        let stack = try stack(builtDaysAgo: 60, in: directory)
+        let stack = try await stack(builtDaysAgo: 60, in: directory)
         let health = try stack.health()
         #expect(health.status == 503)
         #expect(health.json["status"] as? String == "failing")
@@ -96,13 +96,13 @@ struct GeoIPTests {
         #expect(reasons.first?.contains("visitor-counter-geoip-update") == true)
         #expect(stack.stopCounter() == 0)
 
-        let patient = try self.stack(builtDaysAgo: 60, in: directory, extraArguments: ["--geoip-max-age-days", "90"])
+        let patient = try await self.stack(builtDaysAgo: 60, in: directory, extraArguments: ["--geoip-max-age-days", "90"])
         #expect(try patient.health().status == 200)
         #expect(patient.stopCounter() == 0)
     }
 
-    @Test func theLegacyFallbackPassesNoBuildTime() throws {
-        let stack = try LocalStack(workers: 1)
+    @Test func theLegacyFallbackPassesNoBuildTime() async throws {
+        let stack = try await LocalStack(workers: 1)
         let health = try stack.health()
         #expect(health.status == 200)
         #expect(health.json["geoip_database"] is NSNull)

@@ -21,7 +21,7 @@ struct GeoIPUpdaterTests {
         let server: ChildProcess
         let port: UInt16
 
-        init() throws {
+        init() async throws {
             try requireProgram("/usr/bin/python3")
             try requireProgram("/usr/bin/mmdblookup")
             directory = try TemporaryDirectory()
@@ -35,7 +35,7 @@ struct GeoIPUpdaterTests {
                 URL(fileURLWithPath: "/usr/bin/python3"),
                 ["-m", "http.server", "\(port)", "--bind", "127.0.0.1", "--directory", webRoot], in: directory, name: "http")
             let port = port
-            try LocalStack.waitFor("the HTTP server", process: server) { Self.accepts(port: port) }
+            try await waitUntil("the HTTP server", process: server) { Self.accepts(port: port) }
         }
 
         /// SIGKILL: Python keeps the signal mask it inherits, in which SIGTERM is blocked. The server has
@@ -124,9 +124,9 @@ struct GeoIPUpdaterTests {
         #expect(FileManager.default.isExecutableFile(atPath: repositoryRoot.appendingPathComponent("deploy/visitor-counter-geoip-update").path))
     }
 
-    @Test func aGoodFileIsInstalledAndNginxReloaded() throws {
-        let fixture = try Fixture()
-        let stack = try LocalStack(.init(workers: 1, geoip: fixture.database))
+    @Test(.tags(.nginx)) func aGoodFileIsInstalledAndNginxReloaded() async throws {
+        let fixture = try await Fixture()
+        let stack = try await LocalStack(.init(workers: 1, geoip: fixture.database))
         let before = try stack.health()
         #expect((before.json["geoip_database"] as? [String: Any])?["age_days"] as? Int == 40)
 
@@ -144,14 +144,14 @@ struct GeoIPUpdaterTests {
             == [".visitor-counter-geoip-update.lock", "country.mmdb"])
 
         // nginx's new workers read the new file: health, through them, shows its age.
-        try stack.waitFor("nginx to read the new database") {
+        try await stack.waitFor("nginx to read the new database") {
             (try stack.health().json["geoip_database"] as? [String: Any])?["age_days"] as? Int == 2
         }
         #expect(stack.stopCounter() == 0)
     }
 
-    @Test func lastMonthsFileIsTakenBeforeThisMonthsIsOut() throws {
-        let fixture = try Fixture()
+    @Test func lastMonthsFileIsTakenBeforeThisMonthsIsOut() async throws {
+        let fixture = try await Fixture()
         let new = try fixture.testDatabase(builtDaysAgo: 20)
         try fixture.serve(new, monthsAgo: 1)
         let marker = fixture.directory.path("reloaded")
@@ -164,8 +164,8 @@ struct GeoIPUpdaterTests {
 
     /// GEOIP_PROVIDER=maxmind: what geoipupdate leaves in the folder it is given is checked and installed.
     /// A stand-in geoipupdate writes a test file there, since MaxMind's needs an account and the network.
-    @Test func geoLite2ComesThroughGeoipupdate() throws {
-        let fixture = try Fixture()
+    @Test func geoLite2ComesThroughGeoipupdate() async throws {
+        let fixture = try await Fixture()
         let new = directory(fixture, "GeoLite2-Country.mmdb")
         try makeTestGeoIPDatabase(at: new, builtDaysAgo: 5, databaseType: "GeoLite2-Country")
         let programs = directory(fixture, "bin")
@@ -197,8 +197,8 @@ struct GeoIPUpdaterTests {
     }
 
     @Test(arguments: BadDownload.allCases)
-    func aBadDownloadLeavesTheOldFileAndIsLogged(_ bad: BadDownload) throws {
-        let fixture = try Fixture()
+    func aBadDownloadLeavesTheOldFileAndIsLogged(_ bad: BadDownload) async throws {
+        let fixture = try await Fixture()
         let old = fixture.installed
         let expected: String
         switch bad {

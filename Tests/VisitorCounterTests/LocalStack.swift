@@ -11,8 +11,15 @@ import Glibc
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()
 
-/// Fails loudly when a program a test needs is not installed.
+/// The programs that stand for a service, with the tag a test that runs one carries (``requireTag(_:for:)``).
+let serviceTags: [String: Tag] = [
+    "/usr/sbin/nginx": .nginx, "/usr/bin/chromium": .browser, "/usr/bin/mount": .root,
+    "\(PostgresCluster.binaries)/postgres": .postgres,
+]
+
+/// Fails loudly when a program a test needs is not installed, or is a service's and the test lacks its tag.
 func requireProgram(_ path: String) throws {
+    if let tag = serviceTags[path] { try requireTag(tag, for: path) }
     guard FileManager.default.isExecutableFile(atPath: path) else {
         throw TestFailure("\(path) is missing: run scripts/install-deps.sh (the test command does)")
     }
@@ -76,11 +83,11 @@ final class LocalStack: @unchecked Sendable {
     private let heldSocket: ListeningSocket?
     private var starts = 0
 
-    convenience init(workers: Int, threads: Int = 8, extraArguments: [String] = []) throws {
-        try self.init(Options(workers: workers, threads: threads, extraArguments: extraArguments))
+    convenience init(workers: Int, threads: Int = 8, extraArguments: [String] = []) async throws {
+        try await self.init(Options(workers: workers, threads: threads, extraArguments: extraArguments))
     }
 
-    init(_ options: Options) throws {
+    init(_ options: Options) async throws {
         try requireProgram("/usr/sbin/nginx")
         self.options = options
         directory = try TemporaryDirectory()
@@ -110,13 +117,13 @@ final class LocalStack: @unchecked Sendable {
         counter = try Self.startCounter(options, directory: directory, socketPath: socketPath, databasePath: databasePath, socket: heldSocket, run: 0)
         starts = 1
         let socketPath = socketPath
-        try Self.waitFor("the counter's socket", process: counter) { FileManager.default.fileExists(atPath: socketPath) }
+        try await waitUntil("the counter's socket", process: counter) { FileManager.default.fileExists(atPath: socketPath) }
         nginx = try ChildProcess(
             URL(fileURLWithPath: "/usr/sbin/nginx"), ["-c", directory.path("nginx.conf")], in: directory, name: "nginx")
-        try Self.waitFor("nginx", process: nginx) { (try? self.request("GET", "/api/sys/stats").status) == 200 }
+        try await waitUntil("nginx", process: nginx) { try self.request("GET", "/api/sys/stats").status == 200 }
         // Health names a worker as down until its writer has published its figures once: a test that
         // reads health right away would see that, not what it tests.
-        try Self.waitFor("every worker to be up", process: counter) {
+        try await waitUntil("every worker to be up", process: counter) {
             (try? self.health().json["workers_down"] as? [Int])?.isEmpty == true
         }
     }
@@ -138,6 +145,7 @@ final class LocalStack: @unchecked Sendable {
         }
         if options.ownExecutable { executable = URL(fileURLWithPath: copy) }
         if let user = options.user {
+            try requireTag(.root, for: "the counter as \(user)")
             try requireProgram("/usr/bin/setpriv")
             arguments = ["--reuid=\(user)", "--regid=\(user == "nobody" ? "nogroup" : user)", "--clear-groups", copy] + arguments
             executable = URL(fileURLWithPath: "/usr/bin/setpriv")
@@ -170,13 +178,13 @@ final class LocalStack: @unchecked Sendable {
 
     /// Stops the counter if it runs and starts it again on the same database, socket and options;
     /// returns once a worker answers.
-    func restartCounter() throws {
+    func restartCounter() async throws {
         if counter.process.isRunning { _ = stopCounter() }
         counter = try Self.startCounter(
             options, directory: directory, socketPath: socketPath, databasePath: databasePath, socket: heldSocket, run: starts)
         starts += 1
         let expected = options.workers
-        try Self.waitFor("the restarted counter", process: counter) { self.workerPIDs().count == expected }
+        try await waitFor("the restarted counter") { self.workerPIDs().count == expected }
     }
 
     /// The counter's health JSON, decoded, with the HTTP status.
@@ -324,18 +332,8 @@ final class LocalStack: @unchecked Sendable {
         return UInt16(bigEndian: address.sin_port)
     }
 
-    /// Polls `condition` for up to `seconds`; fails with the process's stderr if it exits or time runs out.
-    static func waitFor(_ what: String, process: ChildProcess, seconds: Int = 15, _ condition: () throws -> Bool) throws {
-        for _ in 0..<(seconds * 20) {
-            if (try? condition()) == true { return }
-            guard process.process.isRunning else { throw TestFailure("\(what): the process ended: \(process.stderr)") }
-            usleep(50_000)
-        }
-        throw TestFailure("\(what) was not ready after \(seconds) s: \(process.stderr)")
-    }
-
-    /// Polls `condition` for up to `seconds` while the counter runs.
-    func waitFor(_ what: String, seconds: Int = 15, _ condition: () throws -> Bool) throws {
-        try Self.waitFor(what, process: counter, seconds: seconds, condition)
+    /// ``waitUntil(_:seconds:process:_:)`` while the counter runs.
+    func waitFor(_ what: String, seconds: Double = 15, _ condition: () throws -> Bool) async throws {
+        try await waitUntil(what, seconds: seconds, process: counter, condition)
     }
 }

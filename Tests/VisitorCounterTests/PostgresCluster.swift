@@ -37,17 +37,17 @@ final class PostgresCluster {
     }
 
     /// A new primary; `settings` are server settings (`name=value`), such as a synchronous standby list.
-    init(settings: [String] = []) throws {
+    init(settings: [String] = []) async throws {
         (logs, directory, port) = try Self.prepare()
         self.settings = settings
         let initdb = try asPostgres("initdb", ["-D", dataDirectory, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
         guard initdb.wait() == 0 else { throw TestFailure("initdb failed: \(initdb.stderr)") }
-        try start()
+        try await start()
     }
 
     /// A hot standby of `primary`, copied with `pg_basebackup -R` (which writes the `primary_conninfo`
     /// through the primary's socket and the `standby.signal` file) and streaming from it.
-    init(standbyOf primary: PostgresCluster, settings: [String] = []) throws {
+    init(standbyOf primary: PostgresCluster, settings: [String] = []) async throws {
         try requireProgram("\(Self.binaries)/pg_basebackup")
         (logs, directory, port) = try Self.prepare()
         self.settings = settings
@@ -55,7 +55,7 @@ final class PostgresCluster {
             "pg_basebackup",
             ["-D", dataDirectory, "-h", primary.socketDirectory, "-p", "\(primary.port)", "-U", "postgres", "-R", "-X", "stream", "--no-sync"])
         guard copy.wait() == 0 else { throw TestFailure("pg_basebackup failed: \(copy.stderr)") }
-        try start()
+        try await start()
     }
 
     /// The programs it needs, and its folder owned by `postgres` and a free port, or a message naming
@@ -78,19 +78,15 @@ final class PostgresCluster {
     }
 
     /// Starts the server and waits until it takes connections.
-    func start() throws {
+    func start() async throws {
         let server = try asPostgres(
             "postgres",
             ["-D", dataDirectory, "-k", socketDirectory, "-p", "\(port)", "-c", "listen_addresses=", "-c", "fsync=off"]
                 + settings.flatMap { ["-c", $0] })
         self.server = server
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            if (try? PostgresConnection(uri: uri())) != nil { return }
-            guard server.process.isRunning else { throw TestFailure("postgres ended at start: \(server.stderr)") }
-            usleep(50_000)
+        try await waitUntil("postgres taking connections", seconds: 60, process: server) {
+            (try? PostgresConnection(uri: uri())) != nil
         }
-        throw TestFailure("postgres did not take connections within 60 s: \(server.stderr)")
     }
 
     /// How to stop the server, by the signals `pg_ctl stop -m` sends.
@@ -124,27 +120,24 @@ final class PostgresCluster {
     /// it: stops the WAL sender (SIGSTOP) for `seconds`, so that commits wait for the standby; then
     /// stops every other process of the server, lets the WAL sender go on until `standby` has received
     /// all the WAL, and answers how many commits were waiting. ``crash()`` ends the server then.
-    func freezeWithUnansweredCommits(standby: PostgresCluster, after seconds: TimeInterval) throws -> Int {
+    func freezeWithUnansweredCommits(standby: PostgresCluster, after seconds: TimeInterval) async throws -> Int {
         guard let server else { throw TestFailure("the server is not running") }
         let watch = try PostgresConnection(uri: uri())
         guard let sender = try watch.execute("SELECT pid FROM pg_stat_replication").firstInteger.map(pid_t.init) else {
             throw TestFailure("no WAL sender: the cluster has no standby")
         }
         Glibc.kill(sender, SIGSTOP)
-        Thread.sleep(forTimeInterval: seconds)
+        try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
         let waiting = try watch.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'").firstInteger ?? 0
         let flushed = try watch.execute("SELECT pg_current_wal_flush_lsn()::text").rows.first?[0] ?? ""
         let postmaster = server.process.processIdentifier
         for pid in [postmaster] + Self.children(of: postmaster) where pid != sender { Glibc.kill(pid, SIGSTOP) }
         Glibc.kill(sender, SIGCONT)
         let reader = try PostgresConnection(uri: standby.uri())
-        for _ in 0..<600 {
-            if try reader.execute("SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), $1::pg_lsn) >= 0", [flushed]).rows == [["t"]] {
-                return waiting
-            }
-            usleep(100_000)
+        try await waitUntil("the standby receiving the primary's WAL up to \(flushed)", seconds: 60) {
+            try reader.execute("SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), $1::pg_lsn) >= 0", [flushed]).rows == [["t"]]
         }
-        throw TestFailure("the standby did not receive the primary's WAL up to \(flushed) within 60 s")
+        return waiting
     }
 
     /// Makes a standby the primary and waits until it takes writes (`pg_promote()` waits up to 60 s).

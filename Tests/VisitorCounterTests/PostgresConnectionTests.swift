@@ -4,10 +4,10 @@ import Testing
 @testable import VisitorCounter
 
 /// libpq through `PostgresConnection`, against a cluster of the suite's own.
-@Suite(.serialized) final class PostgresConnectionTests {
+@Suite(.serialized, .tags(.postgres)) final class PostgresConnectionTests {
     let cluster: PostgresCluster
 
-    init() throws { cluster = try PostgresCluster() }
+    init() async throws { cluster = try await PostgresCluster() }
 
     @Test func statementsTakeTextParametersAndAnswerRows() throws {
         let connection = try PostgresConnection(uri: cluster.uri())
@@ -77,7 +77,7 @@ import Testing
         #expect(throws: PostgresError.self) { try PostgresConnection(uri: "postgresql://[::1") }
     }
 
-    @Test func aServerThatGoesAwayIsATransientErrorAndANewConnectionWorksWhenItIsBack() throws {
+    @Test func aServerThatGoesAwayIsATransientErrorAndANewConnectionWorksWhenItIsBack() async throws {
         let connection = try PostgresConnection(uri: cluster.uri())
         try cluster.stop(mode: .immediate)
         do {
@@ -86,7 +86,7 @@ import Testing
         } catch {
             #expect(error.isTransient, "\(error)")
         }
-        try cluster.start()
+        try await cluster.start()
         #expect(try PostgresConnection(uri: cluster.uri()).execute("SELECT 1").firstInteger == 1)
     }
 

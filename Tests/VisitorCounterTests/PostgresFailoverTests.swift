@@ -18,7 +18,7 @@ import Glibc
 /// replay it, which only reads on the standby need, at the cost of a longer wait per batch.
 ///
 /// Each test prints one line with what it measured.
-@Suite(.serialized)
+@Suite(.serialized, .tags(.postgres, .nginx))
 struct PostgresFailoverTests {
     /// What one failover left: the load's result and, per user agent of the load, the rows stored.
     struct Outcome {
@@ -59,11 +59,11 @@ struct PostgresFailoverTests {
     /// Waits until the primary behind `connection` streams to its standby as `state` (`sync`, `async`):
     /// before that, a synchronous primary's commits would wait, and an asynchronous one's would not be
     /// on the standby at all.
-    static func waitUntilStreaming(_ connection: PostgresConnection, as state: String) throws {
+    static func waitUntilStreaming(_ connection: PostgresConnection, as state: String) async throws {
         for _ in 0..<600 {
             let rows = try connection.execute("SELECT sync_state FROM pg_stat_replication WHERE state = 'streaming'").rows
             if rows.first?[0] == state { return }
-            usleep(100_000)
+            try await Task.sleep(for: .microseconds(100_000))
         }
         throw TestFailure("the standby was not streaming as \(state) within 60 s")
     }
@@ -82,51 +82,51 @@ struct PostgresFailoverTests {
     static func failover(
         synchronous: Bool, standbyBehind: TimeInterval = 0, unansweredCommits: Bool = false, restartAfterwards: Bool = false,
         serveArguments: [String] = [], writtenWithin seconds: Int
-    ) throws -> Outcome {
-        let primary = try PostgresCluster(
+    ) async throws -> Outcome {
+        let primary = try await PostgresCluster(
             settings: synchronous ? ["synchronous_standby_names=*", "synchronous_commit=on"] : [])
-        let standby = try PostgresCluster(standbyOf: primary)
+        let standby = try await PostgresCluster(standbyOf: primary)
         let watch = try PostgresConnection(uri: primary.uri())
-        try waitUntilStreaming(watch, as: synchronous ? "sync" : "async")
+        try await waitUntilStreaming(watch, as: synchronous ? "sync" : "async")
 
         let stateDirectory = try TemporaryDirectory()
-        let stack = try LocalStack(
+        let stack = try await LocalStack(
             .init(
                 workers: 2, extraArguments: ["--state-directory", stateDirectory.url.path] + serveArguments,
                 database: uri([primary, standby])))
         let load = LoadGenerator(stack, clients: 4, uniqueAgents: true)
         load.start()
         defer { load.cancel() }
-        Thread.sleep(forTimeInterval: 4)
+        try await Task.sleep(for: .seconds(4))
         if standbyBehind > 0 {
             try standby.signalWALReceiver(SIGSTOP)
             let rowsAtHoldUp = try watch.execute("SELECT count(*) FROM visitors").firstInteger ?? -1
-            Thread.sleep(forTimeInterval: standbyBehind)
+            try await Task.sleep(for: .seconds(standbyBehind))
             // On a loaded machine no batch may have been committed yet: hold on until one has.
             for _ in 0..<300 where try watch.execute("SELECT count(*) FROM visitors").firstInteger ?? -1 <= rowsAtHoldUp {
-                usleep(100_000)
+                try await Task.sleep(for: .microseconds(100_000))
             }
         }
         let answeredBeforeKill = load.ok
         let rowsBeforeKill = try watch.execute("SELECT count(*) FROM visitors").firstInteger ?? -1
-        let unanswered = unansweredCommits ? try primary.freezeWithUnansweredCommits(standby: standby, after: 3) : 0
+        let unanswered = unansweredCommits ? try await primary.freezeWithUnansweredCommits(standby: standby, after: 3) : 0
         primary.crash()
         if standbyBehind > 0 { try standby.signalWALReceiver(SIGCONT) }
-        Thread.sleep(forTimeInterval: 1)
+        try await Task.sleep(for: .seconds(1))
         try standby.promote()
         // Before the writers' next batch: they retry every few hundred milliseconds at first.
         let rowsAtPromotion = try PostgresConnection(uri: standby.uri()).execute("SELECT count(*) FROM visitors").firstInteger ?? -1
-        Thread.sleep(forTimeInterval: 5)
+        try await Task.sleep(for: .seconds(5))
         let result = load.stop()
-        var outcome = try read(standby, load: result, answeredBeforeKill: answeredBeforeKill, stack: stack, within: seconds)
+        var outcome = try await read(standby, load: result, answeredBeforeKill: answeredBeforeKill, stack: stack, within: seconds)
         if restartAfterwards {
             let lost = outcome.lost.count
-            try stack.restartCounter()
+            try await stack.restartCounter()
             // The replay of the ended journals is not in `buffered_visits`: wait for the rows themselves.
             let deadline = Date().addingTimeInterval(TimeInterval(seconds))
             repeat {
-                Thread.sleep(forTimeInterval: 1)
-                outcome = try read(standby, load: result, answeredBeforeKill: answeredBeforeKill, stack: stack, within: seconds)
+                try await Task.sleep(for: .seconds(1))
+                outcome = try await read(standby, load: result, answeredBeforeKill: answeredBeforeKill, stack: stack, within: seconds)
             } while !outcome.lost.isEmpty && Date() < deadline
             outcome.lostBeforeRestart = lost
         }
@@ -140,10 +140,10 @@ struct PostgresFailoverTests {
     /// Waits up to `seconds` for the workers to hold no visit, then reads what `cluster` holds.
     static func read(
         _ cluster: PostgresCluster, load: LoadGenerator.Result, answeredBeforeKill: Int, stack: LocalStack, within seconds: Int
-    ) throws -> Outcome {
+    ) async throws -> Outcome {
         var stillHeld = try stack.healthSum("buffered_visits")
         for _ in 0..<(seconds * 4) where stillHeld > 0 {
-            usleep(250_000)
+            try await Task.sleep(for: .microseconds(250_000))
             stillHeld = try stack.healthSum("buffered_visits")
         }
         let connection = try PostgresConnection(uri: cluster.uri())
@@ -159,8 +159,8 @@ struct PostgresFailoverTests {
             stillHeld: stillHeld, events: [])
     }
 
-    @Test func aFailoverWithASynchronousStandbyLosesNothingAndCountsNothingTwice() throws {
-        let outcome = try Self.failover(synchronous: true, writtenWithin: 120)
+    @Test func aFailoverWithASynchronousStandbyLosesNothingAndCountsNothingTwice() async throws {
+        let outcome = try await Self.failover(synchronous: true, writtenWithin: 120)
         let answered = outcome.load.ok
         print(
             "failover, synchronous standby: \(outcome.load.summary); \(outcome.answeredBeforeKill) answered before the kill; "
@@ -189,8 +189,8 @@ struct PostgresFailoverTests {
     /// came while a batch was being retried could have joined it, and its retry would then be refused
     /// for ever as a gap in its journal (which this test caught before ``VisitBuffer`` kept tried
     /// batches as they were).
-    @Test func commitsWhoseAnswersTheKillLostAreCountedOnce() throws {
-        let outcome = try Self.failover(
+    @Test func commitsWhoseAnswersTheKillLostAreCountedOnce() async throws {
+        let outcome = try await Self.failover(
             synchronous: true, unansweredCommits: true, serveArguments: ["--batch-size", "50000"], writtenWithin: 120)
         let answered = outcome.load.ok
         print(
@@ -215,8 +215,8 @@ extension PostgresFailoverTests {
     /// lost: measured and reported, not a fixed figure. The writers then stop at the journal gap and say
     /// so; a restart of the counter replays the journals from where the new primary has them, after
     /// which every answered visit is there once, and the figures agree with each other.
-    @Test func anAsynchronousFailoverLosesWhatTheStandbyLackedUntilARestartReplaysTheJournals() throws {
-        let outcome = try Self.failover(synchronous: false, standbyBehind: 2, restartAfterwards: true, writtenWithin: 20)
+    @Test func anAsynchronousFailoverLosesWhatTheStandbyLackedUntilARestartReplaysTheJournals() async throws {
+        let outcome = try await Self.failover(synchronous: false, standbyBehind: 2, restartAfterwards: true, writtenWithin: 20)
         let errors = Set(outcome.events.compactMap(\.error).map { String($0.prefix(120)) })
         print(
             "failover, asynchronous standby 2 s behind: \(outcome.load.summary); \(outcome.answeredBeforeKill) answered before the kill; "
@@ -238,31 +238,31 @@ extension PostgresFailoverTests {
     /// requests are still answered, the workers hold the visits, and health answers 503 once a visit
     /// has waited past `--health-threshold`; when the standby is back, the waiting commits finish and
     /// every answered visit is stored once.
-    @Test func aSynchronousPrimaryWaitsWhileItsStandbyIsDownAndHealthSaysSo() throws {
-        let primary = try PostgresCluster(settings: ["synchronous_standby_names=*", "synchronous_commit=on"])
-        let standby = try PostgresCluster(standbyOf: primary)
+    @Test func aSynchronousPrimaryWaitsWhileItsStandbyIsDownAndHealthSaysSo() async throws {
+        let primary = try await PostgresCluster(settings: ["synchronous_standby_names=*", "synchronous_commit=on"])
+        let standby = try await PostgresCluster(standbyOf: primary)
         let watch = try PostgresConnection(uri: primary.uri())
-        try Self.waitUntilStreaming(watch, as: "sync")
+        try await Self.waitUntilStreaming(watch, as: "sync")
         let stateDirectory = try TemporaryDirectory()
-        let stack = try LocalStack(
+        let stack = try await LocalStack(
             .init(
                 workers: 2, extraArguments: ["--state-directory", stateDirectory.url.path, "--health-threshold", "5"],
                 database: Self.uri([primary, standby])))
         let load = LoadGenerator(stack, clients: 3, uniqueAgents: true)
         load.start()
         defer { load.cancel() }
-        Thread.sleep(forTimeInterval: 2)
+        try await Task.sleep(for: .seconds(2))
         try standby.stop(mode: .fast)
         let rowsWhenStopped = try watch.execute("SELECT count(*) FROM visitors").firstInteger ?? -1
-        Thread.sleep(forTimeInterval: 8)
+        try await Task.sleep(for: .seconds(8))
         let health = try stack.health()
         let held = try stack.healthSum("buffered_visits")
         // Commits flushed on the primary that wait for the standby before they are visible or answered.
         let waiting = try watch.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'").firstInteger ?? -1
-        try standby.start()
-        Thread.sleep(forTimeInterval: 2)
+        try await standby.start()
+        try await Task.sleep(for: .seconds(2))
         let result = load.stop()
-        try stack.waitFor("every visit written", seconds: 120) { try stack.healthSum("buffered_visits") == 0 }
+        try await stack.waitFor("every visit written", seconds: 120) { try stack.healthSum("buffered_visits") == 0 }
         print(
             "synchronous standby stopped 8 s: \(result.summary); \(held) visits held and \(waiting) commits waiting for the standby; "
                 + "health \(health.status), reasons \(health.json["reasons"] ?? [])")

@@ -11,30 +11,30 @@ import Glibc
 /// state directory of its own, all writing into one throw-away cluster (``PostgresCluster``).
 ///
 /// Each test prints one line with what it measured.
-@Suite(.serialized)
+@Suite(.serialized, .tags(.postgres, .nginx))
 struct PostgresHostsTests {
     /// A host: its state directory and its counter behind nginx, writing into `cluster`.
-    static func host(_ cluster: PostgresCluster, workers: Int = 2) throws -> (stack: LocalStack, state: TemporaryDirectory) {
+    static func host(_ cluster: PostgresCluster, workers: Int = 2) async throws -> (stack: LocalStack, state: TemporaryDirectory) {
         let state = try TemporaryDirectory()
-        let stack = try LocalStack(
+        let stack = try await LocalStack(
             .init(workers: workers, extraArguments: ["--state-directory", state.url.path], database: cluster.uri()))
         return (stack, state)
     }
 
     /// Waits until the host holds no unwritten visit.
-    static func waitUntilWritten(_ stack: LocalStack, seconds: Int = 60) throws {
-        try stack.waitFor("every visit written", seconds: seconds) { try stack.healthSum("buffered_visits") == 0 }
+    static func waitUntilWritten(_ stack: LocalStack, seconds: Double = 60) async throws {
+        try await stack.waitFor("every visit written", seconds: seconds) { try stack.healthSum("buffered_visits") == 0 }
     }
 
-    @Test func twoHostsCountExactlyAndTheSameVisitorOnce() throws {
-        let cluster = try PostgresCluster()
-        let (first, firstState) = try Self.host(cluster)
-        let (second, secondState) = try Self.host(cluster)
+    @Test func twoHostsCountExactlyAndTheSameVisitorOnce() async throws {
+        let cluster = try await PostgresCluster()
+        let (first, firstState) = try await Self.host(cluster)
+        let (second, secondState) = try await Self.host(cluster)
         defer { withExtendedLifetime((firstState, secondState)) {} }
         let loads = [LoadGenerator(first, clients: 4), LoadGenerator(second, clients: 4)]
         loads.forEach { $0.start() }
         defer { loads.forEach { $0.cancel() } }
-        Thread.sleep(forTimeInterval: 8)
+        try await Task.sleep(for: .seconds(8))
         let results = loads.map { $0.stop() }
         // The same 50 visitors (address and user agent) through both hosts, one after the other.
         for stack in [first, second] {
@@ -44,7 +44,7 @@ struct PostgresHostsTests {
                 #expect(response.status == 200)
             }
         }
-        for stack in [first, second] { try Self.waitUntilWritten(stack) }
+        for stack in [first, second] { try await Self.waitUntilWritten(stack) }
         let answered = results.map(\.ok).reduce(0, +) + 100
         print("two hosts: \(results[0].summary); \(results[1].summary)")
         #expect(results.allSatisfy { $0.ok == $0.requests && $0.ok > 100 }, "\(results.map(\.summary))")
@@ -85,8 +85,8 @@ struct PostgresHostsTests {
         #expect(second.stopCounter() == 0)
     }
 
-    @Test func eightProcessesStartingAtOnceMakeTheSchemaOnce() throws {
-        let cluster = try PostgresCluster()
+    @Test func eightProcessesStartingAtOnceMakeTheSchemaOnce() async throws {
+        let cluster = try await PostgresCluster()
         let directory = try TemporaryDirectory()
         let children = try (0..<8).map { index in
             try ChildProcess(
@@ -105,25 +105,25 @@ struct PostgresHostsTests {
 
     /// PostgreSQL restarted, then stopped for 5 s, while two hosts are under load: every request is
     /// answered, and every answered visit is in the database exactly once.
-    @Test func aRestartAndFiveSecondsWithoutPostgreSQLLoseNothingAndCountNothingTwice() throws {
-        let cluster = try PostgresCluster()
-        let (first, firstState) = try Self.host(cluster)
-        let (second, secondState) = try Self.host(cluster)
+    @Test func aRestartAndFiveSecondsWithoutPostgreSQLLoseNothingAndCountNothingTwice() async throws {
+        let cluster = try await PostgresCluster()
+        let (first, firstState) = try await Self.host(cluster)
+        let (second, secondState) = try await Self.host(cluster)
         defer { withExtendedLifetime((firstState, secondState)) {} }
         let loads = [LoadGenerator(first, clients: 3, uniqueAgents: true), LoadGenerator(second, clients: 3, uniqueAgents: true)]
         loads.forEach { $0.start() }
         defer { loads.forEach { $0.cancel() } }
-        Thread.sleep(forTimeInterval: 2)
+        try await Task.sleep(for: .seconds(2))
         try cluster.stop(mode: .fast)
-        try cluster.start()
-        Thread.sleep(forTimeInterval: 2)
+        try await cluster.start()
+        try await Task.sleep(for: .seconds(2))
         try cluster.stop(mode: .immediate)
-        Thread.sleep(forTimeInterval: 5)
+        try await Task.sleep(for: .seconds(5))
         let heldWhileDown = try first.healthSum("buffered_visits") + second.healthSum("buffered_visits")
-        try cluster.start()
-        Thread.sleep(forTimeInterval: 2)
+        try await cluster.start()
+        try await Task.sleep(for: .seconds(2))
         let results = loads.map { $0.stop() }
-        for stack in [first, second] { try Self.waitUntilWritten(stack) }
+        for stack in [first, second] { try await Self.waitUntilWritten(stack) }
         print("postgres restart and 5 s stop: \(results[0].summary); \(results[1].summary); held while down: \(heldWhileDown)")
         #expect(results.allSatisfy { $0.ok == $0.requests }, "\(results.map(\.summary))")
         #expect(heldWhileDown > 0)

@@ -70,8 +70,8 @@ struct ServeCommandTests {
         #expect(child.stderr == "visitor-counter: \(message)\n", "\(child.stderr)")
     }
 
-    @Test func aSocketInUseIsRefusedAndAStaleOneReplaced() throws {
-        let stack = try LocalStack(workers: 1)
+    @Test(.tags(.nginx)) func aSocketInUseIsRefusedAndAStaleOneReplaced() async throws {
+        let stack = try await LocalStack(workers: 1)
         let second = try serve(
             ["--listen", "unix:\(stack.socketPath)", "--database", stack.directory.path("other.sqlite")],
             in: stack.directory)
@@ -93,7 +93,7 @@ struct ServeCommandTests {
             try visitorCounterExecutable(),
             ["serve", "--listen", "unix:\(stale)", "--workers", "1", "--database", stack.directory.path("stale.sqlite")],
             in: stack.directory, name: "stale")
-        try LocalStack.waitFor("the replacing counter", process: child) { child.stderr.contains("worker started") }
+        try await waitUntil("the replacing counter", process: child) { child.stderr.contains("worker started") }
         kill(child.process.processIdentifier, SIGTERM)
         #expect(child.wait() == 0)
     }

@@ -19,10 +19,10 @@ final class StoreUnderTest {
     let directory: TemporaryDirectory
     let cluster: PostgresCluster?
 
-    init(_ kind: StoreKind) throws {
+    init(_ kind: StoreKind) async throws {
         self.kind = kind
         directory = try TemporaryDirectory()
-        cluster = kind == .postgresql ? try PostgresCluster() : nil
+        cluster = kind == .postgresql ? try await PostgresCluster() : nil
     }
 
     var sqlitePath: String { directory.path("store.sqlite") }

@@ -1,6 +1,8 @@
 import Foundation
 import GRDB
+import InMemoryLogging
 import Logging
+import Synchronization
 import Testing
 
 /// A directory of its own for one test, removed when the value is dropped.
@@ -34,6 +36,11 @@ func visitorCounterExecutable() throws -> URL {
     return url
 }
 
+/// Creates an empty file at `path`, or replaces the file there with an empty one.
+func createEmptyFile(_ path: String) throws {
+    guard FileManager.default.createFile(atPath: path, contents: nil) else { throw TestFailure("cannot create \(path)") }
+}
+
 struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
@@ -51,11 +58,7 @@ final class ChildProcess {
     ) throws {
         stdoutURL = directory.url.appendingPathComponent("\(name).stdout")
         stderrURL = directory.url.appendingPathComponent("\(name).stderr")
-        for url in [stdoutURL, stderrURL] {
-            guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
-                throw TestFailure("cannot create \(url.path)")
-            }
-        }
+        for url in [stdoutURL, stderrURL] { try createEmptyFile(url.path) }
         process.executableURL = executable
         process.arguments = arguments
         process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
@@ -72,12 +75,31 @@ final class ChildProcess {
         return process.terminationStatus
     }
 
+    /// ``wait()`` on a Dispatch thread rather than the cooperative pool, for a child that takes seconds:
+    /// the pool has a thread per core (two here), and a test blocked in `waitUntilExit` holds one.
+    func exitStatus() async -> Int32 {
+        let process = process
+        return await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                process.waitUntilExit()
+                continuation.resume(returning: process.terminationStatus)
+            }
+        }
+    }
+
     var stdout: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
     var stderr: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
 }
 
 /// A logger for library code under test that keeps the test output to the tests' own findings.
 let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// A logger whose lines the test reads back, for behaviour whose outcome is a log line: swift-log's
+/// `InMemoryLogHandler` at its default level, `.info`.
+func recordingLogger() -> (logger: Logger, lines: InMemoryLogHandler) {
+    let handler = InMemoryLogHandler()
+    return (Logger(label: "test", factory: { _ in handler }), handler)
+}
 
 /// Holds SQLite's write lock on a database from a connection of its own, as another process would
 /// with `BEGIN IMMEDIATE`, until ``release()``.
@@ -107,4 +129,13 @@ func gunzip(_ bytes: [UInt8]) throws -> String {
     let child = try ChildProcess(URL(fileURLWithPath: "/bin/gzip"), ["-dc", file], in: directory, name: "gunzip")
     guard child.wait() == 0 else { throw TestFailure("gzip -dc failed: \(child.stderr)") }
     return child.stdout
+}
+
+/// A count shared by a test's client threads: a class, so escaping closures share it, around a `Mutex`.
+/// (Not named `Atomic`, which would hide `Synchronization.Atomic`.)
+final class SharedCount: Sendable {
+    private let value: Mutex<Int>
+    init(_ value: Int) { self.value = Mutex(value) }
+    func add(_ amount: Int) { value.withLock { $0 += amount } }
+    func load() -> Int { value.withLock { $0 } }
 }

@@ -223,7 +223,7 @@ struct VisitJournalTests {
         // One thread makes journals (and removes them at once) while another lists and tries to take
         // each one it finds, as a worker's replay does. No journal may be found unlocked and empty.
         let database = directory.path("race.sqlite")
-        let done = Synchronization.Atomic<Bool>(false)
+        let done = Atomic<Bool>(false)
         let taken = Synchronization.Mutex<[String]>([])
         let scanned = DispatchSemaphore(value: 0)
         let scanner = Thread {

@@ -15,15 +15,6 @@ struct VisitRecorderTests {
         Visit(ip: "192.0.2.\(thread)", userAgent: Array("t".utf8), countryCode: code, countryName: nil, time: Date())
     }
 
-    /// Waits up to 10 s for `condition`.
-    static func eventually(_ condition: () throws -> Bool) async throws -> Bool {
-        for _ in 0..<500 {
-            if try condition() { return true }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return try condition()
-    }
-
     @Test func stopWritesEverythingBufferedBeforeItReturns() throws {
         let store = try VisitorStore(path: directory.path("stop.sqlite"))
         // Neither the size nor the interval would ever flush: only stop() can.
@@ -48,14 +39,15 @@ struct VisitRecorderTests {
         recorder.start()
         defer { recorder.stop() }
         for _ in 0..<25 { recorder.record(Self.visit("DE")) }
-        #expect(try await Self.eventually { try store.stats().totalVisitors == 20 })
+        try await waitUntil("store.stats().totalVisitors == 20", seconds: 10) { try store.stats().totalVisitors == 20 }
         #expect(recorder.pendingVisits == 5)
     }
 
     @Test func failedWritesAreRetriedAndEveryVisitLandsOnce() async throws {
         let path = directory.path("retry.sqlite")
         let store = try VisitorStore(path: path, busyTimeout: 0.05)
-        let audit = AuditLog(database: path, logger: quietLogger)
+        let log = recordingLogger()
+        let audit = AuditLog(database: path, logger: log.logger)
         let recorder = VisitRecorder(
             store: store,
             configuration: .init(batchSize: 50, flushInterval: .milliseconds(50), retry: Self.fastRetry),
@@ -63,11 +55,11 @@ struct VisitRecorderTests {
         recorder.start()
         let lock = try SQLiteWriteLock(path)
         for index in 0..<500 { recorder.record(Self.visit(index % 3 == 0 ? "US" : "JP")) }
-        #expect(try await Self.eventually { recorder.statistics.failedWrites >= 3 })
+        try await waitUntil("recorder.statistics.failedWrites >= 3", seconds: 10) { recorder.statistics.failedWrites >= 3 }
         #expect(try store.stats().totalVisitors == 0)
         #expect(recorder.statistics.consecutiveFailures >= 3)
         try lock.release()
-        #expect(try await Self.eventually { try store.stats().totalVisitors == 500 })
+        try await waitUntil("store.stats().totalVisitors == 500", seconds: 10) { try store.stats().totalVisitors == 500 }
         recorder.stop()
         #expect(try store.stats().countries == ["US": 167, "JP": 333])
         try VisitorStoreTests.expectInvariant(store)
@@ -75,6 +67,14 @@ struct VisitRecorderTests {
         let events = try AuditLog.read(path: audit.path).map(\.event)
         #expect(events.contains("write_failed"))
         #expect(events.last == "write_recovered")
+        // The operator sees both in the process log (journald): the failure as a warning with SQLite's
+        // error, the recovery as a notice that says after how many attempts.
+        let failed = log.lines.entries.filter { $0.message.description == "write_failed" }
+        #expect(!failed.isEmpty && failed.allSatisfy { $0.level == .warning })
+        #expect(failed.first?.metadata["audit.error"]?.description.contains("locked") == true, "\(failed)")
+        let recovered = try #require(log.lines.entries.last { $0.message.description == "write_recovered" })
+        #expect(recovered.level == .notice)
+        #expect(recovered.metadata["audit.action"]?.description.hasPrefix("written after ") == true, "\(recovered)")
     }
 
     @Test func atTheBoundVisitsAreCountedWithoutRows() async throws {
@@ -94,7 +94,7 @@ struct VisitRecorderTests {
         #expect(recorder.statistics.bufferedVisits == 10_000)
         #expect(recorder.statistics.visitsWithoutRows == 9700)
         try lock.release()
-        #expect(try await Self.eventually { try store.stats().totalVisitors == 10_000 })
+        try await waitUntil("store.stats().totalVisitors == 10_000", seconds: 10) { try store.stats().totalVisitors == 10_000 }
         recorder.stop()
         let stats = try store.stats()
         #expect(stats.countries == ["US": 5000, "GB": 5000])
@@ -127,8 +127,8 @@ struct VisitRecorderTests {
             store: store, configuration: configuration,
             journal: try VisitJournal.create(database: path, worker: 3, capacity: 1 << 20), logger: quietLogger)
         second.start()
-        #expect(try await Self.eventually { try store.stats().totalVisitors == 700 })
-        #expect(try await Self.eventually { try VisitJournal.all(database: path).count == 1 })
+        try await waitUntil("store.stats().totalVisitors == 700", seconds: 10) { try store.stats().totalVisitors == 700 }
+        try await waitUntil("VisitJournal.all(database: path).count == 1", seconds: 10) { try VisitJournal.all(database: path).count == 1 }
         second.stop()
         #expect(second.statistics.replayedVisits == 700)
         #expect(try store.stats().countries == ["BR": 200, "DE": 500])
@@ -149,7 +149,7 @@ struct VisitRecorderTests {
         recorder.start()
         for round in 0..<60 {
             for index in 0..<20 { recorder.record(Self.visit(index % 2 == 0 ? "AT" : "BE", thread: round)) }
-            #expect(try await Self.eventually { recorder.pendingVisits == 0 })
+            try await waitUntil("recorder.pendingVisits == 0", seconds: 10) { recorder.pendingVisits == 0 }
         }
         #expect(journal.end > 4096 * 10)
         #expect(recorder.statistics.visitsNotJournaled == 0)
@@ -205,7 +205,7 @@ struct VisitRecorderTests {
             configuration: .init(batchSize: 10, flushInterval: .milliseconds(50), retry: Self.fastRetry, worker: 2),
             audit: audit, logger: quietLogger)
         recorder.start()
-        #expect(try await Self.eventually { try store.stats().totalVisitors == 30 })
+        try await waitUntil("store.stats().totalVisitors == 30", seconds: 10) { try store.stats().totalVisitors == 30 }
         recorder.stop()
         #expect(try store.stats().countries == ["CH": 30])
         #expect(try VisitJournal.all(database: path) == [blocker])
@@ -220,7 +220,7 @@ struct VisitRecorderTests {
         let recorder = VisitRecorder(
             store: store, configuration: .init(batchSize: 10, flushInterval: .milliseconds(50)), logger: quietLogger)
         recorder.start()
-        #expect(try await Self.eventually { try SpillFile.all(database: path).isEmpty })
+        try await waitUntil("SpillFile.all(database: path).isEmpty", seconds: 10) { try SpillFile.all(database: path).isEmpty }
         recorder.stop()
         #expect(recorder.statistics.replayedVisits == 3)
         #expect(try store.stats().countries == ["BR": 2, "IT": 1])
@@ -271,7 +271,7 @@ struct VisitRecorderTests {
             audit: audit, logger: quietLogger)
         recorder.start()
         for _ in 0..<25 { recorder.record(Self.visit("NL")) }
-        #expect(try await Self.eventually { try store.stats().totalVisitors == 25 })
+        try await waitUntil("store.stats().totalVisitors == 25", seconds: 10) { try store.stats().totalVisitors == 25 }
         recorder.stop()
         #expect(try AuditLog.read(path: audit.path).contains { $0.event == "journal_replay_failed" })
     }
