@@ -157,7 +157,7 @@ extension PostgresStore {
             }
         }
 
-        var counts = Self.addStatements(totals, oldestMinuteKept: Int((time.timeIntervalSince1970 / 60).rounded(.down)) - VisitorStore.minutesKept)
+        var counts = Self.addStatements(totals, oldestMinuteKept: UTCTimestamp.minute(time) - VisitorStore.minutesKept)
         // The old keys and hashes go once a day, and in any batch that brought hashes of older days
         // (a journal replayed late), as SQLite's writer does in every batch.
         if state.forgottenBefore != today - 1 || hashes.contains(where: { $0.day < today - 1 }) {
