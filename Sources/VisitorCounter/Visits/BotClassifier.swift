@@ -24,6 +24,13 @@ public enum BotClassifier {
 
     private static let markerBytes: [[UInt8]] = markers.map { Array($0.utf8) }
     private static let exceptionBytes: [[UInt8]] = exceptions.map { Array($0.utf8) }
+    /// The markers by their first byte: the request thread asks for every visit, so each position of
+    /// the user agent is compared with the one or two markers that can start there, not with all 41.
+    private static let markersByFirstByte: [[[UInt8]]] = {
+        var table = [[[UInt8]]](repeating: [], count: 256)
+        for marker in markerBytes { table[Int(marker[0])].append(marker) }
+        return table
+    }()
 
     public static func isBot(_ userAgent: String) -> Bool {
         var lowered = Array(userAgent.utf8)
@@ -32,35 +39,34 @@ public enum BotClassifier {
             lowered[index] += 32
         }
         for exception in exceptionBytes { blank(exception, in: &lowered) }
-        return markerBytes.contains { marker in contains(lowered, marker) }
+        let table = markersByFirstByte
+        return lowered.withUnsafeBufferPointer { text in
+            for start in text.indices {
+                for marker in table[Int(text[start])] where matches(marker, in: text, at: start) { return true }
+            }
+            return false
+        }
     }
 
     /// Overwrites every occurrence of `piece` in `text` with spaces.
     private static func blank(_ piece: [UInt8], in text: inout [UInt8]) {
-        guard piece.count <= text.count else { return }
-        var start = 0
-        while start <= text.count - piece.count {
-            if text[start..<(start + piece.count)].elementsEqual(piece) {
-                for index in start..<(start + piece.count) { text[index] = UInt8(ascii: " ") }
-                start += piece.count
-            } else {
-                start += 1
+        text.withUnsafeMutableBufferPointer { buffer in
+            var start = 0
+            while start + piece.count <= buffer.count {
+                if matches(piece, in: UnsafeBufferPointer(buffer), at: start) {
+                    for index in start..<(start + piece.count) { buffer[index] = UInt8(ascii: " ") }
+                    start += piece.count
+                } else {
+                    start += 1
+                }
             }
         }
     }
 
-    private static func contains(_ text: [UInt8], _ marker: [UInt8]) -> Bool {
-        guard marker.count <= text.count else { return false }
-        let first = marker[0]
-        var start = 0
-        while start <= text.count - marker.count {
-            if text[start] == first {
-                var matched = 1
-                while matched < marker.count && text[start + matched] == marker[matched] { matched += 1 }
-                if matched == marker.count { return true }
-            }
-            start += 1
-        }
-        return false
+    /// Whether `text` holds `piece` at `start`.
+    private static func matches(_ piece: [UInt8], in text: UnsafeBufferPointer<UInt8>, at start: Int) -> Bool {
+        guard start + piece.count <= text.count else { return false }
+        for offset in piece.indices where text[start + offset] != piece[offset] { return false }
+        return true
     }
 }
