@@ -37,28 +37,49 @@ try FileManager.default.createDirectory(at: directory, withIntermediateDirectori
 defer { try? FileManager.default.removeItem(at: directory) }
 let store = try VisitorStore(path: directory.appendingPathComponent("bench.sqlite").path)
 
-/// Writes 200,000 visits in batches of 1,000 and then of 10,000, one line each; answers how many.
+/// Writes 200,000 visits in batches of 1,000, then of 10,000, then as the service's writer takes a
+/// backlog, one line each; answers how many.
+///
+/// The backlog is 200,000 visits held in a ``VisitBuffer`` with the service's default batch size, each
+/// in the journal, taken and written as the writer does when it fell behind: the waiting batches
+/// together, up to ``VisitBuffer/largestBatch`` rows at once.
 ///
 /// `client_cpu_us` is this process's CPU time per visit (the writer's own work, the store's client
 /// side): on a shared machine the rate depends on what else runs, the CPU time much less.
 func measureWrites(into store: any CounterStore, label: String) throws -> Int {
     var written = 0
-    for batchSize in [1_000, 10_000] {
-        let batches = (0..<(200_000 / batchSize)).map { makeBatch(size: batchSize, offset: written + $0 * batchSize) }
-        let clock = ContinuousClock()
-        let cpuBefore = processCPUSeconds()
-        let elapsed = try clock.measure {
-            for batch in batches { try store.write(batch) }
-        }
-        let cpu = processCPUSeconds() - cpuBefore
-        let visits = batches.count * batchSize
-        written += visits
-        let rate = Double(visits) / elapsed.inSeconds
+    func report(_ batch: String, visits: Int, elapsed: Duration, cpu: Double) {
         print(
-            "write  store=\(label)  batch=\(batchSize)  visits=\(visits)  visits/s=\(Int(rate))"
+            "write  store=\(label)  batch=\(batch)  visits=\(visits)  visits/s=\(Int(Double(visits) / elapsed.inSeconds))"
                 + "  client_cpu_us=\(String(format: "%.1f", cpu / Double(visits) * 1e6))")
     }
-    return written
+    for batchSize in [1_000, 10_000] {
+        let batches = (0..<(200_000 / batchSize)).map { makeBatch(size: batchSize, offset: written + $0 * batchSize) }
+        let cpuBefore = processCPUSeconds()
+        let elapsed = try ContinuousClock().measure {
+            for batch in batches { try store.write(batch) }
+        }
+        report("\(batchSize)", visits: batches.count * batchSize, elapsed: elapsed, cpu: processCPUSeconds() - cpuBefore)
+        written += batches.count * batchSize
+    }
+    let now = ContinuousClock.now
+    var buffer = VisitBuffer(batchSize: VisitRecorder.Configuration.defaultBatchSize, flushInterval: .seconds(1), now: now)
+    let backlog = makeBatch(size: 200_000, offset: written)
+    for (index, visit) in backlog.visits.enumerated() {
+        let position = UInt64(written + index)
+        _ = buffer.append(visit, now: now, journal: JournalSpan(id: "bench-\(getpid())", start: position, end: position + 1))
+    }
+    let cpuBefore = processCPUSeconds()
+    let elapsed = try ContinuousClock().measure {
+        while let batch = buffer.takeBatch(now: now, draining: true) {
+            try store.write(batch)
+            buffer.batchWritten()
+        }
+    }
+    report(
+        "\(VisitRecorder.Configuration.defaultBatchSize)+backlog", visits: backlog.count, elapsed: elapsed,
+        cpu: processCPUSeconds() - cpuBefore)
+    return written + backlog.count
 }
 
 // `--postgres-only` leaves out SQLite and the reads, to profile the PostgreSQL writer alone.

@@ -17,8 +17,10 @@ struct CounterOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Seconds between writes of the buffered visits; a write also happens when a batch is full.")
     var flushInterval: Double = 2
 
-    @Option(parsing: .unconditional, help: "Visits per batch: a worker writes as soon as it holds this many.")
-    var batchSize: Int = 1000
+    @Option(
+        parsing: .unconditional,
+        help: "Visits per batch: a worker writes as soon as it holds this many, and up to ten times as many at once when batches wait.")
+    var batchSize: Int = VisitRecorder.Configuration.defaultBatchSize
 
     @Option(parsing: .unconditional, help: "Seconds the stats and the index page are served from each worker's cache.")
     var statsCache: Int = 2

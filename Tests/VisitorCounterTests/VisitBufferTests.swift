@@ -51,7 +51,9 @@ struct VisitBufferTests {
     }
 
     @Test func aFailedBatchComesBackFirstAndWaitingBatchesMergeUpToTheBatchSize() {
-        var buffer = VisitBuffer(batchSize: 4, flushInterval: .seconds(1), now: start)
+        // Batches closed while writes fail are merged as they close; the writer then takes them one
+        // at a time here (largest batch = batch size), so each one is seen as it was closed.
+        var buffer = VisitBuffer(batchSize: 4, flushInterval: .seconds(1), largestBatch: 4, now: start)
         for code in ["A1", "A2", "A3", "A4"] { _ = buffer.append(visit(code), now: start) }
         let first = buffer.takeBatch(now: start)
         buffer.batchFailed()
@@ -71,6 +73,33 @@ struct VisitBufferTests {
         #expect(buffer.takeBatch(now: now)?.visits.map(\.countryCode) == ["R30", "R31"])
         buffer.batchWritten()
         #expect(buffer.visitsHeld == 0)
+    }
+
+    /// A writer that fell behind takes the waiting batches together, up to the largest batch, with
+    /// their journal spans joined; a batch it has tried still goes alone.
+    @Test func aBacklogIsTakenInLargerBatchesWithItsJournalSpansJoined() {
+        var buffer = VisitBuffer(batchSize: 2, flushInterval: .seconds(60), largestBatch: 5, now: start)
+        #expect(VisitBuffer(batchSize: 1_000, flushInterval: .seconds(1), now: start).largestBatch == 10_000)
+        for position in UInt64(0)..<7 {
+            _ = buffer.append(visit("C\(position)"), now: start, journal: JournalSpan(id: "j", start: position, end: position + 1))
+        }
+        // Three closed batches of 2 and one visit filling: 2 + 2 fit in 5 rows, 2 more would not.
+        let first = buffer.takeBatch(now: start)
+        #expect(first?.visits.map(\.countryCode) == ["C0", "C1", "C2", "C3"])
+        #expect(first?.journal == JournalSpan(id: "j", start: 0, end: 4))
+        buffer.batchFailed()
+        for position in UInt64(7)..<9 {
+            _ = buffer.append(visit("C\(position)"), now: start, journal: JournalSpan(id: "j", start: position, end: position + 1))
+        }
+        #expect(buffer.takeBatch(now: start) == first)
+        buffer.batchWritten()
+        let second = buffer.takeBatch(now: start)
+        #expect(second?.visits.map(\.countryCode) == ["C4", "C5", "C6", "C7"])
+        #expect(second?.journal == JournalSpan(id: "j", start: 4, end: 8))
+        buffer.batchWritten()
+        #expect(buffer.takeBatch(now: start) == nil)
+        #expect(buffer.visitsHeld == 1)
+        #expect(buffer.takeBatch(now: start, draining: true)?.journal == JournalSpan(id: "j", start: 8, end: 9))
     }
 
     /// A write whose answer was lost (a failover, a dropped connection) may have committed: its retry
@@ -105,14 +134,12 @@ struct VisitBufferTests {
         #expect(buffer.rowsHeld == 4)
         #expect(buffer.visitsHeld == 10)
 
-        // The writer gets through: two batches of two rows, then one of counts only.
+        // The writer gets through: the two waiting batches of two rows at once, then one of counts only.
         var written = VisitBatch()
-        for _ in 0..<2 {
-            let batch = buffer.takeBatch(now: start)
-            #expect(batch?.visits.count == 2)
-            written.merge(batch!)
-            buffer.batchWritten()
-        }
+        let batch = buffer.takeBatch(now: start)
+        #expect(batch?.visits.count == 4)
+        written.merge(batch!)
+        buffer.batchWritten()
         #expect(buffer.append(visit("US"), now: start) == .resumedKeepingRows)
         let rest = buffer.takeBatch(now: start + .seconds(1))
         #expect(rest?.visits.count == 1)

@@ -13,6 +13,10 @@ import Foundation
 ///   writer has tried is never grown: its commit may have reached the database even though the
 ///   answer was lost (a failover, a dropped connection), and the retry must carry the same journal
 ///   span, which the store then finds written and skips, not a longer one that it cannot tell apart.
+/// - When several closed batches wait (the writer fell behind), the writer takes as many of them as
+///   fit in ``largestBatch`` rows in one transaction: a transaction's fixed cost (its round trips, its
+///   commit) is then shared by more visits, so the writer's rate rises with the backlog and it catches
+///   up. A batch it has tried is taken on its own, as it was.
 /// - At most `rowLimit` rows are held. Beyond that a visit is still counted (its batch's totals and
 ///   per-country counts grow by one) but its row is not kept: the counts stay exact in a few bytes per
 ///   country while the memory stays bounded.
@@ -31,6 +35,10 @@ public struct VisitBuffer: Sendable {
     }
 
     public let batchSize: Int
+    /// The most rows taken at once when batches wait: ``backlogBatches`` times `batchSize` unless told.
+    public let largestBatch: Int
+    /// How many batches' worth of rows the writer takes at once from a backlog, by default.
+    public static let backlogBatches = 10
     public let flushInterval: Duration
     public let rowLimit: Int
     private var filling = VisitBatch()
@@ -52,12 +60,17 @@ public struct VisitBuffer: Sendable {
     /// Whether bots' requests count as visits (`--count-bots`).
     public let countsBots: Bool
 
-    public init(batchSize: Int, flushInterval: Duration, rowLimit: Int = .max, countsBots: Bool = false, now: Instant) {
+    public init(
+        batchSize: Int, flushInterval: Duration, rowLimit: Int = .max, largestBatch: Int? = nil, countsBots: Bool = false,
+        now: Instant
+    ) {
         self.countsBots = countsBots
         precondition(batchSize > 0, "batchSize must be positive")
         precondition(flushInterval > .zero, "flushInterval must be positive")
         precondition(rowLimit > 0, "rowLimit must be positive")
         self.batchSize = batchSize
+        let backlog = batchSize.multipliedReportingOverflow(by: Self.backlogBatches)
+        self.largestBatch = max(batchSize, largestBatch ?? (backlog.overflow ? .max : backlog.partialValue))
         self.flushInterval = flushInterval
         self.rowLimit = rowLimit
         self.lastClosed = now
@@ -132,7 +145,8 @@ public struct VisitBuffer: Sendable {
     }
 
     /// The next batch to write, oldest first, or `nil` when none is due; the writer then holds it
-    /// until it calls ``batchWritten()`` or ``batchFailed()``.
+    /// until it calls ``batchWritten()`` or ``batchFailed()``. Closed batches that wait behind it join
+    /// it while the rows stay within ``largestBatch``, unless it is one the writer tried before.
     ///
     /// With `draining` (shutdown) the partly filled batch is due at once. An interval that passes with
     /// nothing waiting restarts the timer, so a visit after a quiet spell waits one interval rather than
@@ -143,9 +157,15 @@ public struct VisitBuffer: Sendable {
             if filling.isEmpty { lastClosed = now } else { closeFilling(now: now) }
         }
         guard !ready.isEmpty else { return nil }
-        inFlight = ready.removeFirst()
+        var batch = ready.removeFirst()
+        if !firstWasTried {
+            while let next = ready.first, batch.visits.count + next.visits.count <= largestBatch {
+                batch.merge(ready.removeFirst())
+            }
+        }
         firstWasTried = false
-        return inFlight
+        inFlight = batch
+        return batch
     }
 
     /// The batch from ``takeBatch(now:draining:)`` is in the database.

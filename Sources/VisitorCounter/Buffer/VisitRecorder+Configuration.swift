@@ -55,6 +55,8 @@ extension VisitRecorder {
         public var storeIP: StoreIPMode
 
         public static let defaultBufferLimit = 50_000
+        /// `--batch-size` unless told.
+        public static let defaultBatchSize = 1_000
 
         public init(
             batchSize: Int, flushInterval: Duration, bufferLimit: Int = defaultBufferLimit, retry: RetryPolicy = .standard,
