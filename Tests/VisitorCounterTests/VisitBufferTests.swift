@@ -76,7 +76,7 @@ struct VisitBufferTests {
     }
 
     /// A writer that fell behind takes the waiting batches together, up to the largest batch, with
-    /// their journal spans joined; a batch it has tried still goes alone.
+    /// their journal spans joined.
     @Test func aBacklogIsTakenInLargerBatchesWithItsJournalSpansJoined() {
         var buffer = VisitBuffer(batchSize: 2, flushInterval: .seconds(60), largestBatch: 5, now: start)
         #expect(VisitBuffer(batchSize: 1_000, flushInterval: .seconds(1), now: start).largestBatch == 10_000)
@@ -84,22 +84,40 @@ struct VisitBufferTests {
             _ = buffer.append(visit("C\(position)"), now: start, journal: JournalSpan(id: "j", start: position, end: position + 1))
         }
         // Three closed batches of 2 and one visit filling: 2 + 2 fit in 5 rows, 2 more would not.
-        let first = buffer.takeBatch(now: start)
-        #expect(first?.visits.map(\.countryCode) == ["C0", "C1", "C2", "C3"])
-        #expect(first?.journal == JournalSpan(id: "j", start: 0, end: 4))
-        buffer.batchFailed()
-        for position in UInt64(7)..<9 {
+        let first = buffer.takeBatches(now: start)
+        #expect(first.map(\.visits.count) == [2, 2])
+        let joined = VisitBatch(joining: first)
+        #expect(joined?.visits.map(\.countryCode) == ["C0", "C1", "C2", "C3"])
+        #expect(joined?.journal == JournalSpan(id: "j", start: 0, end: 4))
+        buffer.batchWritten()
+        #expect(buffer.visitsHeld == 3)
+        let second = buffer.takeBatch(now: start, draining: true)
+        #expect(second?.visits.map(\.countryCode) == ["C4", "C5", "C6"])
+        #expect(second?.journal == JournalSpan(id: "j", start: 4, end: 7))
+        buffer.batchWritten()
+        #expect(buffer.visitsHeld == 0)
+        #expect(buffer.rowsHeld == 0)
+    }
+
+    /// Batches tried together are retried together and as they were, even when a batch closed since
+    /// would fit beside them: the retry must carry the same journal span.
+    @Test func batchesTriedTogetherAreRetriedAsTheyWere() {
+        var buffer = VisitBuffer(batchSize: 2, flushInterval: .seconds(60), largestBatch: 5, now: start)
+        for position in UInt64(0)..<4 {
             _ = buffer.append(visit("C\(position)"), now: start, journal: JournalSpan(id: "j", start: position, end: position + 1))
         }
-        #expect(buffer.takeBatch(now: start) == first)
+        let tried = buffer.takeBatch(now: start)
+        #expect(tried?.journal == JournalSpan(id: "j", start: 0, end: 4))
+        buffer.batchFailed()
+        _ = buffer.append(visit("C4"), now: start, journal: JournalSpan(id: "j", start: 4, end: 5))
+        // The interval has passed: C4 closes as a batch of its own, 1 row that would fit in 5.
+        #expect(buffer.takeBatch(now: start + .seconds(60)) == tried)
+        buffer.batchFailed()
+        #expect(buffer.takeBatch(now: start + .seconds(61)) == tried)
         buffer.batchWritten()
-        let second = buffer.takeBatch(now: start)
-        #expect(second?.visits.map(\.countryCode) == ["C4", "C5", "C6", "C7"])
-        #expect(second?.journal == JournalSpan(id: "j", start: 4, end: 8))
+        #expect(buffer.takeBatch(now: start + .seconds(61))?.journal == JournalSpan(id: "j", start: 4, end: 5))
         buffer.batchWritten()
-        #expect(buffer.takeBatch(now: start) == nil)
-        #expect(buffer.visitsHeld == 1)
-        #expect(buffer.takeBatch(now: start, draining: true)?.journal == JournalSpan(id: "j", start: 8, end: 9))
+        #expect(buffer.visitsHeld == 0)
     }
 
     /// A write whose answer was lost (a failover, a dropped connection) may have committed: its retry

@@ -38,6 +38,14 @@ public struct VisitBatch: Sendable, Equatable {
         self.init(visits: visits)
     }
 
+    /// `batches` as one, in their order (their journal spans follow each other); `nil` when there are none.
+    public init?(joining batches: [VisitBatch]) {
+        guard var joined = batches.first else { return nil }
+        joined.visits.reserveCapacity(batches.reduce(0) { $0 + $1.visits.count })
+        for batch in batches.dropFirst() { joined.merge(batch) }
+        self = joined
+    }
+
     /// Visits counted in the totals that have no row in ``visits``.
     public var visitsWithoutRows: Int { countsWithoutRows.values.reduce(0, +) }
 

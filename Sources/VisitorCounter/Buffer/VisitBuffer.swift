@@ -2,7 +2,7 @@ import Foundation
 
 /// The visits a worker has answered but not yet written, as a state machine without threads or clocks.
 ///
-/// Request threads ``append(_:now:)`` visits; the writer takes batches with ``takeBatch(now:draining:)``
+/// Request threads ``append(_:now:)`` visits; the writer takes batches with ``takeBatches(now:draining:)``
 /// and reports back with ``batchWritten()`` or ``batchFailed()``. Every method takes the current time
 /// and answers what happened, so the rules are tested with made-up instants:
 ///
@@ -13,10 +13,10 @@ import Foundation
 ///   writer has tried is never grown: its commit may have reached the database even though the
 ///   answer was lost (a failover, a dropped connection), and the retry must carry the same journal
 ///   span, which the store then finds written and skips, not a longer one that it cannot tell apart.
-/// - When several closed batches wait (the writer fell behind), the writer takes as many of them as
-///   fit in ``largestBatch`` rows in one transaction: a transaction's fixed cost (its round trips, its
-///   commit) is then shared by more visits, so the writer's rate rises with the backlog and it catches
-///   up. A batch it has tried is taken on its own, as it was.
+/// - When several closed batches wait (the database was away, or the writer fell behind), the writer
+///   takes as many of them as fit in ``largestBatch`` rows, for one transaction: its fixed cost (round
+///   trips, the commit's flush) is then shared by more visits, so the writer's rate rises with the
+///   backlog. Batches it has tried are taken again as they were, the same ones together.
 /// - At most `rowLimit` rows are held. Beyond that a visit is still counted (its batch's totals and
 ///   per-country counts grow by one) but its row is not kept: the counts stay exact in a few bytes per
 ///   country while the memory stays bounded.
@@ -44,10 +44,11 @@ public struct VisitBuffer: Sendable {
     private var filling = VisitBatch()
     /// Closed batches waiting for the writer, oldest first.
     private var ready: [VisitBatch] = []
-    /// The batch the writer holds, between ``takeBatch(now:draining:)`` and its report.
-    private var inFlight: VisitBatch?
-    /// Whether the first of `ready` went back there after a failed write, so must stay as it is.
-    private var firstWasTried = false
+    /// The batches the writer holds, between ``takeBatches(now:draining:)`` and its report.
+    private var inFlight: [VisitBatch]?
+    /// How many of the first of `ready` went back there together after a failed write: they must be
+    /// taken again together, and as they are.
+    private var triedTogether = 0
     private var lastClosed: Instant
     /// Rows held in every batch, in flight included.
     public private(set) var rowsHeld = 0
@@ -82,7 +83,7 @@ public struct VisitBuffer: Sendable {
 
     /// When the oldest visit held was answered; `nil` when none is held.
     public var oldestVisit: Date? {
-        [inFlight?.oldestVisit, ready.first?.oldestVisit, filling.oldestVisit].compactMap { $0 }.min()
+        ((inFlight ?? []).map(\.oldestVisit) + [ready.first?.oldestVisit, filling.oldestVisit]).compactMap { $0 }.min()
     }
 
     /// How `visit` is held, decided once for the journal and the batch alike: a bot's request (unless
@@ -144,44 +145,62 @@ public struct VisitBuffer: Sendable {
         return .batchReady
     }
 
-    /// The next batch to write, oldest first, or `nil` when none is due; the writer then holds it
-    /// until it calls ``batchWritten()`` or ``batchFailed()``. Closed batches that wait behind it join
-    /// it while the rows stay within ``largestBatch``, unless it is one the writer tried before.
+    /// The next batch to write, oldest first, or `nil` when none is due: ``takeBatches(now:draining:)``
+    /// joined into one.
+    public mutating func takeBatch(now: Instant, draining: Bool = false) -> VisitBatch? {
+        VisitBatch(joining: takeBatches(now: now, draining: draining))
+    }
+
+    /// The closed batches to write next in one transaction, oldest first, or none when none is due;
+    /// the writer then holds them until it calls ``batchWritten()`` or ``batchFailed()``. Those that
+    /// wait behind the oldest join it while the rows stay within ``largestBatch``; batches tried before
+    /// come back as they were tried, the same ones together.
+    ///
+    /// They come apart so that the caller joins them (``VisitBatch/init(joining:)``) after it lets go
+    /// of the lock that request threads wait for: joining copies every row.
     ///
     /// With `draining` (shutdown) the partly filled batch is due at once. An interval that passes with
     /// nothing waiting restarts the timer, so a visit after a quiet spell waits one interval rather than
     /// being written on its own at once.
-    public mutating func takeBatch(now: Instant, draining: Bool = false) -> VisitBatch? {
+    public mutating func takeBatches(now: Instant, draining: Bool = false) -> [VisitBatch] {
         precondition(inFlight == nil, "one batch at a time: report the last one first")
         if draining || now >= nextDeadline {
             if filling.isEmpty { lastClosed = now } else { closeFilling(now: now) }
         }
-        guard !ready.isEmpty else { return nil }
-        var batch = ready.removeFirst()
-        if !firstWasTried {
-            while let next = ready.first, batch.visits.count + next.visits.count <= largestBatch {
-                batch.merge(ready.removeFirst())
+        guard !ready.isEmpty else { return [] }
+        var taken = triedTogether
+        if taken == 0 {
+            var rows = ready[0].visits.count
+            taken = 1
+            while taken < ready.count, rows + ready[taken].visits.count <= largestBatch {
+                rows += ready[taken].visits.count
+                taken += 1
             }
         }
-        firstWasTried = false
-        inFlight = batch
-        return batch
+        let batches = Array(ready.prefix(taken))
+        ready.removeFirst(taken)
+        triedTogether = 0
+        inFlight = batches
+        return batches
     }
 
-    /// The batch from ``takeBatch(now:draining:)`` is in the database.
+    /// The batches from ``takeBatches(now:draining:)`` are in the database.
     public mutating func batchWritten() {
-        guard let batch = inFlight else { preconditionFailure("no batch in flight") }
-        rowsHeld -= batch.visits.count
-        visitsHeld -= batch.count
-        unjournaledHeld -= batch.unjournaled
+        guard let batches = inFlight else { preconditionFailure("no batch in flight") }
+        for batch in batches {
+            rowsHeld -= batch.visits.count
+            visitsHeld -= batch.count
+            unjournaledHeld -= batch.unjournaled
+        }
         inFlight = nil
     }
 
-    /// The batch from ``takeBatch(now:draining:)`` could not be written: it goes back to the front.
+    /// The batches from ``takeBatches(now:draining:)`` could not be written: they go back to the
+    /// front, to be taken together again.
     public mutating func batchFailed() {
-        guard let batch = inFlight else { preconditionFailure("no batch in flight") }
-        ready.insert(batch, at: 0)
-        firstWasTried = true
+        guard let batches = inFlight else { preconditionFailure("no batch in flight") }
+        ready.insert(contentsOf: batches, at: 0)
+        triedTogether = batches.count
         inFlight = nil
     }
 
@@ -191,7 +210,7 @@ public struct VisitBuffer: Sendable {
         var all = VisitBatch()
         for batch in ready + [filling] { all.merge(batch) }
         ready = []
-        firstWasTried = false
+        triedTogether = 0
         filling = VisitBatch()
         rowsHeld = 0
         visitsHeld = 0
@@ -201,7 +220,7 @@ public struct VisitBuffer: Sendable {
 
     private mutating func closeFilling(now: Instant) {
         lastClosed = now
-        if let last = ready.indices.last, !(last == 0 && firstWasTried),
+        if let last = ready.indices.last, last >= triedTogether,
             ready[last].visits.count + filling.visits.count <= batchSize
         {
             ready[last].merge(filling)

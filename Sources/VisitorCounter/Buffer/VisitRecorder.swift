@@ -244,7 +244,9 @@ public final class VisitRecorder: Sendable {
     /// Takes the next due batch and writes it; answers how it went.
     private func writeNextBatch(draining: Bool, failuresBefore: Int) -> WriterStateMachine.Event {
         let instant = now()
-        guard let batch = state.withLock({ $0.buffer.takeBatch(now: instant, draining: draining) }) else {
+        // Joined outside the lock, which the request threads wait for: joining copies every row.
+        let batches = state.withLock { $0.buffer.takeBatches(now: instant, draining: draining) }
+        guard let batch = VisitBatch(joining: batches) else {
             return .nothingToWrite(nextDeadline: state.withLock { $0.buffer.nextDeadline })
         }
         let startedWrite = ContinuousClock.now
