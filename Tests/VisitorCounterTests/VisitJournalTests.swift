@@ -101,6 +101,30 @@ struct VisitJournalTests {
         #expect(journal.records(from: written).records.count == accepted)
     }
 
+    /// What a live worker reads back when the database lost batches it had committed: the records from
+    /// where the database has the journal up to where its next batch begins, in batches with their
+    /// spans, unless the ring has reused that part since.
+    @Test func aLostPartIsReadBackUpToTheNextBatchUnlessTheRingReusedIt() throws {
+        let journal = try VisitJournal.create(database: directory.path("lost.sqlite"), worker: 0, capacity: 4096)
+        var ends: [UInt64] = [0]
+        for index in 0..<10 {
+            ends.append(try #require(journal.append(JournalRecord(kind: .row, visit: Self.visit("NL", index)), written: 0)))
+        }
+        let lost = JournalReplay.batches(of: journal, from: ends[2], upTo: ends[6], batchSize: 3, countsBots: false)
+        #expect(!lost.damaged)
+        #expect(lost.batches.map(\.visits.count) == [3, 1])
+        #expect(lost.batches.map(\.journal) == [
+            JournalSpan(id: journal.id, start: ends[2], end: ends[5]), JournalSpan(id: journal.id, start: ends[5], end: ends[6]),
+        ])
+        #expect(JournalReplay.batches(of: journal, from: ends[2], upTo: ends[6] + 1, batchSize: 3, countsBots: false).damaged)
+        // Everything counted as written, the ring goes round past the lost part: it cannot be read back.
+        var written = journal.end
+        for index in 0..<100 {
+            written = try #require(journal.append(JournalRecord(kind: .row, visit: Self.visit("NL", index)), written: written))
+        }
+        #expect(JournalReplay.batches(of: journal, from: ends[2], upTo: ends[6], batchSize: 3, countsBots: false).damaged)
+    }
+
     @Test func anEndedWorkersJournalIsReplayedOnceAndRemoved() throws {
         let database = directory.path("replay.sqlite")
         let store = try VisitorStore(path: database)

@@ -251,7 +251,14 @@ public final class VisitRecorder: Sendable {
         }
         let startedWrite = ContinuousClock.now
         do {
-            try store.write(batch)
+            do {
+                try store.write(batch)
+            } catch VisitorStoreError.journalGap(let id, let written, let start)
+                where id == journal?.id && written >= 0 && UInt64(written) < start
+            {
+                try rewriteLostBatches(from: UInt64(written), upTo: start)
+                try store.write(batch)
+            }
         } catch {
             let held = state.withLock { state -> Int in
                 state.buffer.batchFailed()
@@ -285,6 +292,33 @@ public final class VisitRecorder: Sendable {
         }
         audit?.flushPending()
         return .writeSucceeded
+    }
+
+    /// Writes again what the database lost of this worker's journal, from `written`, where the
+    /// database has it, up to `start`, where the next batch begins: batches this worker saw committed
+    /// and the database then lost (an asynchronous standby promoted without them, a backup restored).
+    /// Their records are still in the journal unless the ring has reused that part; from now on it
+    /// cannot. Throws what a write threw, or the gap itself when the journal no longer holds them all.
+    private func rewriteLostBatches(from written: UInt64, upTo start: UInt64) throws {
+        guard let journal else { return }
+        // Visits recorded from now on leave the lost part of the ring alone.
+        state.withLock { $0.journalWritten = min($0.journalWritten, written) }
+        let lost = JournalReplay.batches(
+            of: journal, from: written, upTo: start, batchSize: configuration.batchSize, countsBots: configuration.countsBots)
+        guard !lost.damaged else {
+            let gap = VisitorStoreError.journalGap(journal: journal.id, written: Int64(written), batchStart: start)
+            audit(.init(
+                event: .visitsLost, worker: configuration.worker, visits: 0, error: "\(gap)",
+                action: "the journal no longer holds the batches the database lost: they cannot be written again"),
+                level: .critical)
+            throw gap
+        }
+        for batch in lost.batches { try store.write(batch) }
+        let visits = lost.batches.reduce(0) { $0 + $1.count }
+        audit(.init(
+            event: .lostBatchesRewritten, worker: configuration.worker, visits: visits,
+            error: "the database had this worker's journal written up to \(written), not up to \(start)",
+            action: "written again from the journal: batches the database had committed and then lost, as after an asynchronous failover"))
     }
 
     /// After the writer's last action: says what a stop left behind, and removes the journal when

@@ -54,6 +54,7 @@ public final class AuditLog: Sendable {
         case journalReplayed = "journal_replayed"
         case journalReplayFailed = "journal_replay_failed"
         case journalRejected = "journal_rejected"
+        case lostBatchesRewritten = "lost_batches_rewritten"
     }
 
     public let path: String

@@ -34,38 +34,18 @@ public enum JournalReplay {
         } catch VisitJournal.OpenError.gone {
             return nil
         }
-        var position = try store.journalProgress(journal.id)
-        let tail = journal.records(from: position)
+        let tail = batches(
+            of: journal, from: try store.journalProgress(journal.id), batchSize: batchSize, countsBots: countsBots)
         var outcome = Outcome()
-        var batch = VisitBatch()
-        var records = 0
-        func flush() throws {
-            guard records > 0 else { return }
+        for (index, batch) in tail.batches.enumerated() {
             if try store.write(batch) {
                 outcome.batches += 1
                 outcome.visits += batch.count
             } else {
                 outcome.alreadyWritten += 1
             }
-            batch = VisitBatch()
-            records = 0
+            if index < tail.batches.count - 1, stopping() { return outcome }
         }
-        for (record, end) in tail.records {
-            switch record.kind {
-            case .row where journal.sortsBots: batch.append(record.visit)
-            case .row: batch.appendUnsorted(record.visit, countsBots: countsBots)
-            case .withoutRow: batch.countWithoutRow(record.visit)
-            case .botWithoutRow: batch.botsWithoutRows += 1
-            }
-            batch.addJournal(JournalSpan(id: journal.id, start: position, end: end))
-            position = end
-            records += 1
-            if records >= batchSize {
-                try flush()
-                if stopping() { return outcome }
-            }
-        }
-        try flush()
         if tail.damaged {
             outcome.damaged = true
             try systemCall("rename", path) { rename(path, path + ".rejected") }
@@ -76,5 +56,38 @@ public enum JournalReplay {
         // be replayed from the start.
         try? store.forgetJournal(journal.id)
         return outcome
+    }
+
+    /// The records of `journal` from `position` on, up to `end` when one is given, in batches of at
+    /// most `batchSize` records, each batch with its journal span. `damaged` when a record does not
+    /// decode (the file was damaged, or the ring has reused that part) or the records stop short of `end`.
+    static func batches(
+        of journal: VisitJournal, from position: UInt64, upTo end: UInt64? = nil, batchSize: Int, countsBots: Bool
+    ) -> (batches: [VisitBatch], damaged: Bool) {
+        let tail = journal.records(from: position)
+        var batches: [VisitBatch] = []
+        var batch = VisitBatch()
+        var records = 0
+        var position = position
+        for (record, recordEnd) in tail.records {
+            if let end, recordEnd > end { break }
+            switch record.kind {
+            case .row where journal.sortsBots: batch.append(record.visit)
+            case .row: batch.appendUnsorted(record.visit, countsBots: countsBots)
+            case .withoutRow: batch.countWithoutRow(record.visit)
+            case .botWithoutRow: batch.botsWithoutRows += 1
+            }
+            batch.addJournal(JournalSpan(id: journal.id, start: position, end: recordEnd))
+            position = recordEnd
+            records += 1
+            if records >= batchSize {
+                batches.append(batch)
+                batch = VisitBatch()
+                records = 0
+            }
+        }
+        if records > 0 { batches.append(batch) }
+        // Up to `end`, what lies past it does not matter; without one, a damaged record anywhere does.
+        return (batches, end.map { position != $0 } ?? tail.damaged)
     }
 }

@@ -17,8 +17,9 @@ public enum VisitorStoreError: Error, CustomStringConvertible {
             "the database file \(path) is not writable by this user"
         case .journalGap(let journal, let written, let batchStart) where written < batchStart:
             "journal \(journal) is written up to \(written) in the database, but the batch starts at \(batchStart): "
-                + "the database lacks batches it had committed (an asynchronous standby promoted, or a backup restored); "
-                + "restart the counter, whose journals' replay writes them from where the database has them"
+                + "the database lacks batches it had committed (an asynchronous standby promoted, or a backup restored), "
+                + "and the journal's ring has reused their part, so they cannot be written again; restart the counter: "
+                + "the journal is then set aside as ….rejected and the workers write new visits again"
         case .journalGap(let journal, let written, let batchStart):
             "journal \(journal) is written up to \(written) in the database, but the batch starts at \(batchStart): "
                 + "another process wrote it; the batch is kept for the journal's replay"
