@@ -162,6 +162,52 @@ struct VisitRecorderTests {
         #expect(try store.stats().totalVisitors == 1200)
     }
 
+    /// A database restored from a backup under a running worker, as an asynchronous standby promoted
+    /// without the last commits: `visitors.sqlite` copied back from a snapshot taken `lost` visits ago.
+    func restoreWorker(capacity: Int, lost: Int) async throws -> (store: VisitorStore, recorder: VisitRecorder, audit: AuditLog) {
+        let path = directory.path("restored-\(capacity).sqlite")
+        let store = try VisitorStore(path: path)
+        let audit = AuditLog(database: path, logger: quietLogger)
+        // Batches of 10, written only when full: the test knows what is written when.
+        let recorder = VisitRecorder(
+            store: store,
+            configuration: .init(batchSize: 10, flushInterval: .seconds(3600), retry: Self.fastRetry),
+            journal: try VisitJournal.create(database: path, worker: 0, capacity: capacity), audit: audit, logger: quietLogger)
+        recorder.start()
+        for _ in 0..<10 { recorder.record(Self.visit("FI")) }
+        try await waitUntil("the first batch written", seconds: 10) { try store.stats().totalVisitors == 10 }
+        let snapshot = directory.path("snapshot-\(capacity).sqlite")
+        try DatabaseQueue(path: path).backup(to: try DatabaseQueue(path: snapshot))
+        for _ in 0..<lost { recorder.record(Self.visit("SE")) }
+        try await waitUntil("the batches the restore loses written", seconds: 10) { try store.stats().totalVisitors == 10 + lost }
+        try DatabaseQueue(path: snapshot).backup(to: try DatabaseQueue(path: path))
+        #expect(try store.stats().totalVisitors == 10)
+        for _ in 0..<10 { recorder.record(Self.visit("NO")) }
+        return (store, recorder, audit)
+    }
+
+    @Test func batchesADatabaseLostAreWrittenAgainFromTheJournal() async throws {
+        let (store, recorder, audit) = try await restoreWorker(capacity: 1 << 20, lost: 20)
+        defer { recorder.stop() }
+        try await waitUntil("every visit in the database", seconds: 10) { try store.stats().totalVisitors == 40 }
+        #expect(try store.stats().countries == ["FI": 10, "SE": 20, "NO": 10])
+        #expect(try store.visitorRowCount() == 40)
+        let rewritten = try AuditLog.read(path: audit.path).filter { $0.event == "lost_batches_rewritten" }
+        #expect(rewritten.map(\.visits) == [20])
+    }
+
+    @Test func batchesADatabaseLostAfterTheRingReusedThemAreReportedLostOnce() async throws {
+        // About 60 visits fill a 4 KiB ring: 200 written after the snapshot go round it three times.
+        let (store, recorder, audit) = try await restoreWorker(capacity: 4096, lost: 200)
+        defer { recorder.stop() }
+        try await waitUntil("three failed writes", seconds: 10) { recorder.statistics.failedWrites >= 3 }
+        #expect(try store.stats().totalVisitors == 10)
+        let events = try AuditLog.read(path: audit.path)
+        #expect(events.filter { $0.event == "visits_lost" }.count == 1)
+        #expect(events.contains { $0.event == "write_failed" && ($0.error ?? "").contains("reused their part") })
+        #expect(!events.contains { $0.event == "lost_batches_rewritten" })
+    }
+
     @Test func withHashedAddressesTheJournalKeepsNoAddressAndItsReplayCountsUniqueVisitors() throws {
         let path = directory.path("hashed.sqlite")
         let store = try VisitorStore(path: path, busyTimeout: 0.05, storeIP: .hashed)

@@ -46,6 +46,9 @@ public final class VisitRecorder: Sendable {
     let dayKeys = Mutex<[Int: [UInt8]]>([:])
     /// Journals and spill files already reported as not replayable, so each is reported once.
     let reportedUntrusted = Mutex<Set<String>>([])
+    /// Where the database had this worker's journal when its lost part was found reused, so that the
+    /// loss is reported once, not at every retry.
+    private let reportedUnrecoverable = Mutex<UInt64?>(nil)
     /// Signalled when a batch is ready, a degradation happened or a stop is asked for.
     private let wakeUp = DispatchSemaphore(value: 0)
     /// Signalled once by the writer thread when it has written everything and ended.
@@ -307,10 +310,15 @@ public final class VisitRecorder: Sendable {
             of: journal, from: written, upTo: start, batchSize: configuration.batchSize, countsBots: configuration.countsBots)
         guard !lost.damaged else {
             let gap = VisitorStoreError.journalGap(journal: journal.id, written: Int64(written), batchStart: start)
-            audit(.init(
-                event: .visitsLost, worker: configuration.worker, visits: 0, error: "\(gap)",
-                action: "the journal no longer holds the batches the database lost: they cannot be written again"),
-                level: .critical)
+            if reportedUnrecoverable.withLock({ reported in
+                defer { reported = written }
+                return reported != written
+            }) {
+                audit(.init(
+                    event: .visitsLost, worker: configuration.worker, visits: 0, error: "\(gap)",
+                    action: "the journal's ring has reused the part the database lost: its visits, how many is not known, cannot be written again"),
+                    level: .critical)
+            }
             throw gap
         }
         for batch in lost.batches { try store.write(batch) }
