@@ -61,5 +61,14 @@ swift build
 # At most two tests at once, as many as the cores. Swift Testing 6.3 starts every test it may at once,
 # and the tests that wait now give their thread back, so without a bound a dozen nginx stacks would run
 # together and the tests that bound latency (none slower than 1 s) would measure each other.
-SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=2 swift test
+log=$(mktemp --tmpdir visitor-counter-test.XXXXXX.log)
+if ! SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH=2 swift test 2>&1 | tee "$log"; then
+    # Thousands of lines go by before the summary, and a CI page may keep only the last of them: say
+    # again, at the end, which tests failed and why.
+    echo
+    echo "scripts/test.sh: the failures, again (the whole output is in $log):"
+    grep -E -A 6 '^✘ (Test|Suite) .* (recorded an issue|failed)' "$log" | grep -v '^◇\|^✔' || true
+    exit 1
+fi
+rm -f "$log"
 scripts/test-package.sh
