@@ -316,20 +316,47 @@ final class LocalStack: @unchecked Sendable {
     /// The user agent requests carry unless a test gives another: a browser's, so they count as visits.
     static let browser = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 
+    /// A port for a listener a test starts: below the kernel's ephemeral range, so that no outgoing
+    /// connection of a test under load takes it between this check and the listener's `bind`, and free
+    /// on both loopback addresses, as nginx listens on both.
     static func freePort() throws -> UInt16 {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
+            .split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        let ephemeralStart = range?.first ?? 32768
+        let candidates = 10_000..<max(ephemeralStart, 10_001)
+        for _ in 0..<100 {
+            let port = UInt16(Int.random(in: candidates))
+            if canBind(port, family: AF_INET) && canBind(port, family: AF_INET6) { return port }
+        }
+        throw TestFailure("no free port below \(ephemeralStart) in 100 tries")
+    }
+
+    private static func canBind(_ port: UInt16, family: Int32) -> Bool {
+        let descriptor = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return false }
         defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
+        var reuse: Int32 = 1
+        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
+        if family == AF_INET {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = port.bigEndian
+            return withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+                }
             }
         }
-        guard ok else { throw TestFailure("no free port: errno \(errno)") }
-        return UInt16(bigEndian: address.sin_port)
+        var address = sockaddr_in6()
+        address.sin6_family = sa_family_t(AF_INET6)
+        address.sin6_addr = in6addr_loopback
+        address.sin6_port = port.bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) == 0
+            }
+        }
     }
 
     /// ``waitUntil(_:seconds:process:_:)`` while the counter runs.

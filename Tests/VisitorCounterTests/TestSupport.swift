@@ -63,7 +63,9 @@ final class ChildProcess {
         process.arguments = arguments
         process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
         process.standardError = try FileHandle(forWritingTo: stderrURL)
-        if let standardInput { process.standardInput = standardInput }
+        // Not the test runner's own standard input, whatever CI made it: `serve` without --listen reads
+        // its socket from there.
+        process.standardInput = standardInput ?? FileHandle.nullDevice
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }
