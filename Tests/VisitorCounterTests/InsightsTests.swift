@@ -125,8 +125,9 @@ struct InsightsTests {
         print("export: peak RSS \(small >> 20) MiB for 20,000 rows (\(sizes[0] >> 20) MiB of CSV), \(large >> 20) MiB for 80,000 (\(sizes[1] >> 20) MiB)")
         #expect(lines == 80_001)
         #expect(sizes[1] - sizes[0] > 6 << 20)
+        // Against the same program's smaller export, not a fixed figure: what a process takes before its
+        // first row (runtime, libraries, a malloc arena per thread) differs from one machine to another.
         #expect(large - small < (sizes[1] - sizes[0]) / 2, "60,000 more rows took \((large - small) >> 20) MiB more")
-        #expect(large < 48 << 20, "the export grew to \(large >> 20) MiB")
     }
 
     /// The peak resident memory of `visitor-counter export --format csv` on `database`, sampled every 5 ms.
