@@ -64,8 +64,9 @@ final class ChildProcess {
         process.standardOutput = try FileHandle(forWritingTo: stdoutURL)
         process.standardError = try FileHandle(forWritingTo: stderrURL)
         // Not the test runner's own standard input, whatever CI made it: `serve` without --listen reads
-        // its socket from there.
-        process.standardInput = standardInput ?? FileHandle.nullDevice
+        // its socket from there. A handle of its own: Foundation's shared `FileHandle.nullDevice` given
+        // to Process had its descriptor closed under other tests' open files.
+        process.standardInput = try standardInput ?? FileHandle(forReadingFrom: URL(fileURLWithPath: "/dev/null"))
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         }

@@ -6,15 +6,27 @@ extension Thread {
     /// The counter's blocking work (libfcgi's reads, SQLite and libpq writes, the periodic refreshes)
     /// runs on such threads, never on Swift's cooperative pool, which it would hold up.
     ///
-    /// The thread names itself: on Linux, Foundation passes a name set before `start()` to the kernel
-    /// only when the thread sets it on itself, so it would otherwise keep the name of the thread that
-    /// started it. Linux allows 15 bytes for a thread name; the names used here are shorter.
+    /// The thread names itself, through the kernel: Foundation on Linux passes a name to the kernel
+    /// only when it is set on the thread itself, and only once the starting thread has stored the new
+    /// thread's handle, which under load it may not have done yet. The thread would then keep the name
+    /// of the thread that started it. Linux allows 15 bytes for a thread name; the names used here are
+    /// shorter.
     static func start(named name: String, _ body: @escaping @Sendable () -> Void) {
         let thread = Thread {
-            Thread.current.name = name
+            nameCurrentThread(name)
             body()
         }
         thread.name = name
         thread.start()
+    }
+
+    /// Gives the calling thread `name` (its first 15 bytes) in the kernel, through the file that
+    /// `pthread_setname_np` writes for a thread other than its caller.
+    private static func nameCurrentThread(_ name: String) {
+        let descriptor = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return }
+        defer { close(descriptor) }
+        let bytes = Array(name.utf8.prefix(15))
+        _ = write(descriptor, bytes, bytes.count)
     }
 }
