@@ -151,7 +151,7 @@ struct DailyHistoryTests {
 
     @Test func theRouterAnswersBusyWith503AndRetryAfter() {
         let router = Router(
-            pages: { fatalError("not read") }, recordVisit: { _ in },
+            pages: { fatalError("not read") },
             daily: { _, _ in throw DailyHistory.Busy(retryAfter: 2) })
         let response = router.respond(to: Request(method: "GET", uri: "/api/sys/stats/daily?from=2026-01-01&to=2026-01-02"))
         #expect(response.status == 503)

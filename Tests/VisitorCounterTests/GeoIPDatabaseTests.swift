@@ -67,7 +67,7 @@ struct GeoIPDatabaseTests {
     @Test func theHealthRouteTakesTheRequestsOwnParams() throws {
         let pages = RenderedPages(stats: stats, maxAge: 1)
         let report = HealthReport(statuses: [], threshold: .seconds(60), stats: stats, now: now)
-        let router = Router(pages: { pages }, recordVisit: { _ in }, health: { report })
+        let router = Router(pages: { pages }, health: { report })
         let old = database(daysOld: 60)
         #expect(router.respond(to: Request(method: "GET", uri: "/api/sys/health", geoipDatabase: old)).status == 503)
         #expect(router.respond(to: Request(method: "GET", uri: "/api/sys/health")).status == 200)

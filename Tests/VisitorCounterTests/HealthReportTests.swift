@@ -90,7 +90,7 @@ struct HealthRoutesTests {
         let report = HealthReport(
             statuses: [WorkerStatus(pid: 1, startedAt: Date())], threshold: .seconds(60),
             stats: VisitorStats(totalVisitors: 0, countries: [:], lastUpdated: nil))
-        let router = Router(pages: { pages }, recordVisit: { _ in }, health: { report })
+        let router = Router(pages: { pages }, health: { report })
         func request(_ method: String, _ uri: String) -> Request {
             Request(method: method, uri: uri, remoteAddress: nil, userAgent: [], countryCode: nil, countryName: nil)
         }
@@ -98,7 +98,7 @@ struct HealthRoutesTests {
         #expect(router.respond(to: request("GET", "/api/sys/metrics?x=1")).header("Content-Type")?.hasPrefix("text/plain") == true)
         #expect(router.respond(to: request("HEAD", "/api/sys/health")).sendsBody == false)
         #expect(router.respond(to: request("POST", "/api/sys/metrics")).status == 405)
-        let without = Router(pages: { pages }, recordVisit: { _ in })
+        let without = Router(pages: { pages })
         #expect(without.respond(to: request("GET", "/api/sys/health")).status == 404)
     }
 }

@@ -35,7 +35,6 @@ struct JSONShapeTests {
     @Test func theDailyRouteAndItsErrorsKeepTheirShape() {
         let router = Router(
             pages: { RenderedPages(stats: VisitorStats(totalVisitors: 0, countries: [:], lastUpdated: nil), maxAge: 1) },
-            recordVisit: { _ in },
             daily: { from, _ in
                 [DayStats(date: UTCTimestamp.dayText(from), visitors: 3, uniqueVisitors: 2, countries: ["GB": 1, "US": 2])]
             })

@@ -10,6 +10,10 @@ public struct Response: Sendable, Equatable {
     /// The header block and the body as the bytes that go out, made once by ``prepared()`` for an
     /// answer sent to many requests; any change to the answer drops them.
     public private(set) var encoded: (bytes: [UInt8], headerCount: Int)?
+    /// The visit this answer counts (`GET /`). The responder records it once the header block is on its
+    /// way: nginx sends a request to another worker only while no header has come back, so a worker
+    /// that dies after recording a visit can no longer have the request counted a second time.
+    public var visit: Visit?
 
     public init(status: Int, headers: [(name: String, value: String)], body: String) {
         self.status = status
@@ -31,9 +35,15 @@ public struct Response: Sendable, Equatable {
         return bytes[..<(sendsBody ? bytes.count : headerCount)]
     }
 
+    /// ``wireBytes`` in its two parts: the header block, and the body (empty for a `HEAD` answer).
+    public var wireParts: (header: ArraySlice<UInt8>, body: ArraySlice<UInt8>) {
+        let (bytes, headerCount) = encoded ?? prepared().encoded!
+        return (bytes[..<headerCount], bytes[headerCount..<(sendsBody ? bytes.count : headerCount)])
+    }
+
     public static func == (lhs: Response, rhs: Response) -> Bool {
         lhs.status == rhs.status && lhs.body == rhs.body && lhs.binaryBody == rhs.binaryBody
-            && lhs.sendsBody == rhs.sendsBody
+            && lhs.sendsBody == rhs.sendsBody && lhs.visit == rhs.visit
             && lhs.headers.map { "\($0.name): \($0.value)" } == rhs.headers.map { "\($0.name): \($0.value)" }
     }
 

@@ -1,12 +1,11 @@
 import Foundation
 
 /// Turns a request into a response: the site's routes as a pure function of the request and the
-/// current pages, with the visit to record handed to a closure.
+/// current pages. The answer to `GET /` carries the visit it counts (``Response/visit``), which the
+/// responder records.
 public struct Router: Sendable {
     /// The current rendered pages, from the worker's stats cache.
     public let pages: @Sendable () -> RenderedPages
-    /// Called once for every `GET /` with the visit to count.
-    public let recordVisit: @Sendable (Visit) -> Void
     /// The health report of every worker, answered from memory (``HealthReport``).
     public let health: @Sendable () -> HealthReport?
     /// The daily rollup between two days (days since 1970-01-01, both included), read from the database.
@@ -18,7 +17,6 @@ public struct Router: Sendable {
 
     public init(
         pages: @escaping @Sendable () -> RenderedPages,
-        recordVisit: @escaping @Sendable (Visit) -> Void,
         health: @escaping @Sendable () -> HealthReport? = { nil },
         daily: (@Sendable (Int, Int) throws -> [DayStats])? = nil,
         now: @escaping @Sendable () -> Date = Date.init,
@@ -26,7 +24,6 @@ public struct Router: Sendable {
     ) {
         self.geoipDatabaseSeen = geoipDatabaseSeen
         self.pages = pages
-        self.recordVisit = recordVisit
         self.health = health
         self.daily = daily
         self.now = now
@@ -42,15 +39,15 @@ public struct Router: Sendable {
         switch request.path {
         case "/":
             guard request.method == "GET" || isHead else { return methodNotAllowed(request) }
-            if !isHead {
-                recordVisit(
-                    Visit(
-                        ip: request.remoteAddress, userAgent: request.userAgent, countryCode: request.countryCode,
-                        countryName: request.countryName, time: now()))
-            }
             if let database = request.geoipDatabase { geoipDatabaseSeen(database) }
             let pages = pages()
-            return withoutBody(request.acceptsGzip ? pages.indexGzip ?? pages.index : pages.index, if: isHead)
+            var response = withoutBody(request.acceptsGzip ? pages.indexGzip ?? pages.index : pages.index, if: isHead)
+            if !isHead {
+                response.visit = Visit(
+                    ip: request.remoteAddress, userAgent: request.userAgent, countryCode: request.countryCode,
+                    countryName: request.countryName, time: now())
+            }
+            return response
         case Router.statsPath:
             guard request.method == "GET" || isHead else { return methodNotAllowed(request) }
             return withoutBody(pages().statsJSON, if: isHead)

@@ -26,6 +26,7 @@ public final class FastCGIWorker: Sendable {
     private let listeningDescriptor: Int32
     private let threadCount: Int
     private let router: Router
+    private let recordVisit: @Sendable (Visit) -> Void
     private let allowList: PeerAllowList?
     private let logger: Logger
     private let poll: Int32
@@ -44,9 +45,13 @@ public final class FastCGIWorker: Sendable {
     /// The events a stopping thread takes at once: enough to see whether any request is still waiting.
     private static let drainBatch: Int32 = 64
 
-    /// - Parameter allowList: the peers a TCP socket accepts (`--allowed-clients`); `nil` accepts any.
+    /// - Parameters:
+    ///   - recordVisit: counts the visit an answer carries (``Response/visit``), called once its header
+    ///     has been sent.
+    ///   - allowList: the peers a TCP socket accepts (`--allowed-clients`); `nil` accepts any.
     public init(
-        listeningDescriptor: Int32, threadCount: Int, router: Router, allowList: PeerAllowList? = nil, logger: Logger
+        listeningDescriptor: Int32, threadCount: Int, router: Router, recordVisit: @escaping @Sendable (Visit) -> Void,
+        allowList: PeerAllowList? = nil, logger: Logger
     ) throws {
         guard FCGX_Init() == 0 else { throw SystemCallError(call: "FCGX_Init", subject: nil, errno: errno) }
         poll = try systemCall("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
@@ -54,6 +59,7 @@ public final class FastCGIWorker: Sendable {
         self.listeningDescriptor = listeningDescriptor
         self.threadCount = threadCount
         self.router = router
+        self.recordVisit = recordVisit
         self.allowList = allowList
         self.logger = logger
         try register(stopDescriptor, token: Self.stopToken, events: EPOLLIN.rawValue, add: true)
@@ -237,12 +243,32 @@ public final class FastCGIWorker: Sendable {
                 geoipDatabase: GeoIPDatabase(
                     buildEpochBytes: params.databaseBuild.map { UnsafeRawBufferPointer(start: $0, count: strlen($0)) },
                     databaseTypeBytes: params.databaseType.map { UnsafeRawBufferPointer(start: $0, count: strlen($0)) })))
-        let written = response.wireBytes.withUnsafeBytes { bytes in
-            FCGX_PutStr(bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count), request.pointee.out)
-                == Int32(bytes.count)
+        guard let visit = response.visit else {
+            if !Self.put(response.wireBytes, to: request.pointee.out) {
+                logger.debug("client went away before the answer was written")
+            }
+            return
         }
-        if !written {
+        // The header block goes out first, and the visit is recorded only once it has: nginx passes a
+        // request on to another worker (fastcgi_next_upstream) only while no header has come back. Were
+        // the visit recorded first, a worker that died before its header would have the request
+        // recorded twice, by its journal and by the worker nginx tried next. A header that cannot be
+        // sent means nginx gave up on this connection, and may be asking another worker.
+        let (header, body) = response.wireParts
+        guard Self.put(header, to: request.pointee.out), FCGX_FFlush(request.pointee.out) == 0 else {
+            logger.debug("nginx went away before the header was written: the visit is not recorded")
+            return
+        }
+        recordVisit(visit)
+        if !Self.put(body, to: request.pointee.out) {
             logger.debug("client went away before the answer was written")
+        }
+    }
+
+    /// Writes `bytes` to a libfcgi stream; `false` when the stream failed.
+    private static func put(_ bytes: ArraySlice<UInt8>, to stream: UnsafeMutablePointer<FCGX_Stream>?) -> Bool {
+        bytes.withUnsafeBytes { bytes in
+            FCGX_PutStr(bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count), stream) == Int32(bytes.count)
         }
     }
 }

@@ -40,7 +40,6 @@ public enum WorkerProcess {
             read: { from, to in try store.daily(from: from, to: to) })
         let router = Router(
             pages: { cache.pages },
-            recordVisit: { recorder.record($0) },
             health: {
                 board.map { board in
                     HealthReport(
@@ -52,7 +51,7 @@ public enum WorkerProcess {
             geoipDatabaseSeen: { cache.use($0) })
         let worker = try FastCGIWorker(
             listeningDescriptor: configuration.listeningDescriptor, threadCount: configuration.threads,
-            router: router, allowList: configuration.allowList, logger: logger)
+            router: router, recordVisit: { recorder.record($0) }, allowList: configuration.allowList, logger: logger)
         // FCGX_Init installs its own SIGPIPE, SIGUSR1 and SIGTERM handlers; ours must win.
         Signals.ignoreBrokenPipes()
         Signals.undoLibraryHandlers()
