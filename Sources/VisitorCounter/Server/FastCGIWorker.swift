@@ -66,6 +66,12 @@ public final class FastCGIWorker: Sendable {
         try register(listeningDescriptor, token: Self.listenerToken, events: EPOLLIN.rawValue | EPOLLONESHOT.rawValue, add: true)
     }
 
+    /// The request threads hold the worker while they run, so this comes after they have ended.
+    deinit {
+        close(poll)
+        close(stopDescriptor)
+    }
+
     /// Starts the request threads.
     public func start() {
         for index in 0..<threadCount {
