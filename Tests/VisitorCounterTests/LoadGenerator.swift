@@ -7,8 +7,8 @@ import Glibc
 #endif
 
 /// Client threads that send `GET /` through nginx until stopped (or until `limit` requests), each on a
-/// connection of its own, rotating over addresses in several countries; it counts the answers by
-/// status and times them.
+/// connection of its own, rotating over addresses in several countries; it counts the whole answers
+/// by status and the cut-off ones apart, and times them.
 ///
 /// `@unchecked Sendable`: the counters sit behind `lock`; the threads only read constants otherwise.
 final class LoadGenerator: @unchecked Sendable {
@@ -16,12 +16,14 @@ final class LoadGenerator: @unchecked Sendable {
         var statuses: [Int: Int]
         /// Requests that got no HTTP answer at all (connection refused or closed).
         var errors: Int
+        /// Requests whose answer was cut off after its header (`isCutOff`): not in `statuses`.
+        var cutOffTickets: Set<Int> = []
         var latencies: [Double]
-        /// With `uniqueAgents`: the numbers of the requests that got a `200`.
+        /// With `uniqueAgents`: the numbers of the requests that got a whole `200`.
         var answeredTickets: Set<Int> = []
 
         var ok: Int { statuses[200] ?? 0 }
-        var requests: Int { statuses.values.reduce(0, +) + errors }
+        var requests: Int { statuses.values.reduce(0, +) + errors + cutOffTickets.count }
         var serverErrors: Int { statuses.filter { $0.key >= 500 }.values.reduce(0, +) }
         var maxLatency: Double { latencies.max() ?? 0 }
         var p99Latency: Double {
@@ -30,6 +32,7 @@ final class LoadGenerator: @unchecked Sendable {
         }
         var summary: String {
             "\(requests) requests, statuses \(statuses.sorted { $0.key < $1.key }), \(errors) without answer, "
+                + "\(cutOffTickets.count) cut off, "
                 + String(format: "p99 %.1f ms, max %.1f ms", p99Latency * 1000, maxLatency * 1000)
         }
     }
@@ -42,6 +45,7 @@ final class LoadGenerator: @unchecked Sendable {
     private let headers: [String: String]
     private let uniqueAgents: Bool
     private var answeredTickets: Set<Int> = []
+    private var cutOffTickets: Set<Int> = []
     private let lock = NSLock()
     private var statuses: [Int: Int] = [:]
     private var errors = 0
@@ -71,12 +75,17 @@ final class LoadGenerator: @unchecked Sendable {
                     headers["X-Forwarded-For"] = Self.addresses[index % Self.addresses.count]
                     index += 1
                     let started = ContinuousClock.now
-                    let status = try? stack.request("GET", "/", headers: headers).status
+                    let response = try? stack.request("GET", "/", headers: headers)
                     let elapsed = ContinuousClock.now - started
                     let seconds = elapsed.inSeconds
                     lock.withLock {
-                        if let status { statuses[status, default: 0] += 1 } else { errors += 1 }
-                        if status == 200 && uniqueAgents { answeredTickets.insert(ticket) }
+                        switch response {
+                        case nil: errors += 1
+                        case let response? where response.isCutOff: cutOffTickets.insert(ticket)
+                        case let response?:
+                            statuses[response.status, default: 0] += 1
+                            if response.status == 200 && uniqueAgents { answeredTickets.insert(ticket) }
+                        }
                         latencies.append(seconds)
                     }
                 }
@@ -108,7 +117,9 @@ final class LoadGenerator: @unchecked Sendable {
         if limit == .max { lock.withLock { stopping = true } }
         group.wait()
         return lock.withLock {
-            Result(statuses: statuses, errors: errors, latencies: latencies, answeredTickets: answeredTickets)
+            Result(
+                statuses: statuses, errors: errors, cutOffTickets: cutOffTickets, latencies: latencies,
+                answeredTickets: answeredTickets)
         }
     }
 

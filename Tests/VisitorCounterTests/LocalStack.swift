@@ -220,6 +220,14 @@ final class LocalStack: @unchecked Sendable {
         var body: String
         /// The body as it came, for a body that is not text (gzip).
         var bodyBytes: [UInt8]
+
+        /// The connection closed before the `Content-Length` the header announced: nginx had sent the
+        /// header and the worker died before the rest. A client sees an error, not a page. Only for
+        /// answers with a body (not `HEAD`).
+        var isCutOff: Bool {
+            guard let length = headers["content-length"].flatMap({ Int($0) }) else { return false }
+            return bodyBytes.count < length
+        }
     }
 
     /// One HTTP/1.1 request on a connection of its own, through nginx, from 127.0.0.1 or, with `ipv6`, ::1.

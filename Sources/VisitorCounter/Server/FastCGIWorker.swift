@@ -258,8 +258,10 @@ public final class FastCGIWorker: Sendable {
         // The header block goes out first, and the visit is recorded only once it has: nginx passes a
         // request on to another worker (fastcgi_next_upstream) only while no header has come back. Were
         // the visit recorded first, a worker that died before its header would have the request
-        // recorded twice, by its journal and by the worker nginx tried next. A header that cannot be
-        // sent means nginx gave up on this connection, and may be asking another worker.
+        // recorded twice, by its journal and by the worker nginx tried next. The price: a worker that
+        // dies between the header and the record leaves a cut-off answer (an error to the client, not
+        // the page) uncounted. A header that cannot be sent means nginx gave up on this connection, and
+        // may be asking another worker.
         let (header, body) = response.wireParts
         guard Self.put(header, to: request.pointee.out), FCGX_FFlush(request.pointee.out) == 0 else {
             logger.debug("nginx went away before the header was written: the visit is not recorded")
