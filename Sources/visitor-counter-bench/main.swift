@@ -1,7 +1,9 @@
 import Foundation
+import Logging
 import VisitorCounter
 
-/// Measures the writer and the stats read on a throw-away database; prints one line per figure.
+/// Measures the writer, a request thread's recording of a visit and the stats read on a throw-away
+/// database; prints one line per figure.
 ///
 /// Run in release mode: `swift run -c release visitor-counter-bench`. With `--postgres URI` (an empty
 /// database: `scripts/bench-postgres.sh` makes a throw-away cluster and passes it) the writer is also
@@ -82,6 +84,31 @@ func measureWrites(into store: any CounterStore, label: String) throws -> Int {
     return written + backlog.count
 }
 
+/// What a request thread does for `GET /` once the header has gone (FastCGIWorker): 50,000 calls of
+/// ``VisitRecorder/record(_:)`` with a journal, the writer running, as `serve` does by default. A worker
+/// killed in this time leaves a cut-off answer uncounted (docs/operations.md). `bot_check_us` is the
+/// part of it that tells bots apart by their user agent.
+func measureRecording() throws {
+    let path = directory.appendingPathComponent("record.sqlite").path
+    let recorder = VisitRecorder(
+        store: try VisitorStore(path: path),
+        configuration: .init(batchSize: VisitRecorder.Configuration.defaultBatchSize, flushInterval: .seconds(1)),
+        journal: try VisitJournal.create(database: path, worker: 0, capacity: 1 << 26),
+        logger: Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() }))
+    recorder.start()
+    defer { recorder.stop() }
+    let visits = makeBatch(size: 50_000, offset: 0).visits
+    var bots = 0
+    let botCheck = ContinuousClock().measure {
+        for visit in visits where VisitBuffer.setsApart(visit, countsBots: false) { bots += 1 }
+    }
+    let recording = ContinuousClock().measure {
+        for visit in visits { recorder.record(visit) }
+    }
+    func microseconds(_ elapsed: Duration) -> String { String(format: "%.2f", elapsed.inSeconds / Double(visits.count) * 1e6) }
+    print("record  visits=\(visits.count)  bots=\(bots)  us_per_visit=\(microseconds(recording))  bot_check_us=\(microseconds(botCheck))")
+}
+
 // `--postgres-only` leaves out SQLite and the reads, to profile the PostgreSQL writer alone.
 let postgresOnly = CommandLine.arguments.contains("--postgres-only")
 var written = postgresOnly ? 0 : try measureWrites(into: store, label: "sqlite")
@@ -90,6 +117,7 @@ if let flag = CommandLine.arguments.firstIndex(of: "--postgres"), flag + 1 < Com
     _ = try measureWrites(into: postgres, label: "postgresql")
 }
 if postgresOnly { exit(0) }
+try measureRecording()
 
 while written < 1_000_000 {
     try store.write(makeBatch(size: 10_000, offset: written))
