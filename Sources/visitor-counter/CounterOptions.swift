@@ -40,6 +40,14 @@ struct CounterOptions: ParsableArguments {
 
     @Option(
         parsing: .unconditional,
+        help: """
+            Seconds a worker may go without a request thread free to take requests before the main process kills \
+            and replaces it (its journal keeps its visits).
+            """)
+    var hangTimeout: Int = 30
+
+    @Option(
+        parsing: .unconditional,
         help: "Days since the GeoIP country database's build after which /api/sys/health answers 503; 0 never.")
     var geoipMaxAgeDays: Int = 45
 
@@ -89,6 +97,7 @@ struct CounterOptions: ParsableArguments {
         guard healthThreshold >= 1, healthThreshold <= 86400 else {
             throw ValidationError("--health-threshold must be from 1 to 86400 seconds")
         }
+        guard hangTimeout >= 3, hangTimeout <= 86400 else { throw ValidationError("--hang-timeout must be from 3 to 86400 seconds") }
         guard geoipMaxAgeDays >= 0, geoipMaxAgeDays <= 3650 else {
             throw ValidationError("--geoip-max-age-days must be from 0 (never) to 3650")
         }

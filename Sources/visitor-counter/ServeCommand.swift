@@ -101,7 +101,8 @@ struct ServeCommand: ParsableCommand {
         do {
             supervisor = try Supervisor(
                 socket: socket, board: board, template: template, workers: workers, executable: try Self.executablePath(),
-                workerArguments: ["worker"], configuration: options.workerConfiguration(), logger: logger)
+                workerArguments: ["worker"], configuration: options.workerConfiguration(), hangTimeout: .seconds(options.hangTimeout),
+                logger: logger)
         } catch {
             socket.removeSocketFile()
             throw CommandError("cannot open this program's own file to start workers from: \(error)")

@@ -7,8 +7,9 @@ import Glibc
 /// FastCGI spoken without nginx, for the tests of what the counter does with peers and records nginx
 /// would never send: records built by hand, over a unix or TCP connection of their own.
 enum FastCGIClient {
-    static func record(type: UInt8, _ content: [UInt8]) -> [UInt8] {
-        [1, type, 0, 1, UInt8(content.count >> 8), UInt8(content.count & 0xff), 0, 0] + content
+    /// A record of request `id` (1 unless said).
+    static func record(type: UInt8, _ content: [UInt8], id: UInt16 = 1) -> [UInt8] {
+        [1, type, UInt8(id >> 8), UInt8(id & 0xff), UInt8(content.count >> 8), UInt8(content.count & 0xff), 0, 0] + content
     }
 
     /// A name-value length as FastCGI writes it: one byte below 128, else four with the top bit set.

@@ -28,6 +28,35 @@ struct GeoIPDatabaseTests {
         #expect(database(daysOld: -1).ageDays(now: now) == 0)
     }
 
+    /// A build time any file or peer can write: outside 2000 to 2100 it is no build time at all, and
+    /// the health report, the page's month and every timestamp still work.
+    @Test(arguments: ["10000000000000000", "999999999999999999", "946684799", "4102444801", "1"])
+    func aBuildTimeOutOfRangeIsTakenAsAbsent(epoch: String) throws {
+        let database = try #require(GeoIPDatabase(buildEpoch: epoch, databaseType: "DBIP-Country-Lite"))
+        #expect(database.build == nil)
+        #expect(database.month == nil)
+        let report = HealthReport(statuses: [], threshold: .seconds(60), stats: stats, now: now, geoipDatabase: database)
+        #expect(report.healthResponse.status == 200)
+        #expect(GeoIPDatabase(buildEpoch: "946684800", databaseType: nil)?.build == Date(timeIntervalSince1970: 946_684_800))
+    }
+
+    @Test func aLongDatabaseTypeIsTakenAsUnknown() {
+        let long = String(repeating: "X", count: GeoIPDatabase.maxDatabaseTypeBytes + 1)
+        #expect(GeoIPDatabase(buildEpoch: "1790000000", databaseType: long)?.source == .unknown)
+        #expect(GeoIPDatabase(buildEpoch: "", databaseType: long) == nil)
+    }
+
+    /// Whatever a date is, formatting it and taking its day and minute never trap.
+    @Test(arguments: [1e17, -1e17, Double.infinity, -Double.infinity, Double.nan, 253_402_300_800])
+    func anyTimeFormatsWithoutTrapping(seconds: Double) {
+        let date = Date(timeIntervalSince1970: seconds)
+        let text = UTCTimestamp.format(date, milliseconds: true)
+        #expect(text.utf8.count == 24, "\(text)")
+        _ = UTCTimestamp.day(date)
+        _ = UTCTimestamp.minute(date)
+        if seconds > 0 && !seconds.isNaN { #expect(text == "9999-12-31T23:59:59.000Z") }
+    }
+
     @Test func healthShowsTheBuildAndAgeAnd503sPastTheLimitWithTheReason() throws {
         let fresh = HealthReport(statuses: [], threshold: .seconds(60), stats: stats, now: now, geoipDatabase: database(daysOld: 44.9))
         #expect(fresh.healthResponse.status == 200)

@@ -73,8 +73,14 @@ public struct GeoIPDatabase: Sendable, Equatable {
         self.source = source
     }
 
+    /// The build times taken as real: from 2000 to 2100. A country file says what it likes in its
+    /// metadata, so a build time outside these is taken as absent rather than shown or computed with.
+    public static let plausibleBuildEpochs: ClosedRange<Int64> = 946_684_800...4_102_444_800
+    /// The longest `GEOIP_DATABASE_TYPE` taken as it is; a longer one is taken as unknown.
+    public static let maxDatabaseTypeBytes = 64
+
     /// From the params' values; `nil` when nginx passes neither (an older site config) or both are empty.
-    /// A build that is not a whole number of seconds is taken as absent.
+    /// A build that is not a whole number of seconds within ``plausibleBuildEpochs`` is taken as absent.
     public init?(buildEpoch: String?, databaseType: String?) {
         self.init(buildEpochBytes: buildEpoch?.utf8, databaseTypeBytes: databaseType?.utf8)
     }
@@ -87,9 +93,9 @@ public struct GeoIPDatabase: Sendable, Equatable {
                 guard let value, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
                 return value * 10 + Int64(byte - UInt8(ascii: "0"))
             }
-            if epoch == 0 { epoch = nil }
+            if let value = epoch, !Self.plausibleBuildEpochs.contains(value) { epoch = nil }
         }
-        let source = databaseTypeBytes.map { Source(databaseType: $0) } ?? .unknown
+        let source = databaseTypeBytes.flatMap { $0.count <= Self.maxDatabaseTypeBytes ? Source(databaseType: $0) : nil } ?? .unknown
         if epoch == nil && source == .unknown { return nil }
         self.init(build: epoch.map { Date(timeIntervalSince1970: Double($0)) }, source: source)
     }

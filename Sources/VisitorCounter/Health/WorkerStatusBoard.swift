@@ -74,6 +74,24 @@ public final class WorkerStatusBoard: @unchecked Sendable {
     /// Empties slot `index`: the supervisor does this when a worker has exited.
     public func clear(_ index: Int) {
         publish(WorkerStatus(), at: index)
+        guard index >= 0, index < workers else { return }
+        values[index * Self.fieldsPerSlot + Self.heartbeatField].store(0, ordering: .relaxed)
+    }
+
+    /// The last field of a slot: when its worker last showed it can take requests (``MonotonicTime``).
+    static let heartbeatField = fieldsPerSlot - 1
+
+    /// Notes that the worker in slot `index` can take requests now.
+    public func beat(at index: Int) {
+        guard index >= 0, index < workers else { return }
+        values[index * Self.fieldsPerSlot + Self.heartbeatField].store(MonotonicTime.now(), ordering: .relaxed)
+    }
+
+    /// When the worker in slot `index` last could take requests (``MonotonicTime``); `nil` before its first beat.
+    public func lastBeat(at index: Int) -> Int64? {
+        guard index >= 0, index < workers else { return nil }
+        let beat = values[index * Self.fieldsPerSlot + Self.heartbeatField].load(ordering: .relaxed)
+        return beat == 0 ? nil : beat
     }
 
     /// Every worker's last published status, by slot; `nil` for a slot no worker holds.

@@ -2,13 +2,20 @@
 ///
 /// libfcgi allocates `nameLength + valueLength + 2` bytes for each param with a C `int` sum and
 /// `assert`s that the allocation worked, so a peer that sends two lengths adding up to about 2^31 aborts
-/// the whole worker (Debian's fix for CVE-2025-23016 rejects only one of the overflows). The worker
-/// peeks at the records with `MSG_PEEK`, walks their name-value length prefixes without taking the
-/// bytes, and closes the connection when a param is longer than ``maxParamBytes``: libfcgi never sees it.
+/// the whole worker (Debian's fix for CVE-2025-23016 rejects only one of the overflows). It parses
+/// params in more places than a request's own: `FCGI_GET_VALUES` management records (request id 0), which
+/// it answers wherever they come, and records of any id while it reads a request's input.
+///
+/// So the worker peeks at the records with `MSG_PEEK` and lets libfcgi read a request only once the
+/// whole of it has arrived, in the one order nginx sends it: `FCGI_BEGIN_REQUEST` for a responder, that
+/// request's `FCGI_PARAMS` records up to the empty one, its `FCGI_STDIN` records up to the empty one.
+/// Any other record (another request id, id 0, a second begin, another type) closes the connection, as
+/// does a param longer than ``maxParamBytes``. libfcgi then reads nothing the check has not seen, and
+/// never waits for bytes that have not come.
 public enum FastCGIRecordCheck: Equatable, Sendable {
-    /// The records up to the end of the next request's params are here, and every length is sane.
+    /// The whole request is here, in order, and every length is sane.
     case acceptable
-    /// The params have not all arrived yet.
+    /// The request has not all arrived yet.
     case incomplete
     /// The connection must be closed: why, in words for the log.
     case rejected(String)
@@ -21,42 +28,64 @@ public enum FastCGIRecordCheck: Equatable, Sendable {
     static let headerLength = 8
     static let beginRequest: UInt8 = 1
     static let params: UInt8 = 4
-    static let getValues: UInt8 = 9
+    static let stdin: UInt8 = 5
+    static let responderRole = 1
 
-    /// Checks the records at the start of `bytes`: any records before the request's params are
-    /// skipped, `FCGI_GET_VALUES` records (which libfcgi also parses as params) are checked, and the
-    /// check ends at the empty `FCGI_PARAMS` record that ends a request's params.
+    /// Where the walk is in the one order nginx sends a request.
+    private enum Stage {
+        case begin
+        case params(id: Int)
+        case stdin(id: Int)
+    }
+
+    /// Checks the records at the start of `bytes`, which must start a request.
     public static func check(_ bytes: UnsafeRawBufferPointer) -> FastCGIRecordCheck {
         var offset = 0
+        var stage = Stage.begin
         var paramLengths = ParamLengths()
         while true {
             guard offset + headerLength <= bytes.count else { return .incomplete }
             let version = bytes[offset]
             let type = bytes[offset + 1]
+            let id = Int(bytes[offset + 2]) << 8 | Int(bytes[offset + 3])
             let contentLength = Int(bytes[offset + 4]) << 8 | Int(bytes[offset + 5])
             let paddingLength = Int(bytes[offset + 6])
             guard version == 1 else { return .rejected("a record of FastCGI version \(version), not 1") }
             let contentStart = offset + headerLength
             let available = min(contentLength, bytes.count - contentStart)
-            let content = UnsafeRawBufferPointer(rebasing: bytes[contentStart..<contentStart + max(available, 0)])
-            switch type {
-            case params:
-                if contentLength == 0 { return .acceptable }
-                if let reason = paramLengths.feed(content) { return .rejected(reason) }
-            case getValues:
-                var values = ParamLengths()
-                if let reason = values.feed(content) { return .rejected(reason) }
-            case beginRequest:
-                paramLengths = ParamLengths()
-            default:
-                break
+            let content = UnsafeRawBufferPointer(rebasing: bytes[contentStart..<contentStart + available])
+            let whole = contentStart + contentLength + paddingLength <= bytes.count
+            switch stage {
+            case .begin:
+                guard type == beginRequest else {
+                    return .rejected("a record of type \(type) where a request must begin")
+                }
+                guard id != 0, contentLength == 8 else {
+                    return .rejected("a begin record of request id \(id) with \(contentLength) bytes")
+                }
+                guard whole else { return .incomplete }
+                let role = Int(content[0]) << 8 | Int(content[1])
+                guard role == responderRole else { return .rejected("a request for role \(role), not a responder") }
+                stage = .params(id: id)
+            case .params(let request), .stdin(let request):
+                guard id == request else {
+                    return .rejected("a record of request id \(id) inside request \(request)")
+                }
+                if case .params = stage {
+                    guard type == params else { return .rejected("a record of type \(type) among the params") }
+                    if let reason = paramLengths.feed(content) { return .rejected(reason) }
+                    guard whole else { return .incomplete }
+                    if contentLength == 0 { stage = .stdin(id: id) }
+                } else {
+                    guard type == stdin else { return .rejected("a record of type \(type) in the request's input") }
+                    guard whole else { return .incomplete }
+                    if contentLength == 0 { return .acceptable }
+                }
             }
-            guard available == contentLength else { return .incomplete }
             offset = contentStart + contentLength + paddingLength
         }
     }
 }
-
 /// The name-value pairs of a params stream, read a piece at a time: only the length prefixes are
 /// decoded (one byte below 128, else four bytes with the top bit set); names and values are skipped.
 struct ParamLengths {

@@ -22,6 +22,12 @@ import Glibc
 /// The listening socket is shared with the other workers and non-blocking: a worker that lost the
 /// race for a new connection gets `EAGAIN`. A stop finishes the requests that are in flight or
 /// already waiting, closes the connections that are idle, and returns.
+///
+/// Nothing a peer does holds a thread or a descriptor for long: a timer thread shuts down a
+/// connection whose request passed its deadline (``FastCGIConnection/requestTimeout``) and one idle
+/// for longer than ``idleTimeout``, and at ``maxConnections`` a new connection pushes out the one idle
+/// the longest. The request threads call `heartbeat` at least once a second while they are free to
+/// take requests, so the supervisor can tell a worker that stopped answering.
 public final class FastCGIWorker: Sendable {
     private let listeningDescriptor: Int32
     private let threadCount: Int
@@ -37,7 +43,23 @@ public final class FastCGIWorker: Sendable {
     /// number is reused as soon as libfcgi closes one.
     private let connections = Mutex<[ObjectIdentifier: FastCGIConnection]>([:])
     private let threads = DispatchGroup()
+    private let timer = DispatchGroup()
+    /// Set once the request threads have ended, so the timer, which bounds their requests, ends after them.
+    private let requestThreadsEnded = Atomic<Bool>(false)
     private let requestsAnswered = Atomic<Int>(0)
+    private let heartbeat: @Sendable () -> Void
+    private let maxConnections: Int
+    private let idleTimeout: Duration
+
+    /// How long nginx may leave a kept connection unused before the worker closes it: above nginx's own
+    /// `keepalive_timeout` for upstreams (60 s by default), so nginx closes first, and nginx sends a
+    /// request again on a fresh connection when a kept one turns out closed.
+    public static let defaultIdleTimeout: Duration = .seconds(300)
+    /// Connections one worker holds at most: far above what nginx keeps (`keepalive` in its upstream,
+    /// per nginx worker), and with two descriptors each well below the unit's `LimitNOFILE=65536`.
+    public static let defaultMaxConnections = 4096
+    /// How often the timer looks at the connections.
+    static let timerInterval: Duration = .milliseconds(250)
 
     /// The `epoll` tokens of the two descriptors that are not connections (whose token is their address).
     private static let stopToken: UInt64 = 0
@@ -49,9 +71,12 @@ public final class FastCGIWorker: Sendable {
     ///   - recordVisit: counts the visit an answer carries (``Response/visit``), called once its header
     ///     has been sent.
     ///   - allowList: the peers a TCP socket accepts (`--allowed-clients`); `nil` accepts any.
+    ///   - heartbeat: called by the request threads between requests, at least once a second each.
     public init(
         listeningDescriptor: Int32, threadCount: Int, router: Router, recordVisit: @escaping @Sendable (Visit) -> Void,
-        allowList: PeerAllowList? = nil, logger: Logger
+        allowList: PeerAllowList? = nil, heartbeat: @escaping @Sendable () -> Void = {},
+        maxConnections: Int = FastCGIWorker.defaultMaxConnections, idleTimeout: Duration = FastCGIWorker.defaultIdleTimeout,
+        logger: Logger
     ) throws {
         guard FCGX_Init() == 0 else { throw SystemCallError(call: "FCGX_Init", subject: nil, errno: errno) }
         poll = try systemCall("epoll_create1") { epoll_create1(Int32(EPOLL_CLOEXEC)) }
@@ -61,6 +86,9 @@ public final class FastCGIWorker: Sendable {
         self.router = router
         self.recordVisit = recordVisit
         self.allowList = allowList
+        self.heartbeat = heartbeat
+        self.maxConnections = maxConnections
+        self.idleTimeout = idleTimeout
         self.logger = logger
         try register(stopDescriptor, token: Self.stopToken, events: EPOLLIN.rawValue, add: true)
         try register(listeningDescriptor, token: Self.listenerToken, events: EPOLLIN.rawValue | EPOLLONESHOT.rawValue, add: true)
@@ -72,7 +100,7 @@ public final class FastCGIWorker: Sendable {
         close(stopDescriptor)
     }
 
-    /// Starts the request threads.
+    /// Starts the request threads and their timer.
     public func start() {
         for index in 0..<threadCount {
             threads.enter()
@@ -80,6 +108,35 @@ public final class FastCGIWorker: Sendable {
                 serveConnections()
                 threads.leave()
             }
+        }
+        timer.enter()
+        Thread.start(named: "fastcgi-timer") { [self] in
+            while !requestThreadsEnded.load(ordering: .acquiring) {
+                usleep(UInt32(Self.timerInterval.inNanoseconds / 1000))
+                shutOverdueConnections()
+            }
+            timer.leave()
+        }
+    }
+
+    /// Shuts down the connections whose request passed its deadline, and those idle too long.
+    private func shutOverdueConnections() {
+        let now = MonotonicTime.now()
+        let idleCutoff = now - idleTimeout.inNanoseconds
+        var overdue = 0
+        var idle = 0
+        connections.withLock { connections in
+            for connection in connections.values {
+                if connection.shutIfOverdue(now: now) { overdue += 1 } else if connection.shutIfIdle(since: idleCutoff) { idle += 1 }
+            }
+        }
+        if overdue > 0 {
+            logger.warning(
+                "closed connections whose request took longer than its deadline",
+                metadata: ["connections.overdue": "\(overdue)", "deadline": "\(FastCGIConnection.requestTimeout)"])
+        }
+        if idle > 0 {
+            logger.debug("closed idle connections", metadata: ["connections.idle": "\(idle)", "idle_timeout": "\(idleTimeout)"])
         }
     }
 
@@ -89,8 +146,12 @@ public final class FastCGIWorker: Sendable {
         stopping.store(true, ordering: .sequentiallyConsistent)
         epoll_ctl(poll, EPOLL_CTL_DEL, listeningDescriptor, nil)
         var one: UInt64 = 1
-        _ = write(stopDescriptor, &one, 8)
+        if write(stopDescriptor, &one, 8) != 8 {
+            logger.error("cannot wake the request threads", metadata: ["error": "\(SystemCallError(call: "write", subject: "eventfd", errno: errno))"])
+        }
         threads.wait()
+        requestThreadsEnded.store(true, ordering: .releasing)
+        timer.wait()
         let idle = connections.withLock { connections in
             defer { connections.removeAll() }
             return Array(connections.values)
@@ -109,7 +170,8 @@ public final class FastCGIWorker: Sendable {
         while true {
             let stopping = stopping.load(ordering: .sequentiallyConsistent)
             let limit = stopping ? Self.drainBatch : 1
-            let count = epoll_wait(poll, &events, limit, -1)
+            let count = epoll_wait(poll, &events, limit, 1000)
+            heartbeat()
             if count < 0 {
                 if errno == EINTR { continue }
                 logger.error("epoll_wait failed", metadata: ["error": "\(SystemCallError(call: "epoll_wait", subject: nil, errno: errno))"])
@@ -164,13 +226,34 @@ public final class FastCGIWorker: Sendable {
                 setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
             }
             _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
-            let connection = FastCGIConnection(descriptor: descriptor)
-            connections.withLock { $0[ObjectIdentifier(connection)] = connection }
             do {
-                try register(descriptor, token: token(connection), events: Self.connectionEvents, add: true)
+                let connection = try FastCGIConnection(descriptor: descriptor)
+                let (full, pushedOut) = connections.withLock { connections in
+                    connections[ObjectIdentifier(connection)] = connection
+                    guard connections.count > maxConnections else { return (false, false) }
+                    return (true, pushOutLongestIdle(connections))
+                }
+                if full {
+                    logger.warning(
+                        "a connection more than the worker holds at most",
+                        metadata: [
+                            "connections.max": "\(maxConnections)",
+                            "action": "\(pushedOut ? "closed the one idle longest" : "none idle: closed the new one")",
+                        ])
+                }
+                if full && !pushedOut {
+                    forget(connection)
+                } else {
+                    do {
+                        try register(descriptor, token: token(connection), events: Self.connectionEvents, add: true)
+                    } catch {
+                        logger.warning("cannot watch a new connection", metadata: ["error": "\(error)"])
+                        forget(connection)
+                    }
+                }
             } catch {
-                logger.warning("cannot watch a new connection", metadata: ["error": "\(error)"])
-                forget(connection)
+                logger.warning("cannot take a new connection", metadata: ["error": "\(error)"])
+                close(descriptor)
             }
         }
         if !stopping.load(ordering: .sequentiallyConsistent) {
@@ -178,10 +261,20 @@ public final class FastCGIWorker: Sendable {
         }
     }
 
+    /// Shuts down the connection idle the longest among `connections`; whether there was one.
+    private func pushOutLongestIdle(_ connections: [ObjectIdentifier: FastCGIConnection]) -> Bool {
+        let idle = connections.values.compactMap { connection in connection.idleSince.map { (connection, $0) } }
+        for (connection, _) in idle.sorted(by: { $0.1 < $1.1 }) where connection.shutIfIdle(since: .max) { return true }
+        return false
+    }
+
     /// Answers the request waiting on `connection`, then gives the connection back to the set, or
     /// closes it when nginx did not keep it, it broke, or the worker is stopping.
     private func serve(_ connection: FastCGIConnection, buffer: inout [UInt8]) {
-        switch connection.inspect(buffer: &buffer) {
+        let deadline = MonotonicTime.now() + FastCGIConnection.requestTimeout.inNanoseconds
+        // The timer shut it down while it waited idle: what woke this thread is that shutdown.
+        guard connection.claim(deadline: deadline) else { return forget(connection) }
+        switch connection.inspect(buffer: &buffer, deadline: deadline) {
         case .request:
             break
         case .closed:
@@ -201,6 +294,7 @@ public final class FastCGIWorker: Sendable {
         var scratch = [CChar](repeating: 0, count: 1024)
         while FCGX_GetStr(&scratch, Int32(scratch.count), request.pointee.in) > 0 {}
         FCGX_Finish_r(request)
+        connection.release()
         requestsAnswered.add(1, ordering: .relaxed)
         if connection.isClosedByLibrary || stopping.load(ordering: .sequentiallyConsistent) {
             return forget(connection)

@@ -16,6 +16,13 @@ import Glibc
 /// descriptor ``configurationDescriptor``: a pipe filled and closed before the worker starts, so the
 /// worker reads it to its end and nothing waits on a worker that dies early.
 ///
+/// A worker whose request threads stop showing on the board (``WorkerStatusBoard/beat(at:)``) for
+/// `hangTimeout` is killed with SIGKILL and replaced like one that died: a worker stopped by a signal,
+/// stuck in a crash handler or blocked for good answers nothing, yet would never exit. Workers run with
+/// `SWIFT_BACKTRACE=enable=no` unless the environment sets it: Swift's backtracer would take a crash's
+/// signal and keep the process, where the default action ends it and lets its journal and this process
+/// do their work.
+///
 /// It spawns the executable it opened at its start (`/proc/self/exe`, run through
 /// `/proc/self/fd/N`), not the path: a package upgrade that replaced the file meanwhile does not
 /// make a replaced worker run another build than the main process and its other workers.
@@ -25,6 +32,8 @@ public final class Supervisor {
         var startedAt = ContinuousClock.now
         var quickDeaths = 0
         var restartAt: ContinuousClock.Instant?
+        /// Killed for not answering, and not reaped yet.
+        var killedAsHung = false
     }
 
     private let socket: ListeningSocket
@@ -35,6 +44,7 @@ public final class Supervisor {
     private let executableDescriptor: Int32
     private let workerArguments: [String]
     private let configuration: WorkerProcess.Configuration
+    private let hangTimeout: Duration
     private let logger: Logger
     private var slots: [Slot]
     private var stopping = false
@@ -57,9 +67,11 @@ public final class Supervisor {
     ///   - configuration: what every worker gets, with its own ``WorkerProcess/Configuration/index`` and the
     ///     descriptors set here.
     ///   - executable: the name workers get as `argv[0]`; the file run is the one this process runs.
+    ///   - hangTimeout: how long a worker may go without a heartbeat on `board` before it is killed.
     public init(
         socket: ListeningSocket, board: WorkerStatusBoard?, template: Int32? = nil, workers: Int, executable: String,
-        workerArguments: [String], configuration: WorkerProcess.Configuration, logger: Logger
+        workerArguments: [String], configuration: WorkerProcess.Configuration, hangTimeout: Duration = .seconds(30),
+        logger: Logger
     ) throws {
         let opened = try systemCall("open", "/proc/self/exe") { open("/proc/self/exe", O_RDONLY | O_CLOEXEC) }
         defer { close(opened) }
@@ -77,6 +89,7 @@ public final class Supervisor {
         configuration.statusDescriptor = board == nil ? nil : Self.boardDescriptor
         configuration.listeningDescriptor = 0
         self.configuration = configuration
+        self.hangTimeout = hangTimeout
         self.logger = logger
         self.slots = Array(repeating: Slot(), count: workers)
     }
@@ -92,7 +105,8 @@ public final class Supervisor {
     public func run() {
         for index in slots.indices { spawn(index) }
         while true {
-            let timeout = nextRestart().map { $0 - .now } ?? .seconds(1)
+            // At least once a second, to look at the heartbeats.
+            let timeout = min(nextRestart().map { $0 - .now } ?? .seconds(1), .seconds(1))
             switch Signals.wait(for: Signals.stop + Signals.ignored + [SIGCHLD], timeout: timeout) {
             case SIGCHLD:
                 reapWorkers()
@@ -109,12 +123,32 @@ public final class Supervisor {
                 if slots.allSatisfy({ $0.pid == nil }) { break }
                 continue
             }
+            killHungWorkers()
             for index in slots.indices {
                 if let due = slots[index].restartAt, due <= .now { spawn(index) }
             }
         }
         socket.removeSocketFile()
         logger.info("stopped")
+    }
+
+    /// Kills each worker whose last heartbeat is older than ``hangTimeout``. A worker is watched from its
+    /// first heartbeat on, so a slow start (a long journal to replay, say) is not taken for a hang.
+    private func killHungWorkers() {
+        guard let board else { return }
+        let cutoff = MonotonicTime.now() - hangTimeout.inNanoseconds
+        for index in slots.indices {
+            guard let pid = slots[index].pid, !slots[index].killedAsHung, let beat = board.lastBeat(at: index), beat < cutoff
+            else { continue }
+            logger.error(
+                "worker stopped answering, killing it",
+                metadata: ["worker.index": "\(index)", "worker.pid": "\(pid)", "hang_timeout": "\(hangTimeout)"])
+            if kill(pid, SIGKILL) == 0 {
+                slots[index].killedAsHung = true
+            } else {
+                logger.error("cannot kill a worker", metadata: ["worker.pid": "\(pid)", "error": "\(SystemCallError(call: "kill", subject: "\(pid)", errno: errno))"])
+            }
+        }
     }
 
     private func nextRestart() -> ContinuousClock.Instant? {
@@ -143,6 +177,7 @@ public final class Supervisor {
             guard pid > 0 else { return }
             guard let index = slots.firstIndex(where: { $0.pid == pid }) else { continue }
             slots[index].pid = nil
+            slots[index].killedAsHung = false
             board?.clear(index)
             let outcome = Self.describe(status: status)
             if stopping {
@@ -189,6 +224,12 @@ public final class Supervisor {
         return ends[0]
     }
 
+    /// This process's environment, with `SWIFT_BACKTRACE=enable=no` unless it sets `SWIFT_BACKTRACE`.
+    static var workerEnvironment: [String] {
+        let environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
+        return environment.contains { $0.hasPrefix("SWIFT_BACKTRACE=") } ? environment : environment + ["SWIFT_BACKTRACE=enable=no"]
+    }
+
     /// Linux's `F_SETPIPE_SZ`, which Swift's Glibc module does not export.
     private static let setPipeSize: Int32 = 1031
 
@@ -219,8 +260,10 @@ public final class Supervisor {
         // The child still has the descriptor when it calls execve (close-on-exec closes it only after
         // the kernel has opened the file), so the path names the file opened at the start.
         let file = "/proc/self/fd/\(executableDescriptor)"
+        let environment = Self.workerEnvironment.map { strdup($0) } + [nil]
+        defer { environment.forEach { free($0) } }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, file, &actions, &attributes, argv, environ)
+        let result = posix_spawn(&pid, file, &actions, &attributes, argv, environment)
         guard result == 0 else { throw SystemCallError(call: "posix_spawn", subject: "\(executable) (\(file))", errno: result) }
         return pid
     }

@@ -51,7 +51,8 @@ public enum WorkerProcess {
             geoipDatabaseSeen: { cache.use($0) })
         let worker = try FastCGIWorker(
             listeningDescriptor: configuration.listeningDescriptor, threadCount: configuration.threads,
-            router: router, recordVisit: { recorder.record($0) }, allowList: configuration.allowList, logger: logger)
+            router: router, recordVisit: { recorder.record($0) }, allowList: configuration.allowList,
+            heartbeat: { board?.beat(at: configuration.index) }, logger: logger)
         // FCGX_Init installs its own SIGPIPE, SIGUSR1 and SIGTERM handlers; ours must win.
         Signals.ignoreBrokenPipes()
         Signals.undoLibraryHandlers()

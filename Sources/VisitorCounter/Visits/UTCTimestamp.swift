@@ -16,8 +16,9 @@ public enum UTCTimestamp {
 
     /// Appends what ``format(_:milliseconds:)`` answers to `bytes`, without making a `String`: the
     /// PostgreSQL writer encodes a batch's timestamps straight into its `COPY` text.
+    /// A time outside years 1 to 9999 is written as the nearest end of that range.
     public static func appendFormatted(_ date: Date, milliseconds: Bool = false, to bytes: inout [UInt8]) {
-        let totalMilliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        let totalMilliseconds = Int64((clamped(date) * 1000).rounded(.down))
         let (seconds, millis) = floorDivide(totalMilliseconds, by: 1000)
         let (days, secondOfDay) = floorDivide(seconds, by: 86_400)
         let (year, month, day) = civilDate(daysSinceEpoch: days)
@@ -67,13 +68,25 @@ public enum UTCTimestamp {
 
     /// The UTC day of `date`, as days since 1970-01-01.
     public static func day(_ date: Date) -> Int {
-        Int((date.timeIntervalSince1970 / 86_400).rounded(.down))
+        Int((clamped(date) / 86_400).rounded(.down))
     }
 
     /// The minute of `date`, as minutes since 1970-01-01 (Unix time / 60, rounded down, so a time
     /// before 1970 falls in the minute that starts before it): the key of the per-minute counts.
     public static func minute(_ date: Date) -> Int {
-        Int((date.timeIntervalSince1970 / 60).rounded(.down))
+        Int((clamped(date) / 60).rounded(.down))
+    }
+
+    /// Seconds since 1970 of the first and the last second of years 1 to 9999: what four digits of a
+    /// year can write.
+    static let writableSeconds: ClosedRange<Double> = -62_135_596_800...253_402_300_799
+
+    /// `date`'s seconds since 1970 within ``writableSeconds`` (1970 itself for NaN): a time from a
+    /// param or a file never makes the integer conversions trap.
+    private static func clamped(_ date: Date) -> Double {
+        let seconds = date.timeIntervalSince1970
+        guard !seconds.isNaN else { return 0 }
+        return min(max(seconds, writableSeconds.lowerBound), writableSeconds.upperBound)
     }
 
     /// Day `day` (days since 1970-01-01) as `YYYY-MM-DD`.
