@@ -196,6 +196,35 @@ struct VisitRecorderTests {
         #expect(rewritten.map(\.visits) == [20])
     }
 
+    /// The same restore with nothing recorded after it: a clean stop, with no visit left to write, still
+    /// finds what the database lost before it removes the journal.
+    @Test func aCleanStopAfterARestoredBackupWritesTheLostBatchesBeforeRemovingTheJournal() async throws {
+        let path = directory.path("restored-stop.sqlite")
+        let store = try VisitorStore(path: path)
+        let audit = AuditLog(database: path, logger: quietLogger)
+        let journal = try VisitJournal.create(database: path, worker: 0, capacity: 1 << 20)
+        let recorder = VisitRecorder(
+            store: store,
+            configuration: .init(batchSize: 10, flushInterval: .seconds(3600), retry: Self.fastRetry),
+            journal: journal, audit: audit, logger: quietLogger)
+        recorder.start()
+        for _ in 0..<10 { recorder.record(Self.visit("FI")) }
+        try await waitUntil("the first batch written", seconds: 10) { try store.stats().totalVisitors == 10 }
+        let snapshot = directory.path("snapshot-stop.sqlite")
+        try DatabaseQueue(path: path).backup(to: try DatabaseQueue(path: snapshot))
+        for _ in 0..<20 { recorder.record(Self.visit("SE")) }
+        try await waitUntil("the batches the restore loses written", seconds: 10) { try store.stats().totalVisitors == 30 }
+        try DatabaseQueue(path: snapshot).backup(to: try DatabaseQueue(path: path))
+        #expect(try store.stats().totalVisitors == 10)
+
+        recorder.stop()
+        #expect(try store.stats().countries == ["FI": 10, "SE": 20])
+        #expect(try store.visitorRowCount() == 30)
+        #expect(!FileManager.default.fileExists(atPath: journal.path))
+        let rewritten = try AuditLog.read(path: audit.path).filter { $0.event == "lost_batches_rewritten" }
+        #expect(rewritten.map(\.visits) == [20])
+    }
+
     @Test func batchesADatabaseLostAfterTheRingReusedThemAreReportedLostOnce() async throws {
         // About 60 visits fill a 4 KiB ring: 200 written after the snapshot go round it three times.
         let (store, recorder, audit) = try await restoreWorker(capacity: 4096, lost: 200)

@@ -336,14 +336,7 @@ public final class VisitRecorder: Sendable {
             (state.buffer.visitsHeld, state.buffer.unjournaledHeld, state.statistics.lastError)
         }
         guard held > 0 else {
-            if let journal {
-                do {
-                    try journal.remove()
-                    try store.forgetJournal(journal.id)
-                } catch {
-                    logger.warning("cannot remove the written journal; the next start does", metadata: ["error": "\(error)"])
-                }
-            }
+            if let journal { removeWrittenJournal(journal) }
             return
         }
         let reason = finish == .stopTimedOut ? "the stop ran out of time to write every batch" : lastError ?? "the write failed"
@@ -361,6 +354,30 @@ public final class VisitRecorder: Sendable {
                 event: .visitsLost, worker: configuration.worker, visits: unjournaled, error: reason,
                 action: "gave up at stop; these visits were in no journal and are not in the database; all held, by country: \(countries)"),
                 level: .critical)
+        }
+    }
+
+    /// Removes the journal once the database holds all of it. A database that lost batches this worker
+    /// saw committed (a backup restored, an asynchronous standby promoted) has them written again first,
+    /// though no visit waits: nothing else would notice before the journal was gone. When the database
+    /// cannot say or take them, the journal stays, and the next start writes it from the database's
+    /// progress, as it does a crashed worker's.
+    private func removeWrittenJournal(_ journal: VisitJournal) {
+        let written = state.withLock { $0.journalWritten }
+        do {
+            let progress = try store.journalProgress(journal.id)
+            if progress < written { try rewriteLostBatches(from: progress, upTo: written) }
+        } catch {
+            audit(.init(
+                event: .leftInJournal, worker: configuration.worker, visits: 0, error: "\(error)",
+                action: "the database could not be checked for, or given, all of \(journal.path): it stays, and the next start writes what the database lacks"))
+            return
+        }
+        do {
+            try journal.remove()
+            try store.forgetJournal(journal.id)
+        } catch {
+            logger.warning("cannot remove the written journal; the next start does", metadata: ["error": "\(error)"])
         }
     }
 
