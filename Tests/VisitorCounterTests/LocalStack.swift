@@ -26,11 +26,13 @@ func requireProgram(_ path: String) throws {
 }
 
 /// Writes a small country database with `scripts/make-test-geoip.pl` (MaxMind::DB::Writer): the networks
-/// the script lists, loopback included, built `builtDaysAgo` days before now.
-func makeTestGeoIPDatabase(at path: String, builtDaysAgo: Int = 3, databaseType: String = "DBIP-Country-Lite") throws {
+/// the script lists, loopback included, built `builtDaysAgo` days before now, or at `buildEpoch` when given.
+func makeTestGeoIPDatabase(
+    at path: String, builtDaysAgo: Int = 3, buildEpoch: UInt64? = nil, databaseType: String = "DBIP-Country-Lite"
+) throws {
     try requireProgram("/usr/bin/perl")
     let directory = try TemporaryDirectory()
-    let epoch = Int(Date().timeIntervalSince1970) - builtDaysAgo * 86_400
+    let epoch = buildEpoch.map(String.init) ?? "\(Int(Date().timeIntervalSince1970) - builtDaysAgo * 86_400)"
     let script = try ChildProcess(
         URL(fileURLWithPath: "/usr/bin/perl"),
         [repositoryRoot.appendingPathComponent("scripts/make-test-geoip.pl").path, path, "\(epoch)", databaseType],
