@@ -101,12 +101,12 @@ struct CrashTests {
     /// SIGABRT, as libfcgi's `assert` raises it when a FastCGI record's params add up to 2^31 bytes.
     /// That record no longer reaches libfcgi (the worker checks the lengths first: ConnectionTests),
     /// so the signal is sent with `kill`. Swift's backtracer would catch it, print the threads and let
-    /// the process go on; with the backtracer off, as the counter runs it here, the signal's default
-    /// action ends the worker as an `abort()` would.
+    /// the process go on, answering nothing; the counter starts its workers with the backtracer off
+    /// (`SWIFT_BACKTRACE=enable=no`, unless the environment sets it, which this test's does not), so
+    /// the signal's default action ends the worker as an `abort()` would.
     @Test func anAbortedWorkerLosesNoAnsweredVisit() async throws {
-        var options = LocalStack.Options(workers: 2, extraArguments: ["--batch-size", "100"])
-        options.environment = ["SWIFT_BACKTRACE": "enable=no"]
-        let stack = try await LocalStack(options)
+        #expect(ProcessInfo.processInfo.environment["SWIFT_BACKTRACE"] == nil, "the test's environment sets SWIFT_BACKTRACE")
+        let stack = try await LocalStack(.init(workers: 2, extraArguments: ["--batch-size", "100"]))
         let load = LoadGenerator(stack, uniqueAgents: true)
         load.start()
         // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
