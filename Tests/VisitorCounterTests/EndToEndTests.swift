@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import Testing
 
 @testable import VisitorCounter
@@ -63,6 +66,27 @@ struct EndToEndTests {
         #expect(json["unique_visitors_today"] as? Int == 1)
         #expect(json["recent"] as? [String: Int] == ["last_5m": 1, "last_1h": 1, "last_24h": 1])
         #expect(json["bots"] as? Int == 0)
+    }
+
+    @Test func theBadgesNumberIsTheTotalThroughNginx() async throws {
+        let stack = try await LocalStack(workers: 1)
+        for _ in 0..<3 { #expect(try stack.request("GET", "/").status == 200) }
+        var total = 0
+        try await stack.waitFor("the visits in the stats", seconds: 6) {
+            let body = try stack.request("GET", "/api/sys/stats").body
+            total = (try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["total_visitors"] as? Int ?? 0
+            return total == 3
+        }
+        let badge = try stack.request("GET", "/api/sys/badge.svg?label=hits")
+        #expect(badge.status == 200)
+        #expect(badge.headers["content-type"] == "image/svg+xml")
+        #expect(badge.headers["cache-control"] == "no-cache")
+        let document = try XMLDocument(data: Data(badge.body.utf8))
+        let texts = try document.nodes(forXPath: "//*[local-name()='text']").compactMap(\.stringValue)
+        #expect(texts == ["hits", "\(total)"])
+        // Asking for the badge counted nothing.
+        #expect(stack.stopCounter() == 0)
+        #expect(try VisitorStore(path: stack.databasePath).stats().totalVisitors == 3)
     }
 
     @Test func headNotFoundAndMethodNotAllowed() async throws {

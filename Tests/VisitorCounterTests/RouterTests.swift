@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import Testing
 
 @testable import VisitorCounter
@@ -26,6 +29,31 @@ struct RouterTests {
             response.visit
                 == Visit(trustedIP: "192.0.2.7", userAgent: "ua", country: "United States", countryCode: "US",
                          time: Date(timeIntervalSince1970: 0)))
+    }
+
+    @Test func theBadgeShowsTheTotalFromTheCacheAndCountsNothing() throws {
+        let response = router.respond(to: Request(method: "GET", uri: "/api/sys/badge.svg"))
+        #expect(response.status == 200)
+        #expect(response.header("Content-Type") == "image/svg+xml")
+        #expect(response.header("Cache-Control") == "no-cache")
+        #expect(response.visit == nil)
+        #expect(response.body.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\""))
+        #expect(response.body.contains(">visitors</text>") && response.body.contains(">3</text>"))
+        let document = try XMLDocument(data: Data(response.body.utf8))
+        let texts = try document.nodes(forXPath: "//*[local-name()='text']").compactMap(\.stringValue)
+        #expect(texts == ["visitors", "3"])
+    }
+
+    @Test(arguments: [
+        ("Page%20views", "Page views"), ("a+b", "a b"), ("%3Cscript%3E%26", "<script>&"), ("", "visitors"),
+        ("%0A%09", "visitors"), (String(repeating: "x", count: 100), String(repeating: "x", count: 40)),
+    ])
+    func theBadgesLabelIsDecodedBoundedAndEscaped(query: String, label: String) throws {
+        let response = router.respond(to: Request(method: "GET", uri: "/api/sys/badge.svg?label=\(query)"))
+        let document = try XMLDocument(data: Data(response.body.utf8))
+        let texts = try document.nodes(forXPath: "//*[local-name()='text']").compactMap(\.stringValue)
+        #expect(texts == [label, "3"])
+        #expect(!response.body.contains("<script>"))
     }
 
     @Test func headAnswersTheSameHeadersWithoutBodyOrVisit() {

@@ -7,11 +7,15 @@ extension Response {
         case noStore
         /// Keep it for the stats cache's period, in which the counter would answer the same.
         case maxAge(Int)
+        /// Keep it, but ask again before each use: the badge, which GitHub's image proxy and browsers
+        /// would otherwise show stale for hours.
+        case noCache
 
         var header: (name: String, value: String) {
             switch self {
             case .noStore: (name: "Cache-Control", value: "no-store")
             case .maxAge(let seconds): (name: "Cache-Control", value: "max-age=\(seconds)")
+            case .noCache: (name: "Cache-Control", value: "no-cache")
             }
         }
     }

@@ -31,6 +31,7 @@ public struct Router: Sendable {
 
     public static let statsPath = "/api/sys/stats"
     public static let dailyPath = "/api/sys/stats/daily"
+    public static let badgePath = "/api/sys/badge.svg"
     /// The longest range `/api/sys/stats/daily` answers, in days.
     public static let maxDailyRange = 366
 
@@ -54,6 +55,10 @@ public struct Router: Sendable {
         case Router.dailyPath:
             guard request.method == "GET" || isHead else { return methodNotAllowed(request) }
             return withoutBody(dailyHistory(request), if: isHead)
+        case Router.badgePath:
+            guard request.method == "GET" || isHead else { return methodNotAllowed(request) }
+            let badge = Badge(label: request.queryParameters["label"], count: pages().stats.totalVisitors)
+            return withoutBody(.text(badge.svg, contentType: "image/svg+xml", caching: .noCache), if: isHead)
         case HealthReport.healthPath, HealthReport.metricsPath:
             guard request.method == "GET" || isHead else { return methodNotAllowed(request) }
             guard var report = health() else { return error(404, "no such page: \(request.path)", for: request) }
