@@ -56,6 +56,57 @@ struct DeployFilesTests {
         #expect(check.wait() == 0, "\(check.stderr)")
     }
 
+    /// The shipped site limits the public JSON routes per address, and never GET /. nginx runs the site
+    /// as scripts/nginx-local.sh makes it with the limit kept, with no counter behind it: a request
+    /// let through gets 502, one the limit stops 429 (the limit comes before the upstream). The rate is
+    /// made 1 a minute here, so that a slow machine's requests do not earn new ones; the burst is the
+    /// shipped one.
+    @Test(.tags(.nginx)) func theSiteLimitsTheJSONRoutesPerAddressButNotTheIndex() async throws {
+        try requireProgram("/usr/sbin/nginx")
+        try requireProgram("/usr/bin/curl")
+        let directory = try TemporaryDirectory()
+        try makeTestGeoIPDatabase(at: directory.path("country.mmdb"))
+        let port = try LocalStack.freePort()
+        let generator = try ChildProcess(
+            URL(fileURLWithPath: "/bin/bash"),
+            [repositoryRoot.appendingPathComponent("scripts/nginx-local.sh").path, directory.url.path, "\(port)",
+             directory.path("none.sock"), directory.path("country.mmdb")],
+            in: directory, name: "nginx-local", environment: ["VISITOR_COUNTER_NGINX_RATE_LIMIT": "keep"])
+        #expect(generator.wait() == 0, "\(generator.stderr)")
+        let site = try String(contentsOfFile: directory.path("site.conf"), encoding: .utf8)
+        #expect(site.contains("limit_req_zone $binary_remote_addr zone=visitor_counter_api:10m rate=5r/s;"))
+        let burst = try #require(site.firstMatch(of: #/limit_req zone=visitor_counter_api burst=(\d+) nodelay;/#).flatMap { Int($0.output.1) })
+        try site.replacingOccurrences(of: "rate=5r/s", with: "rate=1r/m")
+            .write(toFile: directory.path("site.conf"), atomically: true, encoding: .utf8)
+
+        let nginx = try ChildProcess(
+            URL(fileURLWithPath: "/usr/sbin/nginx"), ["-c", directory.path("nginx.conf")], in: directory, name: "nginx")
+        defer {
+            kill(nginx.process.processIdentifier, SIGTERM)
+            _ = nginx.wait()
+        }
+        try await waitUntil("nginx", process: nginx) { GeoIPUpdaterTests.Fixture.accepts(port: port) }
+
+        /// The statuses of `count` requests for `path`, one after another on one connection.
+        func statuses(_ path: String, count: Int) throws -> [String] {
+            let curl = try ChildProcess(
+                URL(fileURLWithPath: "/usr/bin/curl"),
+                ["-s", "-w", "%{http_code}\\n"] + (0..<count).flatMap { _ in ["-o", "/dev/null", "http://127.0.0.1:\(port)\(path)"] },
+                in: directory, name: "curl-\(UUID().uuidString)")
+            _ = curl.wait()
+            return curl.stdout.split(separator: "\n").map(String.init)
+        }
+        let index = try statuses("/", count: burst + 20)
+        #expect(index.count == burst + 20 && !index.contains("429"), "\(index)")
+        let stats = try statuses("/api/sys/stats", count: burst + 20)
+        #expect(stats.count == burst + 20)
+        #expect(stats.prefix(burst + 1).allSatisfy { $0 == "502" }, "\(stats)")
+        // At most one more let through, should a minute have passed.
+        #expect(stats.dropFirst(burst + 1).filter { $0 == "429" }.count >= 18, "\(stats)")
+        let daily = try statuses("/api/sys/stats/daily?from=2026-01-01&to=2026-01-02", count: 3)
+        #expect(daily.filter { $0 == "429" }.count >= 2, "\(daily)")
+    }
+
     /// The units with `ExecStart` pointed at this build, since `verify` checks that the program exists.
     func unitsForThisBuild(in directory: TemporaryDirectory) throws -> [String] {
         let executable = try visitorCounterExecutable().path
