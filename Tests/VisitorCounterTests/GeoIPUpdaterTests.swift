@@ -165,7 +165,8 @@ struct GeoIPUpdaterTests {
         /// Runs the updater with a config file of these settings (and `settings`), programs looked for in
         /// `programs` first; answers its exit status and log.
         func runUpdater(
-            reloadCommand: String, settings: String = "", programs: String? = nil, arguments: [String] = []
+            reloadCommand: String, settings: String = "", programs: String? = nil, arguments: [String] = [],
+            user: String? = nil
         ) throws -> (status: Int32, log: String) {
             let config = directory.path("visitor-counter-geoip-update")
             try """
@@ -177,9 +178,14 @@ struct GeoIPUpdaterTests {
 
                 """.write(toFile: config, atomically: true, encoding: .utf8)
             let path = (programs.map { [$0] } ?? []) + [ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+            let asUser = try user.map { user in
+                try requireTag(.root, for: "the updater as \(user)")
+                try requireProgram("/usr/bin/setpriv")
+                return ["--reuid=\(user)", "--regid=\(user == "nobody" ? "nogroup" : user)", "--clear-groups", "/usr/bin/env"]
+            }
             let updater = try ChildProcess(
-                URL(fileURLWithPath: "/usr/bin/env"),
-                ["PATH=\(path.joined(separator: ":"))", "VISITOR_COUNTER_GEOIP_CONFIG=\(config)", "CURL_CA_BUNDLE=\(certificate)",
+                URL(fileURLWithPath: asUser == nil ? "/usr/bin/env" : "/usr/bin/setpriv"),
+                (asUser ?? []) + ["PATH=\(path.joined(separator: ":"))", "VISITOR_COUNTER_GEOIP_CONFIG=\(config)", "CURL_CA_BUNDLE=\(certificate)",
                  repositoryRoot.appendingPathComponent("deploy/visitor-counter-geoip-update").path] + arguments,
                 in: directory, name: "updater-\(UUID().uuidString)")
             return (updater.wait(), updater.stderr + updater.stdout)
@@ -269,6 +275,33 @@ struct GeoIPUpdaterTests {
         #expect(run.status == 0, "\(run.log)")
         #expect(fixture.installed == new)
         #expect(!FileManager.default.fileExists(atPath: marker))
+    }
+
+    /// As the service runs it: an unprivileged user that owns the database's folder (`StateDirectory=`,
+    /// 0755) and nothing else, with `--no-reload`. The new file must be readable by nginx's workers
+    /// (www-data), and the script must need nothing that user cannot do.
+    @Test(.tags(.root)) func anUnprivilegedUserInstallsAFileNginxsWorkersCanRead() async throws {
+        guard geteuid() == 0 else { throw TestFailure("this test needs root, to run the updater as nobody through setpriv") }
+        let fixture = try await Fixture()
+        let folder = fixture.directory.path("GeoIP")
+        let nobody = try #require(getpwnam("nobody")).pointee
+        #expect(chown(folder, nobody.pw_uid, nobody.pw_gid) == 0)
+        #expect(chmod(folder, 0o755) == 0)
+        let new = try fixture.testDatabase(builtDaysAgo: 1)
+        try fixture.serve(new)
+        let run = try fixture.runUpdater(reloadCommand: "true", arguments: ["--no-reload"], user: "nobody")
+        #expect(run.status == 0, "\(run.log)")
+        #expect(fixture.installed == new)
+        let attributes = try FileManager.default.attributesOfItem(atPath: fixture.database)
+        #expect(attributes[.posixPermissions] as? Int == 0o644)
+        #expect((attributes[.ownerAccountID] as? NSNumber)?.uint32Value == nobody.pw_uid)
+
+        let read = try ChildProcess(
+            URL(fileURLWithPath: "/usr/bin/setpriv"),
+            ["--reuid=www-data", "--regid=www-data", "--clear-groups", "/bin/cat", fixture.database],
+            in: fixture.directory, name: "read-as-www-data")
+        #expect(read.wait() == 0, "\(read.stderr)")
+        #expect(Array((try? Data(contentsOf: read.stdoutURL)) ?? Data()) == new)
     }
 
     /// A redirect is followed to another https address: the https-only rule does not refuse redirects
