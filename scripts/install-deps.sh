@@ -29,6 +29,7 @@ if [ "${1:-}" = test ]; then
     packages+=(
         libmaxmind-db-writer-perl # the tests write their own small GeoIP2 database
         python3                   # a local HTTP server the GeoIP updater's tests download from
+        openssl                   # the certificate of that server: the updater downloads over https only
         postgresql                # the server the PostgreSQL tests start clusters of their own with
         dpkg-dev                  # dpkg-shlibdeps, which works out the .deb's Depends (scripts/package.sh)
         binutils                  # strip, for the packaged binary

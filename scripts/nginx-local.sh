@@ -7,6 +7,8 @@
 # GEOIP is the country database: a GeoIP2 (.mmdb) file, or `legacy` for the deploy file's fallback
 # (the legacy module and Debian's geoip-database). Without it: /var/lib/GeoIP/country.mmdb when that
 # exists, else legacy. The last line printed says which.
+# The site's rate limit on /api/ is left out (its limit_req lines): tests and benchmarks send many
+# requests from one address. VISITOR_COUNTER_NGINX_RATE_LIMIT=keep keeps it.
 set -euo pipefail
 dir=$(realpath "$1"); port=$2; socket=$3
 geoip=${4:-}
@@ -34,13 +36,15 @@ else
     lookup=(-e "s|^geoip2 /var/lib/GeoIP/country.mmdb {|geoip2 $geoip {|")
 fi
 mkdir -p "$dir/html" "$dir/tmp"
+rate_limit=(-e '/^ *limit_req /d' -e '/^ *limit_req_status /d' -e '/^ *# The rate above; nodelay/d')
+[ "${VISITOR_COUNTER_NGINX_RATE_LIMIT:-}" != keep ] || rate_limit=()
 
 sed -e "s|unix:/run/visitor-counter/fcgi.sock|unix:$socket|" \
     -e "s|listen 80;|listen 127.0.0.1:$port;|" \
     -e "s|listen \[::\]:80;|listen [::1]:$port;|" \
     -e "s|root /var/www/html;|root $dir/html;|" \
     -e "s|# set_real_ip_from 192.0.2.10;|set_real_ip_from 127.0.0.1; set_real_ip_from ::1;|" \
-    "${lookup[@]}" \
+    "${lookup[@]}" ${rate_limit[@]+"${rate_limit[@]}"} \
     -e "s|# real_ip_header X-Forwarded-For;|real_ip_header X-Forwarded-For;|" \
     "$here/deploy/nginx.conf" > "$dir/site.conf"
 

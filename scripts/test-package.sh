@@ -113,7 +113,13 @@ pass "the units are installed and enabled; ExecStart is $exec_start"
 [ -x "$root/usr/sbin/visitor-counter-geoip-update" ] || fail "the GeoIP updater is not in /usr/sbin"
 [ -L "$root/etc/systemd/system/timers.target.wants/visitor-counter-geoip-update.timer" ] \
     || fail "the GeoIP updater's timer is not enabled"
-pass "the GeoIP updater and its timer are installed and enabled"
+user=$(sed -n 's/^User=//p' "$root/lib/systemd/system/visitor-counter-geoip-update.service")
+[ -n "$user" ] || fail "the GeoIP updater's service names no User="
+entry=$(in_root getent passwd "$user") || fail "the install did not make the GeoIP updater's user $user"
+[ "$(cut -d: -f3 <<< "$entry")" -lt 1000 ] && [ "$(cut -d: -f3 <<< "$entry")" -gt 0 ] \
+    || fail "the GeoIP updater's user is not a system user: $entry"
+in_root getent group "$user" >/dev/null || fail "the install did not make the group $user"
+pass "the GeoIP updater and its timer are installed and enabled, its service runs as the system user $user"
 
 doc=$root/usr/share/doc/visitor-counter
 [ -f "$doc/README.md" ] || fail "the README is not in /usr/share/doc/visitor-counter"

@@ -46,6 +46,10 @@ struct ServeCommand: ParsableCommand {
         // Before any thread starts, so every thread inherits the mask and only the supervisor's loop
         // takes these signals.
         Signals.block(Signals.stop + Signals.ignored + [SIGCHLD])
+        // The database, its WAL files, journals and spill files hold visitors' addresses: none of them
+        // world-readable, whatever umask `serve` was started with (systemd's unit sets 0077 itself).
+        // Only ever stricter: a mask that already leaves more out stays. Workers inherit it.
+        umask(umask(0) | 0o027)
         bootstrapLogging()
         let logger = Logger(label: "visitor-counter")
 

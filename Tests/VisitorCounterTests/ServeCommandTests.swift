@@ -98,6 +98,43 @@ struct ServeCommandTests {
         #expect(child.wait() == 0)
     }
 
+    /// Started with umask 022, as from a shell: the database, its WAL files and the visit journal hold
+    /// visitors' addresses, and none of them may be readable by other users. The socket keeps the
+    /// mode asked for.
+    @Test func serveMakesNoFileOthersCanReadWhateverItsUmask() async throws {
+        let directory = try TemporaryDirectory()
+        let database = directory.path("visitors.sqlite")
+        let socketPath = directory.path("fcgi.sock")
+        let child = try ChildProcess(
+            URL(fileURLWithPath: "/bin/sh"),
+            ["-c", #"umask 022; exec "$0" serve --listen "unix:$1" --workers 1 --database "$2""#,
+             try visitorCounterExecutable().path, socketPath, database],
+            in: directory, name: "serve-umask")
+        try await waitUntil("the counter", process: child) { child.stderr.contains("worker started") }
+        let connection = try FastCGIClient.connect(unix: socketPath)
+        defer { close(connection) }
+        let answer = try FastCGIClient.exchange(connection, FastCGIClient.get("/"))
+        #expect(answer != nil)
+        try await waitUntil("the WAL file", process: child) { FileManager.default.fileExists(atPath: "\(database)-wal") }
+
+        func modes() throws -> [String: Int] {
+            let names = try FileManager.default.contentsOfDirectory(atPath: directory.url.path).filter { $0.hasPrefix("visitors.sqlite") }
+            return try Dictionary(uniqueKeysWithValues: names.map { name in
+                (name, try FileManager.default.attributesOfItem(atPath: directory.path(name))[.posixPermissions] as? Int ?? -1)
+            })
+        }
+        let running = try modes()
+        #expect(Set(running.keys).isSuperset(of: ["visitors.sqlite", "visitors.sqlite-wal", "visitors.sqlite-shm"]), "\(running)")
+        #expect(running.keys.contains { $0.contains(".journal-") }, "no visit journal: \(running)")
+        for (name, mode) in running { #expect(mode & 0o007 == 0, "\(name) is \(String(mode, radix: 8))") }
+        let socketMode = try FileManager.default.attributesOfItem(atPath: socketPath)[.posixPermissions] as? Int
+        #expect(socketMode == 0o660)
+
+        kill(child.process.processIdentifier, SIGTERM)
+        #expect(child.wait() == 0, "\(child.stderr)")
+        for (name, mode) in try modes() { #expect(mode & 0o007 == 0, "\(name) is \(String(mode, radix: 8))") }
+    }
+
     @Test func aTemplateThatDoesNotParseStopsServeWithWhereAndWhy() throws {
         let directory = try TemporaryDirectory()
         let template = directory.path("index.mustache")

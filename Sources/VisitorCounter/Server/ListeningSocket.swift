@@ -16,6 +16,7 @@ public struct ListeningSocket: Sendable {
     public enum OpenError: Error, CustomStringConvertible {
         case inUse(String)
         case notASocket(String)
+        case replaced(String)
         case noInheritedSocket
         case badHost(String)
         case noSuchGroup(String)
@@ -26,6 +27,9 @@ public struct ListeningSocket: Sendable {
             switch self {
             case .inUse(let path): "\(path) is in use by a running process (another visitor-counter?)"
             case .notASocket(let path): "\(path) exists and is not a socket: refusing to replace it"
+            case .replaced(let path):
+                "\(path) was replaced by something other than this socket right after it was made: "
+                    + "is its folder writable by others?"
             case .noInheritedSocket:
                 "no --listen given and standard input is not a listening socket: pass --listen unix:/path "
                     + "or --listen 127.0.0.1:9000, or start it from a systemd socket unit"
@@ -107,7 +111,17 @@ public struct ListeningSocket: Sendable {
         return PeerAllowList.describe(address)
     }
 
-    private static func openUnix(path: String, mode: mode_t, group: gid_t?, backlog: Int32) throws -> Int32 {
+    /// Binds a unix socket at `path`, with `mode` and `group`, without ever following a link at `path`.
+    ///
+    /// In a folder others can write, the socket file can be swapped for a symbolic link between `bind`
+    /// and what comes next; a `chmod` or `chown` by path would then change the link's target (as root,
+    /// any file). So the mode comes from the umask at `bind`, the group is set with `lchown`, which
+    /// changes a link itself and not its target, and then `lstat` must find a socket of this user at
+    /// `path`, or the socket is given up. No one can connect before `listen`, so the group is right
+    /// before anyone can use the mode. `afterBind` lets tests swap the file in that window.
+    static func openUnix(
+        path: String, mode: mode_t, group: gid_t?, backlog: Int32, afterBind: () -> Void = {}
+    ) throws -> Int32 {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { buffer in
@@ -121,8 +135,7 @@ public struct ListeningSocket: Sendable {
         }
         let descriptor = try systemCall("socket", "AF_UNIX") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         do {
-            // Create the file with no permissions, then open it up to `mode`: no window in which it is wider.
-            let previousMask = umask(0o777)
+            let previousMask = umask(~mode & 0o777)
             let bound = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                     bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
@@ -131,9 +144,11 @@ public struct ListeningSocket: Sendable {
             let bindError = errno
             umask(previousMask)
             if bound != 0 { throw SystemCallError(call: "bind", subject: path, errno: bindError) }
-            // Before the permissions open it up: nginx's group must own it by then.
-            if let group { try systemCall("chown", path) { chown(path, uid_t.max, group) } }
-            try systemCall("chmod", path) { chmod(path, mode) }
+            afterBind()
+            if let group { try systemCall("lchown", path) { lchown(path, uid_t.max, group) } }
+            guard lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFSOCK, status.st_uid == geteuid() else {
+                throw OpenError.replaced(path)
+            }
             try systemCall("listen", path) { listen(descriptor, backlog) }
             return descriptor
         } catch {
