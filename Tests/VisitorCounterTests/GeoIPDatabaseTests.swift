@@ -70,7 +70,7 @@ struct GeoIPDatabaseTests {
         #expect(stale.healthResponse.status == 503)
         #expect(stale.reasons == [
             "the GeoIP country database was built 2026-12-01T05:36:00Z, 45 days ago, more than 45 days "
-                + "(--geoip-max-age-days): run visitor-counter-geoip-update and see its log "
+                + "(--geoip-max-age-days): run systemctl start visitor-counter-geoip-update and see its log "
                 + "(journalctl -u visitor-counter-geoip-update)"
         ])
 

@@ -66,7 +66,7 @@ public struct HealthReport: Sendable {
         let days = maxAge.components.seconds / 86_400
         return "the GeoIP country database was built \(UTCTimestamp.format(build)), "
             + "\(geoipDatabase?.ageDays(now: now) ?? 0) days ago, more than \(days) days "
-            + "(--geoip-max-age-days): run visitor-counter-geoip-update and see its log "
+            + "(--geoip-max-age-days): run systemctl start visitor-counter-geoip-update and see its log "
             + "(journalctl -u visitor-counter-geoip-update)"
     }
 
