@@ -9,7 +9,7 @@ import Testing
     /// 2027-01-15T00:00:00Z, a midnight.
     static let midnight = Date(timeIntervalSince1970: 1_800_000_000 - 28_800)
 
-    static func visit(_ code: String, at time: Date, ip: String = "203.0.113.77", userAgent: String = "Mozilla/5.0 (test)") -> Visit {
+    static func visit(_ code: String, at time: Date, ip: String = "203.0.113.77", userAgent: String = "Mozilla/5.0 (X11; Linux x86_64) test") -> Visit {
         Visit(trustedIP: ip, userAgent: userAgent, country: code, countryCode: code, time: time)
     }
 

@@ -21,7 +21,7 @@ struct EndToEndTests {
         var expected: [String: Int] = [:]
         for (round, (address, code)) in Self.knownAddresses.sorted(by: { $0.key < $1.key }).enumerated() {
             for _ in 0...round {
-                let response = try stack.request("GET", "/", headers: ["X-Forwarded-For": address, "User-Agent": "e2e"])
+                let response = try stack.request("GET", "/", headers: ["X-Forwarded-For": address, "User-Agent": "\(LocalStack.browser) e2e"])
                 #expect(response.status == 200)
                 expected[code, default: 0] += 1
             }

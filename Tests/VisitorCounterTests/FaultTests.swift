@@ -130,7 +130,7 @@ struct FaultTests {
         let worker = try #require(stack.workerPIDs().first)
         let lock = try SQLiteWriteLock(stack.databasePath)
         // User agents near the 512-byte cut: a visit row then takes about 1 KiB in memory.
-        let userAgent = "Mozilla/5.0 " + String(repeating: "x", count: 480)
+        let userAgent = "Mozilla/5.0 (X11; Linux x86_64) " + String(repeating: "x", count: 460)
         let warmUp = LoadGenerator(stack, clients: 4, limit: 2 * limit, headers: ["User-Agent": userAgent])
         warmUp.start()
         // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.

@@ -13,7 +13,7 @@ struct VisitorStoreTests {
         VisitBatch(
             counting: codes.enumerated().map { index, code in
                 Visit(
-                    ip: "203.0.113.\(index % 256)", userAgent: Array("test".utf8), countryCode: code,
+                    ip: "203.0.113.\(index % 256)", userAgent: Array("Mozilla/5.0 (X11; Linux x86_64) test".utf8), countryCode: code,
                     countryName: nil, time: time)
             })
     }
@@ -205,7 +205,7 @@ struct VisitorStoreTests {
                 == #"{"total_visitors": 0, "countries": {}, "last_updated": null, "unique_visitors_today": 0, "recent": {"last_5m": 0, "last_1h": 0, "last_24h": 0}, "bots": 0}"#)
     }
 
-    static func visit(_ code: String, at time: Date, userAgent: String = "Mozilla/5.0 (test)") -> Visit {
+    static func visit(_ code: String, at time: Date, userAgent: String = "Mozilla/5.0 (X11; Linux x86_64) test") -> Visit {
         Visit(trustedIP: "192.0.2.1", userAgent: userAgent, country: code, countryCode: code, time: time)
     }
 
