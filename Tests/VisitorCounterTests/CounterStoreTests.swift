@@ -67,7 +67,7 @@ import Testing
         #expect(try database.column("SELECT timestamp FROM visitors") == ["2024-03-20T12:00:00.500Z"])
         #expect(try store.stats().lastUpdated == writeTime)
         let exported = try store.visitPage(after: VisitCursor(timestamp: "", id: Int64.min), before: "\u{10FFFF}", limit: 10)
-        #expect(exported.map(\.userAgent) == ["test"])
+        #expect(exported.map(\.userAgent) == ["Mozilla/5.0 (X11; Linux x86_64) test"])
         #expect(exported.map(\.countryCode) == ["FR"])
     }
 
@@ -119,6 +119,38 @@ import Testing
         #expect(stats.bots == 3)
         #expect(stats.countries == ["DE": 1, "FR": 1])
         #expect(stats.recent.last5Minutes == 2)
+        #expect(try store.visitorRowCount() == 1)
+        let (total, rows, countries) = try database.invariant()
+        #expect(total == rows && total == countries)
+    }
+
+    /// The owner's requests (``Visit/ignored``), journaled and replayed too, add to `ignored` and to
+    /// nothing else: no row, no country, no window, no day, no unique visitor.
+    @Test(arguments: StoreKind.allCases) func theOwnersRequestsAreCountedInIgnoredOnly(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let store = try database.open()
+        let now = Date()
+        var buffer = VisitBuffer(batchSize: 10, flushInterval: .seconds(1), now: .now)
+        for (code, ignored, agent) in [("DE", true, "curl/8.5.0"), ("DE", true, LocalStack.browser), ("US", false, LocalStack.browser)] {
+            var visit = Self.visit(code, at: now, ip: ignored ? "198.51.100.7" : "203.0.113.9", userAgent: agent)
+            visit.ignored = ignored
+            #expect(buffer.kind(of: visit) == (ignored ? .ignored : .row))
+            _ = buffer.append(visit, now: .now)
+        }
+        let taken = buffer.takeAll()
+        let batch = try #require(taken)
+        #expect(batch.ignored == 2 && batch.visits.count == 1 && batch.count == 3)
+        try store.write(batch)
+        let stats = try store.stats()
+        #expect(stats.ignored == 2)
+        #expect(stats.totalVisitors == 1)
+        #expect(stats.bots == 0)
+        #expect(stats.countries == ["US": 1])
+        #expect(stats.recent.lastDay == 1)
+        #expect(stats.uniqueVisitorsToday == 1)
+        let today = UTCTimestamp.day(now)
+        #expect(try store.daily(from: today, to: today).map(\.visitors) == [1])
         #expect(try store.visitorRowCount() == 1)
         let (total, rows, countries) = try database.invariant()
         #expect(total == rows && total == countries)

@@ -422,6 +422,31 @@ struct VisitJournalTests {
         #expect(try store.visitorRowCount() == (writtenBefore ? 1 : 4))
     }
 
+    /// An owner's request is journaled as such, without its address or user agent, and replayed into
+    /// `ignored` alone.
+    @Test func anIgnoredRequestIsReplayedIntoIgnoredOnly() throws {
+        let database = directory.path("ignored.sqlite")
+        let store = try VisitorStore(path: database)
+        let path: String
+        do {
+            let journal = try VisitJournal.create(database: database, worker: 0, capacity: 1 << 16)
+            var owner = Visit(ip: "198.51.100.7", userAgent: Array("owner-agent".utf8), countryCode: "US", countryName: nil, time: Date())
+            owner.ignored = true
+            _ = try #require(journal.append(JournalRecord(kind: .ignored, visit: owner), written: 0))
+            _ = try #require(journal.append(JournalRecord(kind: .row, visit: Self.visit("GB", 1)), written: 0))
+            path = journal.path
+        }
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(bytes.range(of: Data("198.51.100.7".utf8)) == nil && bytes.range(of: Data("owner-agent".utf8)) == nil)
+        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 10))
+        #expect(outcome.visits == 2)
+        let stats = try store.stats()
+        #expect(stats.ignored == 1)
+        #expect(stats.totalVisitors == 1)
+        #expect(stats.countries == ["GB": 1])
+        #expect(try store.visitorRowCount() == 1)
+    }
+
     @Test func aLiveJournalIsNotReplayed() throws {
         let database = directory.path("live.sqlite")
         let store = try VisitorStore(path: database)
