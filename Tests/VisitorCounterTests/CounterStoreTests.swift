@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Synchronization
 import Testing
 
@@ -154,6 +155,33 @@ import Testing
         #expect(try store.visitorRowCount() == 1)
         let (total, rows, countries) = try database.invariant()
         #expect(total == rows && total == countries)
+    }
+
+    /// A database of the version before `ignored` (SQLite 6, PostgreSQL 1) gets the column, at 0, with
+    /// its counts kept, and counts the owner's requests from then on.
+    @Test(arguments: StoreKind.allCases) func aDatabaseBeforeIgnoredIsMigrated(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        switch kind {
+        case .sqlite:
+            _ = try VisitorStore(path: database.sqlitePath, busyTimeout: 1, schemaVersion: VisitorStore.schemaVersion - 1)
+            let queue = try DatabaseQueue(path: database.sqlitePath)
+            try await queue.write { db in try db.execute(sql: "UPDATE visitor_stats SET total_visitors = 4, bots = 5") }
+            try queue.close()
+        case .postgresql:
+            let connection = try PostgresConnection(uri: database.cluster!.uri())
+            try PostgresStore.migrate(connection, upTo: PostgresStore.schemaVersion - 1)
+            try connection.execute("UPDATE visitor_stats SET total_visitors = 4, bots = 5")
+        }
+        #expect(try database.column("SELECT count(*) FROM visitor_stats WHERE total_visitors = 4") == ["1"])
+        let store = try database.open()
+        var stats = try store.stats()
+        #expect(stats.totalVisitors == 4 && stats.bots == 5 && stats.ignored == 0)
+        var batch = VisitBatch()
+        batch.ignored = 2
+        try store.write(batch)
+        stats = try store.stats()
+        #expect(stats.totalVisitors == 4 && stats.bots == 5 && stats.ignored == 2)
     }
 
     @Test(arguments: StoreKind.allCases) func theDailyRollupSplitsAtUTCMidnightAndFillsEmptyDays(kind: StoreKind) async throws {
