@@ -26,7 +26,7 @@ extension BotClassifier {
     /// Kinds of program that request pages without a person, by what they call themselves.
     private static let kinds: [Marker] = [
         // Monitors, uptime and health checks, synthetic tests.
-        #"monitor\b"#, "monitoring", "uptime", "health", #"check\b"#, "checker", "24x7", "pingdom",
+        #"monitor\b"#, "monitoring", "uptime", #"check\b"#, "checker", "24x7", "pingdom",
         "statuscake", "synthetic", "site24x7", "dejaclick", "neustar wpm", "infrawatch", "iplabel",
         "rigor", "speedcurve", "dareboost", "^blackbox exporter", "linkcheck",
         // Feed readers and podcast clients.
@@ -35,7 +35,7 @@ extension BotClassifier {
         // Scanners, auditors and security tools.
         Marker("scan", unlessAfter: ["cam"]), "audit", "inspect", "detect", "analyzer", "analyser", "validator",
         "securityheaders", "hardenize", "foregenix", "openvas", "burpcollaborator", "nuclei", "zgrab", "masscan",
-        "nmap", "nikto", "sqlmap", "abuse", "^clamav", "watchtowr", "probe", "research", "survey",
+        "nmap", "nikto", "sqlmap", "abuse", "^clamav", "watchtowr",
         // SEO and marketing tools, site analysis.
         #"\bseo"#, "insight", "optimize", "measure", "pagespeed", "lighthouse", "grader", "advisor", "datanyze",
         "wappalyzer", "whatcms/", "marketgoo/", "silktide", "siteimprove", "semrush", "majestic", "screaming frog",
@@ -57,13 +57,13 @@ extension BotClassifier {
         "headless", "phantomjs", "selenium", "puppeteer", "playwright", "cypress/", "webdriver", "splash", "functionize",
         "webkit2png", "browsex", "dmbrowser", "ibisbrowser", "chromeframe", "^owler", "capture",
         // Archivers and caches.
-        "heritrix", "wayback", "ia_archiver", "archive.org", "proxy", "cache", "cloudflare", "^azure", "virtuoso",
+        "heritrix", "wayback", "ia_archiver", "archive.org", "proxy", "cloudflare", "^azure", "virtuoso",
         // Search engines' own fetchers (their crawlers say bot already).
         Marker("google", unlessAfter: [" channel/", "google/"], unlessBefore: ["wv", "app", "/google", " pixel"]),
         "^yahoo", "^yandex", "^duckduckgo", "^ddg_android", "^ddg-android", "sogou", "^biglotron", " daum/", " daum ",
         " deusu/", "mail.ru/", "ask jeeves", "nutch", "exaleadcloudview",
         // AI assistants and agents fetching for someone.
-        "^openai/", "^claude-code/", "cursor/", "manus-user/", "^sora ", "gptbot", "perplexity",
+        "^openai/", "^claude-code/", "cursor/", "manus-user/", "^sora ", "gptbot",
     ]
 
     /// Programs that name themselves by name only, none of the words above, and that isbot's and
