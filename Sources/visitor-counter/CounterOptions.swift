@@ -69,7 +69,7 @@ struct CounterOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "With --listen HOST:PORT: the only peer addresses that may connect, comma-separated (nginx's). Needed to listen on an address other machines reach. (default: $FCGI_WEB_SERVER_ADDRS)",
+            "With --listen HOST:PORT: the only peer addresses (or CIDR ranges) that may connect, comma-separated (nginx's). Needed to listen on an address other machines reach. (default: $FCGI_WEB_SERVER_ADDRS)",
             valueName: "address,..."))
     var allowedClients: PeerAllowList?
 
@@ -83,7 +83,7 @@ struct CounterOptions: ParsableArguments {
         if allowedClients == nil, let list = ProcessInfo.processInfo.environment["FCGI_WEB_SERVER_ADDRS"],
             PeerAllowList(argument: list) == nil
         {
-            throw ValidationError("FCGI_WEB_SERVER_ADDRS must be IPv4 or IPv6 addresses separated by commas, not '\(list)'")
+            throw ValidationError("FCGI_WEB_SERVER_ADDRS must be IPv4 or IPv6 addresses or ranges separated by commas, not '\(list)'")
         }
         if let ignoreIps {
             do {
