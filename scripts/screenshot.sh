@@ -29,7 +29,7 @@ pids+=($!)
 for _ in $(seq 100); do curl -sf -o /dev/null http://127.0.0.1:8089/api/sys/stats && break; sleep 0.1; done
 # A few visits of the last minutes through nginx, so the recent windows show some life.
 for address in 81.2.69.142 8.8.8.8 8.8.8.8 5.9.0.1 200.160.2.3; do
-    curl -sf -o /dev/null -A 'Mozilla/5.0' -H "X-Forwarded-For: $address" http://127.0.0.1:8089/
+    curl -sf -o /dev/null -A 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0' -H "X-Forwarded-For: $address" http://127.0.0.1:8089/
 done
 for _ in $(seq 100); do
     curl -sf http://127.0.0.1:8089/api/sys/stats | grep -q '"total_visitors": 40005,' && break

@@ -157,7 +157,7 @@ serve_a_visit() {
     [ -S "$root$socket" ] || { cat "$work/counter.log" >&2; fail "the counter made no socket at $socket"; }
     in_root chgrp "$group" "$socket"
     in_root nginx || fail "nginx did not start"
-    status=$(curl -s -o /dev/null -w '%{http_code}' -A 'Mozilla/5.0' http://127.0.0.1/)
+    status=$(curl -s -o /dev/null -w '%{http_code}' -A 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0' http://127.0.0.1/)
     [ "$status" = 200 ] || { cat "$work/counter.log" >&2; fail "GET / through nginx answered $status"; }
     stats=""
     for _ in $(seq 50); do

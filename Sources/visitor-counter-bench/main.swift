@@ -5,7 +5,8 @@ import VisitorCounter
 /// Measures the writer, a request thread's recording of a visit and the stats read on a throw-away
 /// database; prints one line per figure.
 ///
-/// Run in release mode: `swift run -c release visitor-counter-bench`. With `--postgres URI` (an empty
+/// Run in release mode: `swift run -c release visitor-counter-bench`, from the repository's top folder
+/// so that it finds isbot's user agents in `../shared/bots` for the bot check. With `--postgres URI` (an empty
 /// database: `scripts/bench-postgres.sh` makes a throw-away cluster and passes it) the writer is also
 /// measured into PostgreSQL, beside SQLite.
 
@@ -109,6 +110,55 @@ func measureRecording() throws {
     print("record  visits=\(visits.count)  bots=\(bots)  us_per_visit=\(microseconds(recording))  bot_check_us=\(microseconds(botCheck))")
 }
 
+/// The user agents of one of isbot's fixture files in `../shared/bots` (or `--bots DIR`): the items of
+/// its lists, plain or quoted; `nil` when the file is not there.
+func userAgents(inCorpus name: String) -> [String]? {
+    var folder = "../shared/bots"
+    if let flag = CommandLine.arguments.firstIndex(of: "--bots"), flag + 1 < CommandLine.arguments.count {
+        folder = CommandLine.arguments[flag + 1]
+    }
+    guard let data = FileManager.default.contents(atPath: "\(folder)/\(name)") else { return nil }
+    return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { line -> String? in
+        guard line.hasPrefix("  - ") else { return nil }
+        let item = line.dropFirst(4)
+        if item.count >= 2, let quote = item.first, quote == "\"" || quote == "'", item.last == quote {
+            return String(item.dropFirst().dropLast())
+        }
+        return String(item)
+    }
+}
+
+/// The bot check alone, as the request thread calls it (``VisitBuffer/setsApart(_:countsBots:)``), over
+/// isbot's crawlers, its browsers and both together, each user agent 200 times: one line each with
+/// the µs per user agent.
+func measureBotCheck() {
+    let corpora = [("crawlers", userAgents(inCorpus: "crawlers.yml")), ("browsers", userAgents(inCorpus: "browsers.yml"))]
+    var mix: [Visit] = []
+    func measure(_ label: String, _ visits: [Visit]) {
+        let rounds = 200
+        var bots = 0
+        let elapsed = ContinuousClock().measure {
+            for _ in 0..<rounds {
+                for visit in visits where VisitBuffer.setsApart(visit, countsBots: false) { bots += 1 }
+            }
+        }
+        let perUserAgent = elapsed.inSeconds / Double(rounds * visits.count) * 1e6
+        print(
+            "botcheck  corpus=\(label)  user_agents=\(visits.count)  bots=\(bots / rounds)"
+                + "  us_per_user_agent=\(String(format: "%.3f", perUserAgent))")
+    }
+    for (label, list) in corpora {
+        guard let list else {
+            print("botcheck  corpus=\(label)  missing: no ../shared/bots (or --bots DIR)")
+            continue
+        }
+        let visits = list.map { Visit(ip: "192.0.2.1", userAgent: Array($0.utf8), countryCode: "US", countryName: nil, time: Date()) }
+        measure(label, visits)
+        mix += visits
+    }
+    if corpora.allSatisfy({ $0.1 != nil }) { measure("both", mix) }
+}
+
 // `--postgres-only` leaves out SQLite and the reads, to profile the PostgreSQL writer alone.
 let postgresOnly = CommandLine.arguments.contains("--postgres-only")
 var written = postgresOnly ? 0 : try measureWrites(into: store, label: "sqlite")
@@ -118,6 +168,7 @@ if let flag = CommandLine.arguments.firstIndex(of: "--postgres"), flag + 1 < Com
 }
 if postgresOnly { exit(0) }
 try measureRecording()
+measureBotCheck()
 
 while written < 1_000_000 {
     try store.write(makeBatch(size: 10_000, offset: written))

@@ -54,6 +54,15 @@ struct CounterOptions: ParsableArguments {
     @Flag(help: "Count requests from crawlers, monitors and HTTP libraries as visits, instead of apart as bots.")
     var countBots = false
 
+    @Option(
+        help: ArgumentHelp(
+            "The owner's addresses and CIDR ranges, comma-separated (IPv4 and IPv6, as nginx passes them after realip): their requests are answered and counted only in 'ignored'.",
+            valueName: "address-or-range,..."))
+    var ignoreIps: String?
+
+    /// `--ignore-ips` parsed; ``validate()`` has refused a bad entry.
+    var ignoredAddresses: PeerAllowList? { ignoreIps.flatMap(PeerAllowList.init(argument:)) }
+
     @Option(help: "What of each address to store: full, truncated (last IPv4 octet, last 80 IPv6 bits zeroed), hashed (the day's keyed hash) or none.")
     var storeIp: StoreIPMode = .full
 
@@ -68,7 +77,7 @@ struct CounterOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "With --listen HOST:PORT: the only peer addresses that may connect, comma-separated (nginx's). Needed to listen on an address other machines reach. (default: $FCGI_WEB_SERVER_ADDRS)",
+            "With --listen HOST:PORT: the only peer addresses (or CIDR ranges) that may connect, comma-separated (nginx's). Needed to listen on an address other machines reach. (default: $FCGI_WEB_SERVER_ADDRS)",
             valueName: "address,..."))
     var allowedClients: PeerAllowList?
 
@@ -82,7 +91,14 @@ struct CounterOptions: ParsableArguments {
         if allowedClients == nil, let list = ProcessInfo.processInfo.environment["FCGI_WEB_SERVER_ADDRS"],
             PeerAllowList(argument: list) == nil
         {
-            throw ValidationError("FCGI_WEB_SERVER_ADDRS must be IPv4 or IPv6 addresses separated by commas, not '\(list)'")
+            throw ValidationError("FCGI_WEB_SERVER_ADDRS must be IPv4 or IPv6 addresses or ranges separated by commas, not '\(list)'")
+        }
+        if let ignoreIps {
+            do {
+                _ = try PeerAllowList(parsing: ignoreIps)
+            } catch {
+                throw ValidationError("--ignore-ips: \(error)")
+            }
         }
         guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads must be from 1 to 1024") }
         // Workers count the interval in whole milliseconds: less than one would be 0, which they refuse.
@@ -163,6 +179,6 @@ struct CounterOptions: ParsableArguments {
             threads: threads, statsCache: .seconds(statsCache), healthThreshold: .seconds(healthThreshold),
             retentionDays: retentionDays, indexTemplate: indexTemplate.map { URL(fileURLWithPath: $0).path },
             indexCSP: indexCsp, geoipMaxAge: geoipMaxAgeDays == 0 ? nil : .seconds(geoipMaxAgeDays * 86_400),
-            allowList: allowList)
+            allowList: allowList, ignoredAddresses: ignoredAddresses)
     }
 }

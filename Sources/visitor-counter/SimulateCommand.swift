@@ -59,7 +59,7 @@ struct SimulateCommand: ParsableCommand {
                 let code = codes[index % codes.count]
                 recorder.record(
                     Visit(
-                        ip: "192.0.2.\(index % 256)", userAgent: Array("simulate/\(thread)".utf8),
+                        ip: "192.0.2.\(index % 256)", userAgent: Array("Mozilla/5.0 (X11; Linux x86_64) simulate/\(thread)".utf8),
                         countryCode: code, countryName: nil, time: days.time(ofVisit: index, of: visits)))
             }
         }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Synchronization
 import Testing
 
@@ -9,7 +10,7 @@ import Testing
     /// 2027-01-15T00:00:00Z, a midnight.
     static let midnight = Date(timeIntervalSince1970: 1_800_000_000 - 28_800)
 
-    static func visit(_ code: String, at time: Date, ip: String = "203.0.113.77", userAgent: String = "Mozilla/5.0 (test)") -> Visit {
+    static func visit(_ code: String, at time: Date, ip: String = "203.0.113.77", userAgent: String = "Mozilla/5.0 (X11; Linux x86_64) test") -> Visit {
         Visit(trustedIP: ip, userAgent: userAgent, country: code, countryCode: code, time: time)
     }
 
@@ -67,7 +68,7 @@ import Testing
         #expect(try database.column("SELECT timestamp FROM visitors") == ["2024-03-20T12:00:00.500Z"])
         #expect(try store.stats().lastUpdated == writeTime)
         let exported = try store.visitPage(after: VisitCursor(timestamp: "", id: Int64.min), before: "\u{10FFFF}", limit: 10)
-        #expect(exported.map(\.userAgent) == ["test"])
+        #expect(exported.map(\.userAgent) == ["Mozilla/5.0 (X11; Linux x86_64) test"])
         #expect(exported.map(\.countryCode) == ["FR"])
     }
 
@@ -122,6 +123,65 @@ import Testing
         #expect(try store.visitorRowCount() == 1)
         let (total, rows, countries) = try database.invariant()
         #expect(total == rows && total == countries)
+    }
+
+    /// The owner's requests (``Visit/ignored``), journaled and replayed too, add to `ignored` and to
+    /// nothing else: no row, no country, no window, no day, no unique visitor.
+    @Test(arguments: StoreKind.allCases) func theOwnersRequestsAreCountedInIgnoredOnly(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let store = try database.open()
+        let now = Date()
+        var buffer = VisitBuffer(batchSize: 10, flushInterval: .seconds(1), now: .now)
+        for (code, ignored, agent) in [("DE", true, "curl/8.5.0"), ("DE", true, LocalStack.browser), ("US", false, LocalStack.browser)] {
+            var visit = Self.visit(code, at: now, ip: ignored ? "198.51.100.7" : "203.0.113.9", userAgent: agent)
+            visit.ignored = ignored
+            #expect(buffer.kind(of: visit) == (ignored ? .ignored : .row))
+            _ = buffer.append(visit, now: .now)
+        }
+        let taken = buffer.takeAll()
+        let batch = try #require(taken)
+        #expect(batch.ignored == 2 && batch.visits.count == 1 && batch.count == 3)
+        try store.write(batch)
+        let stats = try store.stats()
+        #expect(stats.ignored == 2)
+        #expect(stats.totalVisitors == 1)
+        #expect(stats.bots == 0)
+        #expect(stats.countries == ["US": 1])
+        #expect(stats.recent.lastDay == 1)
+        #expect(stats.uniqueVisitorsToday == 1)
+        let today = UTCTimestamp.day(now)
+        #expect(try store.daily(from: today, to: today).map(\.visitors) == [1])
+        #expect(try store.visitorRowCount() == 1)
+        let (total, rows, countries) = try database.invariant()
+        #expect(total == rows && total == countries)
+    }
+
+    /// A database of the version before `ignored` (SQLite 6, PostgreSQL 1) gets the column, at 0, with
+    /// its counts kept, and counts the owner's requests from then on.
+    @Test(arguments: StoreKind.allCases) func aDatabaseBeforeIgnoredIsMigrated(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        switch kind {
+        case .sqlite:
+            _ = try VisitorStore(path: database.sqlitePath, busyTimeout: 1, schemaVersion: VisitorStore.schemaVersion - 1)
+            let queue = try DatabaseQueue(path: database.sqlitePath)
+            try await queue.write { db in try db.execute(sql: "UPDATE visitor_stats SET total_visitors = 4, bots = 5") }
+            try queue.close()
+        case .postgresql:
+            let connection = try PostgresConnection(uri: database.cluster!.uri())
+            try PostgresStore.migrate(connection, upTo: PostgresStore.schemaVersion - 1)
+            try connection.execute("UPDATE visitor_stats SET total_visitors = 4, bots = 5")
+        }
+        #expect(try database.column("SELECT count(*) FROM visitor_stats WHERE total_visitors = 4") == ["1"])
+        let store = try database.open()
+        var stats = try store.stats()
+        #expect(stats.totalVisitors == 4 && stats.bots == 5 && stats.ignored == 0)
+        var batch = VisitBatch()
+        batch.ignored = 2
+        try store.write(batch)
+        stats = try store.stats()
+        #expect(stats.totalVisitors == 4 && stats.bots == 5 && stats.ignored == 2)
     }
 
     @Test(arguments: StoreKind.allCases) func theDailyRollupSplitsAtUTCMidnightAndFillsEmptyDays(kind: StoreKind) async throws {

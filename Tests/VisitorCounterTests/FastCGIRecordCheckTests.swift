@@ -123,9 +123,33 @@ struct PeerAllowListTests {
         #expect(PeerAllowList.describe(address("::ffff:192.0.2.10")) == "192.0.2.10")
     }
 
-    @Test(arguments: ["", ",", "nginx", "192.0.2.0/24", "192.0.2.10,example.org"])
-    func whatIsNotAnAddressListIsRefused(argument: String) {
+    @Test func rangesHoldTheirAddressesOnly() throws {
+        let list = try PeerAllowList(parsing: "198.51.100.0/24, 2001:db8:5::/48, 10.1.2.3/8")
+        #expect(list.contains(try #require(IPAddress("198.51.100.255"))))
+        #expect(list.contains(try #require(IPAddress("::ffff:198.51.100.1"))))
+        #expect(list.contains(try #require(IPAddress("10.200.0.1"))))
+        #expect(!list.contains(try #require(IPAddress("198.51.101.0"))))
+        #expect(list.contains(try #require(IPAddress("2001:db8:5:ffff::1"))))
+        #expect(!list.contains(try #require(IPAddress("2001:db9::1"))))
+        // ::/0 holds every IPv6 address, and IPv4 ones as mapped.
+        let everything = try PeerAllowList(parsing: "::/0")
+        #expect(everything.contains(try #require(IPAddress("2001:db9::1"))))
+        #expect(everything.contains(try #require(IPAddress("192.0.2.1"))))
+        let narrow = try PeerAllowList(parsing: "2001:db8:5::/48,192.0.2.128/25")
+        #expect(!narrow.contains(try #require(IPAddress("2001:db8:6::1"))))
+        #expect(narrow.contains(try #require(IPAddress("192.0.2.200"))))
+        #expect(!narrow.contains(try #require(IPAddress("192.0.2.127"))))
+        #expect(!narrow.contains(try #require(IPAddress("::ffff:192.0.2.127"))))
+    }
+
+    @Test(arguments: [
+        ("", ""), (",", ""), ("nginx", "nginx"), ("192.0.2.10,example.org", "example.org"), ("192.0.2.0/33", "192.0.2.0/33"),
+        ("2001:db8::/129", "2001:db8::/129"), ("192.0.2.0/", "192.0.2.0/"), ("192.0.2.0/-1", "192.0.2.0/-1"),
+        ("192.0.2.0/24/1", "192.0.2.0/24/1"),
+    ])
+    func whatIsNotAnAddressListIsRefusedNamingTheEntry(argument: String, entry: String) {
         #expect(PeerAllowList(argument: argument) == nil)
+        #expect(throws: PeerAllowList.BadEntry(entry: entry)) { try PeerAllowList(parsing: argument) }
     }
 
     @Test func loopbackAddressesAreTheOnlyOnesListenedOnWithoutAList() {

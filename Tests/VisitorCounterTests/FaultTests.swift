@@ -130,7 +130,7 @@ struct FaultTests {
         let worker = try #require(stack.workerPIDs().first)
         let lock = try SQLiteWriteLock(stack.databasePath)
         // User agents near the 512-byte cut: a visit row then takes about 1 KiB in memory.
-        let userAgent = "Mozilla/5.0 " + String(repeating: "x", count: 480)
+        let userAgent = "Mozilla/5.0 (X11; Linux x86_64) " + String(repeating: "x", count: 460)
         let warmUp = LoadGenerator(stack, clients: 4, limit: 2 * limit, headers: ["User-Agent": userAgent])
         warmUp.start()
         // On a failure, stop the clients first: they hold the stack, whose processes would outlive the test.
@@ -221,9 +221,12 @@ struct FaultTests {
             let method = methods[random.next(methods.count)]
             let path = random.next(10) == 0 ? "/" + random.bytes(20, from: 0x21...0x7e).map { String(UnicodeScalar($0)) }.joined() : paths[random.next(paths.count)]
             var userAgent: [UInt8]
+            // A browser's start, so that the bot check (which takes 50 bytes without a space for a bot's)
+            // leaves these to be stored, cut and cleaned.
+            let browser = Array("Mozilla/5.0 (X11; Linux x86_64) ".utf8)
             switch random.next(5) {
-            case 0: userAgent = Array(String(repeating: "é", count: 3000).utf8)  // far past 512 bytes
-            case 1: userAgent = random.bytes(300, from: 0x80...0xff)  // not UTF-8
+            case 0: userAgent = browser + Array(String(repeating: "é", count: 3000).utf8)  // far past 512 bytes
+            case 1: userAgent = browser + random.bytes(300, from: 0x80...0xff)  // not UTF-8
             case 2: userAgent = random.bytes(200, from: 0x01...0xff).filter { $0 != 0x0a && $0 != 0x0d }  // control bytes
             case 3: userAgent = []
             default: userAgent = Array("Mozilla/5.0 (X11; Linux x86_64)".utf8)
@@ -247,7 +250,8 @@ struct FaultTests {
         #expect(stack.stopCounter() == 0)
         print("fault malformed: statuses \(statuses.sorted { $0.key < $1.key }), \(counted) visits, \(bots) bots")
         #expect(statuses.filter { $0.key >= 500 }.isEmpty, "\(statuses)")
-        #expect(counted > 100)
+        // Of some 180 counted answers, about half are bots: no user agent, or random bytes the check takes for one.
+        #expect(counted > 50 && bots > 50)
         try Self.expectExact(stack, answered: counted)
         let store = try VisitorStore(path: stack.databasePath)
         #expect(try store.stats().bots == bots)

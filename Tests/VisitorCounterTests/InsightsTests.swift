@@ -17,7 +17,7 @@ struct InsightsTests {
     let midnight = Date(timeIntervalSince1970: 1_800_000_000 - 28_800)
     var day: Int { UTCTimestamp.day(midnight) }
 
-    func visit(_ code: String, at time: Date, ip: String = "203.0.113.77", userAgent: String = "Mozilla/5.0 (test)") -> Visit {
+    func visit(_ code: String, at time: Date, ip: String = "203.0.113.77", userAgent: String = "Mozilla/5.0 (X11; Linux x86_64) test") -> Visit {
         Visit(trustedIP: ip, userAgent: userAgent, country: code, countryCode: code, time: time)
     }
 

@@ -31,6 +31,11 @@ struct ServeCommandTests {
         ),
         (["--allowed-clients", "192.0.2.1,nginx"], "The value '192.0.2.1,nginx' is invalid for '--allowed-clients <address,...>'"),
         (["--retention-days", "-3"], "--retention-days must be from 0 to 100000"),
+        (
+            ["--ignore-ips", "203.0.113.7,198.51.100.0/33,2001:db8::/48"],
+            "--ignore-ips: '198.51.100.0/33' is not an IPv4 or IPv6 address or CIDR range"
+        ),
+        (["--ignore-ips", "203.0.113.7, owner.example"], "--ignore-ips: 'owner.example' is not an IPv4 or IPv6 address"),
         (["--index-csp", "default-src 'self'\r\nX-Injected: 1"], "--index-csp must be one line of text"),
         (["--index-template", "DIR", "--database", "DIR/v.sqlite"], "index template DIR is a directory"),
         (["--flush-interval", "90"], "--health-threshold must be longer than --flush-interval (90.0 s)"),

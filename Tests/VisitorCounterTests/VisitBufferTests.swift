@@ -7,7 +7,7 @@ struct VisitBufferTests {
     let start = ContinuousClock.now
 
     func visit(_ code: String, at time: Date = Date()) -> Visit {
-        Visit(trustedIP: "192.0.2.1", userAgent: "test", country: code, countryCode: code, time: time)
+        Visit(trustedIP: "192.0.2.1", userAgent: "Mozilla/5.0 (X11; Linux x86_64) test", country: code, countryCode: code, time: time)
     }
 
     @Test func aFullBatchIsReadyAtOnce() {

@@ -386,6 +386,67 @@ struct VisitJournalTests {
         #expect(try store.stats().bots == (sorts ? 1 : 0))
     }
 
+    /// The version before this one wrote version 3 journals with nothing after the end in the header:
+    /// its rows were sorted by the check before, which took these crawlers of isbot's corpus for
+    /// people. Replayed now, the new check sorts them out; a journal whose header holds this check's
+    /// version is taken as sorted already.
+    @Test(arguments: [true, false]) func rowsOfTheVersionBeforeAreSortedByTheNewCheck(writtenBefore: Bool) throws {
+        let crawlers = try UserAgentCorpus("crawlers.yml").userAgents.filter {
+            $0.hasPrefix("Amazon-Route53-Health-Check-Service") || $0 == "ELB-HealthChecker/2.0" || $0.hasPrefix("MetaFeedly/")
+        }
+        #expect(crawlers.count == 3)
+        let database = directory.path("check-\(writtenBefore).sqlite")
+        let store = try VisitorStore(path: database)
+        let path: String
+        do {
+            let journal = try VisitJournal.create(database: database, worker: 0, capacity: 1 << 16)
+            for userAgent in crawlers + ["Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"] {
+                let visit = Visit(ip: "192.0.2.1", userAgent: Array(userAgent.utf8), countryCode: "US", countryName: nil, time: Date())
+                _ = try #require(journal.append(JournalRecord(kind: .row, visit: visit), written: 0))
+            }
+            path = journal.path
+        }
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        try handle.seek(toOffset: 64)
+        let stored = try #require(try handle.read(upToCount: 4))
+        #expect(stored == Data([UInt8(BotClassifier.version), 0, 0, 0]))
+        if writtenBefore {
+            try handle.seek(toOffset: 64)
+            try handle.write(contentsOf: Data(count: 4))
+        }
+        try handle.close()
+        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 10))
+        #expect(outcome.visits == 4)
+        #expect(try store.stats().totalVisitors == (writtenBefore ? 1 : 4))
+        #expect(try store.stats().bots == (writtenBefore ? 3 : 0))
+        #expect(try store.visitorRowCount() == (writtenBefore ? 1 : 4))
+    }
+
+    /// An owner's request is journaled as such, without its address or user agent, and replayed into
+    /// `ignored` alone.
+    @Test func anIgnoredRequestIsReplayedIntoIgnoredOnly() throws {
+        let database = directory.path("ignored.sqlite")
+        let store = try VisitorStore(path: database)
+        let path: String
+        do {
+            let journal = try VisitJournal.create(database: database, worker: 0, capacity: 1 << 16)
+            var owner = Visit(ip: "198.51.100.7", userAgent: Array("owner-agent".utf8), countryCode: "US", countryName: nil, time: Date())
+            owner.ignored = true
+            _ = try #require(journal.append(JournalRecord(kind: .ignored, visit: owner), written: 0))
+            _ = try #require(journal.append(JournalRecord(kind: .row, visit: Self.visit("GB", 1)), written: 0))
+            path = journal.path
+        }
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(bytes.range(of: Data("198.51.100.7".utf8)) == nil && bytes.range(of: Data("owner-agent".utf8)) == nil)
+        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 10))
+        #expect(outcome.visits == 2)
+        let stats = try store.stats()
+        #expect(stats.ignored == 1)
+        #expect(stats.totalVisitors == 1)
+        #expect(stats.countries == ["GB": 1])
+        #expect(try store.visitorRowCount() == 1)
+    }
+
     @Test func aLiveJournalIsNotReplayed() throws {
         let database = directory.path("live.sqlite")
         let store = try VisitorStore(path: database)

@@ -12,7 +12,7 @@ struct VisitRecorderTests {
     static let fastRetry = RetryPolicy(firstDelay: .milliseconds(20), maxDelay: .milliseconds(100))
 
     static func visit(_ code: String, thread: Int = 0) -> Visit {
-        Visit(ip: "192.0.2.\(thread)", userAgent: Array("t".utf8), countryCode: code, countryName: nil, time: Date())
+        Visit(ip: "192.0.2.\(thread)", userAgent: Array("Mozilla/5.0 (X11; Linux x86_64) test".utf8), countryCode: code, countryName: nil, time: Date())
     }
 
     @Test func stopWritesEverythingBufferedBeforeItReturns() throws {

@@ -13,7 +13,7 @@ struct VisitorStoreTests {
         VisitBatch(
             counting: codes.enumerated().map { index, code in
                 Visit(
-                    ip: "203.0.113.\(index % 256)", userAgent: Array("test".utf8), countryCode: code,
+                    ip: "203.0.113.\(index % 256)", userAgent: Array("Mozilla/5.0 (X11; Linux x86_64) test".utf8), countryCode: code,
                     countryName: nil, time: time)
             })
     }
@@ -195,17 +195,17 @@ struct VisitorStoreTests {
         let stats = VisitorStats(
             totalVisitors: 150, countries: ["GB": 50, "US": 100],
             lastUpdated: UTCTimestamp.parse("2024-03-20T12:00:00Z"), bots: 7,
-            recent: .init(last5Minutes: 1, lastHour: 2, lastDay: 3), uniqueVisitorsToday: 4)
+            recent: .init(last5Minutes: 1, lastHour: 2, lastDay: 3), uniqueVisitorsToday: 4, ignored: 9)
         #expect(
             stats.json
                 == #"{"total_visitors": 150, "countries": {"US": 100, "GB": 50}, "last_updated": "2024-03-20T12:00:00Z", "#
-                + #""unique_visitors_today": 4, "recent": {"last_5m": 1, "last_1h": 2, "last_24h": 3}, "bots": 7}"#)
+                + #""unique_visitors_today": 4, "recent": {"last_5m": 1, "last_1h": 2, "last_24h": 3}, "bots": 7, "ignored": 9}"#)
         #expect(
             VisitorStats(totalVisitors: 0, countries: [:], lastUpdated: nil).json
-                == #"{"total_visitors": 0, "countries": {}, "last_updated": null, "unique_visitors_today": 0, "recent": {"last_5m": 0, "last_1h": 0, "last_24h": 0}, "bots": 0}"#)
+                == #"{"total_visitors": 0, "countries": {}, "last_updated": null, "unique_visitors_today": 0, "recent": {"last_5m": 0, "last_1h": 0, "last_24h": 0}, "bots": 0, "ignored": 0}"#)
     }
 
-    static func visit(_ code: String, at time: Date, userAgent: String = "Mozilla/5.0 (test)") -> Visit {
+    static func visit(_ code: String, at time: Date, userAgent: String = "Mozilla/5.0 (X11; Linux x86_64) test") -> Visit {
         Visit(trustedIP: "192.0.2.1", userAgent: userAgent, country: code, countryCode: code, time: time)
     }
 

@@ -15,6 +15,8 @@ public struct VisitBatch: Sendable, Equatable {
     public var minutesWithoutRows: [Int: Int] = [:]
     /// Requests from bots, counted in `bots` only: a bot's request never has a row (``VisitBuffer/kind(of:)``).
     public var botsWithoutRows = 0
+    /// The owner's requests (``Visit/ignored``), counted in `ignored` only, never with a row.
+    public var ignored = 0
     /// When the oldest visit in the batch was answered: how long the batch has waited, for health checks.
     public var oldestVisit: Date?
     /// The part of a ``VisitJournal`` that holds this batch's visits: its transaction records the
@@ -49,8 +51,8 @@ public struct VisitBatch: Sendable, Equatable {
     /// Visits counted in the totals that have no row in ``visits``.
     public var visitsWithoutRows: Int { countsWithoutRows.values.reduce(0, +) }
 
-    /// Every request the batch counts, with a row or without, bots' included.
-    public var count: Int { visits.count + visitsWithoutRows + botsWithoutRows }
+    /// Every request the batch counts, with a row or without, bots' and the owner's included.
+    public var count: Int { visits.count + visitsWithoutRows + botsWithoutRows + ignored }
     public var isEmpty: Bool { count == 0 }
 
     /// Visits per country code, those with a row and those without.
@@ -80,6 +82,12 @@ public struct VisitBatch: Sendable, Equatable {
         if oldestVisit == nil { oldestVisit = visit.time }
     }
 
+    /// Adds a request of the owner, counted in `ignored` only.
+    mutating func countIgnored(_ visit: Visit) {
+        ignored += 1
+        if oldestVisit == nil { oldestVisit = visit.time }
+    }
+
     /// Adds a visit that was not sorted when it was answered (a row of a spill file, or of a journal
     /// an earlier version wrote): with its row, or counted in `bots` only, as ``VisitBuffer`` sorts new ones.
     mutating func appendUnsorted(_ visit: Visit, countsBots: Bool) {
@@ -92,6 +100,7 @@ public struct VisitBatch: Sendable, Equatable {
         countsWithoutRows.merge(other.countsWithoutRows, uniquingKeysWith: +)
         minutesWithoutRows.merge(other.minutesWithoutRows, uniquingKeysWith: +)
         botsWithoutRows += other.botsWithoutRows
+        ignored += other.ignored
         oldestVisit = [oldestVisit, other.oldestVisit].compactMap { $0 }.min()
         unjournaled += other.unjournaled
         if let span = other.journal { addJournal(span) }

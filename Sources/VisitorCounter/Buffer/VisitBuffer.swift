@@ -91,7 +91,8 @@ public struct VisitBuffer: Sendable {
     /// any other visit keeps its row while fewer than `rowLimit` rows are held, and is counted without
     /// it beyond. Stores write what batches hold and decide nothing.
     public func kind(of visit: Visit) -> JournalRecord.Kind {
-        kind(setApart: Self.setsApart(visit, countsBots: countsBots))
+        if visit.ignored { return .ignored }
+        return kind(setApart: Self.setsApart(visit, countsBots: countsBots))
     }
 
     /// ``kind(of:)`` for a visit that ``setsApart(_:countsBots:)`` looked at already: the recorder does
@@ -125,6 +126,9 @@ public struct VisitBuffer: Sendable {
         switch kind {
         case .botWithoutRow:
             filling.countBot(visit)
+            return .none
+        case .ignored:
+            filling.countIgnored(visit)
             return .none
         case .withoutRow:
             filling.countWithoutRow(visit)

@@ -103,11 +103,11 @@ public final class VisitRecorder: Sendable {
     public func record(_ visit: Visit) {
         let instant = now()
         let sealed = seal(visit)
-        let setApart = VisitBuffer.setsApart(visit, countsBots: configuration.countsBots)
+        let setApart = !visit.ignored && VisitBuffer.setsApart(visit, countsBots: configuration.countsBots)
         let (action, tooLate) = state.withLock { state -> (VisitBuffer.Action, Bool) in
             state.statistics.visitsRecorded += 1
             if state.writerEnded { return (.none, true) }
-            let kind = state.buffer.kind(setApart: setApart)
+            let kind: JournalRecord.Kind = visit.ignored ? .ignored : state.buffer.kind(setApart: setApart)
             var span: JournalSpan?
             if let journal {
                 var journaled = visit

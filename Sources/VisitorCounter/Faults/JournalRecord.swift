@@ -24,6 +24,9 @@ public struct JournalRecord: Sendable, Equatable {
         /// A bot's request (without `--count-bots`): counted in `bots`, never with a row. Journals of
         /// version 2 and before used it only at the buffer's bound, and wrote other bots as rows.
         case botWithoutRow = 3
+        /// A request of the owner (`--ignore-ips`, the opt-out cookie): counted in `ignored` only, never
+        /// with a row. Versions before it do not know the kind and take such a journal for damaged.
+        case ignored = 4
     }
 
     public var kind: Kind

@@ -76,6 +76,7 @@ public enum JournalReplay {
             case .row: batch.appendUnsorted(record.visit, countsBots: countsBots)
             case .withoutRow: batch.countWithoutRow(record.visit)
             case .botWithoutRow: batch.botsWithoutRows += 1
+            case .ignored: batch.ignored += 1
             }
             batch.addJournal(JournalSpan(id: journal.id, start: position, end: recordEnd))
             position = recordEnd

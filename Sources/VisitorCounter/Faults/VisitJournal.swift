@@ -48,13 +48,17 @@ public final class VisitJournal: @unchecked Sendable {
     static let magicWithoutPositions: [UInt8] = Array("VCJOURN1".utf8)
     /// Whether the records carry their positions (versions 2 and 3), to be checked when read.
     private let checksPositions: Bool
-    /// Whether a row is always a visit, bots having been sorted out when they were recorded (version 3).
+    /// Whether a row is always a visit, bots having been sorted out when they were recorded by this
+    /// version's bot check: a version 3 journal whose header holds ``BotClassifier/version``. Rows
+    /// sorted by an earlier check (which holds 0 there) are sorted again at the replay.
     public let sortsBots: Bool
     static let headerSize = 4096
-    /// Header offsets: magic (8 bytes), ID (36 bytes of text), capacity (8), end (8).
+    /// Header offsets: magic (8 bytes), ID (36 bytes of text), capacity (8), end (8), the bot check's
+    /// version that sorted the rows (4).
     private static let idOffset = 8
     private static let capacityOffset = 48
     private static let endOffset = 56
+    private static let botCheckOffset = 64
     /// The ring's bytes per `--buffer-limit` row: a record with a 512-byte user agent takes about 590.
     public static let bytesPerRow = 640
 
@@ -129,8 +133,9 @@ public final class VisitJournal: @unchecked Sendable {
             let allocated = posix_fallocate(descriptor, 0, off_t(size))
             guard allocated == 0 else { throw SystemCallError(call: "posix_fallocate", subject: current, errno: allocated) }
             // The header goes in before the mapping, which reads the ID and the capacity from it.
-            var header = [UInt8](repeating: 0, count: endOffset + 8)
+            var header = [UInt8](repeating: 0, count: botCheckOffset + 4)
             header.replaceSubrange(0..<magic.count, with: magic)
+            withUnsafeBytes(of: BotClassifier.version.littleEndian) { header.replaceSubrange(botCheckOffset..<botCheckOffset + 4, with: $0) }
             header.replaceSubrange(idOffset..<idOffset + 36, with: Array(id.utf8))
             withUnsafeBytes(of: UInt64(capacity).littleEndian) { header.replaceSubrange(capacityOffset..<capacityOffset + 8, with: $0) }
             let written = pwrite(descriptor, header, header.count, 0)
@@ -232,7 +237,8 @@ public final class VisitJournal: @unchecked Sendable {
         self.id = String(decoding: idBytes, as: UTF8.self)
         let found = Array(UnsafeRawBufferPointer(start: mapped, count: Self.magic.count))
         self.checksPositions = found == Self.magic || found == Self.magicWithPositions
-        self.sortsBots = found == Self.magic
+        let botCheck = UInt32(littleEndian: mapped.loadUnaligned(fromByteOffset: Self.botCheckOffset, as: UInt32.self))
+        self.sortsBots = found == Self.magic && botCheck == BotClassifier.version
     }
 
     deinit {

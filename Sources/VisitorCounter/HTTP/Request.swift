@@ -16,12 +16,15 @@ public struct Request: Sendable, Equatable {
     public var acceptsGzip: Bool
     /// The country database nginx looked the client up in (`GEOIP_DATABASE_BUILD`, `GEOIP_DATABASE_TYPE`).
     public var geoipDatabase: GeoIPDatabase?
+    /// The `Cookie` header's bytes (`HTTP_COOKIE`): only the opt-out cookie is looked for (``optsOut``).
+    public var cookie: [UInt8] = []
 
     public init(
         method: String, uri: String, remoteAddress: String? = nil, userAgent: [UInt8] = [],
         countryCode: String? = nil, countryName: String? = nil, acceptsGzip: Bool = false,
-        geoipDatabase: GeoIPDatabase? = nil
+        geoipDatabase: GeoIPDatabase? = nil, cookie: [UInt8] = []
     ) {
+        self.cookie = cookie
         self.acceptsGzip = acceptsGzip
         self.geoipDatabase = geoipDatabase
         self.method = method
@@ -36,6 +39,25 @@ public struct Request: Sendable, Equatable {
         self.userAgent = userAgent
         self.countryCode = countryCode
         self.countryName = countryName
+    }
+}
+
+extension Request {
+    /// The cookie that keeps a browser's visits out of the counts, set and cleared by
+    /// ``Router/ignorePath``.
+    public static let optOutCookie = "visitor_counter_ignore"
+
+    /// Whether the `Cookie` header holds `visitor_counter_ignore=1` among its `name=value` pairs.
+    public var optsOut: Bool {
+        guard !cookie.isEmpty else { return false }
+        let wanted = Array("\(Self.optOutCookie)=1".utf8)
+        for pair in cookie.split(separator: UInt8(ascii: ";")) {
+            let trimmed = pair.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+            if trimmed.reversed().drop(while: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }).reversed().elementsEqual(wanted) {
+                return true
+            }
+        }
+        return false
     }
 }
 

@@ -14,14 +14,19 @@ public struct Router: Sendable {
     /// Told of the country database of every `GET /` that names one, before ``pages`` is asked, so that
     /// the page names the data its countries come from (``StatsCache/use(_:)``).
     public let geoipDatabaseSeen: @Sendable (GeoIPDatabase) -> Void
+    /// The owner's addresses and ranges (`--ignore-ips`): their `GET /` is answered and counted in
+    /// `ignored` only, as is one that carries the opt-out cookie (``Request/optsOut``).
+    public let ignoredAddresses: PeerAllowList?
 
     public init(
         pages: @escaping @Sendable () -> RenderedPages,
         health: @escaping @Sendable () -> HealthReport? = { nil },
         daily: (@Sendable (Int, Int) throws -> [DayStats])? = nil,
         now: @escaping @Sendable () -> Date = Date.init,
-        geoipDatabaseSeen: @escaping @Sendable (GeoIPDatabase) -> Void = { _ in }
+        geoipDatabaseSeen: @escaping @Sendable (GeoIPDatabase) -> Void = { _ in },
+        ignoredAddresses: PeerAllowList? = nil
     ) {
+        self.ignoredAddresses = ignoredAddresses
         self.geoipDatabaseSeen = geoipDatabaseSeen
         self.pages = pages
         self.health = health
@@ -32,6 +37,10 @@ public struct Router: Sendable {
     public static let statsPath = "/api/sys/stats"
     public static let dailyPath = "/api/sys/stats/daily"
     public static let badgePath = "/api/sys/badge.svg"
+    /// Sets the opt-out cookie for the browser that opens it; `?clear` clears it.
+    public static let ignorePath = "/api/sys/ignore"
+    /// The opt-out cookie's life: 400 days, the longest browsers keep one (RFC 6265bis).
+    public static let optOutMaxAge = 400 * 86_400
     /// The longest range `/api/sys/stats/daily` answers, in days.
     public static let maxDailyRange = 366
 
@@ -44,11 +53,16 @@ public struct Router: Sendable {
             let pages = pages()
             var response = withoutBody(request.acceptsGzip ? pages.indexGzip ?? pages.index : pages.index, if: isHead)
             if !isHead {
-                response.visit = Visit(
+                var visit = Visit(
                     ip: request.remoteAddress, userAgent: request.userAgent, countryCode: request.countryCode,
                     countryName: request.countryName, time: now())
+                visit.ignored = isIgnored(request)
+                response.visit = visit
             }
             return response
+        case Router.ignorePath:
+            guard request.method == "GET" || isHead else { return methodNotAllowed(request) }
+            return withoutBody(optOut(clear: request.queryParameters["clear"] != nil), if: isHead)
         case Router.statsPath:
             guard request.method == "GET" || isHead else { return methodNotAllowed(request) }
             return withoutBody(pages().statsJSON, if: isHead)
@@ -69,6 +83,46 @@ public struct Router: Sendable {
         default:
             return error(404, "no such page: \(request.path)", for: request)
         }
+    }
+
+    /// Whether a `GET /` is the owner's: from an address of `--ignore-ips` (as nginx passes it, after
+    /// realip), or with the opt-out cookie.
+    func isIgnored(_ request: Request) -> Bool {
+        if request.optsOut { return true }
+        guard let ignoredAddresses, let address = request.remoteAddress.flatMap(IPAddress.init) else { return false }
+        return ignoredAddresses.contains(address)
+    }
+
+    /// The page of ``ignorePath``: sets (or with `clear`, clears) the opt-out cookie, with `Path=/`
+    /// and `SameSite=Lax` so that it goes with every visit to the site and with no request another
+    /// site makes, and says what it did. The only cookie the counter ever sets.
+    private func optOut(clear: Bool) -> Response {
+        let name = Request.optOutCookie
+        let (cookie, done, other) =
+            clear
+            ? ("\(name)=; Max-Age=0; Path=/; SameSite=Lax; HttpOnly",
+                "This browser's visits count again: the cookie <code>\(name)</code> is cleared.",
+                "<a href=\"\(Router.ignorePath)\">Stop counting this browser's visits</a>")
+            : ("\(name)=1; Max-Age=\(Router.optOutMaxAge); Path=/; SameSite=Lax; HttpOnly",
+                "This browser's visits are no longer counted: it holds the cookie <code>\(name)=1</code> for 400 days. "
+                    + "Its requests are answered as usual and counted only in <code>ignored</code>.",
+                "<a href=\"\(Router.ignorePath)?clear\">Count this browser's visits again</a>")
+        var response = Response.html(
+            """
+            <!DOCTYPE html>
+            <html lang="en">
+            <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+            <title>Visitor counter: your own visits</title></head>
+            <body>
+            <p>\(done)</p>
+            <p>\(other). <a href="/">The counter</a>.</p>
+            </body>
+            </html>
+
+            """)
+        response.headers.append((name: "Set-Cookie", value: cookie))
+        response.headers.append((name: "Content-Security-Policy", value: "default-src 'none'"))
+        return response
     }
 
     /// `{"days": [...]}` for `?from=YYYY-MM-DD&to=YYYY-MM-DD`, or a `400` that says what is wrong.

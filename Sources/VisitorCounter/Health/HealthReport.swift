@@ -127,6 +127,10 @@ public struct HealthReport: Sendable {
             "visitor_counter_database_visits_without_rows", "gauge",
             "Visits in the database's totals that have no row in visitors (counted while a buffer was at its bound).",
             [("", "\(stats.visitsWithoutRows)")])
+        family(
+            "visitor_counter_ignored_total", "counter",
+            "Requests to / of the site's owner (--ignore-ips, the opt-out cookie) in the database, counted in no other figure.",
+            [("", "\(stats.ignored)")])
         if let build = geoipDatabase?.build {
             family(
                 "visitor_counter_geoip_database_build_timestamp_seconds", "gauge",

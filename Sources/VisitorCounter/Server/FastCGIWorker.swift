@@ -342,7 +342,8 @@ public final class FastCGIWorker: Sendable {
                     ?? false,
                 geoipDatabase: GeoIPDatabase(
                     buildEpochBytes: params.databaseBuild.map { UnsafeRawBufferPointer(start: $0, count: strlen($0)) },
-                    databaseTypeBytes: params.databaseType.map { UnsafeRawBufferPointer(start: $0, count: strlen($0)) })))
+                    databaseTypeBytes: params.databaseType.map { UnsafeRawBufferPointer(start: $0, count: strlen($0)) }),
+                cookie: params.cookie.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? []))
         guard let visit = response.visit else {
             if !Self.put(response.wireBytes, to: request.pointee.out) {
                 logger.debug("client went away before the answer was written")
@@ -383,6 +384,7 @@ private struct Params {
     var remoteAddress: UnsafePointer<CChar>?
     var userAgent: UnsafePointer<CChar>?
     var acceptEncoding: UnsafePointer<CChar>?
+    var cookie: UnsafePointer<CChar>?
     var countryCode: UnsafePointer<CChar>?
     var countryName: UnsafePointer<CChar>?
     var databaseBuild: UnsafePointer<CChar>?
@@ -400,6 +402,7 @@ private struct Params {
             case UInt8(ascii: "H"):
                 if let value = Self.value(entry, "HTTP_USER_AGENT=") { userAgent = value }
                 else if let value = Self.value(entry, "HTTP_ACCEPT_ENCODING=") { acceptEncoding = value }
+                else if let value = Self.value(entry, "HTTP_COOKIE=") { cookie = value }
             case UInt8(ascii: "G"):
                 if let value = Self.value(entry, "GEOIP_COUNTRY_CODE=") { countryCode = value }
                 else if let value = Self.value(entry, "GEOIP_COUNTRY_NAME=") { countryName = value }

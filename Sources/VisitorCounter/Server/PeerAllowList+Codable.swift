@@ -5,7 +5,7 @@ extension PeerAllowList: Codable {
         let text = try container.decode(String.self)
         guard let list = PeerAllowList(argument: text) else {
             throw DecodingError.dataCorruptedError(
-                in: container, debugDescription: "'\(text)' is not a comma-separated list of IPv4 and IPv6 addresses")
+                in: container, debugDescription: "'\(text)' is not a comma-separated list of IPv4 and IPv6 addresses and ranges")
         }
         self = list
     }

@@ -31,6 +31,8 @@ extension WorkerProcess {
         public var geoipMaxAge: Duration?
         /// The peers a TCP socket accepts (`--allowed-clients`); `nil` accepts any.
         public var allowList: PeerAllowList?
+        /// The owner's addresses and ranges (`--ignore-ips`), whose requests count in `ignored` only.
+        public var ignoredAddresses: PeerAllowList?
         /// The supervisor's ``WorkerStatusBoard``; `nil` leaves the health routes answering 404.
         public var statusDescriptor: Int32?
         public var listeningDescriptor: Int32
@@ -45,8 +47,10 @@ extension WorkerProcess {
             database: String, stateDirectory: String? = nil, recorder: VisitRecorder.Configuration, threads: Int,
             statsCache: Duration, healthThreshold: Duration, retentionDays: Int = 0, indexTemplate: String? = nil,
             indexCSP: String? = nil, geoipMaxAge: Duration? = HealthReport.defaultGeoIPMaxAge,
-            allowList: PeerAllowList? = nil, statusDescriptor: Int32? = nil, listeningDescriptor: Int32 = 0
+            allowList: PeerAllowList? = nil, ignoredAddresses: PeerAllowList? = nil, statusDescriptor: Int32? = nil,
+            listeningDescriptor: Int32 = 0
         ) {
+            self.ignoredAddresses = ignoredAddresses
             self.database = database
             self.stateDirectory = stateDirectory
             self.recorder = recorder

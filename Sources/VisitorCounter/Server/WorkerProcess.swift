@@ -48,7 +48,7 @@ public enum WorkerProcess {
                 }
             },
             daily: { from, to in try history.days(from: from, to: to) },
-            geoipDatabaseSeen: { cache.use($0) })
+            geoipDatabaseSeen: { cache.use($0) }, ignoredAddresses: configuration.ignoredAddresses)
         let worker = try FastCGIWorker(
             listeningDescriptor: configuration.listeningDescriptor, threadCount: configuration.threads,
             router: router, recordVisit: { recorder.record($0) }, allowList: configuration.allowList,

@@ -12,6 +12,8 @@ public struct VisitorStats: Sendable, Equatable {
     public var visitsWithoutRows: Int
     /// Requests from bots, which are not visits (see ``BotClassifier``).
     public var bots: Int
+    /// Requests of the site's owner (`--ignore-ips`, the opt-out cookie), which are counted nowhere else.
+    public var ignored: Int
     /// Distinct visitors (address and user agent) of the current UTC day.
     public var uniqueVisitorsToday: Int
     public var recent: Recent
@@ -31,8 +33,9 @@ public struct VisitorStats: Sendable, Equatable {
 
     public init(
         totalVisitors: Int, countries: [String: Int], lastUpdated: Date?, visitsWithoutRows: Int = 0, bots: Int = 0,
-        recent: Recent = Recent(), uniqueVisitorsToday: Int = 0
+        recent: Recent = Recent(), uniqueVisitorsToday: Int = 0, ignored: Int = 0
     ) {
+        self.ignored = ignored
         self.uniqueVisitorsToday = uniqueVisitorsToday
         self.totalVisitors = totalVisitors
         self.countries = countries
@@ -49,7 +52,8 @@ public struct VisitorStats: Sendable, Equatable {
     }
 
     /// `{"total_visitors": N, "countries": {"US": N, ...}, "last_updated": "…Z" | null,
-    /// "unique_visitors_today": N, "recent": {"last_5m": N, "last_1h": N, "last_24h": N}, "bots": N}`,
+    /// "unique_visitors_today": N, "recent": {"last_5m": N, "last_1h": N, "last_24h": N}, "bots": N,
+    /// "ignored": N}`,
     /// countries by count.
     public var json: String { asJSON.text }
 
@@ -58,7 +62,7 @@ public struct VisitorStats: Sendable, Equatable {
             "total_visitors": .int(totalVisitors), "countries": .counts(countries), "last_updated": .timestamp(lastUpdated),
             "unique_visitors_today": .int(uniqueVisitorsToday),
             "recent": ["last_5m": .int(recent.last5Minutes), "last_1h": .int(recent.lastHour), "last_24h": .int(recent.lastDay)],
-            "bots": .int(bots),
+            "bots": .int(bots), "ignored": .int(ignored),
         ]
     }
 }

@@ -23,7 +23,7 @@ extension VisitorStore {
     private static func stats(_ db: Database, now: Date) throws -> VisitorStats {
         let minute = UTCTimestamp.minute(now)
         guard let row = try Row.fetchOne(
-            db, sql: "SELECT total_visitors, last_updated, visitors_without_rows, bots FROM visitor_stats WHERE id = 1")
+            db, sql: "SELECT total_visitors, last_updated, visitors_without_rows, bots, ignored FROM visitor_stats WHERE id = 1")
         else { throw VisitorStoreError.missingStatsRow }
         var countries: [String: Int] = [:]
         for country in try Row.fetchAll(db, sql: "SELECT country_code, visitors FROM visitor_countries") {
@@ -45,7 +45,7 @@ extension VisitorStore {
             visitsWithoutRows: row[2],
             bots: row[3],
             recent: VisitorStats.Recent(last5Minutes: try window(5), lastHour: try window(60), lastDay: try window(24 * 60)),
-            uniqueVisitorsToday: uniques)
+            uniqueVisitorsToday: uniques, ignored: row[4])
     }
 
     /// The daily rollup from day `from` to day `to` (days since 1970-01-01, both included), one entry

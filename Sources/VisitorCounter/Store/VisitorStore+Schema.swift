@@ -95,6 +95,10 @@ extension VisitorStore {
                 updated_at TEXT NOT NULL
             ) WITHOUT ROWID;
         """,
+        // 7: the owner's requests (`--ignore-ips`, the opt-out cookie), counted apart from all else.
+        """
+            ALTER TABLE visitor_stats ADD COLUMN ignored INTEGER NOT NULL DEFAULT 0;
+        """,
     ]
 
     /// The version this build writes.

@@ -98,11 +98,13 @@ extension VisitorStore {
                 try db.execute(
                     sql: """
                         UPDATE visitor_stats SET total_visitors = total_visitors + ?,
-                            visitors_without_rows = visitors_without_rows + ?, bots = bots + ?, last_updated = ?
+                            visitors_without_rows = visitors_without_rows + ?, bots = bots + ?, ignored = ignored + ?,
+                            last_updated = ?
                         WHERE id = 1
                         """,
                     arguments: [
-                        batch.count - batch.botsWithoutRows, batch.visitsWithoutRows, batch.botsWithoutRows, lastUpdated,
+                        batch.visits.count + batch.visitsWithoutRows, batch.visitsWithoutRows, batch.botsWithoutRows,
+                        batch.ignored, lastUpdated,
                     ])
                 guard db.changesCount == 1 else { throw VisitorStoreError.missingStatsRow }
                 return .commit

@@ -18,6 +18,9 @@ public struct Visit: Sendable, Equatable {
     /// The address already in the form `--store-ip` stores, with the visitor's hash for the day, for a
     /// visit read back from a ``VisitJournal`` that could not keep the full address; `nil` otherwise.
     public var sealed: Sealed?
+    /// A request of the site's owner (`--ignore-ips`, or the opt-out cookie): answered as usual, and
+    /// counted in `ignored` only, never as a visit or a bot (``VisitBuffer/kind(of:)``).
+    public var ignored = false
 
     /// What a journal keeps of an address when `--store-ip` is not `full`.
     public struct Sealed: Sendable, Equatable {

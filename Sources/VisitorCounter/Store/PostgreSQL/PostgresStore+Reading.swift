@@ -47,7 +47,7 @@ extension PostgresStore {
     private static func stats(_ connection: PostgresConnection, now: Date) throws -> VisitorStats {
         let minute = UTCTimestamp.minute(now)
         guard let row = try connection.execute(
-            "SELECT total_visitors, last_updated, visitors_without_rows, bots FROM visitor_stats WHERE id = 1"
+            "SELECT total_visitors, last_updated, visitors_without_rows, bots, ignored FROM visitor_stats WHERE id = 1"
         ).rows.first else { throw VisitorStoreError.missingStatsRow }
         var countries: [String: Int] = [:]
         for country in try connection.execute("SELECT country_code, visitors FROM visitor_countries").rows {
@@ -75,7 +75,7 @@ extension PostgresStore {
             recent: VisitorStats.Recent(
                 last5Minutes: integer(windows.first), lastHour: integer(windows.dropFirst().first),
                 lastDay: integer(windows.dropFirst(2).first)),
-            uniqueVisitorsToday: uniques)
+            uniqueVisitorsToday: uniques, ignored: integer(row[4]))
     }
 
     private static func daily(_ connection: PostgresConnection, from: Int, to: Int, countries: Bool) throws -> [DayStats] {

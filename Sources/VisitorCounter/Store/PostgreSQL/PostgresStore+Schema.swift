@@ -63,7 +63,11 @@ extension PostgresStore {
             written bigint NOT NULL,
             updated_at text NOT NULL
         );
+        """,
+        // 2: the owner's requests (`--ignore-ips`, the opt-out cookie), counted apart from all else.
         """
+        ALTER TABLE visitor_stats ADD COLUMN ignored bigint NOT NULL DEFAULT 0;
+        """,
     ]
 
     /// The version this build writes.

@@ -173,12 +173,13 @@ extension PostgresStore {
             (
                 """
                 UPDATE visitor_stats SET total_visitors = total_visitors + $1,
-                    visitors_without_rows = visitors_without_rows + $2, bots = bots + $3, last_updated = $4
+                    visitors_without_rows = visitors_without_rows + $2, bots = bots + $3, ignored = ignored + $5,
+                    last_updated = $4
                 WHERE id = 1
                 """,
                 [
-                    String(batch.count - batch.botsWithoutRows), String(batch.visitsWithoutRows),
-                    String(batch.botsWithoutRows), lastUpdated,
+                    String(batch.visits.count + batch.visitsWithoutRows), String(batch.visitsWithoutRows),
+                    String(batch.botsWithoutRows), lastUpdated, String(batch.ignored),
                 ]
             ))
         let updated = try connection.pipeline(counts)
