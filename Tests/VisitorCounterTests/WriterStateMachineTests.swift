@@ -50,9 +50,11 @@ struct WriterStateMachineTests {
             #expect(machine.handle(.tick, now: now) == .write(draining: false))
         }
         #expect(machine.consecutiveFailures == 5)
+        #expect(machine.phase == .retrying(until: now, failures: 5))
         #expect(machine.handle(.writeSucceeded, now: now) == .checkpoint)
         #expect(machine.consecutiveFailures == 0)
         #expect(machine.nextRetry == nil)
+        #expect(machine.phase == .running)
     }
 
     @Test func aReplayThatFailsIsRetriedOnItsOwnTimerWhileWritesGoOn() {
@@ -93,7 +95,10 @@ struct WriterStateMachineTests {
         var machine = started()
         _ = machine.handle(.writeFailed(random: 0.5), now: start)
         // The stop writes at once, whatever back-off was set, and takes the partly filled batch too.
-        #expect(machine.handle(.stop, now: start + .milliseconds(10)) == .write(draining: true))
+        machine.stop(now: start + .milliseconds(10))
+        #expect(machine.nextRetry == nil)
+        #expect(machine.consecutiveFailures == 1)
+        #expect(machine.handle(.tick, now: start + .milliseconds(10)) == .write(draining: true))
         #expect(machine.handle(.writeSucceeded, now: start + .seconds(1)) == .write(draining: true))
         // Then a last replay of journals that ended workers left, and the end.
         #expect(machine.handle(.nothingToWrite(nextDeadline: start), now: start + .seconds(1)) == .replay)
@@ -103,27 +108,29 @@ struct WriterStateMachineTests {
 
     @Test func aStopEndsAtItsDeadlineAndLeavesTheRestInTheJournal() {
         var machine = started()
-        #expect(machine.handle(.stop, now: start) == .write(draining: true))
+        machine.stop(now: start)
+        #expect(machine.handle(.tick, now: start) == .write(draining: true))
         #expect(machine.handle(.writeSucceeded, now: start + .seconds(14)) == .write(draining: true))
         #expect(machine.handle(.writeSucceeded, now: start + .seconds(15)) == .finish(.stopTimedOut))
     }
 
     @Test func visitsInNoJournalAreWrittenPastTheStopsWriteDeadline() {
         var machine = started()
-        #expect(machine.handle(.stop, now: start) == .write(draining: true))
+        machine.stop(now: start)
+        #expect(machine.handle(.tick, now: start) == .write(draining: true))
         #expect(machine.handle(.writeSucceeded, now: start + .seconds(20), unjournaledHeld: 100) == .write(draining: true))
         #expect(machine.handle(.writeSucceeded, now: start + .seconds(30), unjournaledHeld: 100) == .finish(.gaveUp))
     }
 
     @Test func aWriteThatFailsAtTheStopLeavesJournaledVisitsForTheNextStart() {
         var machine = started()
-        _ = machine.handle(.stop, now: start)
+        machine.stop(now: start)
         #expect(machine.handle(.writeFailed(random: 0.5), now: start + .seconds(5)) == .finish(.leftInJournal))
     }
 
     @Test func visitsInNoJournalAreTriedUntilTheRetryLimitThenReportedLost() {
         var machine = started()
-        _ = machine.handle(.stop, now: start)
+        machine.stop(now: start)
         var now = start
         var tries = 0
         while true {
@@ -143,6 +150,37 @@ struct WriterStateMachineTests {
         }
         #expect(now >= start + .seconds(30))
         #expect(tries > 3)
+    }
+
+    @Test func aStopAskedForDuringAnActionIsTakenWithItsOutcome() {
+        var machine = started()
+        // The stop is asked for while a write runs; the write's outcome comes after, and is the stop's.
+        machine.stop(now: start + .seconds(1))
+        #expect(machine.stopWriteDeadline == start + .seconds(16))
+        #expect(machine.handle(.writeSucceeded, now: start + .seconds(2)) == .write(draining: true))
+        // Asking again moves no deadline.
+        machine.stop(now: start + .seconds(10))
+        #expect(machine.handle(.writeSucceeded, now: start + .seconds(16)) == .finish(.stopTimedOut))
+    }
+
+    @Test func aStopKeepsCountingFailuresForTheBackOff() {
+        var machine = started()
+        _ = machine.handle(.writeFailed(random: 0), now: start)
+        _ = machine.handle(.writeFailed(random: 0), now: start + .milliseconds(500))
+        machine.stop(now: start + .seconds(1))
+        #expect(
+            machine.phase
+                == .stopping(.init(since: start + .seconds(1), failures: 2, retryAt: nil, finalReplayDone: false)))
+        // The third failure in a row waits 2 s (random 0), as it would have without the stop.
+        #expect(
+            machine.handle(.writeFailed(random: 0), now: start + .seconds(1), unjournaledHeld: 1)
+                == .wait(until: start + .seconds(3)))
+        #expect(machine.nextRetry == start + .seconds(3))
+        // A wake before then waits on.
+        #expect(machine.handle(.tick, now: start + .seconds(2), unjournaledHeld: 1) == .wait(until: start + .seconds(3)))
+        #expect(machine.handle(.tick, now: start + .seconds(3), unjournaledHeld: 1) == .write(draining: true))
+        #expect(machine.handle(.writeSucceeded, now: start + .seconds(3)) == .write(draining: true))
+        #expect(machine.consecutiveFailures == 0)
     }
 
     @Test func aCheckpointHeldUpByReadersPausesCheckpoints() {

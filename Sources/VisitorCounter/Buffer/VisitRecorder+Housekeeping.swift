@@ -10,7 +10,8 @@ extension VisitRecorder {
     ///
     /// A file that fails does not end the pass: the files after it are replayed all the same, and the
     /// pass counts as failed (with a back-off) only for the files that did fail, which it names.
-    func replayEndedJournals(failuresBefore: Int) -> WriterStateMachine.Event {
+    /// Answers what the writer does next.
+    func replayEndedJournals() -> WriterStateMachine.Action {
         var failures: [String] = []
         do {
             for path in try VisitJournal.all(database: store.localFiles) where path != journal?.path {
@@ -24,18 +25,20 @@ extension VisitRecorder {
         } catch {
             failures.append("listing the files next to \(store.localFiles): \(error)")
         }
-        guard !failures.isEmpty else { return .replaySucceeded }
-        let random = Double.random(in: 0..<1)
-        let delay = configuration.retry.delay(afterFailures: failuresBefore + 1, random: random)
+        guard !failures.isEmpty else { return next(after: .replaySucceeded) }
+        let failedAt = now()
+        let action = next(after: .replayFailed(random: .random(in: 0..<1)), at: failedAt)
+        let (passes, nextReplay) = state.withLock { ($0.writer.replayFailures, $0.writer.nextReplay) }
         audit(.init(
             event: .journalReplayFailed, worker: configuration.worker, visits: 0, error: failures.joined(separator: "; "),
-            action: "replaying \(failures.count) ended worker's file(s) failed \(failuresBefore + 1) time(s); the others were replayed; next try in \(Self.seconds(delay)) s"))
-        return .replayFailed(random: random)
+            action: "replaying \(failures.count) ended worker's file(s) failed \(passes) time(s); the others were replayed; next try in \(Self.seconds(nextReplay - failedAt)) s"))
+        return action
     }
 
+    /// Whether a stop was asked for and its writing time is over: a replay under way ends here.
     private func pastStopDeadline() -> Bool {
-        guard let asked = state.withLock({ $0.stopAskedAt }) else { return false }
-        return now() >= asked + configuration.stopWriteLimit
+        guard let deadline = state.withLock({ $0.writer.stopWriteDeadline }) else { return false }
+        return now() >= deadline
     }
 
     private func replayJournal(_ path: String) throws {
@@ -94,6 +97,16 @@ extension VisitRecorder {
                 "reading the day's visitor keys failed: the journal keeps visits without their visitor hash until it works",
                 metadata: ["error": "\(error)"])
             return .dayKeysFailed
+        }
+    }
+
+    func forgetOldKeys() -> WriterStateMachine.Event {
+        do {
+            try store.forgetOldKeys()
+            return .oldKeysForgotten
+        } catch {
+            logger.warning("deleting old visitor keys failed, will try again", metadata: ["error": "\(error)"])
+            return .oldKeysFailed
         }
     }
 

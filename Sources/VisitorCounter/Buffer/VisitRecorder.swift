@@ -20,9 +20,9 @@ import Synchronization
 public final class VisitRecorder: Sendable {
     struct State {
         var buffer: VisitBuffer
-        var stopping = false
-        /// When ``VisitRecorder/stop()`` was called: replays end by `stopWriteLimit` after it.
-        var stopAskedAt: ContinuousClock.Instant?
+        /// What the writer thread does next; its phase is the one place that says whether a stop was
+        /// asked for and since when, how many writes failed in a row and when the next is tried.
+        var writer: WriterStateMachine
         /// Set when the writer thread has ended: nothing recorded after this is ever written.
         var writerEnded = false
         var statistics = Statistics()
@@ -77,11 +77,15 @@ public final class VisitRecorder: Sendable {
         self.logger = logger
         self.publish = publish
         self.now = now
+        let writer = WriterStateMachine.Configuration(
+            retry: configuration.retry, stopWriteLimit: configuration.stopWriteLimit,
+            stopRetryLimit: configuration.stopRetryLimit, needsDayKeys: journal != nil && configuration.storeIP != .full)
         self.state = Mutex(
             State(
                 buffer: VisitBuffer(
                     batchSize: configuration.batchSize, flushInterval: configuration.flushInterval,
-                    rowLimit: configuration.bufferLimit, countsBots: configuration.countsBots, now: now())))
+                    rowLimit: configuration.bufferLimit, countsBots: configuration.countsBots, now: now()),
+                writer: WriterStateMachine(configuration: writer, now: now())))
     }
 
     public convenience init(store: any CounterStore, batchSize: Int, flushInterval: Duration, logger: Logger) {
@@ -161,11 +165,8 @@ public final class VisitRecorder: Sendable {
         guard started.load(ordering: .acquiring) else { return }
         let instant = now()
         let alreadyStopping = state.withLock { state in
-            defer {
-                state.stopping = true
-                if state.stopAskedAt == nil { state.stopAskedAt = instant }
-            }
-            return state.stopping
+            defer { state.writer.stop(now: instant) }
+            return state.writer.isStopping
         }
         guard !alreadyStopping else { return }
         wakeUp.signal()
@@ -178,6 +179,7 @@ public final class VisitRecorder: Sendable {
             statistics.bufferedVisits = state.buffer.visitsHeld
             statistics.bufferedRows = state.buffer.rowsHeld
             statistics.oldestBufferedVisit = state.buffer.oldestVisit
+            statistics.consecutiveFailures = state.writer.consecutiveFailures
             return statistics
         }
     }
@@ -197,60 +199,54 @@ public final class VisitRecorder: Sendable {
     // MARK: - The writer thread
 
     private func runWriter() {
-        var machine = WriterStateMachine(
-            configuration: .init(
-                retry: configuration.retry, stopWriteLimit: configuration.stopWriteLimit,
-                stopRetryLimit: configuration.stopRetryLimit, needsDayKeys: journal != nil && configuration.storeIP != .full),
-            now: now())
-        var action = machine.handle(.tick, now: now())
-        var finish = WriterStateMachine.Finish.allWritten
-        loop: while true {
-            let event: WriterStateMachine.Event
+        var action = next(after: .tick)
+        while true {
             switch action {
             case .write(let draining):
-                event = writeNextBatch(draining: draining, failuresBefore: machine.consecutiveFailures)
+                action = writeNextBatch(draining: draining)
             case .replay:
-                event = replayEndedJournals(failuresBefore: machine.replayFailures)
+                action = replayEndedJournals()
             case .refreshDayKeys:
-                event = refreshDayKeys()
+                action = next(after: refreshDayKeys())
             case .forgetOldKeys:
-                do {
-                    try store.forgetOldKeys()
-                    event = .oldKeysForgotten
-                } catch {
-                    logger.warning("deleting old visitor keys failed, will try again", metadata: ["error": "\(error)"])
-                    event = .oldKeysFailed
-                }
+                action = next(after: forgetOldKeys())
             case .checkpoint:
-                event = checkpointIfLarge() ? .checkpointDone : .checkpointHeldUp
+                action = next(after: checkpointIfLarge() ? .checkpointDone : .checkpointHeldUp)
             case .wait(let until):
                 waitUntil(until)
-                event = state.withLock { $0.stopping } ? .stop : .tick
-            case .finish(let reason):
-                finish = reason
-                break loop
+                action = next(after: .tick)
+            case .finish(let finish):
+                finishStop(finish)
+                publishNow()
+                state.withLock { $0.writerEnded = true }
+                finished.signal()
+                return
             }
             auditDegradations()
             state.withLock { $0.statistics.lastPass = Date() }
             publishNow()
-            // A stop asked for while an action ran is taken as soon as it ended.
-            let stopping = state.withLock { $0.stopping }
-            if stopping && machine.stopStarted == nil { _ = machine.handle(.stop, now: now()) }
-            action = machine.handle(event, now: now(), unjournaledHeld: state.withLock { $0.buffer.unjournaledHeld })
         }
-        finishStop(finish)
-        publishNow()
-        state.withLock { $0.writerEnded = true }
-        finished.signal()
     }
 
-    /// Takes the next due batch and writes it; answers how it went.
-    private func writeNextBatch(draining: Bool, failuresBefore: Int) -> WriterStateMachine.Event {
+    /// Hands `event` to the writer's state machine, as of `instant`, and answers its next action. A stop
+    /// asked for while the action ran is in the machine's phase already, so the event is answered as the stop's.
+    func next(
+        after event: WriterStateMachine.Event, at instant: ContinuousClock.Instant? = nil
+    ) -> WriterStateMachine.Action {
+        let instant = instant ?? now()
+        return state.withLock { state in
+            let unjournaledHeld = state.buffer.unjournaledHeld
+            return state.writer.handle(event, now: instant, unjournaledHeld: unjournaledHeld)
+        }
+    }
+
+    /// Takes the next due batch and writes it; answers what the writer does next.
+    private func writeNextBatch(draining: Bool) -> WriterStateMachine.Action {
         let instant = now()
         // Joined outside the lock, which the request threads wait for: joining copies every row.
         let batches = state.withLock { $0.buffer.takeBatches(now: instant, draining: draining) }
         guard let batch = VisitBatch(joining: batches) else {
-            return .nothingToWrite(nextDeadline: state.withLock { $0.buffer.nextDeadline })
+            return next(after: .nothingToWrite(nextDeadline: state.withLock { $0.buffer.nextDeadline }))
         }
         let startedWrite = ContinuousClock.now
         do {
@@ -266,26 +262,27 @@ public final class VisitRecorder: Sendable {
             let held = state.withLock { state -> Int in
                 state.buffer.batchFailed()
                 state.statistics.failedWrites += 1
-                state.statistics.consecutiveFailures = failuresBefore + 1
                 state.statistics.lastError = "\(error)"
                 return state.buffer.visitsHeld
             }
-            let random = Double.random(in: 0..<1)
-            let delay = configuration.retry.delay(afterFailures: failuresBefore + 1, random: random)
+            let failedAt = now()
+            let action = next(after: .writeFailed(random: .random(in: 0..<1)), at: failedAt)
+            let (failures, retryAt) = state.withLock { ($0.writer.consecutiveFailures, $0.writer.nextRetry) }
+            let nextTry = retryAt.map { "next try in \(Self.seconds($0 - failedAt)) s" } ?? "next try at once"
             audit(.init(
                 event: .writeFailed, worker: configuration.worker, visits: batch.count, error: "\(error)",
-                action: "writing a batch failed \(failuresBefore + 1) time(s) in a row; \(held) visits kept in memory and the journal; next try in \(Self.seconds(delay)) s"))
-            return .writeFailed(random: random)
+                action: "writing a batch failed \(failures) time(s) in a row; \(held) visits kept in memory and the journal; \(nextTry)"))
+            return action
         }
         let duration = ContinuousClock.now - startedWrite
-        state.withLock { state in
+        let failuresBefore = state.withLock { state in
             state.buffer.batchWritten()
             if let span = batch.journal { state.journalWritten = span.end }
             state.statistics.visitsWritten += batch.count
             state.statistics.batchesWritten += 1
             state.statistics.lastWrite = Date()
             state.statistics.writeLatency.record(duration)
-            state.statistics.consecutiveFailures = 0
+            return state.writer.consecutiveFailures
         }
         logger.debug("batch written", metadata: ["flush.visits": "\(batch.count)", "flush.duration": "\(duration)"])
         if failuresBefore > 0 {
@@ -294,7 +291,7 @@ public final class VisitRecorder: Sendable {
                 action: "written after \(failuresBefore) failed attempts"), level: .notice)
         }
         audit?.flushPending()
-        return .writeSucceeded
+        return next(after: .writeSucceeded)
     }
 
     /// Writes again what the database lost of this worker's journal, from `written`, where the

@@ -59,6 +59,8 @@ enum LockedFile {
             try FileDescriptor.writeAll(bytes, to: descriptor, subject: path)
             if sync { try systemCall("fsync", path) { fsync(descriptor) } }
         } catch {
+            // Ignored on purpose: the append's own error is the one to report, and a part of a line
+            // left behind stays one damaged line, since the next append starts a new line (above).
             _ = ftruncate(descriptor, off_t(size))
             throw error
         }

@@ -102,7 +102,9 @@ final class FastCGIConnection: @unchecked Sendable {
         guard due != 0, now > due,
             deadline.compareExchange(expected: due, desired: 0, ordering: .acquiringAndReleasing).exchanged
         else { return false }
-        shutdown(control, Int32(SHUT_RDWR))
+        // Ignored on purpose, here and below: it fails only when the peer is gone already
+        // (`ENOTCONN`), which is what the shutdown was for.
+        _ = shutdown(control, Int32(SHUT_RDWR))
         return true
     }
 
@@ -113,7 +115,7 @@ final class FastCGIConnection: @unchecked Sendable {
         guard let since = idleSince, since <= cutoff,
             state.compareExchange(expected: State.idle.rawValue, desired: State.shut.rawValue, ordering: .acquiringAndReleasing).exchanged
         else { return false }
-        shutdown(control, Int32(SHUT_RDWR))
+        _ = shutdown(control, Int32(SHUT_RDWR))
         return true
     }
 

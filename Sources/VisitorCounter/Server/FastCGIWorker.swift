@@ -144,10 +144,20 @@ public final class FastCGIWorker: Sendable {
     /// the idle connections and returns.
     public func stop() {
         stopping.store(true, ordering: .sequentiallyConsistent)
-        epoll_ctl(poll, EPOLL_CTL_DEL, listeningDescriptor, nil)
+        // Logged and no more: the request threads look at `stopping` before they re-arm the listener,
+        // so at most the one accept already woken still comes.
+        do {
+            try systemCall("epoll_ctl", "EPOLL_CTL_DEL listener") { epoll_ctl(poll, EPOLL_CTL_DEL, listeningDescriptor, nil) }
+        } catch {
+            logger.warning("cannot stop watching the listening socket", metadata: ["error": "\(error)"])
+        }
+        // An eventfd write of 8 bytes is whole or fails. If it fails, the threads still see `stopping`
+        // within their epoll_wait timeout (1 s), so the stop is slower, not lost.
         var one: UInt64 = 1
-        if write(stopDescriptor, &one, 8) != 8 {
-            logger.error("cannot wake the request threads", metadata: ["error": "\(SystemCallError(call: "write", subject: "eventfd", errno: errno))"])
+        do {
+            try systemCall("write", "eventfd") { write(stopDescriptor, &one, 8) }
+        } catch {
+            logger.error("cannot wake the request threads", metadata: ["error": "\(error)"])
         }
         threads.wait()
         requestThreadsEnded.store(true, ordering: .releasing)
@@ -221,11 +231,19 @@ public final class FastCGIWorker: Sendable {
                 metadata: ["peer": "\(PeerAllowList.describe(address))"])
             close(descriptor)
         } else {
-            if Int32(address.ss_family) == AF_INET || Int32(address.ss_family) == AF_INET6 {
-                var on: Int32 = 1
-                setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+            // Both logged and the connection kept: without TCP_NODELAY an answer may wait for an ACK,
+            // and a worker starts no process that a descriptor without close-on-exec could reach.
+            do {
+                if Int32(address.ss_family) == AF_INET || Int32(address.ss_family) == AF_INET6 {
+                    var on: Int32 = 1
+                    try systemCall("setsockopt", "TCP_NODELAY") {
+                        setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+                    }
+                }
+                try systemCall("fcntl", "F_SETFD FD_CLOEXEC") { fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
+            } catch {
+                logger.warning("cannot set an option of a new connection", metadata: ["error": "\(error)"])
             }
-            _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
             do {
                 let connection = try FastCGIConnection(descriptor: descriptor)
                 let (full, pushedOut) = connections.withLock { connections in
@@ -257,7 +275,13 @@ public final class FastCGIWorker: Sendable {
             }
         }
         if !stopping.load(ordering: .sequentiallyConsistent) {
-            try? register(listeningDescriptor, token: Self.listenerToken, events: EPOLLIN.rawValue | EPOLLONESHOT.rawValue, add: false)
+            do {
+                try register(listeningDescriptor, token: Self.listenerToken, events: EPOLLIN.rawValue | EPOLLONESHOT.rawValue, add: false)
+            } catch {
+                // Logged at the highest level: the listener is one-shot, so this worker takes no new
+                // connection from now on (the other workers still do).
+                logger.critical("cannot watch the listening socket again: this worker takes no new connections", metadata: ["error": "\(error)"])
+            }
         }
     }
 

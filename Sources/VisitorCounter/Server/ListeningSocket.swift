@@ -88,9 +88,10 @@ public struct ListeningSocket: Sendable {
         return getsockopt(descriptor, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) == 0 && accepting == 1
     }
 
-    /// Removes the socket file of a unix socket; the supervisor calls it when it stops.
+    /// Removes the socket file of a unix socket; the supervisor calls it when it stops. A failure is
+    /// ignored on purpose: the next start finds a socket file that nobody listens on and removes it.
     public func removeSocketFile() {
-        if case .unix(let path) = address { unlink(path) }
+        if case .unix(let path) = address { _ = unlink(path) }
     }
 
     /// The group `name` names, or the number it is.
@@ -130,7 +131,7 @@ public struct ListeningSocket: Sendable {
         var status = stat()
         if lstat(path, &status) == 0 {
             guard status.st_mode & S_IFMT == S_IFSOCK else { throw OpenError.notASocket(path) }
-            if canConnect(to: &address) { throw OpenError.inUse(path) }
+            if try canConnect(to: &address) { throw OpenError.inUse(path) }
             try systemCall("unlink", path) { unlink(path) }
         }
         let descriptor = try systemCall("socket", "AF_UNIX") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
@@ -157,9 +158,12 @@ public struct ListeningSocket: Sendable {
         }
     }
 
-    private static func canConnect(to address: inout sockaddr_un) -> Bool {
-        let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard probe >= 0 else { return false }
+    /// Whether a process listens on the socket file. A probe that cannot be made throws, rather than
+    /// answer `false` and have the file of a running service removed.
+    private static func canConnect(to address: inout sockaddr_un) throws -> Bool {
+        let probe = try systemCall("socket", "AF_UNIX probe") {
+            socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        }
         defer { close(probe) }
         return withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {

@@ -115,7 +115,7 @@ public final class Supervisor {
             case .some(let signal):
                 if !stopping { logger.info("stopping workers", metadata: ["signal": "\(signal)"]) }
                 stopping = true
-                for slot in slots { if let pid = slot.pid { kill(pid, SIGTERM) } }
+                for slot in slots { if let pid = slot.pid { signalWorker(pid, SIGTERM) } }
             case nil:
                 reapWorkers()
             }
@@ -143,11 +143,23 @@ public final class Supervisor {
             logger.error(
                 "worker stopped answering, killing it",
                 metadata: ["worker.index": "\(index)", "worker.pid": "\(pid)", "hang_timeout": "\(hangTimeout)"])
-            if kill(pid, SIGKILL) == 0 {
-                slots[index].killedAsHung = true
-            } else {
-                logger.error("cannot kill a worker", metadata: ["worker.pid": "\(pid)", "error": "\(SystemCallError(call: "kill", subject: "\(pid)", errno: errno))"])
-            }
+            if signalWorker(pid, SIGKILL) { slots[index].killedAsHung = true }
+        }
+    }
+
+    /// Sends `signal` to a worker; whether it went. A worker that has exited already (`ESRCH`) is not
+    /// an error: its SIGCHLD is on its way and the reaper takes it. Any other failure is logged, and
+    /// the worker is left as it is.
+    @discardableResult
+    private func signalWorker(_ pid: pid_t, _ signal: Int32) -> Bool {
+        do {
+            try systemCall("kill", "\(pid) with signal \(signal)") { kill(pid, signal) }
+            return true
+        } catch let error as SystemCallError where error.errno == ESRCH {
+            return false
+        } catch {
+            logger.error("cannot signal a worker", metadata: ["worker.pid": "\(pid)", "error": "\(error)"])
+            return false
         }
     }
 
@@ -236,24 +248,33 @@ public final class Supervisor {
     private func spawnProcess(configuration: [UInt8]) throws -> pid_t {
         let configurationPipe = try Self.filledPipe(configuration)
         defer { close(configurationPipe) }
+        // Each of these fails only for want of memory or a bad descriptor; the spawn is then not tried,
+        // and `spawn` logs the error and schedules the next try.
         var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
+        try systemCallReturningError("posix_spawn_file_actions_init") { posix_spawn_file_actions_init(&actions) }
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, socket.descriptor, 0)
-        if let board { posix_spawn_file_actions_adddup2(&actions, board.descriptor, Self.boardDescriptor) }
-        if let template { posix_spawn_file_actions_adddup2(&actions, template, Self.templateDescriptor) }
-        posix_spawn_file_actions_adddup2(&actions, configurationPipe, Self.configurationDescriptor)
+        var duplicates = [(socket.descriptor, Int32(0))]
+        if let board { duplicates.append((board.descriptor, Self.boardDescriptor)) }
+        if let template { duplicates.append((template, Self.templateDescriptor)) }
+        duplicates.append((configurationPipe, Self.configurationDescriptor))
+        for (descriptor, number) in duplicates {
+            try systemCallReturningError("posix_spawn_file_actions_adddup2", "\(descriptor) to \(number)") {
+                posix_spawn_file_actions_adddup2(&actions, descriptor, number)
+            }
+        }
 
         var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
+        try systemCallReturningError("posix_spawnattr_init") { posix_spawnattr_init(&attributes) }
         defer { posix_spawnattr_destroy(&attributes) }
         // The ignored signals stay blocked from the worker's first instruction, as their default
         // action would end it before it takes them itself.
         var workerMask = Signals.makeSet(Signals.ignored)
         var defaults = Signals.makeSet(Signals.stop + [SIGCHLD, SIGPIPE])
-        posix_spawnattr_setsigmask(&attributes, &workerMask)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        try systemCallReturningError("posix_spawnattr_setsigmask") { posix_spawnattr_setsigmask(&attributes, &workerMask) }
+        try systemCallReturningError("posix_spawnattr_setsigdefault") { posix_spawnattr_setsigdefault(&attributes, &defaults) }
+        try systemCallReturningError("posix_spawnattr_setflags") {
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        }
 
         let argv = ([executable] + workerArguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
@@ -263,8 +284,9 @@ public final class Supervisor {
         let environment = Self.workerEnvironment.map { strdup($0) } + [nil]
         defer { environment.forEach { free($0) } }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, file, &actions, &attributes, argv, environment)
-        guard result == 0 else { throw SystemCallError(call: "posix_spawn", subject: "\(executable) (\(file))", errno: result) }
+        try systemCallReturningError("posix_spawn", "\(executable) (\(file))") {
+            posix_spawn(&pid, file, &actions, &attributes, argv, environment)
+        }
         return pid
     }
 }

@@ -78,16 +78,16 @@ extension WorkerProcess {
             var bytes: [UInt8] = []
             var chunk = [UInt8](repeating: 0, count: 1 << 16)
             while true {
-                let count: Int32
+                let count: Int
                 do {
                     count = try chunk.withUnsafeMutableBytes { buffer in
-                        try systemCall("read", "descriptor \(descriptor)") { Int32(read(descriptor, buffer.baseAddress, buffer.count)) }
+                        try systemCall("read", "descriptor \(descriptor)") { read(descriptor, buffer.baseAddress, buffer.count) }
                     }
                 } catch {
                     throw ConfigurationError(descriptor: descriptor, reason: "cannot be read: \(error)")
                 }
                 if count == 0 { break }
-                bytes += chunk[0..<Int(count)]
+                bytes += chunk[0..<count]
             }
             do {
                 self = try JSONDecoder().decode(Configuration.self, from: Data(bytes))

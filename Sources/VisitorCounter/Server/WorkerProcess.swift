@@ -63,7 +63,15 @@ public enum WorkerProcess {
             // figures are published from here too, so they are never older than the cache period.
             recorder.publishNow()
             // The supervisor is gone (killed with SIGKILL): stop rather than serve on unsupervised.
-            if getppid() != parent { kill(getpid(), SIGTERM) }
+            // The stop signal, blocked and taken below, gives the clean stop. Should sending it fail, the
+            // next tick tries again.
+            if getppid() != parent {
+                do {
+                    try systemCall("kill", "own process with SIGTERM") { kill(getpid(), SIGTERM) }
+                } catch {
+                    logger.error("the supervisor is gone and the worker cannot signal itself to stop", metadata: ["error": "\(error)"])
+                }
+            }
         }
         worker.start()
         if configuration.retentionDays > 0 && configuration.index == 0 {

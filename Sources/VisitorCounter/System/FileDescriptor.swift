@@ -10,9 +10,9 @@ enum FileDescriptor {
         var offset = 0
         while offset < bytes.count {
             let written = try bytes.withUnsafeBytes { buffer in
-                try systemCall("write", subject) { Int32(write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)) }
+                try systemCall("write", subject) { write(descriptor, buffer.baseAddress! + offset, buffer.count - offset) }
             }
-            offset += Int(written)
+            offset += written
         }
     }
 
@@ -23,10 +23,10 @@ enum FileDescriptor {
         var offset: off_t = 0
         while true {
             let count = try chunk.withUnsafeMutableBytes { buffer in
-                try systemCall("pread", subject) { Int32(pread(descriptor, buffer.baseAddress, buffer.count, offset)) }
+                try systemCall("pread", subject) { pread(descriptor, buffer.baseAddress, buffer.count, offset) }
             }
             if count == 0 { return contents }
-            contents += chunk[0..<Int(count)]
+            contents += chunk[0..<count]
             offset += off_t(count)
         }
     }

@@ -18,8 +18,9 @@ enum SharedMemory {
     static func create(_ purpose: String, contents: [UInt8]) throws -> Int32 {
         let name = "/visitor-counter-\(purpose)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let descriptor = try systemCall("shm_open", name) { shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0o600) }
-        shm_unlink(name)
         do {
+            // Unlinked at once: only descriptors reach it, and nothing is left in /dev/shm.
+            try systemCall("shm_unlink", name) { shm_unlink(name) }
             try FileDescriptor.writeAll(contents, to: descriptor, subject: "shared memory (\(purpose))")
             return descriptor
         } catch {

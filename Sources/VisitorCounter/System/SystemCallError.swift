@@ -15,8 +15,12 @@ public struct SystemCallError: Error, CustomStringConvertible {
 }
 
 /// Runs a C call that answers -1 on failure, retrying on `EINTR`, and throws ``SystemCallError`` otherwise.
+/// Generic over the result's type, as swift-nio's `syscall` is, so that `write`'s `Int` or `lseek`'s
+/// `off_t` come back whole; signed, since -1 is the failure.
 @discardableResult
-func systemCall(_ name: String, _ subject: String? = nil, _ body: () -> Int32) throws -> Int32 {
+func systemCall<Result: FixedWidthInteger & SignedInteger>(
+    _ name: String, _ subject: String? = nil, _ body: () -> Result
+) throws -> Result {
     while true {
         let result = body()
         if result != -1 { return result }
@@ -24,4 +28,11 @@ func systemCall(_ name: String, _ subject: String? = nil, _ body: () -> Int32) t
         if error == EINTR { continue }
         throw SystemCallError(call: name, subject: subject, errno: error)
     }
+}
+
+/// Runs a C call that answers its error number instead of setting `errno` (`posix_spawn` and its
+/// helpers, `posix_fallocate`), and throws ``SystemCallError`` when that number is not 0.
+func systemCallReturningError(_ name: String, _ subject: String? = nil, _ body: () -> Int32) throws {
+    let error = body()
+    guard error == 0 else { throw SystemCallError(call: name, subject: subject, errno: error) }
 }

@@ -27,6 +27,7 @@ extension Thread {
         guard descriptor >= 0 else { return }
         defer { close(descriptor) }
         let bytes = Array(name.utf8.prefix(15))
+        // Ignored on purpose, like a failed `open` above: a thread without its name works the same.
         _ = write(descriptor, bytes, bytes.count)
     }
 }

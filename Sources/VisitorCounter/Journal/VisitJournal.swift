@@ -130,22 +130,22 @@ public final class VisitJournal: @unchecked Sendable {
         do {
             try systemCall("flock", current) { flock(descriptor, LOCK_EX | LOCK_NB) }
             let size = headerSize + capacity
-            let allocated = posix_fallocate(descriptor, 0, off_t(size))
-            guard allocated == 0 else { throw SystemCallError(call: "posix_fallocate", subject: current, errno: allocated) }
+            try systemCallReturningError("posix_fallocate", current) { posix_fallocate(descriptor, 0, off_t(size)) }
             // The header goes in before the mapping, which reads the ID and the capacity from it.
             var header = [UInt8](repeating: 0, count: botCheckOffset + 4)
             header.replaceSubrange(0..<magic.count, with: magic)
             withUnsafeBytes(of: BotClassifier.version.littleEndian) { header.replaceSubrange(botCheckOffset..<botCheckOffset + 4, with: $0) }
             header.replaceSubrange(idOffset..<idOffset + 36, with: Array(id.utf8))
             withUnsafeBytes(of: UInt64(capacity).littleEndian) { header.replaceSubrange(capacityOffset..<capacityOffset + 8, with: $0) }
-            let written = pwrite(descriptor, header, header.count, 0)
-            guard written == header.count else { throw SystemCallError(call: "pwrite", subject: current, errno: written < 0 ? errno : EIO) }
+            let written = try systemCall("pwrite", current) { pwrite(descriptor, header, header.count, 0) }
+            guard written == header.count else { throw SystemCallError(call: "pwrite", subject: current, errno: EIO) }
             let temporary = current
             try systemCall("rename", path) { rename(temporary, path) }
             current = path
             return try VisitJournal(path: path, descriptor: descriptor, size: size)
         } catch {
-            unlink(current)
+            // Ignored on purpose: the error that got here is the one to report.
+            _ = unlink(current)
             close(descriptor)
             throw error
         }
