@@ -66,7 +66,7 @@ func measureWrites(into store: any CounterStore, label: String) throws -> Int {
         written += batches.count * batchSize
     }
     let now = ContinuousClock.now
-    var buffer = VisitBuffer(batchSize: VisitRecorder.Configuration.defaultBatchSize, flushInterval: .seconds(1), now: now)
+    var buffer = VisitBuffer(batchSize: VisitRecorder.Configuration.defaultBatchSize, flushInterval: .seconds(1), sorting: .standard, now: now)
     let backlog = makeBatch(size: 200_000, offset: written)
     for (index, visit) in backlog.visits.enumerated() {
         let position = UInt64(written + index)
@@ -101,7 +101,7 @@ func measureRecording() throws {
     let visits = makeBatch(size: 50_000, offset: 0).visits
     var bots = 0
     let botCheck = ContinuousClock().measure {
-        for visit in visits where VisitBuffer.setsApart(visit, countsBots: false) { bots += 1 }
+        for visit in visits where VisitSorting.standard.setsApart(visit) { bots += 1 }
     }
     let recording = ContinuousClock().measure {
         for visit in visits { recorder.record(visit) }
@@ -128,7 +128,7 @@ func userAgents(inCorpus name: String) -> [String]? {
     }
 }
 
-/// The bot check alone, as the request thread calls it (``VisitBuffer/setsApart(_:countsBots:)``), over
+/// The bot check alone, as the request thread calls it (``VisitSorting/setsApart(_:)``), over
 /// isbot's crawlers, its browsers and both together, each user agent 200 times: one line each with
 /// the µs per user agent.
 func measureBotCheck() {
@@ -139,7 +139,7 @@ func measureBotCheck() {
         var bots = 0
         let elapsed = ContinuousClock().measure {
             for _ in 0..<rounds {
-                for visit in visits where VisitBuffer.setsApart(visit, countsBots: false) { bots += 1 }
+                for visit in visits where VisitSorting.standard.setsApart(visit) { bots += 1 }
             }
         }
         let perUserAgent = elapsed.inSeconds / Double(rounds * visits.count) * 1e6

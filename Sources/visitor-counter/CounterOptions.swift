@@ -175,7 +175,7 @@ struct CounterOptions: ParsableArguments {
             database: databasePath, stateDirectory: stateDirectoryPath,
             recorder: VisitRecorder.Configuration(
                 batchSize: batchSize, flushInterval: .milliseconds(Int64((flushInterval * 1000).rounded())),
-                bufferLimit: bufferLimit, countsBots: countBots, storeIP: storeIp),
+                bufferLimit: bufferLimit, sorting: VisitSorting(countsBots: countBots), storeIP: storeIp),
             threads: threads, statsCache: .seconds(statsCache), healthThreshold: .seconds(healthThreshold),
             retentionDays: retentionDays, indexTemplate: indexTemplate.map { URL(fileURLWithPath: $0).path },
             indexCSP: indexCsp, geoipMaxAge: geoipMaxAgeDays == 0 ? nil : .seconds(geoipMaxAgeDays * 86_400),

@@ -109,7 +109,7 @@ import Testing
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
         ]
         // Bots are sorted out as the buffer takes them: the store writes what the batch holds.
-        var buffer = VisitBuffer(batchSize: 10, flushInterval: .seconds(1), now: .now)
+        var buffer = VisitBuffer(batchSize: 10, flushInterval: .seconds(1), sorting: .standard, now: .now)
         for agent in agents { _ = buffer.append(Self.visit("DE", at: now, userAgent: agent), now: .now) }
         let taken = buffer.takeAll()
         var batch = try #require(taken)
@@ -132,7 +132,7 @@ import Testing
         defer { withExtendedLifetime(database) {} }
         let store = try database.open()
         let now = Date()
-        var buffer = VisitBuffer(batchSize: 10, flushInterval: .seconds(1), now: .now)
+        var buffer = VisitBuffer(batchSize: 10, flushInterval: .seconds(1), sorting: .standard, now: .now)
         for (code, ignored, agent) in [("DE", true, "curl/8.5.0"), ("DE", true, LocalStack.browser), ("US", false, LocalStack.browser)] {
             var visit = Self.visit(code, at: now, ip: ignored ? "198.51.100.7" : "203.0.113.9", userAgent: agent)
             visit.ignored = ignored

@@ -21,13 +21,13 @@ struct SpillFileTests {
         try spill.append(withoutRows, worker: 0)
         try spill.append(VisitorStoreTests.visits(["US"]), worker: 0)
 
-        let replay = try #require(try spill.replay(into: store))
+        let replay = try #require(try spill.replay(into: store, sorting: .standard))
         #expect(replay == SpillFile.Replay(batches: 2, visits: 4))
         #expect(!FileManager.default.fileExists(atPath: spill.path))
         #expect(try store.stats().countries == ["US": 2, "GB": 1, "FR": 1])
         #expect(try store.stats().visitsWithoutRows == 1)
         try VisitorStoreTests.expectInvariant(store)
-        #expect(try spill.replay(into: store) == nil)
+        #expect(try spill.replay(into: store, sorting: .standard) == nil)
     }
 
     @Test func aReplayCutShortBeforeTheFileWasRemovedCountsNothingTwice() throws {
@@ -36,12 +36,12 @@ struct SpillFileTests {
         let spill = SpillFile(database: path, worker: 1)
         try spill.append(VisitorStoreTests.visits(["JP", "JP"]), worker: 1)
         let copy = try Data(contentsOf: URL(fileURLWithPath: spill.path))
-        _ = try spill.replay(into: store)
+        _ = try spill.replay(into: store, sorting: .standard)
         // As if the process had died after the commit and before the unlink.
         try copy.write(to: URL(fileURLWithPath: spill.path))
         // As the counter makes them: only its own user may read them.
         chmod(spill.path, 0o600)
-        let again = try #require(try spill.replay(into: store))
+        let again = try #require(try spill.replay(into: store, sorting: .standard))
         #expect(again == SpillFile.Replay(batches: 0, visits: 0, alreadyReplayed: 1))
         #expect(try store.stats().totalVisitors == 2)
     }
@@ -57,7 +57,7 @@ struct SpillFileTests {
         try handle.close()
         // The next spill starts on a line of its own rather than gluing itself to the cut one.
         try spill.append(VisitorStoreTests.visits(["FR", "FR"]), worker: 0)
-        let replay = try #require(try spill.replay(into: store))
+        let replay = try #require(try spill.replay(into: store, sorting: .standard))
         #expect(replay == SpillFile.Replay(batches: 2, visits: 3, damagedLines: 1))
         #expect(try String(contentsOfFile: spill.path + ".rejected", encoding: .utf8) == "{\"id\":\"cut-sh\n")
         #expect(try store.stats().countries == ["DE": 1, "FR": 2])
@@ -69,13 +69,13 @@ struct SpillFileTests {
         let spill = SpillFile(database: path, worker: 0)
         try spill.append(VisitorStoreTests.visits(["US"]), worker: 0)
         chmod(spill.path, 0o666)
-        #expect(throws: VisitJournal.OpenError.self) { try spill.replay(into: store) }
+        #expect(throws: VisitJournal.OpenError.self) { try spill.replay(into: store, sorting: .standard) }
         // A link to another file is not followed, whoever owns what it points to.
         let target = directory.path("elsewhere.jsonl")
         try FileManager.default.moveItem(atPath: spill.path, toPath: target)
         chmod(target, 0o600)
         try FileManager.default.createSymbolicLink(atPath: spill.path, withDestinationPath: target)
-        #expect(throws: VisitJournal.OpenError.self) { try spill.replay(into: store) }
+        #expect(throws: VisitJournal.OpenError.self) { try spill.replay(into: store, sorting: .standard) }
         #expect(FileManager.default.fileExists(atPath: target))
         #expect(try store.stats().totalVisitors == 0)
     }
@@ -88,7 +88,7 @@ struct SpillFileTests {
         let line = #"{"counts_without_rows":{"US":2},"id":"earlier-1","spilled_at":"2026-11-20T10:00:00.000Z","visits":[],"worker":0}"#
         try Data((line + "\n").utf8).write(to: URL(fileURLWithPath: spill.path))
         chmod(spill.path, 0o600)
-        #expect(try spill.replay(into: store) == SpillFile.Replay(batches: 1, visits: 2))
+        #expect(try spill.replay(into: store, sorting: .standard) == SpillFile.Replay(batches: 1, visits: 2))
         #expect(try store.stats().countries == ["US": 2])
         #expect(try store.daily(from: UTCTimestamp.parseDay("2026-11-20")!, to: UTCTimestamp.parseDay("2026-11-20")!).first?.visitors == 2)
     }
@@ -99,7 +99,7 @@ struct SpillFileTests {
         batch.botsWithoutRows = 3
         let spill = SpillFile(database: store.path, worker: 0)
         try spill.append(batch, worker: 0)
-        _ = try spill.replay(into: store)
+        _ = try spill.replay(into: store, sorting: .standard)
         #expect(try store.stats().totalVisitors == 1)
         #expect(try store.stats().bots == 3)
     }
@@ -117,7 +117,7 @@ struct SpillFileTests {
                 Visit(trustedIP: nil, userAgent: "ELB-HealthChecker/2.0", country: "US", countryCode: "US", time: now),
                 Visit(trustedIP: nil, userAgent: "Mozilla/5.0 (X11; Linux x86_64)", country: "US", countryCode: "US", time: now),
             ]), worker: 0)
-        _ = try spill.replay(into: store, countsBots: countsBots)
+        _ = try spill.replay(into: store, sorting: VisitSorting(countsBots: countsBots))
         #expect(try store.stats().totalVisitors == (countsBots ? 3 : 1))
         #expect(try store.stats().bots == (countsBots ? 0 : 2))
         #expect(try store.visitorRowCount() == (countsBots ? 3 : 1))

@@ -11,7 +11,7 @@ struct VisitBufferTests {
     }
 
     @Test func aFullBatchIsReadyAtOnce() {
-        var buffer = VisitBuffer(batchSize: 3, flushInterval: .seconds(60), now: start)
+        var buffer = VisitBuffer(batchSize: 3, flushInterval: .seconds(60), sorting: .standard, now: start)
         #expect(buffer.append(visit("US"), now: start) == .none)
         #expect(buffer.append(visit("GB"), now: start) == .none)
         #expect(buffer.takeBatch(now: start) == nil)
@@ -25,7 +25,7 @@ struct VisitBufferTests {
     }
 
     @Test func aPartBatchIsDueWhenTheIntervalHasPassed() {
-        var buffer = VisitBuffer(batchSize: 100, flushInterval: .seconds(10), now: start)
+        var buffer = VisitBuffer(batchSize: 100, flushInterval: .seconds(10), sorting: .standard, now: start)
         _ = buffer.append(visit("DE"), now: start)
         #expect(buffer.takeBatch(now: start + .seconds(9)) == nil)
         #expect(buffer.takeBatch(now: start + .seconds(10))?.visits.map(\.countryCode) == ["DE"])
@@ -34,7 +34,7 @@ struct VisitBufferTests {
     }
 
     @Test func anEmptyIntervalRestartsTheTimer() {
-        var buffer = VisitBuffer(batchSize: 100, flushInterval: .seconds(10), now: start)
+        var buffer = VisitBuffer(batchSize: 100, flushInterval: .seconds(10), sorting: .standard, now: start)
         #expect(buffer.takeBatch(now: start + .seconds(15)) == nil)
         _ = buffer.append(visit("FR"), now: start + .seconds(16))
         #expect(buffer.takeBatch(now: start + .seconds(16)) == nil)
@@ -42,7 +42,7 @@ struct VisitBufferTests {
     }
 
     @Test func drainingTakesThePartBatchAtOnce() {
-        var buffer = VisitBuffer(batchSize: 100, flushInterval: .seconds(10), now: start)
+        var buffer = VisitBuffer(batchSize: 100, flushInterval: .seconds(10), sorting: .standard, now: start)
         #expect(buffer.takeBatch(now: start, draining: true) == nil)
         for code in ["US", "GB", "US"] { _ = buffer.append(visit(code), now: start) }
         #expect(buffer.takeBatch(now: start, draining: true)?.count == 3)
@@ -53,7 +53,7 @@ struct VisitBufferTests {
     @Test func aFailedBatchComesBackFirstAndWaitingBatchesMergeUpToTheBatchSize() {
         // Batches closed while writes fail are merged as they close; the writer then takes them one
         // at a time here (largest batch = batch size), so each one is seen as it was closed.
-        var buffer = VisitBuffer(batchSize: 4, flushInterval: .seconds(1), largestBatch: 4, now: start)
+        var buffer = VisitBuffer(batchSize: 4, flushInterval: .seconds(1), largestBatch: 4, sorting: .standard, now: start)
         for code in ["A1", "A2", "A3", "A4"] { _ = buffer.append(visit(code), now: start) }
         let first = buffer.takeBatch(now: start)
         buffer.batchFailed()
@@ -78,8 +78,8 @@ struct VisitBufferTests {
     /// A writer that fell behind takes the waiting batches together, up to the largest batch, with
     /// their journal spans joined.
     @Test func aBacklogIsTakenInLargerBatchesWithItsJournalSpansJoined() {
-        var buffer = VisitBuffer(batchSize: 2, flushInterval: .seconds(60), largestBatch: 5, now: start)
-        #expect(VisitBuffer(batchSize: 1_000, flushInterval: .seconds(1), now: start).largestBatch == 10_000)
+        var buffer = VisitBuffer(batchSize: 2, flushInterval: .seconds(60), largestBatch: 5, sorting: .standard, now: start)
+        #expect(VisitBuffer(batchSize: 1_000, flushInterval: .seconds(1), sorting: .standard, now: start).largestBatch == 10_000)
         for position in UInt64(0)..<7 {
             _ = buffer.append(visit("C\(position)"), now: start, journal: JournalSpan(id: "j", start: position, end: position + 1))
         }
@@ -102,7 +102,7 @@ struct VisitBufferTests {
     /// Batches tried together are retried together and as they were, even when a batch closed since
     /// would fit beside them: the retry must carry the same journal span.
     @Test func batchesTriedTogetherAreRetriedAsTheyWere() {
-        var buffer = VisitBuffer(batchSize: 2, flushInterval: .seconds(60), largestBatch: 5, now: start)
+        var buffer = VisitBuffer(batchSize: 2, flushInterval: .seconds(60), largestBatch: 5, sorting: .standard, now: start)
         for position in UInt64(0)..<4 {
             _ = buffer.append(visit("C\(position)"), now: start, journal: JournalSpan(id: "j", start: position, end: position + 1))
         }
@@ -123,7 +123,7 @@ struct VisitBufferTests {
     /// A write whose answer was lost (a failover, a dropped connection) may have committed: its retry
     /// must carry the same journal span, which the store then finds written, so nothing joins it.
     @Test func aTriedBatchIsRetriedAsItWasWithItsJournalSpan() {
-        var buffer = VisitBuffer(batchSize: 100, flushInterval: .seconds(1), now: start)
+        var buffer = VisitBuffer(batchSize: 100, flushInterval: .seconds(1), sorting: .standard, now: start)
         for position in UInt64(0)..<3 {
             _ = buffer.append(visit("US"), now: start, journal: JournalSpan(id: "j", start: position, end: position + 1))
         }
@@ -145,7 +145,7 @@ struct VisitBufferTests {
     }
 
     @Test func pastTheRowLimitVisitsAreCountedWithoutRows() {
-        var buffer = VisitBuffer(batchSize: 2, flushInterval: .seconds(1), rowLimit: 4, now: start)
+        var buffer = VisitBuffer(batchSize: 2, flushInterval: .seconds(1), rowLimit: 4, sorting: .standard, now: start)
         var actions: [VisitBuffer.Action] = []
         for index in 0..<10 { actions.append(buffer.append(visit(index % 2 == 0 ? "US" : "GB"), now: start)) }
         #expect(actions == [.none, .batchReady, .none, .batchReady, .startedCountingWithoutRows, .none, .none, .none, .none, .none])
@@ -172,7 +172,7 @@ struct VisitBufferTests {
     }
 
     @Test func theOldestVisitHeldIsTracked() {
-        var buffer = VisitBuffer(batchSize: 2, flushInterval: .seconds(10), now: start)
+        var buffer = VisitBuffer(batchSize: 2, flushInterval: .seconds(10), sorting: .standard, now: start)
         let early = Date(timeIntervalSince1970: 1000)
         #expect(buffer.oldestVisit == nil)
         _ = buffer.append(visit("US", at: early), now: start)
@@ -186,7 +186,7 @@ struct VisitBufferTests {
     }
 
     @Test func takeAllEmptiesTheBufferIntoOneBatch() {
-        var buffer = VisitBuffer(batchSize: 2, flushInterval: .seconds(10), rowLimit: 2, now: start)
+        var buffer = VisitBuffer(batchSize: 2, flushInterval: .seconds(10), rowLimit: 2, sorting: .standard, now: start)
         for code in ["US", "GB", "US", "XX"] { _ = buffer.append(visit(code), now: start) }
         let all = buffer.takeAll()
         #expect(all?.visits.count == 2)
@@ -199,7 +199,7 @@ struct VisitBufferTests {
     /// A bot's request is sorted out when it comes, with room for rows or not: the stores write every
     /// row as a visit and decide nothing.
     @Test(arguments: [false, true]) func botsAreSortedOutWhenTheyCome(countsBots: Bool) {
-        var buffer = VisitBuffer(batchSize: 10, flushInterval: .seconds(1), countsBots: countsBots, now: start)
+        var buffer = VisitBuffer(batchSize: 10, flushInterval: .seconds(1), sorting: VisitSorting(countsBots: countsBots), now: start)
         let bot = Visit(trustedIP: nil, userAgent: "curl/8.5.0", country: "US", countryCode: "US", time: Date())
         #expect(buffer.kind(of: bot) == (countsBots ? .row : .botWithoutRow))
         _ = buffer.append(bot, now: start)
@@ -212,7 +212,7 @@ struct VisitBufferTests {
     }
 
     @Test func atTheBoundBotsAreCountedAsBotsNotVisitors() {
-        var buffer = VisitBuffer(batchSize: 10, flushInterval: .seconds(1), rowLimit: 1, now: start)
+        var buffer = VisitBuffer(batchSize: 10, flushInterval: .seconds(1), rowLimit: 1, sorting: .standard, now: start)
         _ = buffer.append(visit("US"), now: start)
         _ = buffer.append(Visit(trustedIP: nil, userAgent: "curl/8.5.0", country: "US", countryCode: "US", time: Date()), now: start)
         _ = buffer.append(visit("GB"), now: start)

@@ -110,19 +110,19 @@ struct VisitJournalTests {
         for index in 0..<10 {
             ends.append(try #require(journal.append(JournalRecord(kind: .row, visit: Self.visit("NL", index)), written: 0)))
         }
-        let lost = JournalReplay.batches(of: journal, from: ends[2], upTo: ends[6], batchSize: 3, countsBots: false)
+        let lost = JournalReplay.batches(of: journal, from: ends[2], upTo: ends[6], batchSize: 3, sorting: .standard)
         #expect(!lost.damaged)
         #expect(lost.batches.map(\.visits.count) == [3, 1])
         #expect(lost.batches.map(\.journal) == [
             JournalSpan(id: journal.id, start: ends[2], end: ends[5]), JournalSpan(id: journal.id, start: ends[5], end: ends[6]),
         ])
-        #expect(JournalReplay.batches(of: journal, from: ends[2], upTo: ends[6] + 1, batchSize: 3, countsBots: false).damaged)
+        #expect(JournalReplay.batches(of: journal, from: ends[2], upTo: ends[6] + 1, batchSize: 3, sorting: .standard).damaged)
         // Everything counted as written, the ring goes round past the lost part: it cannot be read back.
         var written = journal.end
         for index in 0..<100 {
             written = try #require(journal.append(JournalRecord(kind: .row, visit: Self.visit("NL", index)), written: written))
         }
-        #expect(JournalReplay.batches(of: journal, from: ends[2], upTo: ends[6], batchSize: 3, countsBots: false).damaged)
+        #expect(JournalReplay.batches(of: journal, from: ends[2], upTo: ends[6], batchSize: 3, sorting: .standard).damaged)
     }
 
     @Test func anEndedWorkersJournalIsReplayedOnceAndRemoved() throws {
@@ -131,7 +131,7 @@ struct VisitJournalTests {
         let path = try journalOfAnEndedWorker(database: database, count: 250)
         #expect(try VisitJournal.all(database: database) == [path])
 
-        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 100))
+        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 100, sorting: .standard))
         #expect(outcome == JournalReplay.Outcome(batches: 3, visits: 250))
         #expect(!FileManager.default.fileExists(atPath: path))
         #expect(try store.stats().countries == ["US": 84, "GB": 83, "DE": 83])
@@ -155,7 +155,7 @@ struct VisitJournalTests {
         #expect(try store.write(batch))
         let path = try #require(journal?.path)
         journal = nil
-        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 100))
+        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 100, sorting: .standard))
         #expect(outcome.visits == 6)
         #expect(try store.stats().totalVisitors == 10)
     }
@@ -167,14 +167,14 @@ struct VisitJournalTests {
         // The first replay ends after its first batch, the second after its second: as a worker killed
         // during a replay, twice.
         var batches = 0
-        let first = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 300, stopping: { true }))
+        let first = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 300, sorting: .standard, stopping: { true }))
         #expect(first.visits == 300)
         let second = try #require(
-            try JournalReplay.replay(path: path, into: store, batchSize: 300, stopping: { batches += 1; return batches == 2 }))
+            try JournalReplay.replay(path: path, into: store, batchSize: 300, sorting: .standard, stopping: { batches += 1; return batches == 2 }))
         #expect(second.visits == 600)
         #expect(FileManager.default.fileExists(atPath: path))
         #expect(try store.stats().totalVisitors == 900)
-        let last = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 300))
+        let last = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 300, sorting: .standard))
         #expect(last.visits == 100)
         #expect(try store.stats().totalVisitors == 1000)
         #expect(try store.visitorRowCount() == 1000)
@@ -191,7 +191,7 @@ struct VisitJournalTests {
             let journal = try VisitJournal.openOrphan(path: path)
             return (journal.id, journal.end)
         }()
-        #expect(try JournalReplay.replay(path: path, into: store, batchSize: 20)?.visits == 50)
+        #expect(try JournalReplay.replay(path: path, into: store, batchSize: 20, sorting: .standard)?.visits == 50)
         // As if the process had died after the last commit and before the unlink: the file and its
         // progress row are both there.
         try copy.write(to: URL(fileURLWithPath: path))
@@ -201,7 +201,7 @@ struct VisitJournalTests {
                 sql: "INSERT INTO journal_progress (journal, written, updated_at) VALUES (?, ?, 'now')",
                 arguments: [id, Int64(end)])
         }
-        let again = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 20))
+        let again = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 20, sorting: .standard))
         #expect(again == JournalReplay.Outcome())
         #expect(!FileManager.default.fileExists(atPath: path))
         #expect(try store.stats().totalVisitors == 50)
@@ -212,11 +212,11 @@ struct VisitJournalTests {
         let store = try VisitorStore(path: database)
         let open = try journalOfAnEndedWorker(database: database, worker: 1, count: 5)
         chmod(open, 0o644)
-        #expect(throws: VisitJournal.OpenError.self) { try JournalReplay.replay(path: open, into: store, batchSize: 10) }
+        #expect(throws: VisitJournal.OpenError.self) { try JournalReplay.replay(path: open, into: store, batchSize: 10, sorting: .standard) }
         let target = try journalOfAnEndedWorker(database: directory.path("elsewhere.sqlite"), count: 5)
         let link = database + ".journal-2-link"
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
-        #expect(throws: VisitJournal.OpenError.self) { try JournalReplay.replay(path: link, into: store, batchSize: 10) }
+        #expect(throws: VisitJournal.OpenError.self) { try JournalReplay.replay(path: link, into: store, batchSize: 10, sorting: .standard) }
         #expect(FileManager.default.fileExists(atPath: open))
         #expect(FileManager.default.fileExists(atPath: target))
         #expect(try store.stats().totalVisitors == 0)
@@ -226,7 +226,7 @@ struct VisitJournalTests {
         // Another worker replayed and removed it between this one's directory listing and its open.
         let database = directory.path("gone.sqlite")
         let store = try VisitorStore(path: database)
-        #expect(try JournalReplay.replay(path: database + ".journal-0-removed", into: store, batchSize: 10) == nil)
+        #expect(try JournalReplay.replay(path: database + ".journal-0-removed", into: store, batchSize: 10, sorting: .standard) == nil)
     }
 
     @Test(arguments: [
@@ -291,7 +291,7 @@ struct VisitJournalTests {
         _ = try VisitJournal.create(database: database, worker: 10, capacity: 4096)
         // Once one is replayed, the slot gets a journal again.
         let store = try VisitorStore(path: database)
-        _ = try JournalReplay.replay(path: waiting[0], into: store, batchSize: 10)
+        _ = try JournalReplay.replay(path: waiting[0], into: store, batchSize: 10, sorting: .standard)
         _ = try VisitJournal.create(database: database, worker: 1, capacity: 4096)
     }
 
@@ -332,7 +332,7 @@ struct VisitJournalTests {
         let database = directory.path("lap.sqlite")
         let store = try VisitorStore(path: database)
         let path = try journalWithTheLastLapLost(database: database, store: store)
-        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 10))
+        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 10, sorting: .standard))
         #expect(outcome.damaged)
         #expect(outcome.visits == 0)
         #expect(FileManager.default.fileExists(atPath: path + ".rejected"))
@@ -356,7 +356,7 @@ struct VisitJournalTests {
             position += length
         }
         try handle.close()
-        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 10))
+        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 10, sorting: .standard))
         #expect(outcome == JournalReplay.Outcome(batches: 2, visits: 20))
     }
 
@@ -379,7 +379,7 @@ struct VisitJournalTests {
         let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
         try handle.write(contentsOf: Data(magic.utf8))
         try handle.close()
-        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 10, countsBots: countsBots))
+        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 10, sorting: VisitSorting(countsBots: countsBots)))
         #expect(outcome.visits == 2)
         let sorts = magic == "VCJOURN2" && !countsBots
         #expect(try store.stats().totalVisitors == (sorts ? 1 : 2))
@@ -415,7 +415,7 @@ struct VisitJournalTests {
             try handle.write(contentsOf: Data(count: 4))
         }
         try handle.close()
-        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 10))
+        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 10, sorting: .standard))
         #expect(outcome.visits == 4)
         #expect(try store.stats().totalVisitors == (writtenBefore ? 1 : 4))
         #expect(try store.stats().bots == (writtenBefore ? 3 : 0))
@@ -438,7 +438,7 @@ struct VisitJournalTests {
         }
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         #expect(bytes.range(of: Data("198.51.100.7".utf8)) == nil && bytes.range(of: Data("owner-agent".utf8)) == nil)
-        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 10))
+        let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 10, sorting: .standard))
         #expect(outcome.visits == 2)
         let stats = try store.stats()
         #expect(stats.ignored == 1)
@@ -452,7 +452,7 @@ struct VisitJournalTests {
         let store = try VisitorStore(path: database)
         let journal = try VisitJournal.create(database: database, worker: 0, capacity: 4096)
         _ = journal.append(JournalRecord(kind: .row, visit: Self.visit("US", 1)), written: 0)
-        #expect(try JournalReplay.replay(path: journal.path, into: store, batchSize: 10) == nil)
+        #expect(try JournalReplay.replay(path: journal.path, into: store, batchSize: 10, sorting: .standard) == nil)
         #expect(try store.stats().totalVisitors == 0)
     }
 
@@ -469,7 +469,7 @@ struct VisitJournalTests {
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         #expect(bytes.range(of: Data("198.51.100.".utf8)) == nil)
         #expect(bytes.range(of: Data("Mozilla/5.0 test 3".utf8)) != nil)
-        _ = try JournalReplay.replay(path: path, into: store, batchSize: 4)
+        _ = try JournalReplay.replay(path: path, into: store, batchSize: 4, sorting: .standard)
         let stats = try store.stats()
         #expect(stats.totalVisitors == 10)
         #expect(stats.uniqueVisitorsToday == 10)

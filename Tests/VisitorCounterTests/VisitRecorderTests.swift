@@ -256,7 +256,7 @@ struct VisitRecorderTests {
         let bytes = try Data(contentsOf: URL(fileURLWithPath: journalPath))
         #expect(bytes.range(of: Data("192.0.2.".utf8)) == nil, "the journal holds an address")
         try lock.release()
-        let outcome = try #require(try JournalReplay.replay(path: journalPath, into: store, batchSize: 100))
+        let outcome = try #require(try JournalReplay.replay(path: journalPath, into: store, batchSize: 100, sorting: .standard))
         #expect(outcome.visits == 6)
         let stats = try store.stats()
         #expect(stats.totalVisitors == 6)

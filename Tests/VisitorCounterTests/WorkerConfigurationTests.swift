@@ -15,7 +15,7 @@ struct WorkerConfigurationTests {
         recorder: VisitRecorder.Configuration(
             batchSize: 250, flushInterval: .milliseconds(1500), bufferLimit: 9_000,
             retry: RetryPolicy(firstDelay: .milliseconds(100), maxDelay: .seconds(7)), stopWriteLimit: .seconds(4),
-            stopRetryLimit: .seconds(9), worker: 3, countsBots: true, storeIP: .hashed),
+            stopRetryLimit: .seconds(9), worker: 3, sorting: VisitSorting(countsBots: true), storeIP: .hashed),
         threads: 5, statsCache: .seconds(11), healthThreshold: .seconds(70), retentionDays: 30,
         indexTemplate: "/etc/visitor-counter/index.mustache", indexCSP: "default-src 'self'",
         geoipMaxAge: .seconds(86_400), allowList: PeerAllowList(argument: "192.0.2.10,2001:db8::1"),

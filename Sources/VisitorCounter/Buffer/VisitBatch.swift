@@ -90,8 +90,8 @@ public struct VisitBatch: Sendable, Equatable {
 
     /// Adds a visit that was not sorted when it was answered (a row of a spill file, or of a journal
     /// an earlier version wrote): with its row, or counted in `bots` only, as ``VisitBuffer`` sorts new ones.
-    mutating func appendUnsorted(_ visit: Visit, countsBots: Bool) {
-        if VisitBuffer.setsApart(visit, countsBots: countsBots) { countBot(visit) } else { append(visit) }
+    mutating func appendUnsorted(_ visit: Visit, sorting: VisitSorting) {
+        if sorting.setsApart(visit) { countBot(visit) } else { append(visit) }
     }
 
     /// Adds `other`'s rows and counts to this batch.

@@ -58,14 +58,14 @@ public struct VisitBuffer: Sendable {
     public private(set) var unjournaledHeld = 0
     public private(set) var isCountingWithoutRows = false
 
-    /// Whether bots' requests count as visits (`--count-bots`).
-    public let countsBots: Bool
+    /// Which requests are bots' (``VisitSorting``).
+    public let sorting: VisitSorting
 
     public init(
-        batchSize: Int, flushInterval: Duration, rowLimit: Int = .max, largestBatch: Int? = nil, countsBots: Bool = false,
+        batchSize: Int, flushInterval: Duration, rowLimit: Int = .max, largestBatch: Int? = nil, sorting: VisitSorting,
         now: Instant
     ) {
-        self.countsBots = countsBots
+        self.sorting = sorting
         precondition(batchSize > 0, "batchSize must be positive")
         precondition(flushInterval > .zero, "flushInterval must be positive")
         precondition(rowLimit > 0, "rowLimit must be positive")
@@ -87,24 +87,19 @@ public struct VisitBuffer: Sendable {
     }
 
     /// How `visit` is held, decided once for the journal and the batch alike: a bot's request (unless
-    /// `countsBots`) is counted in `bots` only and never kept as a row, since no store keeps its row;
+    /// ``sorting`` counts bots) is counted in `bots` only and never kept as a row, since no store keeps its row;
     /// any other visit keeps its row while fewer than `rowLimit` rows are held, and is counted without
     /// it beyond. Stores write what batches hold and decide nothing.
     public func kind(of visit: Visit) -> JournalRecord.Kind {
         if visit.ignored { return .ignored }
-        return kind(setApart: Self.setsApart(visit, countsBots: countsBots))
+        return kind(setApart: sorting.setsApart(visit))
     }
 
-    /// ``kind(of:)`` for a visit that ``setsApart(_:countsBots:)`` looked at already: the recorder does
+    /// ``kind(of:)`` for a visit that ``VisitSorting/setsApart(_:)`` looked at already: the recorder does
     /// that before it takes the buffer's lock, so the look at the user agent holds up no other thread.
     public func kind(setApart: Bool) -> JournalRecord.Kind {
         if setApart { return .botWithoutRow }
         return rowsHeld < rowLimit ? .row : .withoutRow
-    }
-
-    /// Whether `visit` is a bot's request counted apart from the visits: the one place that says so.
-    public static func setsApart(_ visit: Visit, countsBots: Bool) -> Bool {
-        !countsBots && BotClassifier.isBot(visit.userAgent)
     }
 
     /// Adds a visit as ``kind(of:)`` sorts it.

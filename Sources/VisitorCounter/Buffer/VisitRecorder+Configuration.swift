@@ -49,8 +49,8 @@ extension VisitRecorder {
         public var stopRetryLimit: Duration
         /// This worker's number, for the journal's name and the audit log.
         public var worker: Int
-        /// Whether bots' requests count as visits (`--count-bots`).
-        public var countsBots: Bool
+        /// Which requests are bots' (`--count-bots`).
+        public var sorting: VisitSorting
         /// What of each address is stored (`--store-ip`): the journal keeps no more than that.
         public var storeIP: StoreIPMode
 
@@ -61,7 +61,7 @@ extension VisitRecorder {
         public init(
             batchSize: Int, flushInterval: Duration, bufferLimit: Int = defaultBufferLimit, retry: RetryPolicy = .standard,
             stopWriteLimit: Duration = .seconds(15), stopRetryLimit: Duration = .seconds(30), worker: Int = 0,
-            countsBots: Bool = false, storeIP: StoreIPMode = .full
+            sorting: VisitSorting = .standard, storeIP: StoreIPMode = .full
         ) {
             self.stopWriteLimit = stopWriteLimit
             self.batchSize = batchSize
@@ -70,7 +70,7 @@ extension VisitRecorder {
             self.retry = retry
             self.stopRetryLimit = stopRetryLimit
             self.worker = worker
-            self.countsBots = countsBots
+            self.sorting = sorting
             self.storeIP = storeIP
         }
     }

@@ -45,7 +45,7 @@ extension VisitRecorder {
         let outcome: JournalReplay.Outcome?
         do {
             outcome = try JournalReplay.replay(
-                path: path, into: store, batchSize: configuration.batchSize, countsBots: configuration.countsBots,
+                path: path, into: store, batchSize: configuration.batchSize, sorting: configuration.sorting,
                 stopping: pastStopDeadline)
         } catch let error as VisitJournal.OpenError {
             reportUntrusted(path, error)
@@ -64,7 +64,7 @@ extension VisitRecorder {
     private func replaySpill(_ file: SpillFile) throws {
         let replay: SpillFile.Replay?
         do {
-            replay = try file.replay(into: store, countsBots: configuration.countsBots)
+            replay = try file.replay(into: store, sorting: configuration.sorting)
         } catch let error as VisitJournal.OpenError {
             reportUntrusted(file.path, error)
             return

@@ -84,7 +84,7 @@ public final class VisitRecorder: Sendable {
             State(
                 buffer: VisitBuffer(
                     batchSize: configuration.batchSize, flushInterval: configuration.flushInterval,
-                    rowLimit: configuration.bufferLimit, countsBots: configuration.countsBots, now: now()),
+                    rowLimit: configuration.bufferLimit, sorting: configuration.sorting, now: now()),
                 writer: WriterStateMachine(configuration: writer, now: now())))
     }
 
@@ -107,7 +107,7 @@ public final class VisitRecorder: Sendable {
     public func record(_ visit: Visit) {
         let instant = now()
         let sealed = seal(visit)
-        let setApart = !visit.ignored && VisitBuffer.setsApart(visit, countsBots: configuration.countsBots)
+        let setApart = !visit.ignored && configuration.sorting.setsApart(visit)
         let (action, tooLate) = state.withLock { state -> (VisitBuffer.Action, Bool) in
             state.statistics.visitsRecorded += 1
             if state.writerEnded { return (.none, true) }
@@ -304,7 +304,7 @@ public final class VisitRecorder: Sendable {
         // Visits recorded from now on leave the lost part of the ring alone.
         state.withLock { $0.journalWritten = min($0.journalWritten, written) }
         let lost = JournalReplay.batches(
-            of: journal, from: written, upTo: start, batchSize: configuration.batchSize, countsBots: configuration.countsBots)
+            of: journal, from: written, upTo: start, batchSize: configuration.batchSize, sorting: configuration.sorting)
         guard !lost.damaged else {
             let gap = VisitorStoreError.journalGap(journal: journal.id, written: Int64(written), batchStart: start)
             if reportedUnrecoverable.withLock({ reported in

@@ -54,7 +54,7 @@ public struct SpillFile: Sendable {
         private var spillDay: Int { UTCTimestamp.parse(spilledAt).map(UTCTimestamp.day) ?? UTCTimestamp.day(Date()) }
 
         /// The batch, its rows sorted into visits and bots (an earlier version's worker left that to the store).
-        func batch(countsBots: Bool) -> VisitBatch {
+        func batch(sorting: VisitSorting) -> VisitBatch {
             var batch = VisitBatch(
                 countsWithoutRows: Dictionary(uniqueKeysWithValues: countsWithoutRows.compactMap { key, value in
                     // "day code"; a line written before the daily rollup has the code alone: its spill's day.
@@ -72,7 +72,7 @@ public struct SpillFile: Sendable {
                     Visit(
                         trustedIP: row.ip, userAgent: row.userAgent, country: row.country, countryCode: row.countryCode,
                         time: UTCTimestamp.parse(row.timestamp) ?? Date(timeIntervalSince1970: 0)),
-                    countsBots: countsBots)
+                    sorting: sorting)
             }
             return batch
         }
@@ -111,8 +111,8 @@ public struct SpillFile: Sendable {
     }
 
     /// Writes every batch in the file into `store`, then removes the file; `nil` when there is no file.
-    /// On a failed write the file stays, whole, for the next try. `countsBots` is `--count-bots`.
-    public func replay(into store: any CounterStore, countsBots: Bool = false) throws -> Replay? {
+    /// On a failed write the file stays, whole, for the next try. `sorting` is `--count-bots`'s.
+    public func replay(into store: any CounterStore, sorting: VisitSorting) throws -> Replay? {
         try LockedFile.withReadLock(path) { descriptor in
             let contents = try FileDescriptor.readAll(descriptor, subject: path)
             var replay = Replay()
@@ -124,7 +124,7 @@ public struct SpillFile: Sendable {
                     damaged.append(line)
                     continue
                 }
-                let batch = record.batch(countsBots: countsBots)
+                let batch = record.batch(sorting: sorting)
                 if try store.write(batch, spillID: record.id) {
                     replay.batches += 1
                     replay.visits += batch.count

@@ -21,10 +21,10 @@ public enum JournalReplay {
     /// Replays the journal at `path`; `nil` when a live process holds it or it is gone (replayed by
     /// another worker since the directory was listed).
     /// - Parameters:
-    ///   - countsBots: `--count-bots`, for the rows of a journal an earlier version wrote, which may be bots'.
+    ///   - sorting: `--count-bots`, for the rows of a journal an earlier version wrote, which its check may have sorted otherwise.
     ///   - stopping: asked between batches; a replay stops early (to be taken up again) when it answers `true`.
     public static func replay(
-        path: String, into store: any CounterStore, batchSize: Int, countsBots: Bool = false, stopping: () -> Bool = { false }
+        path: String, into store: any CounterStore, batchSize: Int, sorting: VisitSorting, stopping: () -> Bool = { false }
     ) throws -> Outcome? {
         let journal: VisitJournal
         do {
@@ -35,7 +35,7 @@ public enum JournalReplay {
             return nil
         }
         let tail = batches(
-            of: journal, from: try store.journalProgress(journal.id), batchSize: batchSize, countsBots: countsBots)
+            of: journal, from: try store.journalProgress(journal.id), batchSize: batchSize, sorting: sorting)
         var outcome = Outcome()
         for (index, batch) in tail.batches.enumerated() {
             if try store.write(batch) {
@@ -62,7 +62,7 @@ public enum JournalReplay {
     /// most `batchSize` records, each batch with its journal span. `damaged` when a record does not
     /// decode (the file was damaged, or the ring has reused that part) or the records stop short of `end`.
     static func batches(
-        of journal: VisitJournal, from position: UInt64, upTo end: UInt64? = nil, batchSize: Int, countsBots: Bool
+        of journal: VisitJournal, from position: UInt64, upTo end: UInt64? = nil, batchSize: Int, sorting: VisitSorting
     ) -> (batches: [VisitBatch], damaged: Bool) {
         let tail = journal.records(from: position)
         var batches: [VisitBatch] = []
@@ -73,7 +73,7 @@ public enum JournalReplay {
             if let end, recordEnd > end { break }
             switch record.kind {
             case .row where journal.sortsBots: batch.append(record.visit)
-            case .row: batch.appendUnsorted(record.visit, countsBots: countsBots)
+            case .row: batch.appendUnsorted(record.visit, sorting: sorting)
             case .withoutRow: batch.countWithoutRow(record.visit)
             case .botWithoutRow: batch.botsWithoutRows += 1
             case .ignored: batch.ignored += 1
