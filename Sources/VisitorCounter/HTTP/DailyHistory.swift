@@ -1,3 +1,4 @@
+import CZlib
 import Dispatch
 import Synchronization
 
@@ -42,7 +43,10 @@ public final class DailyHistory: Sendable {
             var response = Response.text(Self.json(days), contentType: "application/json")
             response.headers.append((name: "Vary", value: "Accept-Encoding"))
             self.plain = response.prepared()
-            self.gzip = Gzip.compress(Array(response.body.utf8)).map { compressed in
+            // zlib's fastest level, nginx's own default: for a year of 150 countries a day (0.7 MB) it
+            // takes a tenth of the best level's time (60 ms against 530 ms here) for 17% more bytes,
+            // and a miss pays it on a request thread.
+            self.gzip = Gzip.compress(Array(response.body.utf8), level: Z_BEST_SPEED).map { compressed in
                 var gzip = response
                 gzip.headers.append((name: "Content-Encoding", value: "gzip"))
                 gzip.body = ""
