@@ -36,7 +36,9 @@ struct JSONShapeTests {
         let router = Router(
             pages: { RenderedPages(stats: VisitorStats(totalVisitors: 0, countries: [:], lastUpdated: nil), maxAge: 1) },
             daily: { from, _ in
-                [DayStats(date: UTCTimestamp.dayText(from), visitors: 3, uniqueVisitors: 2, countries: ["GB": 1, "US": 2])]
+                DailyHistory.Answer(days: [
+                    DayStats(date: UTCTimestamp.dayText(from), visitors: 3, uniqueVisitors: 2, countries: ["GB": 1, "US": 2])
+                ])
             })
         let daily = router.respond(to: Request(method: "GET", uri: "/api/sys/stats/daily?from=2026-11-01&to=2026-11-02"))
         #expect(daily.body == #"{"days": [{"date": "2026-11-01", "visitors": 3, "unique_visitors": 2, "countries": {"US": 2, "GB": 1}}]}"#)

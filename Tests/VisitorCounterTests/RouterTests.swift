@@ -86,7 +86,7 @@ struct RouterTests {
         let router = Router(
             pages: { pages },
             health: { HealthReport(statuses: [], threshold: .seconds(60), stats: stats) },
-            daily: { _, _ in [] })
+            daily: { _, _ in DailyHistory.Answer(days: []) })
         let response = router.respond(to: Request(method: "GET", uri: path))
         #expect(response.status == status)
         #expect(response.header("Content-Type") == contentType)

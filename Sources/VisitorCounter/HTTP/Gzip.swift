@@ -3,13 +3,13 @@ import CZlib
 /// gzip (RFC 1952) of a whole body at once, for the index page: compressed once per stats-cache period
 /// and sent to every browser that accepts it, so nginx does not compress it again for each request.
 enum Gzip {
-    /// `input` compressed at zlib's best level; `nil` only if zlib fails, which it does not for
-    /// memory it was given enough of.
-    static func compress(_ input: [UInt8]) -> [UInt8]? {
+    /// `input` compressed at `level` (zlib's best by default); `nil` only if zlib fails, which it does
+    /// not for memory it was given enough of.
+    static func compress(_ input: [UInt8], level: Int32 = Z_BEST_COMPRESSION) -> [UInt8]? {
         var stream = z_stream()
         // 15 + 16: the largest window, with a gzip header and trailer instead of zlib's.
         guard deflateInit2_(
-            &stream, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
+            &stream, level, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
             Int32(MemoryLayout<z_stream>.size)) == Z_OK
         else { return nil }
         defer { deflateEnd(&stream) }

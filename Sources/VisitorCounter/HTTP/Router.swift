@@ -8,8 +8,9 @@ public struct Router: Sendable {
     public let pages: @Sendable () -> RenderedPages
     /// The health report of every worker, answered from memory (``HealthReport``).
     public let health: @Sendable () -> HealthReport?
-    /// The daily rollup between two days (days since 1970-01-01, both included), read from the database.
-    public let daily: (@Sendable (Int, Int) throws -> [DayStats])?
+    /// The daily rollup between two days (days since 1970-01-01, both included), encoded: kept or read
+    /// from the database (``DailyHistory``).
+    public let daily: (@Sendable (Int, Int) throws -> DailyHistory.Answer)?
     public let now: @Sendable () -> Date
     /// Told of the country database of every `GET /` that names one, before ``pages`` is asked, so that
     /// the page names the data its countries come from (``StatsCache/use(_:)``).
@@ -21,7 +22,7 @@ public struct Router: Sendable {
     public init(
         pages: @escaping @Sendable () -> RenderedPages,
         health: @escaping @Sendable () -> HealthReport? = { nil },
-        daily: (@Sendable (Int, Int) throws -> [DayStats])? = nil,
+        daily: (@Sendable (Int, Int) throws -> DailyHistory.Answer)? = nil,
         now: @escaping @Sendable () -> Date = Date.init,
         geoipDatabaseSeen: @escaping @Sendable (GeoIPDatabase) -> Void = { _ in },
         ignoredAddresses: PeerAllowList? = nil
@@ -125,7 +126,8 @@ public struct Router: Sendable {
         return response
     }
 
-    /// `{"days": [...]}` for `?from=YYYY-MM-DD&to=YYYY-MM-DD`, or a `400` that says what is wrong.
+    /// `{"days": [...]}` for `?from=YYYY-MM-DD&to=YYYY-MM-DD` (gzip for a client that takes it), or a
+    /// `400` that says what is wrong.
     private func dailyHistory(_ request: Request) -> Response {
         guard let daily else { return error(404, "no such page: \(request.path)", for: request) }
         let parameters = request.queryParameters
@@ -142,9 +144,9 @@ public struct Router: Sendable {
         guard to - from < Router.maxDailyRange else {
             return error(400, "the range is longer than \(Router.maxDailyRange) days", for: request)
         }
-        let days: [DayStats]
+        let answer: DailyHistory.Answer
         do {
-            days = try daily(from, to)
+            answer = try daily(from, to)
         } catch let busy as DailyHistory.Busy {
             var response = self.error(503, "\(busy); retry in \(busy.retryAfter) s", for: request)
             response.headers.append((name: "Retry-After", value: "\(busy.retryAfter)"))
@@ -152,7 +154,7 @@ public struct Router: Sendable {
         } catch {
             return self.error(503, "the daily history cannot be read now: \(error)", for: request)
         }
-        return .json(["days": .array(days.map(\.asJSON))])
+        return answer.response(acceptsGzip: request.acceptsGzip)
     }
 
     /// For `HEAD`: the same headers, `Content-Length` included, as the `GET` would send, and no body.

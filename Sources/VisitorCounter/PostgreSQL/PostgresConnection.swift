@@ -12,6 +12,9 @@ import Glibc
 /// `target_session_attrs=read-write`, `sslmode`, `~/.pgpass`, service files and the `PG*` environment
 /// variables.
 ///
+/// Every connection notices a server that is gone within about half a minute (``defaultSettings``,
+/// ``defaultStatementTimeout``), unless the URI sets those settings itself.
+///
 /// libpq allows one thread at a time per connection, so this type is deliberately not `Sendable`: the
 /// thread that opens a connection keeps it, as the writer thread does with its SQLite connection. Every
 /// call blocks; none is ever made on a request thread.
@@ -26,10 +29,49 @@ public final class PostgresConnection {
 
     private static let opened = Atomic(0)
 
+    /// libpq's settings that make a connection notice a server gone without a word (a host that lost
+    /// power, a network that drops everything), given to every connection unless its URI or connection
+    /// string sets them. Without them libpq sets no timeout at all: a statement in flight when the server
+    /// vanished waits for the kernel's retransmissions, about 15 minutes, and an idle connection forever.
+    ///
+    /// - `keepalives_idle`, `keepalives_interval`, `keepalives_count`: an idle connection probes after
+    ///   10 s of silence and is given up after 3 unanswered probes 5 s apart, 25 s in all.
+    /// - `tcp_user_timeout`: data sent and not acknowledged for 30 s ends the connection (a statement
+    ///   sent to a host that is gone; keepalives do not cover that case).
+    /// - `connect_timeout`: 10 s per host to connect, so a failover list moves on to the next host (left
+    ///   out when `PGCONNECT_TIMEOUT` is set, which it would override).
+    ///
+    /// Over a unix socket libpq ignores them all.
+    public static let defaultSettings: [(keyword: String, value: String)] = [
+        ("keepalives", "1"), ("keepalives_idle", "10"), ("keepalives_interval", "5"), ("keepalives_count", "3"),
+        ("tcp_user_timeout", "30000"), ("connect_timeout", "10"),
+    ]
+
+    /// The server's `statement_timeout` each connection sets unless something else set it already (the
+    /// URI's `options=-c statement_timeout=…`, `PGOPTIONS`, `ALTER ROLE` or `ALTER DATABASE … SET`, the
+    /// server's configuration): no statement of the counter's takes more than a second or two, so 30 s
+    /// is a statement that waits on something wrong, such as a lock held by a session that hangs.
+    /// Migrations, which may rewrite a large table once, run without it.
+    public static let defaultStatementTimeout = "30s"
+
+    /// Opens a connection: the settings of ``defaultSettings`` first, then `uri`, which libpq expands in
+    /// their place so that whatever it sets wins; then ``defaultStatementTimeout`` unless set otherwise.
     public init(uri: String) throws(PostgresError) {
         target = try Self.describe(uri: uri)
         serial = Self.opened.add(1, ordering: .relaxed).newValue
-        guard let connection = PQconnectdb(uri) else {
+        let settings = Self.defaultSettings.filter { keyword, _ in
+            !(keyword == "connect_timeout" && ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] != nil)
+        } + [("dbname", uri)]
+        let keywords = settings.map { strdup($0.keyword) }
+        let values = settings.map { strdup($0.value) }
+        defer { (keywords + values).forEach { free($0) } }
+        // Both arrays end in NULL; expand_dbname = 1 reads the last `dbname` as the URI itself.
+        let connection = (keywords.map { UnsafePointer($0) } + [nil]).withUnsafeBufferPointer { keywords in
+            (values.map { UnsafePointer($0) } + [nil]).withUnsafeBufferPointer { values in
+                PQconnectdbParams(keywords.baseAddress, values.baseAddress, 1)
+            }
+        }
+        guard let connection else {
             throw .connection(target: target, message: "libpq could not allocate a connection")
         }
         guard PQstatus(connection) == CONNECTION_OK else {
@@ -41,7 +83,17 @@ public final class PostgresConnection {
         // to standard error line by line; what matters of them comes back as the statement's error.
         PQsetNoticeProcessor(connection, { _, _ in }, nil)
         self.connection = connection
+        // Only where the setting is still the server's built-in default: anyone else's choice wins.
+        try execute(
+            """
+            SELECT set_config('statement_timeout', $1, false) FROM pg_settings
+            WHERE name = 'statement_timeout' AND source = 'default'
+            """,
+            [Self.defaultStatementTimeout])
     }
+
+    /// The connection's socket, for a look at its options.
+    var socket: Int32 { PQsocket(connection) }
 
     deinit { PQfinish(connection) }
 

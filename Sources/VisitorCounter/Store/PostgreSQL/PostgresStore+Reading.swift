@@ -33,8 +33,12 @@ extension PostgresStore {
         }
     }
 
+    /// The daily route's read, on a request thread: on a connection of its own, and ``DailyHistory/Busy``
+    /// at once while another request thread reads on it, rather than a wait behind a read that may be
+    /// waiting for a server that is gone. One read at a time per worker: a range takes milliseconds to
+    /// read, and the route keeps what it read.
     public func daily(from: Int, to: Int) throws -> [DayStats] {
-        try onReader { connection in
+        let days = try onRequestThread { connection in
             var days: [DayStats] = []
             _ = try Self.transaction(connection, Self.snapshot) {
                 days = try Self.daily(connection, from: from, to: to, countries: true)
@@ -42,6 +46,8 @@ extension PostgresStore {
             }
             return days
         }
+        guard let days else { throw DailyHistory.Busy(retryAfter: 1, reason: "another daily history read is under way") }
+        return days
     }
 
     private static func stats(_ connection: PostgresConnection, now: Date) throws -> VisitorStats {

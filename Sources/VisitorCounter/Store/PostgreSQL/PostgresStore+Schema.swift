@@ -81,8 +81,13 @@ extension PostgresStore {
     /// several hosts starting at once on an empty database queue for the lock, the first applies the
     /// migrations, and the others then find them applied. DDL is transactional in PostgreSQL, so a
     /// migration that fails leaves nothing half made.
+    ///
+    /// It runs without a `statement_timeout`: a migration that fills a new table from a large one would
+    /// otherwise be cut off and rolled back at every start, and another host's migration may hold the
+    /// lock as long.
     static func migrate(_ connection: PostgresConnection, upTo target: Int) throws {
         _ = try transaction(connection) {
+            try connection.execute("SET LOCAL statement_timeout = 0")
             try connection.execute("SELECT pg_advisory_xact_lock($1)", [String(migrationLock)])
             try connection.execute(
                 """

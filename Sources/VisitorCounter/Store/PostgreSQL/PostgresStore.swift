@@ -9,8 +9,9 @@ import Synchronization
 /// day's keys, the unique visitors by day and hash, the countries, the minutes, the days, the days'
 /// countries, the stats row last), so two hosts' batches queue for each other but never deadlock.
 ///
-/// Two connections, each behind a lock: the writer's, and one for reads (the stats cache, the daily
-/// route, the commands), so a slow write never holds up a read. After any failure the connection is
+/// Three connections, each behind a lock: the writer's, one for reads (the stats cache, the commands),
+/// so a slow write never holds up a read, and one for the daily route's reads on request threads, which
+/// never wait for its lock (``daily(from:to:)``). After any failure the connection is
 /// closed and the next call opens a new one: libpq gives no way to tell a broken connection from a
 /// healthy one short of using it, and a failed transaction must be rolled back anyway.
 public final class PostgresStore: CounterStore {
@@ -23,6 +24,7 @@ public final class PostgresStore: CounterStore {
     private let uri: String
     private let writer: Mutex<PostgresConnection?>
     private let reader: Mutex<PostgresConnection?>
+    private let requestReader: Mutex<PostgresConnection?>
     /// What the writer's connection reuses from batch to batch; see ``WriterState``.
     let writerState = Mutex(WriterState())
 
@@ -39,6 +41,7 @@ public final class PostgresStore: CounterStore {
         self.storeIP = storeIP
         self.writer = Mutex(nil)
         self.reader = Mutex(nil)
+        self.requestReader = Mutex(nil)
         try onWriter { try Self.migrate($0, upTo: schemaVersion) }
     }
 
@@ -52,19 +55,30 @@ public final class PostgresStore: CounterStore {
         try Self.using(reader, uri: uri, body)
     }
 
+    /// Runs `body` on the request threads' connection, opened if needed, if no other thread is using it;
+    /// `nil` at once if one is. A request thread never queues behind a read that waits for a server
+    /// that is gone: the one that is stuck is stuck alone, for as long as the connection's timeouts allow.
+    func onRequestThread<T: Sendable>(_ body: (PostgresConnection) throws -> T) throws -> T? {
+        try requestReader.withLockIfAvailable { connection -> T in try Self.use(&connection, uri: uri, body) }
+    }
+
     private static func using<T: Sendable>(
         _ slot: borrowing Mutex<PostgresConnection?>, uri: String, _ body: (PostgresConnection) throws -> T
     ) throws -> T {
-        try slot.withLock { connection -> T in
-            do {
-                let open = try connection ?? PostgresConnection(uri: uri)
-                connection = open
-                return try body(open)
-            } catch {
-                // Closing a connection in a transaction rolls the transaction back.
-                connection = nil
-                throw error
-            }
+        try slot.withLock { connection -> T in try use(&connection, uri: uri, body) }
+    }
+
+    private static func use<T: Sendable>(
+        _ connection: inout sending PostgresConnection?, uri: String, _ body: (PostgresConnection) throws -> T
+    ) throws -> T {
+        do {
+            let open = try connection ?? PostgresConnection(uri: uri)
+            connection = open
+            return try body(open)
+        } catch {
+            // Closing a connection in a transaction rolls the transaction back.
+            connection = nil
+            throw error
         }
     }
 
