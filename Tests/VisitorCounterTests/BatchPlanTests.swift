@@ -1,0 +1,154 @@
+import Foundation
+import Testing
+
+@testable import VisitorCounter
+
+/// What a batch writes, worked out without a database: ``BatchPlan`` is what both stores execute, and
+/// `CounterStoreTests` checks that they do.
+struct BatchPlanTests {
+    /// 2027-01-15T01:00:00Z, an hour after midnight.
+    static let time = Date(timeIntervalSince1970: 1_799_971_200 + 3_600)
+    static let today = UTCTimestamp.day(time)
+    static let keys: [Int: [UInt8]] = [today - 1: Array(1...16), today: Array(17...32)]
+
+    static func visit(_ code: String, ip: String?, userAgent: String = "A", at time: Date) -> Visit {
+        Visit(trustedIP: ip, userAgent: userAgent, country: "Name of \(code)", countryCode: code, time: time)
+    }
+
+    static func sealed(_ storedIP: String?, hash: UInt64?, at time: Date) -> Visit {
+        var visit = Self.visit("US", ip: nil, at: time)
+        visit.sealed = Visit.Sealed(storedIP: storedIP, visitorHash: hash)
+        return visit
+    }
+
+    /// Rows of today, yesterday (a minute before midnight) and three days ago (no key, past the
+    /// minutes kept), a visitor seen twice, two sealed visits, one visit without a row and two bots.
+    static func batch() -> VisitBatch {
+        var batch = VisitBatch(counting: [
+            visit("US", ip: "203.0.113.1", at: time - 60),
+            visit("US", ip: "203.0.113.1", at: time - 30),
+            visit("GB", ip: "203.0.113.2", at: time - 3_660),
+            visit("DE", ip: "203.0.113.3", at: time - 3_600 - 3 * 86_400),
+            sealed("198.51.100.0", hash: 42, at: time - 10),
+            sealed(nil, hash: nil, at: time - 10),
+        ])
+        batch.countWithoutRow(visit("FR", ip: "192.0.2.1", at: time))
+        batch.countBot(visit("US", ip: "192.0.2.2", at: time))
+        batch.countBot(visit("US", ip: "192.0.2.3", at: time))
+        batch.journal = JournalSpan(id: "journal-1", start: 10, end: 17)
+        return batch
+    }
+
+    @Test func rowsCarryTheStoredAddressAndTheTimeAsText() {
+        let plan = BatchPlan(Self.batch(), at: Self.time, keys: Self.keys, storeIP: .full, spillID: nil)
+        #expect(plan.rows.map(\.ip) == ["203.0.113.1", "203.0.113.1", "203.0.113.2", "203.0.113.3", "198.51.100.0", nil])
+        #expect(
+            plan.rows.map(\.timestamp) == [
+                "2027-01-15T00:59:00.000Z", "2027-01-15T00:59:30.000Z", "2027-01-14T23:59:00.000Z",
+                "2027-01-12T00:00:00.000Z", "2027-01-15T00:59:50.000Z", "2027-01-15T00:59:50.000Z",
+            ])
+        #expect(plan.rows.map(\.countryCode) == ["US", "US", "GB", "DE", "US", "US"])
+        #expect(plan.rows.map(\.country) == ["Name of US", "Name of US", "Name of GB", "Name of DE", "Name of US", "Name of US"])
+        #expect(plan.rows.allSatisfy { $0.userAgent == "A" })
+    }
+
+    @Test func candidatesAreEachVisitorOncePerDayWithAKey() {
+        let plan = BatchPlan(Self.batch(), at: Self.time, keys: Self.keys, storeIP: .full, spillID: nil)
+        let today = BatchPlan.visitorHash(ip: "203.0.113.1", userAgent: "A", key: Self.keys[Self.today]!)
+        let yesterday = BatchPlan.visitorHash(ip: "203.0.113.2", userAgent: "A", key: Self.keys[Self.today - 1]!)
+        // The visitor seen twice once; three days ago has no key; the sealed visit without a hash none.
+        #expect(
+            Set(plan.uniqueCandidates)
+                == [DayHash(day: Self.today, hash: today), DayHash(day: Self.today - 1, hash: yesterday), DayHash(day: Self.today, hash: 42)])
+        #expect(plan.uniqueCandidates.count == 3)
+        let order = plan.uniqueCandidates.map { [$0.day, Int(Int64(bitPattern: $0.hash))] }
+        #expect(order == order.sorted { $0.lexicographicallyPrecedes($1) })
+        #expect(plan.uniqueCandidates.first?.day == Self.today - 1)
+    }
+
+    @Test func rollupsAreSortedAndCountRowsAndVisitsWithoutRows() {
+        let plan = BatchPlan(Self.batch(), at: Self.time, keys: Self.keys, storeIP: .full, spillID: nil)
+        #expect(plan.countries.map(\.key) == ["DE", "FR", "GB", "US"])
+        #expect(plan.countries.map(\.visitors) == [1, 1, 1, 4])
+        #expect(plan.days.map(\.key) == [Self.today - 3, Self.today - 1, Self.today])
+        #expect(plan.days.map(\.visitors) == [1, 1, 5])
+        #expect(
+            plan.dayCountries.map(\.key) == [
+                DayCountry(day: Self.today - 3, code: "DE"), DayCountry(day: Self.today - 1, code: "GB"),
+                DayCountry(day: Self.today, code: "FR"), DayCountry(day: Self.today, code: "US"),
+            ])
+        #expect(plan.dayCountries.map(\.visitors) == [1, 1, 1, 4])
+    }
+
+    @Test func minutesPastTheKeptWindowAreDropped() {
+        let plan = BatchPlan(Self.batch(), at: Self.time, keys: Self.keys, storeIP: .full, spillID: nil)
+        let now = UTCTimestamp.minute(Self.time)
+        #expect(plan.oldestMinuteKept == now - 24 * 60)
+        // 23:59 yesterday; 00:59 (two rows and two sealed); 01:00 (the visit without a row). Three days
+        // ago is gone.
+        #expect(plan.minutes.map(\.key) == [now - 61, now - 1, now])
+        #expect(plan.minutes.map(\.visitors) == [1, 4, 1])
+        // A minute exactly at the edge goes too; one after it stays.
+        var batch = VisitBatch(counting: [
+            Self.visit("US", ip: nil, at: Self.time - 86_400), Self.visit("US", ip: nil, at: Self.time - 86_340),
+        ])
+        batch.journal = nil
+        let edge = BatchPlan(batch, at: Self.time, keys: [:], storeIP: .full, spillID: nil)
+        #expect(edge.minutes.map(\.key) == [now - 24 * 60 + 1])
+    }
+
+    @Test func statsDeltasLeaveBotsOutOfTheTotal() {
+        let plan = BatchPlan(Self.batch(), at: Self.time, keys: Self.keys, storeIP: .full, spillID: nil)
+        #expect(
+            plan.stats == BatchPlan.StatsDelta(total: 7, withoutRows: 1, bots: 2, lastUpdated: "2027-01-15T01:00:00Z"))
+        #expect(plan.forgetBefore == Self.today - 1)
+    }
+
+    @Test func guardsAreTheJournalsSpanAndTheSpillFile() {
+        let plan = BatchPlan(Self.batch(), at: Self.time, keys: Self.keys, storeIP: .full, spillID: "spill-7")
+        #expect(plan.journal == JournalSpan(id: "journal-1", start: 10, end: 17))
+        #expect(plan.spillID == "spill-7")
+        var batch = Self.batch()
+        // A span that holds no record guards nothing.
+        batch.journal = JournalSpan(id: "journal-1", start: 17, end: 17)
+        let empty = BatchPlan(batch, at: Self.time, keys: Self.keys, storeIP: .full, spillID: nil)
+        #expect(empty.journal == nil)
+        #expect(empty.spillID == nil)
+    }
+
+    @Test func keyDaysAreTheRowsDaysAroundToday() {
+        var batch = Self.batch()
+        batch.visits.append(Self.visit("US", ip: nil, at: Self.time + 86_400))
+        // Visits without rows need no key: only rows are hashed.
+        batch.countWithoutRow(Self.visit("US", ip: nil, at: Self.time + 2 * 86_400))
+        #expect(BatchPlan.keyDays(of: batch, at: Self.time) == [Self.today - 1, Self.today, Self.today + 1])
+        #expect(BatchPlan.keyDays(of: VisitBatch(), at: Self.time) == [])
+    }
+
+    @Test(arguments: StoreIPMode.allCases) func addressesAreStoredAsTheModeSays(mode: StoreIPMode) {
+        let plan = BatchPlan(Self.batch(), at: Self.time, keys: Self.keys, storeIP: mode, spillID: nil)
+        let ips = plan.rows.map(\.ip)
+        // A sealed visit's address is stored as it was sealed, in every mode.
+        #expect(ips[4] == "198.51.100.0")
+        #expect(ips[5] == nil)
+        switch mode {
+        case .full: #expect(Array(ips[0..<4]) == ["203.0.113.1", "203.0.113.1", "203.0.113.2", "203.0.113.3"])
+        case .truncated: #expect(Array(ips[0..<4]) == ["203.0.113.0", "203.0.113.0", "203.0.113.0", "203.0.113.0"])
+        case .hashed:
+            // 16 hex digits under the day's key: the same address the same on one day, another under
+            // yesterday's key; no key three days ago, so nothing.
+            #expect(ips[0] == ips[1])
+            #expect(ips[0]?.count == 16 && ips[0]?.allSatisfy(\.isHexDigit) == true)
+            #expect(ips[0] != ips[2])
+            #expect(ips[2]?.count == 16)
+            #expect(ips[3] == nil)
+            let yesterday = BatchPlan(
+                VisitBatch(counting: [Self.visit("US", ip: "203.0.113.1", at: Self.time - 3_660)]), at: Self.time, keys: Self.keys,
+                storeIP: .hashed, spillID: nil)
+            #expect(yesterday.rows[0].ip != ips[0])
+        case .none: #expect(Array(ips[0..<4]) == [nil, nil, nil, nil])
+        }
+        // The candidates do not depend on the mode.
+        #expect(plan.uniqueCandidates == BatchPlan(Self.batch(), at: Self.time, keys: Self.keys, storeIP: .full, spillID: nil).uniqueCandidates)
+    }
+}
