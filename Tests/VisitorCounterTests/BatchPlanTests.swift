@@ -151,4 +151,60 @@ struct BatchPlanTests {
         // The candidates do not depend on the mode.
         #expect(plan.uniqueCandidates == BatchPlan(Self.batch(), at: Self.time, keys: Self.keys, storeIP: .full, spillID: nil).uniqueCandidates)
     }
+
+    /// The visitor hash is fed in pieces; it must stay the hash of the string it once built, or every
+    /// visitor already counted today would count again after an upgrade.
+    @Test func theVisitorHashIsTheHashOfTheBuiltString() {
+        var generator = SystemRandomNumberGenerator()
+        let pieces = ["", "a", "203.0.113.7", "2001:db8::1", "Mozilla/5.0 (X11; Linux x86_64)", "é", "日本語", "\n", "\u{0}"]
+        for round in 0..<5_000 {
+            let key = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            // Lengths across the 8-byte word boundaries, up to the longest user agent kept.
+            let length = round % 600
+            let userAgent = String(
+                (0..<length).map { _ in Character(UnicodeScalar(UInt8.random(in: 32...126, using: &generator))) })
+                + pieces[round % pieces.count]
+            let ip: String? = round % 7 == 0 ? nil : pieces[(round / 3) % pieces.count] + String(round)
+            let built = previousSipHash(Array("visitor\n\(ip ?? "")\n\(userAgent)".utf8), key: key)
+            #expect(BatchPlan.visitorHash(ip: ip, userAgent: userAgent, key: key) == built, "ip \(String(describing: ip)), round \(round)")
+        }
+    }
+}
+
+/// `SipHash.hash` as it was before it was fed in pieces, kept word for word to check that the hashes
+/// did not change.
+private func previousSipHash(_ message: some Sequence<UInt8>, key: [UInt8]) -> UInt64 {
+    let k0 = key[0..<8].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+    let k1 = key[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+    var v0: UInt64 = 0x736f_6d65_7073_6575 ^ k0
+    var v1: UInt64 = 0x646f_7261_6e64_6f6d ^ k1
+    var v2: UInt64 = 0x6c79_6765_6e65_7261 ^ k0
+    var v3: UInt64 = 0x7465_6462_7974_6573 ^ k1
+    func rotated(_ value: UInt64, _ count: UInt64) -> UInt64 { (value << count) | (value >> (64 - count)) }
+    func round() {
+        v0 &+= v1; v1 = rotated(v1, 13); v1 ^= v0; v0 = rotated(v0, 32)
+        v2 &+= v3; v3 = rotated(v3, 16); v3 ^= v2
+        v0 &+= v3; v3 = rotated(v3, 21); v3 ^= v0
+        v2 &+= v1; v1 = rotated(v1, 17); v1 ^= v2; v2 = rotated(v2, 32)
+    }
+    func compress(_ word: UInt64) {
+        v3 ^= word
+        round()
+        round()
+        v0 ^= word
+    }
+    var word: UInt64 = 0
+    var length = 0
+    for byte in message {
+        word |= UInt64(byte) << (8 * UInt64(length % 8))
+        length += 1
+        if length % 8 == 0 {
+            compress(word)
+            word = 0
+        }
+    }
+    compress(word | UInt64(length & 0xff) << 56)
+    v2 ^= 0xff
+    for _ in 0..<4 { round() }
+    return v0 ^ v1 ^ v2 ^ v3
 }

@@ -107,6 +107,7 @@ struct BatchPlan: Equatable {
         var rows: [Row] = []
         rows.reserveCapacity(batch.visits.count)
         var candidates = Set<DayHash>()
+        var timestamps = UTCTimestamp.MillisecondFormatter()
         for visit in batch.visits {
             let day = UTCTimestamp.day(visit.time)
             let key = keys[day]
@@ -115,7 +116,7 @@ struct BatchPlan: Equatable {
                 Row(
                     ip: visit.sealed.map(\.storedIP) ?? storeIP.stored(visit.ip, key: key), userAgent: visit.userAgent,
                     country: visit.country, countryCode: visit.countryCode,
-                    timestamp: UTCTimestamp.format(visit.time, milliseconds: true)))
+                    timestamp: timestamps.format(visit.time)))
             // A sealed visit without a hash had no key when it was answered: it counts, but not as a
             // unique visitor (its address is gone, so no hash can be made now).
             let hash = visit.sealed.map(\.visitorHash) ?? key.map { Self.visitorHash(ip: visit.ip, userAgent: visit.userAgent, key: $0) }
@@ -138,8 +139,14 @@ struct BatchPlan: Equatable {
     }
 
     /// The visitor's hash on a day whose key is `key`: address and user agent, so visitors behind one
-    /// address with different browsers count apart.
+    /// address with different browsers count apart. The hash of `visitor\n<address>\n<user agent>`,
+    /// fed in pieces rather than built as one string.
     static func visitorHash(ip: String?, userAgent: String, key: [UInt8]) -> UInt64 {
-        SipHash.hash(Array("visitor\n\(ip ?? "")\n\(userAgent)".utf8), key: key)
+        var hasher = SipHash(key: key)
+        hasher.append("visitor\n")
+        if let ip { hasher.append(ip) }
+        hasher.append(UInt8(ascii: "\n"))
+        hasher.append(userAgent)
+        return hasher.finalize()
     }
 }

@@ -79,8 +79,7 @@ extension VisitorStore {
         for candidate in plan.uniqueCandidates {
             let date = dayTexts[candidate.day] ?? UTCTimestamp.dayText(candidate.day)
             dayTexts[candidate.day] = date
-            try addUnique.execute(arguments: [date, Int64(bitPattern: candidate.hash)])
-            if db.changesCount == 1 { uniques[candidate.day, default: 0] += 1 }
+            if try addUnique.insertUnique(date: date, hash: candidate.hash) { uniques[candidate.day, default: 0] += 1 }
         }
         try Self.addRollups(plan, uniques: uniques, in: db)
         let forgetBefore = UTCTimestamp.dayText(plan.forgetBefore)
@@ -197,6 +196,23 @@ extension Statement {
         bindText(row.country, at: 3)
         bindText(row.countryCode, at: 4)
         bindText(row.timestamp, at: 5)
+        try step()
+    }
+
+    /// Binds a unique-visitor candidate to the `INSERT INTO daily_uniques … DO NOTHING` statement and
+    /// runs it; `true` when the row went in. Through the C API as ``insert(_:)`` is: GRDB's
+    /// `execute(arguments:)` was a quarter of the writer's instructions.
+    fileprivate func insertUnique(date: String, hash: UInt64) throws -> Bool {
+        let statement = sqliteStatement
+        sqlite3_reset(statement)
+        bindText(date, at: 1)
+        sqlite3_bind_int64(statement, 2, Int64(bitPattern: hash))
+        try step()
+        return sqlite3_changes(sqlite3_db_handle(statement)) == 1
+    }
+
+    private func step() throws {
+        let statement = sqliteStatement
         let code = sqlite3_step(statement)
         guard code == SQLITE_DONE else {
             throw DatabaseError(
