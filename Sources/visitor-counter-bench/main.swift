@@ -10,7 +10,8 @@ import VisitorCounter
 /// measured into PostgreSQL, beside SQLite. The SQLite writer's lines end with its rate as a ratio of
 /// the limit's, ``LimitWriter``: the same batches written through SQLite's C API, right after it.
 /// `--visits N` sets how many visits each part writes (200,000); `--sqlite-writer-only` stops after
-/// the SQLite writer and its limit (for `valgrind --tool=callgrind`).
+/// the SQLite writer and its limit, `--stats-only` measures the stats read alone (for
+/// `valgrind --tool=callgrind`).
 
 let countries = ["US", "GB", "DE", "FR", "JP", "BR", "IN", "CA", "AU", "XX"]
 let userAgent = Array(
@@ -133,22 +134,25 @@ func measureRecording() throws {
 }
 
 // `--postgres-only` leaves out SQLite and the reads, to profile the PostgreSQL writer alone;
-// `--sqlite-writer-only` leaves out all but the SQLite writer and its limit, for a profiler.
+// `--sqlite-writer-only` leaves out all but the SQLite writer and its limit, `--stats-only` all but the
+// stats read (on a database of the day's minutes and countries only), for a profiler.
 let postgresOnly = CommandLine.arguments.contains("--postgres-only")
+let statsOnly = CommandLine.arguments.contains("--stats-only")
 let limitPath = directory.appendingPathComponent("limit.sqlite").path
 _ = try VisitorStore(path: limitPath)
-var written = postgresOnly ? 0 : try measureWrites(into: store, label: "sqlite", limit: try LimitWriter(path: limitPath))
+var written = postgresOnly || statsOnly ? 0 : try measureWrites(into: store, label: "sqlite", limit: try LimitWriter(path: limitPath))
 if CommandLine.arguments.contains("--sqlite-writer-only") { exit(0) }
 if let flag = CommandLine.arguments.firstIndex(of: "--postgres"), flag + 1 < CommandLine.arguments.count {
     let postgres = try PostgresStore(uri: CommandLine.arguments[flag + 1], stateDirectory: directory.path)
     _ = try measureWrites(into: postgres, label: "postgresql")
 }
 if postgresOnly { exit(0) }
-try measureRecording()
-
-while written < 1_000_000 {
-    try store.write(makeBatch(size: 10_000, offset: written))
-    written += 10_000
+if !statsOnly {
+    try measureRecording()
+    while written < 1_000_000 {
+        try store.write(makeBatch(size: 10_000, offset: written))
+        written += 10_000
+    }
 }
 // A server's day: a row in every minute of the last 24 hours, and 100 countries.
 let hundredCodes = (0..<100).map { index in
@@ -175,6 +179,8 @@ samples.sort()
 print(
     "stats  rows=\(rows)  countries=\(statsShape.countries.count)  last_day=\(statsShape.recent.lastDay)  median_ms=\(String(format: "%.3f", samples[samples.count / 2]))"
         + "  p99_ms=\(String(format: "%.3f", samples[samples.count * 99 / 100]))")
+
+if statsOnly { exit(0) }
 
 // The index page as each worker's stats cache makes it once per period: one read, one rendering.
 func measurePage(_ label: String, _ makePages: () throws -> RenderedPages) rethrows {

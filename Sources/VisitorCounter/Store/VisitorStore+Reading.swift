@@ -27,19 +27,12 @@ extension VisitorStore {
             db.cachedStatement(sql: "SELECT total_visitors, last_updated, visitors_without_rows, bots FROM visitor_stats WHERE id = 1"))
         else { throw VisitorStoreError.missingStatsRow }
         var countries: [String: Int] = [:]
-        for country in try Row.fetchAll(db.cachedStatement(sql: "SELECT country_code, visitors FROM visitor_countries")) {
-            countries[country[0]] = country[1]
-        }
-        // The three windows in one pass over the day's minutes (up to 1,440 rows).
-        let windows = try Row.fetchOne(
-            db.cachedStatement(
-                sql: """
-                    SELECT coalesce(sum(CASE WHEN minute > ? THEN visitors END), 0),
-                        coalesce(sum(CASE WHEN minute > ? THEN visitors END), 0), coalesce(sum(visitors), 0)
-                    FROM visits_per_minute WHERE minute > ? AND minute <= ?
-                    """),
-            arguments: [minute - 5, minute - 60, minute - 24 * 60, minute])
-        func window(_ index: Int) -> Int { windows.map { $0[index] } ?? 0 }
+        // Read from the cursor's rows as they come, without a copy of each.
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT country_code, visitors FROM visitor_countries"))
+        while let country = try rows.next() { countries[country[0]] = country[1] }
+        let sum = try db.cachedStatement(
+            sql: "SELECT coalesce(sum(visitors), 0) FROM visits_per_minute WHERE minute > ? AND minute <= ?")
+        func window(_ minutes: Int) throws -> Int { try Int.fetchOne(sum, arguments: [minute - minutes, minute]) ?? 0 }
         let lastUpdated: String? = row[1]
         let uniques = try Int.fetchOne(
             db.cachedStatement(sql: "SELECT unique_visitors FROM daily_visits WHERE date = ?"),
@@ -50,7 +43,7 @@ extension VisitorStore {
             lastUpdated: lastUpdated.flatMap(UTCTimestamp.parse),
             visitsWithoutRows: row[2],
             bots: row[3],
-            recent: VisitorStats.Recent(last5Minutes: window(0), lastHour: window(1), lastDay: window(2)),
+            recent: VisitorStats.Recent(last5Minutes: try window(5), lastHour: try window(60), lastDay: try window(24 * 60)),
             uniqueVisitorsToday: uniques)
     }
 
