@@ -67,32 +67,7 @@ extension PostgresStore {
         let missingKeys = BatchPlan.keyDays(of: batch, at: time).filter { state.keys[$0] == nil }
 
         // The guards' statements and the missing keys, in one round trip; the plan needs the keys.
-        let lastUpdated = UTCTimestamp.format(time)
-        let journal = batch.journal.flatMap { $0.end > $0.start ? $0 : nil }
-        var opening = Pipeline<Opening>()
-        if let span = journal {
-            opening.append(.journalLock, "SELECT pg_advisory_xact_lock(1, hashtext($1))", [span.id])
-            opening.append(.journalProgress, "SELECT written FROM journal_progress WHERE journal = $1", [span.id])
-            // Updated before the check below: returning false or throwing rolls it back.
-            opening.append(
-                .journalAdvance,
-                """
-                INSERT INTO journal_progress (journal, written, updated_at) VALUES ($1, $2, $3)
-                ON CONFLICT (journal) DO UPDATE SET written = excluded.written, updated_at = excluded.updated_at
-                """,
-                [span.id, String(span.end), lastUpdated])
-        }
-        if let spillID {
-            opening.append(
-                .spillMark, "INSERT INTO replayed_spills (id, replayed_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
-                [spillID, lastUpdated])
-        }
-        if !missingKeys.isEmpty {
-            let statements = Self.makeKeysStatements(missingKeys)
-            opening.append(.makeKeys, statements[0].sql, statements[0].parameters)
-            opening.append(.readKeys, statements[1].sql, statements[1].parameters)
-        }
-        let opened = try opening.run(connection)
+        let opened = try Self.opening(batch, at: time, spillID: spillID, missingKeys: missingKeys).run(connection)
         if let readKeys = opened[.readKeys] { state.keys.merge(Self.keys(from: readKeys)) { _, read in read } }
 
         let plan = BatchPlan(batch, at: time, keys: state.keys, storeIP: storeIP, spillID: spillID)
@@ -105,35 +80,10 @@ extension PostgresStore {
         }
         if plan.spillID != nil, opened[.spillMark]?.affectedRows != 1 { return false }
 
-        if !plan.rows.isEmpty {
-            var text = PostgresCopyText(reservingCapacity: plan.rows.count * 192)
-            for row in plan.rows {
-                text.append(row.ip)
-                text.append(row.userAgent)
-                text.append(row.country)
-                text.append(row.countryCode)
-                text.append(row.timestamp)
-                text.endRow()
-            }
-            try connection.copy(into: "visitors", columns: ["ip", "user_agent", "country", "country_code", "timestamp"], text: text)
-        }
+        try Self.copy(plan.rows, connection)
         // Not `subtracting`, which walks the argument: the known hashes, tens of thousands, in every batch.
         let newHashes = plan.uniqueCandidates.filter { !state.knownHashes.contains($0) }
-        var uniques: [Int: Int] = [:]
-        if !newHashes.isEmpty {
-            let inserted = try connection.execute(
-                """
-                INSERT INTO daily_uniques (date, hash) SELECT * FROM unnest($1::text[], $2::bigint[])
-                ON CONFLICT (date, hash) DO NOTHING RETURNING date
-                """,
-                [
-                    PostgresArray.text(Self.dayTexts(newHashes.map(\.day))),
-                    PostgresArray.integers(newHashes.map { Int64(bitPattern: $0.hash) }),
-                ])
-            for row in inserted.rows {
-                if let day = row[0].flatMap(UTCTimestamp.parseDay) { uniques[day, default: 0] += 1 }
-            }
-        }
+        let uniques = try Self.insertUniques(newHashes, connection)
 
         var counts = Pipeline<Count>()
         Self.addRollups(plan, uniques: uniques, to: &counts)
@@ -164,6 +114,68 @@ extension PostgresStore {
     private enum Opening: Hashable { case journalLock, journalProgress, journalAdvance, spillMark, makeKeys, readKeys }
     /// The statements of a batch's last pipeline.
     private enum Count: Hashable { case countries, minutes, oldMinutes, days, dayCountries, forgetKeys, forgetHashes, stats }
+
+    /// The batch's first pipeline: the journal's lock, progress and advance, the spill's mark, and the
+    /// missing keys made and read.
+    private static func opening(_ batch: VisitBatch, at time: Date, spillID: String?, missingKeys: [Int]) -> Pipeline<Opening> {
+        let lastUpdated = UTCTimestamp.format(time)
+        var opening = Pipeline<Opening>()
+        if let span = batch.journal, span.end > span.start {
+            opening.append(.journalLock, "SELECT pg_advisory_xact_lock(1, hashtext($1))", [span.id])
+            opening.append(.journalProgress, "SELECT written FROM journal_progress WHERE journal = $1", [span.id])
+            // Updated before the plan's guard is checked: returning false or throwing rolls it back.
+            opening.append(
+                .journalAdvance,
+                """
+                INSERT INTO journal_progress (journal, written, updated_at) VALUES ($1, $2, $3)
+                ON CONFLICT (journal) DO UPDATE SET written = excluded.written, updated_at = excluded.updated_at
+                """,
+                [span.id, String(span.end), lastUpdated])
+        }
+        if let spillID {
+            opening.append(
+                .spillMark, "INSERT INTO replayed_spills (id, replayed_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                [spillID, lastUpdated])
+        }
+        if !missingKeys.isEmpty {
+            let statements = makeKeysStatements(missingKeys)
+            opening.append(.makeKeys, statements[0].sql, statements[0].parameters)
+            opening.append(.readKeys, statements[1].sql, statements[1].parameters)
+        }
+        return opening
+    }
+
+    /// Step 3 of ``BatchPlan``: the rows through `COPY`, encoded without a `String` per field.
+    private static func copy(_ rows: [BatchPlan.Row], _ connection: PostgresConnection) throws {
+        guard !rows.isEmpty else { return }
+        var text = PostgresCopyText(reservingCapacity: rows.count * 192)
+        for row in rows {
+            text.append(row.ip)
+            text.append(row.userAgent)
+            text.append(row.country)
+            text.append(row.countryCode)
+            text.append(row.timestamp)
+            text.endRow()
+        }
+        try connection.copy(into: "visitors", columns: ["ip", "user_agent", "country", "country_code", "timestamp"], text: text)
+    }
+
+    /// Step 4 of ``BatchPlan``: `hashes` into `daily_uniques` in one statement; the ones that went in,
+    /// per day.
+    private static func insertUniques(_ hashes: [DayHash], _ connection: PostgresConnection) throws -> [Int: Int] {
+        guard !hashes.isEmpty else { return [:] }
+        let inserted = try connection.execute(
+            """
+            INSERT INTO daily_uniques (date, hash) SELECT * FROM unnest($1::text[], $2::bigint[])
+            ON CONFLICT (date, hash) DO NOTHING RETURNING date
+            """,
+            [PostgresArray.text(dayTexts(hashes.map(\.day))), PostgresArray.integers(hashes.map { Int64(bitPattern: $0.hash) })])
+        var uniques: [Int: Int] = [:]
+        for row in inserted.rows {
+            if let day = row[0].flatMap(UTCTimestamp.parseDay) { uniques[day, default: 0] += 1 }
+        }
+        return uniques
+    }
 
     /// `days` as `YYYY-MM-DD`, each formatted once: a batch's hashes fall on one or two days.
     private static func dayTexts(_ days: [Int]) -> [String] {
