@@ -188,6 +188,27 @@ struct CounterStoreContract {
         #expect(try store.stats().totalVisitors == 2)
     }
 
+    /// A sealed visit whose day had no key when it was answered counts as a visit but not as a unique
+    /// visitor, though the key exists when it is written: its address is gone, so no hash can be made.
+    /// (PostgreSQL hashed the missing address until the batch plan, and counted every such visitor of a
+    /// user agent as one.)
+    func aSealedVisitWithoutAHashIsNoUniqueVisitor(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let store = try database.open(storeIP: .hashed)
+        let day = UTCTimestamp.day(Self.midnight)
+        let time = Self.midnight + 3600
+        try store.write(VisitBatch(counting: [Self.visit("DE", at: time, ip: "192.0.2.1")]), at: time)
+        var sealed = Self.visit("FR", at: time + 1, ip: "192.0.2.2")
+        sealed.ip = nil
+        sealed.sealed = Visit.Sealed(storedIP: nil, visitorHash: nil)
+        try store.write(VisitBatch(counting: [sealed, sealed]), at: time + 2)
+        let days = try store.daily(from: day, to: day)
+        #expect(days.map(\.visitors) == [3])
+        #expect(days.map(\.uniqueVisitors) == [1])
+        #expect(try database.integers("SELECT count(*) FROM daily_uniques") == [1])
+    }
+
     /// The same visitors in batch after batch count once a day, and a batch that was not written (its
     /// journal span was written before) leaves no trace: its new visitor counts when it comes again.
     func returningVisitorsCountOnceADayAndAnUnwrittenBatchTeachesNothing(kind: StoreKind) async throws {
@@ -277,6 +298,7 @@ struct CounterStoreContract {
     @Test func theDailyRollupSplitsAtUTCMidnightAndFillsEmptyDays() async throws { try await CounterStoreContract().theDailyRollupSplitsAtUTCMidnightAndFillsEmptyDays(kind: .sqlite) }
     @Test func keysAreRotatedDailyAndDeletedAfterTwoDays() async throws { try await CounterStoreContract().keysAreRotatedDailyAndDeletedAfterTwoDays(kind: .sqlite) }
     @Test func lateHashesOfOldDaysAreCountedAndNotKept() async throws { try await CounterStoreContract().lateHashesOfOldDaysAreCountedAndNotKept(kind: .sqlite) }
+    @Test func aSealedVisitWithoutAHashIsNoUniqueVisitor() async throws { try await CounterStoreContract().aSealedVisitWithoutAHashIsNoUniqueVisitor(kind: .sqlite) }
     @Test func returningVisitorsCountOnceADayAndAnUnwrittenBatchTeachesNothing() async throws { try await CounterStoreContract().returningVisitorsCountOnceADayAndAnUnwrittenBatchTeachesNothing(kind: .sqlite) }
     @Test func aJournalSpanAndASpillAreWrittenOnce() async throws { try await CounterStoreContract().aJournalSpanAndASpillAreWrittenOnce(kind: .sqlite) }
     @Test func concurrentWritersCountEveryVisitAndEveryVisitorOnce() async throws { try await CounterStoreContract().concurrentWritersCountEveryVisitAndEveryVisitorOnce(kind: .sqlite) }
@@ -293,6 +315,7 @@ struct CounterStoreContract {
     @Test func theDailyRollupSplitsAtUTCMidnightAndFillsEmptyDays() async throws { try await CounterStoreContract().theDailyRollupSplitsAtUTCMidnightAndFillsEmptyDays(kind: .postgresql) }
     @Test func keysAreRotatedDailyAndDeletedAfterTwoDays() async throws { try await CounterStoreContract().keysAreRotatedDailyAndDeletedAfterTwoDays(kind: .postgresql) }
     @Test func lateHashesOfOldDaysAreCountedAndNotKept() async throws { try await CounterStoreContract().lateHashesOfOldDaysAreCountedAndNotKept(kind: .postgresql) }
+    @Test func aSealedVisitWithoutAHashIsNoUniqueVisitor() async throws { try await CounterStoreContract().aSealedVisitWithoutAHashIsNoUniqueVisitor(kind: .postgresql) }
     @Test func returningVisitorsCountOnceADayAndAnUnwrittenBatchTeachesNothing() async throws { try await CounterStoreContract().returningVisitorsCountOnceADayAndAnUnwrittenBatchTeachesNothing(kind: .postgresql) }
     @Test func aJournalSpanAndASpillAreWrittenOnce() async throws { try await CounterStoreContract().aJournalSpanAndASpillAreWrittenOnce(kind: .postgresql) }
     @Test func concurrentWritersCountEveryVisitAndEveryVisitorOnce() async throws { try await CounterStoreContract().concurrentWritersCountEveryVisitAndEveryVisitorOnce(kind: .postgresql) }
