@@ -67,6 +67,7 @@ let package = Package(
             dependencies: [
                 "VisitorCounter",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: ownTargetSettings

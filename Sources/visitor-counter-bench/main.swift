@@ -8,7 +8,11 @@ import VisitorCounter
 /// Run in release mode: `swift run -c release visitor-counter-bench`, from the repository's top folder
 /// so that it finds isbot's user agents in `../shared/bots` for the bot check. With `--postgres URI` (an empty
 /// database: `scripts/bench-postgres.sh` makes a throw-away cluster and passes it) the writer is also
-/// measured into PostgreSQL, beside SQLite.
+/// measured into PostgreSQL, beside SQLite. The SQLite writer's lines end with its rate as a ratio of
+/// the limit's, ``LimitWriter``: the same batches written through SQLite's C API, right after it.
+/// `--visits N` sets how many visits each part writes (200,000); `--sqlite-writer-only` stops after
+/// the SQLite writer and its limit, `--stats-only` measures the stats read alone (for
+/// `valgrind --tool=callgrind`).
 
 let countries = ["US", "GB", "DE", "FR", "JP", "BR", "IN", "CA", "AU", "XX"]
 let userAgent = Array(
@@ -40,8 +44,16 @@ try FileManager.default.createDirectory(at: directory, withIntermediateDirectori
 defer { try? FileManager.default.removeItem(at: directory) }
 let store = try VisitorStore(path: directory.appendingPathComponent("bench.sqlite").path)
 
-/// Writes 200,000 visits in batches of 1,000, then of 10,000, then as the service's writer takes a
-/// backlog, one line each; answers how many.
+/// How many visits each of ``measureWrites(into:label:limit:)``'s three parts writes (`--visits`).
+let visitsPerPart = CommandLine.arguments.firstIndex(of: "--visits").flatMap {
+    $0 + 1 < CommandLine.arguments.count ? Int(CommandLine.arguments[$0 + 1]) : nil
+} ?? 200_000
+
+/// Writes 200,000 visits (`--visits`) in batches of 1,000, then of 10,000, then as the service's
+/// writer takes a backlog, one line each; answers how many.
+///
+/// With `limit`, each part's batches are then written again by the limit (``LimitWriter``) into a
+/// database of its own, and the line gives the store's rate as a ratio of the limit's.
 ///
 /// The backlog is 200,000 visits held in a ``VisitBuffer`` with the service's default batch size, each
 /// in the journal, taken and written as the writer does when it fell behind: the waiting batches
@@ -49,39 +61,51 @@ let store = try VisitorStore(path: directory.appendingPathComponent("bench.sqlit
 ///
 /// `client_cpu_us` is this process's CPU time per visit (the writer's own work, the store's client
 /// side): on a shared machine the rate depends on what else runs, the CPU time much less.
-func measureWrites(into store: any CounterStore, label: String) throws -> Int {
+func measureWrites(into store: any CounterStore, label: String, limit: LimitWriter? = nil) throws -> Int {
     var written = 0
-    func report(_ batch: String, visits: Int, elapsed: Duration, cpu: Double) {
-        print(
-            "write  store=\(label)  batch=\(batch)  visits=\(visits)  visits/s=\(Int(Double(visits) / elapsed.inSeconds))"
-                + "  client_cpu_us=\(String(format: "%.1f", cpu / Double(visits) * 1e6))")
+    func report(_ batch: String, visits: Int, elapsed: Duration, cpu: Double, limit limitBatches: [VisitBatch]) throws {
+        let rate = Double(visits) / elapsed.inSeconds
+        var line = "write  store=\(label)  batch=\(batch)  visits=\(visits)  visits/s=\(Int(rate))"
+            + "  client_cpu_us=\(String(format: "%.1f", cpu / Double(visits) * 1e6))"
+        if let limit {
+            let limitElapsed = try ContinuousClock().measure {
+                for batch in limitBatches { try limit.write(batch) }
+            }
+            let limitRate = Double(visits) / limitElapsed.inSeconds
+            line += "  limit_visits/s=\(Int(limitRate))  \(String(format: "%.2f", rate / limitRate))x the limit"
+        }
+        print(line)
     }
     for batchSize in [1_000, 10_000] {
-        let batches = (0..<(200_000 / batchSize)).map { makeBatch(size: batchSize, offset: written + $0 * batchSize) }
+        let batches = (0..<(visitsPerPart / batchSize)).map { makeBatch(size: batchSize, offset: written + $0 * batchSize) }
         let cpuBefore = processCPUSeconds()
         let elapsed = try ContinuousClock().measure {
             for batch in batches { try store.write(batch) }
         }
-        report("\(batchSize)", visits: batches.count * batchSize, elapsed: elapsed, cpu: processCPUSeconds() - cpuBefore)
+        try report(
+            "\(batchSize)", visits: batches.count * batchSize, elapsed: elapsed, cpu: processCPUSeconds() - cpuBefore,
+            limit: batches)
         written += batches.count * batchSize
     }
     let now = ContinuousClock.now
     var buffer = VisitBuffer(batchSize: VisitRecorder.Configuration.defaultBatchSize, flushInterval: .seconds(1), sorting: .standard, now: now)
-    let backlog = makeBatch(size: 200_000, offset: written)
+    let backlog = makeBatch(size: visitsPerPart, offset: written)
     for (index, visit) in backlog.visits.enumerated() {
         let position = UInt64(written + index)
         _ = buffer.append(visit, now: now, journal: JournalSpan(id: "bench-\(getpid())", start: position, end: position + 1))
     }
     let cpuBefore = processCPUSeconds()
+    var taken: [VisitBatch] = []
     let elapsed = try ContinuousClock().measure {
         while let batch = buffer.takeBatch(now: now, draining: true) {
             try store.write(batch)
             buffer.batchWritten()
+            if limit != nil { taken.append(batch) }
         }
     }
-    report(
+    try report(
         "\(VisitRecorder.Configuration.defaultBatchSize)+backlog", visits: backlog.count, elapsed: elapsed,
-        cpu: processCPUSeconds() - cpuBefore)
+        cpu: processCPUSeconds() - cpuBefore, limit: taken)
     return written + backlog.count
 }
 
@@ -159,22 +183,44 @@ func measureBotCheck() {
     if corpora.allSatisfy({ $0.1 != nil }) { measure("both", mix) }
 }
 
-// `--postgres-only` leaves out SQLite and the reads, to profile the PostgreSQL writer alone.
+// `--postgres-only` leaves out SQLite and the reads, to profile the PostgreSQL writer alone;
+// `--sqlite-writer-only` leaves out all but the SQLite writer and its limit, `--stats-only` all but the
+// stats read (on a database of the day's minutes and countries only), for a profiler.
 let postgresOnly = CommandLine.arguments.contains("--postgres-only")
-var written = postgresOnly ? 0 : try measureWrites(into: store, label: "sqlite")
+let statsOnly = CommandLine.arguments.contains("--stats-only")
+let limitPath = directory.appendingPathComponent("limit.sqlite").path
+_ = try VisitorStore(path: limitPath)
+var written = postgresOnly || statsOnly ? 0 : try measureWrites(into: store, label: "sqlite", limit: try LimitWriter(path: limitPath))
+if CommandLine.arguments.contains("--sqlite-writer-only") { exit(0) }
 if let flag = CommandLine.arguments.firstIndex(of: "--postgres"), flag + 1 < CommandLine.arguments.count {
     let postgres = try PostgresStore(uri: CommandLine.arguments[flag + 1], stateDirectory: directory.path)
     _ = try measureWrites(into: postgres, label: "postgresql")
 }
 if postgresOnly { exit(0) }
-try measureRecording()
-measureBotCheck()
-
-while written < 1_000_000 {
-    try store.write(makeBatch(size: 10_000, offset: written))
-    written += 10_000
+if !statsOnly {
+    try measureRecording()
+    measureBotCheck()
+    while written < 1_000_000 {
+        try store.write(makeBatch(size: 10_000, offset: written))
+        written += 10_000
+    }
 }
+// A server's day: a row in every minute of the last 24 hours, and 100 countries.
+let hundredCodes = (0..<100).map { index in
+    let letters = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    return "\(letters[index / 26])\(letters[index % 26])"
+}
+let statsNow = Date()
+try store.write(
+    VisitBatch(
+        counting: (0..<(24 * 60)).map { minute in
+            Visit(
+                trustedIP: "192.0.2.\(minute % 256)", userAgent: "bench", country: "Bench",
+                countryCode: hundredCodes[minute % hundredCodes.count], time: statsNow - Double(minute * 60))
+        }),
+    at: statsNow)
 let rows = try store.visitorRowCount()
+let statsShape = try store.stats()
 var samples: [Double] = []
 for _ in 0..<1_000 {
     let elapsed = try ContinuousClock().measure { _ = try store.stats() }
@@ -182,8 +228,10 @@ for _ in 0..<1_000 {
 }
 samples.sort()
 print(
-    "stats  rows=\(rows)  median_ms=\(String(format: "%.3f", samples[samples.count / 2]))"
+    "stats  rows=\(rows)  countries=\(statsShape.countries.count)  last_day=\(statsShape.recent.lastDay)  median_ms=\(String(format: "%.3f", samples[samples.count / 2]))"
         + "  p99_ms=\(String(format: "%.3f", samples[samples.count * 99 / 100]))")
+
+if statsOnly { exit(0) }
 
 // The index page as each worker's stats cache makes it once per period: one read, one rendering.
 func measurePage(_ label: String, _ makePages: () throws -> RenderedPages) rethrows {

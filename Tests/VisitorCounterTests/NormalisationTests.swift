@@ -97,6 +97,22 @@ struct UTCTimestampTests {
         #expect(UTCTimestamp.parse(precise) == Date(timeIntervalSince1970: (seconds * 1000).rounded(.down) / 1000))
     }
 
+    /// The writer's formatter, which works out each second once, writes what `format` writes: times
+    /// within one second, across seconds, days and years, backwards, before 1970 and past the ends.
+    @Test func theMillisecondFormatterWritesWhatFormatWrites() {
+        var formatter = UTCTimestamp.MillisecondFormatter()
+        var seconds: [Double] = [0, 0.001, 0.999, 1, -0.001, -1.5, -86_400.25, 253_402_300_799.999, 1e15, -1e15, .nan]
+        var time = 1_799_971_199.0
+        for step in 0..<3_000 {
+            time += [0.0003, 0.013, 0.7, 1.0, -2.5, 86_399.9][step % 6]
+            seconds.append(time)
+        }
+        for value in seconds {
+            let date = Date(timeIntervalSince1970: value)
+            #expect(formatter.format(date) == UTCTimestamp.format(date, milliseconds: true), "at \(value)")
+        }
+    }
+
     @Test func matchesFoundation() {
         let formatter = ISO8601DateFormatter()
         for seconds in stride(from: 0.0, to: 4_000_000_000, by: 7_777_777.7) {

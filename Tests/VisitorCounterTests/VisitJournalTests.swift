@@ -464,7 +464,7 @@ struct VisitJournalTests {
         let path = try journalOfAnEndedWorker(database: database, count: 10, codes: ["NL"]) { visit in
             Visit.Sealed(
                 storedIP: StoreIPMode.hashed.stored(visit.ip, key: key),
-                visitorHash: VisitorStore.visitorHash(ip: visit.ip, userAgent: visit.userAgent, key: key))
+                visitorHash: BatchPlan.visitorHash(ip: visit.ip, userAgent: visit.userAgent, key: key))
         }
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         #expect(bytes.range(of: Data("198.51.100.".utf8)) == nil)

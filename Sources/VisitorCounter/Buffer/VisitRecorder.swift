@@ -154,7 +154,7 @@ public final class VisitRecorder: Sendable {
         let key = dayKeys.withLock { $0[UTCTimestamp.day(visit.time)] }
         return Visit.Sealed(
             storedIP: configuration.storeIP.stored(visit.ip, key: key),
-            visitorHash: key.map { VisitorStore.visitorHash(ip: visit.ip, userAgent: visit.userAgent, key: $0) })
+            visitorHash: key.map { BatchPlan.visitorHash(ip: visit.ip, userAgent: visit.userAgent, key: $0) })
     }
 
     /// Writes everything buffered and ends the writer thread; returns when the visits are in the

@@ -8,9 +8,6 @@ import Glibc
 
 /// Writing batches, and the keys and journal progress that batches need.
 extension VisitorStore {
-    /// How long the per-minute counts are kept: the longest recent window.
-    public static let minutesKept = 24 * 60
-
     /// Writes a batch in one transaction: its rows, its count added to the total, to each of its
     /// countries and to its minutes, and `last_updated` set to `time`; minutes older than a day are
     /// dropped. Every row is a visit: bots' requests come as ``VisitBatch/botsWithoutRows``, sorted out
@@ -35,88 +32,104 @@ extension VisitorStore {
     }
 
     private func write(_ batch: VisitBatch, at time: Date, spillID: String?, in pool: DatabasePool) throws -> Bool {
-        let timestamps = batch.visits.map { UTCTimestamp.format($0.time, milliseconds: true) }
-        let lastUpdated = UTCTimestamp.format(time)
         var written = true
         try pool.writeWithoutTransaction { db in
             try db.inTransaction(.immediate) {
-                if let span = batch.journal, span.end > span.start {
-                    let done = try Int64.fetchOne(
-                        db, sql: "SELECT written FROM journal_progress WHERE journal = ?", arguments: [span.id]) ?? 0
-                    if done >= Int64(span.end) {
-                        written = false
-                        return .rollback
-                    }
-                    guard done == Int64(span.start) else {
-                        throw VisitorStoreError.journalGap(journal: span.id, written: done, batchStart: span.start)
-                    }
-                    try db.execute(
-                        sql: """
-                            INSERT INTO journal_progress (journal, written, updated_at) VALUES (?, ?, ?)
-                            ON CONFLICT (journal) DO UPDATE SET written = excluded.written, updated_at = excluded.updated_at
-                            """,
-                        arguments: [span.id, Int64(span.end), lastUpdated])
-                }
-                if let spillID {
-                    try db.execute(
-                        sql: "INSERT INTO replayed_spills (id, replayed_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
-                        arguments: [spillID, lastUpdated])
-                    guard db.changesCount == 1 else {
-                        written = false
-                        return .rollback
-                    }
-                }
-                let insertVisit = try db.cachedStatement(
-                    sql: """
-                        INSERT INTO visitors (ip, user_agent, country, country_code, timestamp)
-                        VALUES (?, ?, ?, ?, ?)
-                        """)
-                let addUnique = try db.cachedStatement(
-                    sql: "INSERT INTO daily_uniques (date, hash) VALUES (?, ?) ON CONFLICT (date, hash) DO NOTHING")
-                let today = UTCTimestamp.day(time)
-                var keys = DailyKeys(today: today)
-                var totals = BatchTotals(batch.countsWithoutRows, minutes: batch.minutesWithoutRows)
-                var seen = Set<DayHash>()
-                for (visit, timestamp) in zip(batch.visits, timestamps) {
-                    let day = UTCTimestamp.day(visit.time)
-                    let key = try keys.key(for: day, in: db)
-                    // A visit from a journal that could not keep the address carries what is stored of it.
-                    let storedIP = visit.sealed.map(\.storedIP) ?? storeIP.stored(visit.ip, key: key)
-                    try insertVisit.insert(visit, ip: storedIP, timestamp: timestamp)
-                    totals.add(visit, day: day)
-                    let hash = visit.sealed.map(\.visitorHash) ?? key.map { Self.visitorHash(ip: visit.ip, userAgent: visit.userAgent, key: $0) }
-                    // A visitor seen before in this batch needs no second look in the table.
-                    if let hash {
-                        if seen.insert(DayHash(day: day, hash: hash)).inserted {
-                            try addUnique.execute(arguments: [keys.text(for: day), Int64(bitPattern: hash)])
-                            if db.changesCount == 1 { totals.days[day, default: (0, 0)].uniques += 1 }
-                        }
-                    }
-                }
-                try totals.write(into: db, oldestMinuteKept: UTCTimestamp.minute(time) - Self.minutesKept)
-                try keys.forgetOld(in: db)
-                try db.execute(
-                    sql: """
-                        UPDATE visitor_stats SET total_visitors = total_visitors + ?,
-                            visitors_without_rows = visitors_without_rows + ?, bots = bots + ?, ignored = ignored + ?,
-                            last_updated = ?
-                        WHERE id = 1
-                        """,
-                    arguments: [
-                        batch.visits.count + batch.visitsWithoutRows, batch.visitsWithoutRows, batch.botsWithoutRows,
-                        batch.ignored, lastUpdated,
-                    ])
-                guard db.changesCount == 1 else { throw VisitorStoreError.missingStatsRow }
-                return .commit
+                var keys = DailyKeys(today: UTCTimestamp.day(time))
+                var found: [Int: [UInt8]] = [:]
+                for day in BatchPlan.keyDays(of: batch, at: time) { found[day] = try keys.key(for: day, in: db) }
+                let plan = BatchPlan(batch, at: time, keys: found, storeIP: storeIP, spillID: spillID)
+                written = try execute(plan, in: db)
+                return written ? .commit : .rollback
             }
         }
         return written
     }
 
-    /// The visitor's hash on a day whose key is `key`: address and user agent, so visitors behind one
-    /// address with different browsers count apart.
-    public static func visitorHash(ip: String?, userAgent: String, key: [UInt8]) -> UInt64 {
-        SipHash.hash(Array("visitor\n\(ip ?? "")\n\(userAgent)".utf8), key: key)
+    /// Writes `plan` in the open transaction, in the steps ``BatchPlan`` lists; `false` when a guard
+    /// found the batch written before.
+    private func execute(_ plan: BatchPlan, in db: Database) throws -> Bool {
+        if let span = plan.journal {
+            let done = try Int64.fetchOne(
+                db, sql: "SELECT written FROM journal_progress WHERE journal = ?", arguments: [span.id]) ?? 0
+            if done >= Int64(span.end) { return false }
+            guard done == Int64(span.start) else {
+                throw VisitorStoreError.journalGap(journal: span.id, written: done, batchStart: span.start)
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO journal_progress (journal, written, updated_at) VALUES (?, ?, ?)
+                    ON CONFLICT (journal) DO UPDATE SET written = excluded.written, updated_at = excluded.updated_at
+                    """,
+                arguments: [span.id, Int64(span.end), plan.stats.lastUpdated])
+        }
+        if let spillID = plan.spillID {
+            try db.execute(
+                sql: "INSERT INTO replayed_spills (id, replayed_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+                arguments: [spillID, plan.stats.lastUpdated])
+            if db.changesCount != 1 { return false }
+        }
+        let insertVisit = try db.cachedStatement(
+            sql: "INSERT INTO visitors (ip, user_agent, country, country_code, timestamp) VALUES (?, ?, ?, ?, ?)")
+        for row in plan.rows { try insertVisit.insert(row) }
+        let addUnique = try db.cachedStatement(
+            sql: "INSERT INTO daily_uniques (date, hash) VALUES (?, ?) ON CONFLICT (date, hash) DO NOTHING")
+        var uniques: [Int: Int] = [:]
+        var dayTexts: [Int: String] = [:]
+        for candidate in plan.uniqueCandidates {
+            let date = dayTexts[candidate.day] ?? UTCTimestamp.dayText(candidate.day)
+            dayTexts[candidate.day] = date
+            if try addUnique.insertUnique(date: date, hash: candidate.hash) { uniques[candidate.day, default: 0] += 1 }
+        }
+        try Self.addRollups(plan, uniques: uniques, in: db)
+        let forgetBefore = UTCTimestamp.dayText(plan.forgetBefore)
+        try db.execute(sql: "DELETE FROM daily_keys WHERE date < ?", arguments: [forgetBefore])
+        try db.execute(sql: "DELETE FROM daily_uniques WHERE date < ?", arguments: [forgetBefore])
+        try db.execute(
+            sql: """
+                UPDATE visitor_stats SET total_visitors = total_visitors + ?,
+                    visitors_without_rows = visitors_without_rows + ?, bots = bots + ?, ignored = ignored + ?,
+                    last_updated = ?
+                WHERE id = 1
+                """,
+            arguments: [plan.stats.total, plan.stats.withoutRows, plan.stats.bots, plan.stats.ignored, plan.stats.lastUpdated])
+        guard db.changesCount == 1 else { throw VisitorStoreError.missingStatsRow }
+        return true
+    }
+
+    /// Step 5 of ``BatchPlan``: the rollups, with `uniques` the new unique visitors per day.
+    private static func addRollups(_ plan: BatchPlan, uniques: [Int: Int], in db: Database) throws {
+        let addToCountry = try db.cachedStatement(
+            sql: """
+                INSERT INTO visitor_countries (country_code, visitors) VALUES (?, ?)
+                ON CONFLICT (country_code) DO UPDATE SET visitors = visitors + excluded.visitors
+                """)
+        for country in plan.countries { try addToCountry.execute(arguments: [country.key, country.visitors]) }
+        let addToMinute = try db.cachedStatement(
+            sql: """
+                INSERT INTO visits_per_minute (minute, visitors) VALUES (?, ?)
+                ON CONFLICT (minute) DO UPDATE SET visitors = visitors + excluded.visitors
+                """)
+        for minute in plan.minutes { try addToMinute.execute(arguments: [minute.key, minute.visitors]) }
+        try db.execute(sql: "DELETE FROM visits_per_minute WHERE minute <= ?", arguments: [plan.oldestMinuteKept])
+        let addToDay = try db.cachedStatement(
+            sql: """
+                INSERT INTO daily_visits (date, visitors, unique_visitors) VALUES (?, ?, ?)
+                ON CONFLICT (date) DO UPDATE SET visitors = visitors + excluded.visitors,
+                    unique_visitors = unique_visitors + excluded.unique_visitors
+                """)
+        for day in plan.days {
+            try addToDay.execute(arguments: [UTCTimestamp.dayText(day.key), day.visitors, uniques[day.key] ?? 0])
+        }
+        let addToDayCountry = try db.cachedStatement(
+            sql: """
+                INSERT INTO daily_countries (date, country_code, visitors) VALUES (?, ?, ?)
+                ON CONFLICT (date, country_code) DO UPDATE SET visitors = visitors + excluded.visitors
+                """)
+        for dayCountry in plan.dayCountries {
+            try addToDayCountry.execute(
+                arguments: [UTCTimestamp.dayText(dayCountry.key.day), dayCountry.key.code, dayCountry.visitors])
+        }
     }
 
     /// The visitor-hash keys of yesterday, today and tomorrow that exist already, read without waiting
@@ -168,22 +181,39 @@ extension VisitorStore {
 
 
 extension Statement {
-    /// Binds a visit to the `INSERT INTO visitors` statement and runs it.
+    /// Binds a row to the `INSERT INTO visitors` statement and runs it.
     ///
     /// Binds through the SQLite C API rather than `execute(arguments:)`: boxing five values per row in
     /// `StatementArguments` cost about a third of the writer's time.
-    fileprivate func insert(_ visit: Visit, ip: String?, timestamp: String) throws {
+    fileprivate func insert(_ row: BatchPlan.Row) throws {
         let statement = sqliteStatement
         sqlite3_reset(statement)
-        if let ip {
+        if let ip = row.ip {
             bindText(ip, at: 1)
         } else {
             sqlite3_bind_null(statement, 1)
         }
-        bindText(visit.userAgent, at: 2)
-        bindText(visit.country, at: 3)
-        bindText(visit.countryCode, at: 4)
-        bindText(timestamp, at: 5)
+        bindText(row.userAgent, at: 2)
+        bindText(row.country, at: 3)
+        bindText(row.countryCode, at: 4)
+        bindText(row.timestamp, at: 5)
+        try step()
+    }
+
+    /// Binds a unique-visitor candidate to the `INSERT INTO daily_uniques … DO NOTHING` statement and
+    /// runs it; `true` when the row went in. Through the C API as ``insert(_:)`` is: GRDB's
+    /// `execute(arguments:)` was a quarter of the writer's instructions.
+    fileprivate func insertUnique(date: String, hash: UInt64) throws -> Bool {
+        let statement = sqliteStatement
+        sqlite3_reset(statement)
+        bindText(date, at: 1)
+        sqlite3_bind_int64(statement, 2, Int64(bitPattern: hash))
+        try step()
+        return sqlite3_changes(sqlite3_db_handle(statement)) == 1
+    }
+
+    private func step() throws {
+        let statement = sqliteStatement
         let code = sqlite3_step(statement)
         guard code == SQLITE_DONE else {
             throw DatabaseError(

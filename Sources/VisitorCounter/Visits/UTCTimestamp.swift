@@ -18,8 +18,46 @@ public enum UTCTimestamp {
     /// PostgreSQL writer encodes a batch's timestamps straight into its `COPY` text.
     /// A time outside years 1 to 9999 is written as the nearest end of that range.
     public static func appendFormatted(_ date: Date, milliseconds: Bool = false, to bytes: inout [UInt8]) {
-        let totalMilliseconds = Int64((clamped(date) * 1000).rounded(.down))
-        let (seconds, millis) = floorDivide(totalMilliseconds, by: 1000)
+        let (seconds, millis) = floorDivide(Int64((clamped(date) * 1000).rounded(.down)), by: 1000)
+        appendSecond(seconds, to: &bytes)
+        if milliseconds {
+            bytes.append(UInt8(ascii: "."))
+            append(millis, width: 3, to: &bytes)
+        }
+        bytes.append(UInt8(ascii: "Z"))
+    }
+
+    /// Formats many times in a row, with milliseconds, as ``format(_:milliseconds:)`` does: a batch's
+    /// visits mostly fall in the second of the one before, so the date and the time of day are worked
+    /// out once per second and only the milliseconds for each.
+    struct MillisecondFormatter {
+        private var second = Int64.min
+        /// `YYYY-MM-DDTHH:MM:SS` of `second`.
+        private var prefix: [UInt8] = []
+
+        mutating func format(_ date: Date) -> String {
+            let (seconds, millis) = floorDivide(Int64((clamped(date) * 1000).rounded(.down)), by: 1000)
+            if seconds != second {
+                prefix.removeAll(keepingCapacity: true)
+                appendSecond(seconds, to: &prefix)
+                second = seconds
+            }
+            return String(unsafeUninitializedCapacity: prefix.count + 5) { buffer in
+                _ = buffer.initialize(fromContentsOf: prefix)
+                var index = prefix.count
+                buffer[index] = UInt8(ascii: ".")
+                buffer[index + 1] = UInt8(ascii: "0") + UInt8(millis / 100)
+                buffer[index + 2] = UInt8(ascii: "0") + UInt8(millis / 10 % 10)
+                buffer[index + 3] = UInt8(ascii: "0") + UInt8(millis % 10)
+                index += 4
+                buffer[index] = UInt8(ascii: "Z")
+                return index + 1
+            }
+        }
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS` of `seconds` since 1970.
+    private static func appendSecond(_ seconds: Int64, to bytes: inout [UInt8]) {
         let (days, secondOfDay) = floorDivide(seconds, by: 86_400)
         let (year, month, day) = civilDate(daysSinceEpoch: days)
         append(year, width: 4, to: &bytes)
@@ -33,11 +71,6 @@ public enum UTCTimestamp {
         append(secondOfDay / 60 % 60, width: 2, to: &bytes)
         bytes.append(UInt8(ascii: ":"))
         append(secondOfDay % 60, width: 2, to: &bytes)
-        if milliseconds {
-            bytes.append(UInt8(ascii: "."))
-            append(millis, width: 3, to: &bytes)
-        }
-        bytes.append(UInt8(ascii: "Z"))
     }
 
     /// Parses what ``format(_:milliseconds:)`` writes, with or without milliseconds.

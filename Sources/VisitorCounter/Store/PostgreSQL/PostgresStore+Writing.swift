@@ -60,190 +60,212 @@ extension PostgresStore {
     private func writeInTransaction(
         _ batch: VisitBatch, at time: Date, spillID: String?, state: inout WriterState, _ connection: PostgresConnection
     ) throws -> Bool {
-        let lastUpdated = UTCTimestamp.format(time)
         let today = UTCTimestamp.day(time)
-
-        // Every row is a visit: bots were sorted out when they were buffered (``VisitBuffer/kind(of:)``).
-        let counted = batch.visits
-
         // Keys exist for today, yesterday and tomorrow only, as in SQLite (``DailyKeys``).
         state.keys = state.keys.filter { (today - 1)...(today + 1) ~= $0.key }
         if state.forgottenBefore != today - 1 { state.knownHashes = state.knownHashes.filter { (today - 1)...(today + 1) ~= $0.day } }
-        var keyDays = Set<Int>()
-        for visit in counted {
-            let day = UTCTimestamp.day(visit.time)
-            if (today - 1)...(today + 1) ~= day { keyDays.insert(day) }
-        }
-        let missingKeys = keyDays.filter { state.keys[$0] == nil }.sorted()
+        let missingKeys = BatchPlan.keyDays(of: batch, at: time).filter { state.keys[$0] == nil }
 
-        var opening: [(sql: String, parameters: [String?])] = []
-        if let span = batch.journal, span.end > span.start {
-            opening.append(("SELECT pg_advisory_xact_lock(1, hashtext($1))", [span.id]))
-            opening.append(("SELECT written FROM journal_progress WHERE journal = $1", [span.id]))
-            opening.append(
-                (
-                    """
-                    INSERT INTO journal_progress (journal, written, updated_at) VALUES ($1, $2, $3)
-                    ON CONFLICT (journal) DO UPDATE SET written = excluded.written, updated_at = excluded.updated_at
-                    """,
-                    [span.id, String(span.end), lastUpdated]
-                ))
-        }
-        if let spillID {
-            opening.append(
-                ("INSERT INTO replayed_spills (id, replayed_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING", [spillID, lastUpdated]))
-        }
-        if !missingKeys.isEmpty { opening += Self.makeKeysStatements(missingKeys) }
-        let answers = try connection.pipeline(opening)
-        var answer = 0
-        if let span = batch.journal, span.end > span.start {
-            let done = Int64(answers[1].firstInteger ?? 0)
-            answer = 3
-            // The progress row was updated before this check: returning false or throwing rolls it back.
+        // The guards' statements and the missing keys, in one round trip; the plan needs the keys.
+        let opened = try Self.opening(batch, at: time, spillID: spillID, missingKeys: missingKeys).run(connection)
+        if let readKeys = opened[.readKeys] { state.keys.merge(Self.keys(from: readKeys)) { _, read in read } }
+
+        let plan = BatchPlan(batch, at: time, keys: state.keys, storeIP: storeIP, spillID: spillID)
+        if let span = plan.journal {
+            let done = Int64(opened[.journalProgress]?.firstInteger ?? 0)
             if done >= Int64(span.end) { return false }
             guard done == Int64(span.start) else {
                 throw VisitorStoreError.journalGap(journal: span.id, written: done, batchStart: span.start)
             }
         }
-        if spillID != nil {
-            if answers[answer].affectedRows != 1 { return false }
-            answer += 1
-        }
-        if !missingKeys.isEmpty { state.keys.merge(Self.keys(from: answers[answer + 1])) { _, read in read } }
+        if plan.spillID != nil, opened[.spillMark]?.affectedRows != 1 { return false }
 
-        var totals = BatchTotals(batch.countsWithoutRows, minutes: batch.minutesWithoutRows)
-        var text = PostgresCopyText(reservingCapacity: counted.count * 192)
-        var hashes = Set<DayHash>()
-        hashes.reserveCapacity(counted.count)
-        for visit in counted {
-            let day = UTCTimestamp.day(visit.time)
-            let key = state.keys[day]
-            text.append(visit.sealed.map(\.storedIP) ?? storeIP.stored(visit.ip, key: key))
-            text.append(visit.userAgent)
-            text.append(visit.country)
-            text.append(visit.countryCode)
-            text.appendPlain { UTCTimestamp.appendFormatted(visit.time, milliseconds: true, to: &$0) }
-            text.endRow()
-            totals.add(visit, day: day)
-            if let hash = visit.sealed?.visitorHash ?? key.map({ VisitorStore.visitorHash(ip: visit.ip, userAgent: visit.userAgent, key: $0) }) {
-                hashes.insert(DayHash(day: day, hash: hash))
-            }
-        }
-        if !counted.isEmpty {
-            try connection.copy(into: "visitors", columns: ["ip", "user_agent", "country", "country_code", "timestamp"], text: text)
-        }
+        try Self.copy(plan.rows, connection)
         // Not `subtracting`, which walks the argument: the known hashes, tens of thousands, in every batch.
-        let newHashes = hashes.filter { !state.knownHashes.contains($0) }
-        if !newHashes.isEmpty {
-            let sorted = newHashes.sorted { ($0.day, Int64(bitPattern: $0.hash)) < ($1.day, Int64(bitPattern: $1.hash)) }
-            var dayTexts: [Int: String] = [:]
-            let inserted = try connection.execute(
-                """
-                INSERT INTO daily_uniques (date, hash) SELECT * FROM unnest($1::text[], $2::bigint[])
-                ON CONFLICT (date, hash) DO NOTHING RETURNING date
-                """,
-                [
-                    PostgresArray.text(
-                        sorted.map { hash in
-                            if let text = dayTexts[hash.day] { return text }
-                            let text = UTCTimestamp.dayText(hash.day)
-                            dayTexts[hash.day] = text
-                            return text
-                        }),
-                    PostgresArray.integers(sorted.map { Int64(bitPattern: $0.hash) }),
-                ])
-            for row in inserted.rows {
-                if let day = row[0].flatMap(UTCTimestamp.parseDay) { totals.days[day, default: (0, 0)].uniques += 1 }
-            }
-        }
+        let newHashes = plan.uniqueCandidates.filter { !state.knownHashes.contains($0) }
+        let uniques = try Self.insertUniques(newHashes, connection)
 
-        var counts = Self.addStatements(totals, oldestMinuteKept: UTCTimestamp.minute(time) - VisitorStore.minutesKept)
+        var counts = Pipeline<Count>()
+        Self.addRollups(plan, uniques: uniques, to: &counts)
         // The old keys and hashes go once a day, and in any batch that brought hashes of older days
         // (a journal replayed late), as SQLite's writer does in every batch.
-        if state.forgottenBefore != today - 1 || hashes.contains(where: { $0.day < today - 1 }) {
-            let yesterday = UTCTimestamp.dayText(today - 1)
-            counts.append(("DELETE FROM daily_keys WHERE date < $1", [yesterday]))
-            counts.append(("DELETE FROM daily_uniques WHERE date < $1", [yesterday]))
-            state.forgottenBefore = today - 1
+        if state.forgottenBefore != plan.forgetBefore || plan.uniqueCandidates.contains(where: { $0.day < plan.forgetBefore }) {
+            let before = UTCTimestamp.dayText(plan.forgetBefore)
+            counts.append(.forgetKeys, "DELETE FROM daily_keys WHERE date < $1", [before])
+            counts.append(.forgetHashes, "DELETE FROM daily_uniques WHERE date < $1", [before])
+            state.forgottenBefore = plan.forgetBefore
         }
         // Committed with this batch, every hash of these days is in the table, inserted now or before.
         if state.knownHashes.count + newHashes.count > Self.knownHashesLimit { state.knownHashes = [] }
-        state.knownHashes.formUnion(newHashes.filter { (today - 1)...(today + 1) ~= $0.day })
+        state.knownHashes.formUnion(newHashes.lazy.filter { (today - 1)...(today + 1) ~= $0.day })
         counts.append(
-            (
-                """
-                UPDATE visitor_stats SET total_visitors = total_visitors + $1,
-                    visitors_without_rows = visitors_without_rows + $2, bots = bots + $3, ignored = ignored + $5,
-                    last_updated = $4
-                WHERE id = 1
-                """,
-                [
-                    String(batch.visits.count + batch.visitsWithoutRows), String(batch.visitsWithoutRows),
-                    String(batch.botsWithoutRows), lastUpdated, String(batch.ignored),
-                ]
-            ))
-        let updated = try connection.pipeline(counts)
-        guard updated.last?.affectedRows == 1 else { throw VisitorStoreError.missingStatsRow }
+            .stats,
+            """
+            UPDATE visitor_stats SET total_visitors = total_visitors + $1,
+                visitors_without_rows = visitors_without_rows + $2, bots = bots + $3, ignored = ignored + $5,
+                last_updated = $4
+            WHERE id = 1
+            """,
+            [
+                String(plan.stats.total), String(plan.stats.withoutRows), String(plan.stats.bots), plan.stats.lastUpdated,
+                String(plan.stats.ignored),
+            ])
+        guard try counts.run(connection)[.stats]?.affectedRows == 1 else { throw VisitorStoreError.missingStatsRow }
         return true
     }
 
-    /// A batch's counts, one statement per table, every table's keys in sorted order.
-    private static func addStatements(_ totals: BatchTotals, oldestMinuteKept: Int) -> [(sql: String, parameters: [String?])] {
-        var statements: [(sql: String, parameters: [String?])] = []
-        let countries = totals.countries.sorted { $0.key < $1.key }
-        if !countries.isEmpty {
-            statements.append(
-                (
-                    """
-                    INSERT INTO visitor_countries (country_code, visitors) SELECT * FROM unnest($1::text[], $2::bigint[])
-                    ON CONFLICT (country_code) DO UPDATE SET visitors = visitor_countries.visitors + excluded.visitors
-                    """,
-                    [PostgresArray.text(countries.map(\.key)), PostgresArray.integers(countries.map(\.value))]
-                ))
+    /// The statements of a batch's first pipeline.
+    private enum Opening: Hashable { case journalLock, journalProgress, journalAdvance, spillMark, makeKeys, readKeys }
+    /// The statements of a batch's last pipeline.
+    private enum Count: Hashable { case countries, minutes, oldMinutes, days, dayCountries, forgetKeys, forgetHashes, stats }
+
+    /// The batch's first pipeline: the journal's lock, progress and advance, the spill's mark, and the
+    /// missing keys made and read.
+    private static func opening(_ batch: VisitBatch, at time: Date, spillID: String?, missingKeys: [Int]) -> Pipeline<Opening> {
+        let lastUpdated = UTCTimestamp.format(time)
+        var opening = Pipeline<Opening>()
+        if let span = batch.journal, span.end > span.start {
+            opening.append(.journalLock, "SELECT pg_advisory_xact_lock(1, hashtext($1))", [span.id])
+            opening.append(.journalProgress, "SELECT written FROM journal_progress WHERE journal = $1", [span.id])
+            // Updated before the plan's guard is checked: returning false or throwing rolls it back.
+            opening.append(
+                .journalAdvance,
+                """
+                INSERT INTO journal_progress (journal, written, updated_at) VALUES ($1, $2, $3)
+                ON CONFLICT (journal) DO UPDATE SET written = excluded.written, updated_at = excluded.updated_at
+                """,
+                [span.id, String(span.end), lastUpdated])
         }
-        let minutes = totals.minutes.filter { $0.key > oldestMinuteKept }.sorted { $0.key < $1.key }
-        if !minutes.isEmpty {
-            statements.append(
-                (
-                    """
-                    INSERT INTO visits_per_minute (minute, visitors) SELECT * FROM unnest($1::bigint[], $2::bigint[])
-                    ON CONFLICT (minute) DO UPDATE SET visitors = visits_per_minute.visitors + excluded.visitors
-                    """,
-                    [PostgresArray.integers(minutes.map(\.key)), PostgresArray.integers(minutes.map(\.value))]
-                ))
+        if let spillID {
+            opening.append(
+                .spillMark, "INSERT INTO replayed_spills (id, replayed_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                [spillID, lastUpdated])
         }
-        statements.append(("DELETE FROM visits_per_minute WHERE minute <= $1", [String(oldestMinuteKept)]))
-        let days = totals.days.sorted { $0.key < $1.key }
-        if !days.isEmpty {
-            statements.append(
-                (
-                    """
-                    INSERT INTO daily_visits (date, visitors, unique_visitors)
-                        SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])
-                    ON CONFLICT (date) DO UPDATE SET visitors = daily_visits.visitors + excluded.visitors,
-                        unique_visitors = daily_visits.unique_visitors + excluded.unique_visitors
-                    """,
-                    [
-                        PostgresArray.text(days.map { UTCTimestamp.dayText($0.key) }),
-                        PostgresArray.integers(days.map(\.value.visitors)), PostgresArray.integers(days.map(\.value.uniques)),
-                    ]
-                ))
+        if !missingKeys.isEmpty {
+            let statements = makeKeysStatements(missingKeys)
+            opening.append(.makeKeys, statements[0].sql, statements[0].parameters)
+            opening.append(.readKeys, statements[1].sql, statements[1].parameters)
         }
-        let dayCountries = totals.dayCountries.sorted { ($0.key.day, $0.key.code) < ($1.key.day, $1.key.code) }
-        if !dayCountries.isEmpty {
-            statements.append(
-                (
-                    """
-                    INSERT INTO daily_countries (date, country_code, visitors)
-                        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
-                    ON CONFLICT (date, country_code) DO UPDATE SET visitors = daily_countries.visitors + excluded.visitors
-                    """,
-                    [
-                        PostgresArray.text(dayCountries.map { UTCTimestamp.dayText($0.key.day) }),
-                        PostgresArray.text(dayCountries.map(\.key.code)), PostgresArray.integers(dayCountries.map(\.value)),
-                    ]
-                ))
+        return opening
+    }
+
+    /// Step 3 of ``BatchPlan``: the rows through `COPY`, encoded without a `String` per field.
+    private static func copy(_ rows: [BatchPlan.Row], _ connection: PostgresConnection) throws {
+        guard !rows.isEmpty else { return }
+        var text = PostgresCopyText(reservingCapacity: rows.count * 192)
+        for row in rows {
+            text.append(row.ip)
+            text.append(row.userAgent)
+            text.append(row.country)
+            text.append(row.countryCode)
+            text.append(row.timestamp)
+            text.endRow()
         }
-        return statements
+        try connection.copy(into: "visitors", columns: ["ip", "user_agent", "country", "country_code", "timestamp"], text: text)
+    }
+
+    /// Step 4 of ``BatchPlan``: `hashes` into `daily_uniques` in one statement; the ones that went in,
+    /// per day.
+    private static func insertUniques(_ hashes: [DayHash], _ connection: PostgresConnection) throws -> [Int: Int] {
+        guard !hashes.isEmpty else { return [:] }
+        let inserted = try connection.execute(
+            """
+            INSERT INTO daily_uniques (date, hash) SELECT * FROM unnest($1::text[], $2::bigint[])
+            ON CONFLICT (date, hash) DO NOTHING RETURNING date
+            """,
+            [PostgresArray.text(dayTexts(hashes.map(\.day))), PostgresArray.integers(hashes.map { Int64(bitPattern: $0.hash) })])
+        var uniques: [Int: Int] = [:]
+        for row in inserted.rows {
+            if let day = row[0].flatMap(UTCTimestamp.parseDay) { uniques[day, default: 0] += 1 }
+        }
+        return uniques
+    }
+
+    /// `days` as `YYYY-MM-DD`, each formatted once: a batch's hashes fall on one or two days.
+    private static func dayTexts(_ days: [Int]) -> [String] {
+        var texts: [Int: String] = [:]
+        return days.map { day in
+            if let text = texts[day] { return text }
+            let text = UTCTimestamp.dayText(day)
+            texts[day] = text
+            return text
+        }
+    }
+
+    /// Step 5 of ``BatchPlan``: one statement per rollup table, its keys in the plan's sorted order.
+    private static func addRollups(_ plan: BatchPlan, uniques: [Int: Int], to counts: inout Pipeline<Count>) {
+        if !plan.countries.isEmpty {
+            counts.append(
+                .countries,
+                """
+                INSERT INTO visitor_countries (country_code, visitors) SELECT * FROM unnest($1::text[], $2::bigint[])
+                ON CONFLICT (country_code) DO UPDATE SET visitors = visitor_countries.visitors + excluded.visitors
+                """,
+                [PostgresArray.text(plan.countries.map(\.key)), PostgresArray.integers(plan.countries.map(\.visitors))])
+        }
+        if !plan.minutes.isEmpty {
+            counts.append(
+                .minutes,
+                """
+                INSERT INTO visits_per_minute (minute, visitors) SELECT * FROM unnest($1::bigint[], $2::bigint[])
+                ON CONFLICT (minute) DO UPDATE SET visitors = visits_per_minute.visitors + excluded.visitors
+                """,
+                [PostgresArray.integers(plan.minutes.map(\.key)), PostgresArray.integers(plan.minutes.map(\.visitors))])
+        }
+        counts.append(.oldMinutes, "DELETE FROM visits_per_minute WHERE minute <= $1", [String(plan.oldestMinuteKept)])
+        if !plan.days.isEmpty {
+            counts.append(
+                .days,
+                """
+                INSERT INTO daily_visits (date, visitors, unique_visitors)
+                    SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])
+                ON CONFLICT (date) DO UPDATE SET visitors = daily_visits.visitors + excluded.visitors,
+                    unique_visitors = daily_visits.unique_visitors + excluded.unique_visitors
+                """,
+                [
+                    PostgresArray.text(plan.days.map { UTCTimestamp.dayText($0.key) }),
+                    PostgresArray.integers(plan.days.map(\.visitors)),
+                    PostgresArray.integers(plan.days.map { uniques[$0.key] ?? 0 }),
+                ])
+        }
+        if !plan.dayCountries.isEmpty {
+            counts.append(
+                .dayCountries,
+                """
+                INSERT INTO daily_countries (date, country_code, visitors)
+                    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+                ON CONFLICT (date, country_code) DO UPDATE SET visitors = daily_countries.visitors + excluded.visitors
+                """,
+                [
+                    PostgresArray.text(plan.dayCountries.map { UTCTimestamp.dayText($0.key.day) }),
+                    PostgresArray.text(plan.dayCountries.map(\.key.code)), PostgresArray.integers(plan.dayCountries.map(\.visitors)),
+                ])
+        }
+    }
+}
+
+/// Statements sent in one pipeline, each under a name, so that its answer is read by that name rather
+/// than by a position that one more statement would shift.
+struct Pipeline<Name: Hashable> {
+    private(set) var statements: [(sql: String, parameters: [String?])] = []
+    private var positions: [Name: Int] = [:]
+
+    mutating func append(_ name: Name, _ sql: String, _ parameters: [String?]) {
+        precondition(positions[name] == nil, "a pipeline sends each statement once")
+        positions[name] = statements.count
+        statements.append((sql, parameters))
+    }
+
+    /// Sends the statements in one round trip; the answers by the statements' names.
+    func run(_ connection: PostgresConnection) throws -> Answers {
+        Answers(rows: try connection.pipeline(statements), positions: positions)
+    }
+
+    struct Answers {
+        fileprivate let rows: [PostgresRows]
+        fileprivate let positions: [Name: Int]
+
+        /// The answer to the statement `name`; `nil` for a statement that was not sent.
+        subscript(_ name: Name) -> PostgresRows? { positions[name].map { rows[$0] } }
     }
 }
