@@ -20,7 +20,7 @@ final class LimitWriter {
     private var timestamp: [UInt8] = []
     private var message: [UInt8] = []
 
-    /// Opens `path`, a database ``VisitorStore`` made, as the store's writer opens it.
+    /// Opens `path`, a database ``SQLiteStore`` made, as the store's writer opens it.
     init(path: String) throws {
         try check(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, nil), "open")
         try execute("PRAGMA journal_mode = WAL")

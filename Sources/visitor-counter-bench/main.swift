@@ -42,7 +42,7 @@ func processCPUSeconds() -> Double {
 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("visitor-counter-bench-\(getpid())")
 try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(at: directory) }
-let store = try VisitorStore(path: directory.appendingPathComponent("bench.sqlite").path)
+let store = try SQLiteStore(path: directory.appendingPathComponent("bench.sqlite").path)
 
 /// How many visits each of ``measureWrites(into:label:limit:)``'s three parts writes (`--visits`).
 let visitsPerPart = CommandLine.arguments.firstIndex(of: "--visits").flatMap {
@@ -116,7 +116,7 @@ func measureWrites(into store: any CounterStore, label: String, limit: LimitWrit
 func measureRecording() throws {
     let path = directory.appendingPathComponent("record.sqlite").path
     let recorder = VisitRecorder(
-        store: try VisitorStore(path: path),
+        store: try SQLiteStore(path: path),
         configuration: .init(batchSize: VisitRecorder.Configuration.defaultBatchSize, flushInterval: .seconds(1)),
         journal: try VisitJournal.create(database: path, worker: 0, capacity: 1 << 26),
         logger: Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() }))
@@ -189,7 +189,7 @@ func measureBotCheck() {
 let postgresOnly = CommandLine.arguments.contains("--postgres-only")
 let statsOnly = CommandLine.arguments.contains("--stats-only")
 let limitPath = directory.appendingPathComponent("limit.sqlite").path
-_ = try VisitorStore(path: limitPath)
+_ = try SQLiteStore(path: limitPath)
 var written = postgresOnly || statsOnly ? 0 : try measureWrites(into: store, label: "sqlite", limit: try LimitWriter(path: limitPath))
 if CommandLine.arguments.contains("--sqlite-writer-only") { exit(0) }
 if let flag = CommandLine.arguments.firstIndex(of: "--postgres"), flag + 1 < CommandLine.arguments.count {

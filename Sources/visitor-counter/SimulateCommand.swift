@@ -45,7 +45,7 @@ struct SimulateCommand: ParsableCommand {
         let codes = countries.split(separator: ",").map(String.init)
         let now = Date()
         let days = SpreadDays(days: spreadDays, now: now)
-        let store = try VisitorStore(path: database)
+        let store = try SQLiteStore(path: database)
         let recorder = VisitRecorder(
             store: store,
             configuration: .init(

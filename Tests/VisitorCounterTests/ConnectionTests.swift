@@ -22,7 +22,7 @@ struct ConnectionTests {
 
     /// The visits stored in the stack's database, once the counter has stopped.
     private func storedVisits(_ stack: LocalStack) throws -> Int {
-        try VisitorStore(path: stack.databasePath).stats().totalVisitors
+        try SQLiteStore(path: stack.databasePath).stats().totalVisitors
     }
 
     @Test func keptConnectionsBeyondTheThreadsAreAllAnswered() async throws {

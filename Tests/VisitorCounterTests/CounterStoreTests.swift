@@ -43,7 +43,7 @@ struct CounterStoreContract {
         let codes = ["US", "GB", "DE", "XX", "JP"]
         var expected: [String: Int] = [:]
         for round in 0..<200 {
-            var batch = VisitorStoreTests.visits((0..<(round % 37 + 1)).map { codes[($0 * 7 + round) % codes.count] })
+            var batch = SQLiteStoreTests.visits((0..<(round % 37 + 1)).map { codes[($0 * 7 + round) % codes.count] })
             if round % 10 == 0 { batch.countWithoutRow(Self.visit("FR", at: Date())) }
             try store.write(batch)
             expected.merge(batch.countryCounts, uniquingKeysWith: +)
@@ -64,7 +64,7 @@ struct CounterStoreContract {
         let store = try database.open()
         let visitTime = Date(timeIntervalSince1970: 1_710_936_000.5)
         let writeTime = Date(timeIntervalSince1970: 1_710_936_060)
-        try store.write(VisitorStoreTests.visits(["FR"], at: visitTime), at: writeTime)
+        try store.write(SQLiteStoreTests.visits(["FR"], at: visitTime), at: writeTime)
         #expect(try database.column("SELECT ip FROM visitors") == ["203.0.113.0"])
         #expect(try database.column("SELECT country FROM visitors") == ["France"])
         #expect(try database.column("SELECT timestamp FROM visitors") == ["2024-03-20T12:00:00.500Z"])
@@ -166,7 +166,7 @@ struct CounterStoreContract {
         defer { withExtendedLifetime(database) {} }
         switch kind {
         case .sqlite:
-            _ = try VisitorStore(path: database.sqlitePath, busyTimeout: 1, schemaVersion: VisitorStore.schemaVersion - 1)
+            _ = try SQLiteStore(path: database.sqlitePath, busyTimeout: 1, schemaVersion: SQLiteStore.schemaVersion - 1)
             let queue = try DatabaseQueue(path: database.sqlitePath)
             try await queue.write { db in try db.execute(sql: "UPDATE visitor_stats SET total_visitors = 4, bots = 5") }
             try queue.close()
@@ -301,15 +301,15 @@ struct CounterStoreContract {
         let database = try await StoreUnderTest(kind)
         defer { withExtendedLifetime(database) {} }
         let store = try database.open()
-        var batch = VisitorStoreTests.visits(["US", "GB"])
+        var batch = SQLiteStoreTests.visits(["US", "GB"])
         batch.journal = JournalSpan(id: "j", start: 0, end: 100)
         #expect(try store.write(batch))
         #expect(try store.write(batch) == false)
         // A batch that does not start where the journal's written part ends is refused.
         batch.journal = JournalSpan(id: "j", start: 150, end: 200)
-        #expect(throws: VisitorStoreError.self) { try store.write(batch) }
+        #expect(throws: StoreError.self) { try store.write(batch) }
         #expect(try store.journalProgress("j") == 100)
-        let spilled = VisitorStoreTests.visits(["JP"])
+        let spilled = SQLiteStoreTests.visits(["JP"])
         #expect(try store.write(spilled, spillID: "spill-1"))
         #expect(try store.write(spilled, spillID: "spill-1") == false)
         #expect(try store.stats().totalVisitors == 3)

@@ -26,7 +26,7 @@ struct CrashTests {
     static func expectEachAnsweredVisitOnce(
         _ stack: LocalStack, _ result: LoadGenerator.Result, sourceLocation: SourceLocation = #_sourceLocation
     ) throws -> Int {
-        let store = try VisitorStore(path: stack.databasePath)
+        let store = try SQLiteStore(path: stack.databasePath)
         let (agents, writtenTwice, retried) = try store.read { db in
             (
                 try String.fetchAll(db, sql: "SELECT user_agent FROM visitors WHERE user_agent LIKE '% load/%'"),
@@ -59,7 +59,7 @@ struct CrashTests {
         let stats = try store.stats()
         #expect(stats.totalVisitors == agents.count, sourceLocation: sourceLocation)
         #expect(stats.countries.values.reduce(0, +) == agents.count, sourceLocation: sourceLocation)
-        try VisitorStoreTests.expectInvariant(store, sourceLocation: sourceLocation)
+        try SQLiteStoreTests.expectInvariant(store, sourceLocation: sourceLocation)
         return agents.count
     }
 
@@ -204,7 +204,7 @@ struct CrashTests {
         let first = try #require(stack.workerPIDs().first)
         kill(first, SIGKILL)
         try lock.release()
-        let store = try VisitorStore(path: stack.databasePath)
+        let store = try SQLiteStore(path: stack.databasePath)
         var killedAt: [Int] = []
         for round in 0..<2 {
             // The new worker replays the dead one's journal: kill it once the replay has begun.

@@ -30,7 +30,7 @@ struct EndToEndTests {
             }
         }
         #expect(stack.stopCounter() == 0)
-        let store = try VisitorStore(path: stack.databasePath)
+        let store = try SQLiteStore(path: stack.databasePath)
         #expect(try store.stats().countries == expected)
         let stored = try store.read { db in
             try Dictionary(
@@ -86,7 +86,7 @@ struct EndToEndTests {
         #expect(texts == ["hits", "\(total)"])
         // Asking for the badge counted nothing.
         #expect(stack.stopCounter() == 0)
-        #expect(try VisitorStore(path: stack.databasePath).stats().totalVisitors == 3)
+        #expect(try SQLiteStore(path: stack.databasePath).stats().totalVisitors == 3)
     }
 
     @Test func headNotFoundAndMethodNotAllowed() async throws {
@@ -110,7 +110,7 @@ struct EndToEndTests {
         #expect(postAPI.headers["content-type"] == "application/json")
 
         #expect(stack.stopCounter() == 0)
-        #expect(try VisitorStore(path: stack.databasePath).stats().totalVisitors == 0)
+        #expect(try SQLiteStore(path: stack.databasePath).stats().totalVisitors == 0)
     }
 
     @Test func healthAndMetricsAnswerLocalClientsOnly() async throws {
@@ -221,7 +221,7 @@ struct EndToEndTests {
         #expect(try stack.request("GET", "/", headers: forged).status == 200)
         #expect(try stack.request("GET", "/?GEOIP_COUNTRY_CODE=GB", headers: ["X-Forwarded-For": "8.8.8.8"]).status == 200)
         #expect(stack.stopCounter() == 0)
-        let store = try VisitorStore(path: stack.databasePath)
+        let store = try SQLiteStore(path: stack.databasePath)
         #expect(try store.stats().countries == ["US": 2])
         #expect(try store.read { db in try String.fetchAll(db, sql: "SELECT DISTINCT country FROM visitors") } == ["United States"])
     }
@@ -245,7 +245,7 @@ struct EndToEndTests {
         #expect(stack.stopCounter() == 0)
         #expect(stack.counter.stderr.contains("stopped"))
         #expect(!stack.counter.stderr.contains("warning"), "\(stack.counter.stderr)")
-        let store = try VisitorStore(path: stack.databasePath)
+        let store = try SQLiteStore(path: stack.databasePath)
         let stats = try store.stats()
         #expect(stats.totalVisitors == answered.load())
         #expect(try store.visitorRowCount() == answered.load())

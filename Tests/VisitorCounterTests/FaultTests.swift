@@ -17,7 +17,7 @@ struct FaultTests {
     /// Every visit answered is counted once: the total, the rows plus the visits counted without rows,
     /// and the per-country counts all equal `answered`.
     static func expectExact(_ stack: LocalStack, answered: Int, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let store = try VisitorStore(path: stack.databasePath)
+        let store = try SQLiteStore(path: stack.databasePath)
         let stats = try store.stats()
         #expect(stats.totalVisitors == answered, sourceLocation: sourceLocation)
         #expect(try store.visitorRowCount() + stats.visitsWithoutRows == answered, sourceLocation: sourceLocation)
@@ -157,7 +157,7 @@ struct FaultTests {
         // per row); counted without rows they take next to nothing.
         #expect(growth < 4 << 20, "RSS grew by \(growth >> 10) KiB")
         try Self.expectExact(stack, answered: answered)
-        let stats = try VisitorStore(path: stack.databasePath).stats()
+        let stats = try SQLiteStore(path: stack.databasePath).stats()
         #expect(stats.visitsWithoutRows == answered - limit)
     }
 
@@ -173,7 +173,7 @@ struct FaultTests {
         let journals = try VisitJournal.all(database: stack.databasePath)
         #expect(!journals.isEmpty)
         try lock.release()
-        #expect(try VisitorStore(path: stack.databasePath).stats().totalVisitors == 0)
+        #expect(try SQLiteStore(path: stack.databasePath).stats().totalVisitors == 0)
 
         try await stack.restartCounter()
         try await stack.waitFor("the journals to be written") {
@@ -253,7 +253,7 @@ struct FaultTests {
         // Of some 180 counted answers, about half are bots: no user agent, or random bytes the check takes for one.
         #expect(counted > 50 && bots > 50)
         try Self.expectExact(stack, answered: counted)
-        let store = try VisitorStore(path: stack.databasePath)
+        let store = try SQLiteStore(path: stack.databasePath)
         #expect(try store.stats().bots == bots)
         let (longest, controls, codes) = try store.read { db in
             (

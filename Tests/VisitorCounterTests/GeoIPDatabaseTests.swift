@@ -122,7 +122,7 @@ struct GeoIPDatabaseTests {
     /// reload) does not take its place.
     @Test func theStatsCacheNamesTheNewestDatabaseAtOnce() throws {
         let directory = try TemporaryDirectory()
-        let store = try VisitorStore(path: directory.path("visitors.sqlite"))
+        let store = try SQLiteStore(path: directory.path("visitors.sqlite"))
         let cache = try StatsCache(store: store, period: .seconds(60), logger: quietLogger)
         #expect(!cache.pages.index.body.contains("country-data"))
         let november = GeoIPDatabase(buildEpoch: "1793491200", databaseType: "DBIP-Country-Lite")!  // 2026-11-01

@@ -37,7 +37,7 @@ struct GeoIPTests {
             #expect(try stack.request("GET", "/", headers: headers, ipv6: visit.ipv6).status == 200)
         }
         #expect(stack.stopCounter() == 0)
-        let store = try VisitorStore(path: stack.databasePath)
+        let store = try SQLiteStore(path: stack.databasePath)
         #expect(try store.stats().countries == ["FR": 1, "JP": 1, "GB": 2, "US": 1, "XX": 1])
         let stored = try store.read { db in
             try Row.fetchAll(db, sql: "SELECT ip, country_code, country FROM visitors").map {

@@ -15,7 +15,7 @@ import Glibc
 @Suite(.serialized, .tags(.nginx))
 struct HostileInputTests {
     private func storedVisits(_ stack: LocalStack) throws -> Int {
-        try VisitorStore(path: stack.databasePath).stats().totalVisitors
+        try SQLiteStore(path: stack.databasePath).stats().totalVisitors
     }
 
     /// The three ways past the old check that made libfcgi parse lengths adding up to 2^31 (its

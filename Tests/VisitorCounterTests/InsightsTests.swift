@@ -23,7 +23,7 @@ struct InsightsTests {
 
     @Test func uniqueVisitorsAreCountedOnceAcrossTwoWorkerProcesses() async throws {
         let database = directory.path("uniques.sqlite")
-        _ = try VisitorStore(path: database)
+        _ = try SQLiteStore(path: database)
         // Both processes see the same 256 visitors (192.0.2.0-255, one user agent) four times over.
         let children = try (0..<2).map { index in
             try ChildProcess(
@@ -32,7 +32,7 @@ struct InsightsTests {
                 in: directory, name: "simulate-\(index)")
         }
         for child in children { #expect(await child.exitStatus() == 0, "\(child.stderr)") }
-        let stats = try VisitorStore(path: database).stats()
+        let stats = try SQLiteStore(path: database).stats()
         #expect(stats.totalVisitors == 2048)
         #expect(stats.uniqueVisitorsToday == 256)
     }
@@ -44,14 +44,14 @@ struct InsightsTests {
         (.none, "203.0.113.77", nil),
     ] as [(StoreIPMode, String, String?)])
     func storeIPModes(mode: StoreIPMode, ip: String, stored: String?) throws {
-        let store = try VisitorStore(path: directory.path("ip-\(mode).sqlite"), storeIP: mode)
+        let store = try SQLiteStore(path: directory.path("ip-\(mode).sqlite"), storeIP: mode)
         try store.write(VisitBatch(counting: [visit("US", at: Date(), ip: ip)]))
         #expect(try store.read { db in try String.fetchOne(db, sql: "SELECT ip FROM visitors") } == stored)
         #expect(try store.stats().countries == ["US": 1])
     }
 
     @Test func hashedAddressesMatchWithinADayAndNotAcrossDays() throws {
-        let store = try VisitorStore(path: directory.path("ip-hashed.sqlite"), storeIP: .hashed)
+        let store = try SQLiteStore(path: directory.path("ip-hashed.sqlite"), storeIP: .hashed)
         let first = midnight + 3600
         try store.write(VisitBatch(counting: [visit("US", at: first), visit("US", at: first + 60)]), at: first + 61)
         let next = first + 86_400
@@ -65,7 +65,7 @@ struct InsightsTests {
     }
 
     @Test func retentionDeletesOnlyOldRowsAndKeepsTheTotals() throws {
-        let store = try VisitorStore(path: directory.path("retention.sqlite"))
+        let store = try SQLiteStore(path: directory.path("retention.sqlite"))
         let now = Date()
         let old = (0..<2500).map { visit("US", at: now - 10 * 86_400 - Double($0)) }
         let recent = (0..<10).map { visit("GB", at: now - 86_400 - Double($0)) }
@@ -81,7 +81,7 @@ struct InsightsTests {
         #expect(try store.stats().totalVisitors == before.totalVisitors)
         #expect(try store.stats().countries == before.countries)
         #expect(try store.daily(from: UTCTimestamp.day(now) - 11, to: UTCTimestamp.day(now)) == dailyBefore)
-        try VisitorStoreTests.expectInvariant(store)
+        try SQLiteStoreTests.expectInvariant(store)
     }
 
     /// `export` streams: its memory does not grow with the rows it writes. Exporting 80,000 rows (about
@@ -90,7 +90,7 @@ struct InsightsTests {
     /// 1,000,000 rows, SQLite's cache and one page of rows).
     @Test func exportStreamsItsRowsInBoundedMemory() async throws {
         let database = directory.path("export.sqlite")
-        _ = try VisitorStore(path: database)
+        _ = try SQLiteStore(path: database)
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         let queue = try DatabaseQueue(path: database, configuration: configuration)
@@ -160,7 +160,7 @@ struct InsightsTests {
     }
 
     @Test func exportWritesValidJSONAndCSV() throws {
-        let store = try VisitorStore(path: directory.path("small.sqlite"))
+        let store = try SQLiteStore(path: directory.path("small.sqlite"))
         try store.write(VisitBatch(counting: [
             visit("US", at: midnight + 5, userAgent: "agent, with \"quotes\""), visit("GB", at: midnight + 86_400 + 5),
         ]), at: midnight + 86_400 + 10)
@@ -209,7 +209,7 @@ struct InsightsTests {
     }
 
     @Test func anExportedFormulaIsNeutralisedInTheFile() throws {
-        let store = try VisitorStore(path: directory.path("formula.sqlite"))
+        let store = try SQLiteStore(path: directory.path("formula.sqlite"))
         try store.write(VisitBatch(counting: [visit("US", at: midnight + 5, userAgent: "=cmd|' /C calc'!A0")]), at: midnight + 10)
         let path = directory.path("formula.csv")
         try createEmptyFile(path)

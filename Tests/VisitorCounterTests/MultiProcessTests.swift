@@ -31,13 +31,13 @@ struct MultiProcessTests {
             if !child.stdout.contains("\"failed_writes\": 0") { print("multi-process: a write was retried: \(child.stdout)") }
         }
 
-        let store = try VisitorStore(path: database)
+        let store = try SQLiteStore(path: database)
         let stats = try store.stats()
         let total = processes * visitsEach
         #expect(stats.totalVisitors == total)
         #expect(try store.visitorRowCount() == total)
         // Each process hands codes out in turn, so each country gets a sixth of every process's visits.
         #expect(stats.countries == Dictionary(uniqueKeysWithValues: ["US", "GB", "DE", "FR", "JP", "XX"].map { ($0, total / 6) }))
-        try VisitorStoreTests.expectInvariant(store)
+        try SQLiteStoreTests.expectInvariant(store)
     }
 }

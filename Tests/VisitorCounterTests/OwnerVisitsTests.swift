@@ -59,7 +59,7 @@ struct OwnerVisitsTests {
         }
         #expect(stack.stopCounter() == 0)
 
-        let store = try VisitorStore(path: stack.databasePath)
+        let store = try SQLiteStore(path: stack.databasePath)
         let stats = try store.stats()
         #expect(stats.totalVisitors == visits)
         #expect(stats.ignored == ignored)
@@ -91,7 +91,7 @@ struct OwnerVisitsTests {
         // The browser that took the cookie sends it back: its visit counts in `ignored`.
         _ = try stack.request("GET", "/", headers: ["Cookie": "visitor_counter_ignore=1"])
         #expect(stack.stopCounter() == 0)
-        let stats = try VisitorStore(path: stack.databasePath).stats()
+        let stats = try SQLiteStore(path: stack.databasePath).stats()
         #expect(stats.ignored == 1)
         #expect(stats.totalVisitors == 1)
     }

@@ -14,27 +14,27 @@ struct SpillFileTests {
 
     @Test func aReplayWritesEveryLineAndRemovesTheFile() throws {
         let path = directory.path("replay.sqlite")
-        let store = try VisitorStore(path: path)
+        let store = try SQLiteStore(path: path)
         let spill = SpillFile(database: path, worker: 0)
-        var withoutRows = VisitorStoreTests.visits(["US", "GB"])
+        var withoutRows = SQLiteStoreTests.visits(["US", "GB"])
         withoutRows.countWithoutRow(Visit(trustedIP: nil, userAgent: "", country: "France", countryCode: "FR", time: Date()))
         try spill.append(withoutRows, worker: 0)
-        try spill.append(VisitorStoreTests.visits(["US"]), worker: 0)
+        try spill.append(SQLiteStoreTests.visits(["US"]), worker: 0)
 
         let replay = try #require(try spill.replay(into: store, sorting: .standard))
         #expect(replay == SpillFile.Replay(batches: 2, visits: 4))
         #expect(!FileManager.default.fileExists(atPath: spill.path))
         #expect(try store.stats().countries == ["US": 2, "GB": 1, "FR": 1])
         #expect(try store.stats().visitsWithoutRows == 1)
-        try VisitorStoreTests.expectInvariant(store)
+        try SQLiteStoreTests.expectInvariant(store)
         #expect(try spill.replay(into: store, sorting: .standard) == nil)
     }
 
     @Test func aReplayCutShortBeforeTheFileWasRemovedCountsNothingTwice() throws {
         let path = directory.path("twice.sqlite")
-        let store = try VisitorStore(path: path)
+        let store = try SQLiteStore(path: path)
         let spill = SpillFile(database: path, worker: 1)
-        try spill.append(VisitorStoreTests.visits(["JP", "JP"]), worker: 1)
+        try spill.append(SQLiteStoreTests.visits(["JP", "JP"]), worker: 1)
         let copy = try Data(contentsOf: URL(fileURLWithPath: spill.path))
         _ = try spill.replay(into: store, sorting: .standard)
         // As if the process had died after the commit and before the unlink.
@@ -48,15 +48,15 @@ struct SpillFileTests {
 
     @Test func aLineCutShortByACrashIsSetAsideAndTheRestReplayed() throws {
         let path = directory.path("torn.sqlite")
-        let store = try VisitorStore(path: path)
+        let store = try SQLiteStore(path: path)
         let spill = SpillFile(database: path, worker: 0)
-        try spill.append(VisitorStoreTests.visits(["DE"]), worker: 0)
+        try spill.append(SQLiteStoreTests.visits(["DE"]), worker: 0)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: spill.path))
         try handle.seekToEnd()
         try handle.write(contentsOf: Data(#"{"id":"cut-sh"#.utf8))
         try handle.close()
         // The next spill starts on a line of its own rather than gluing itself to the cut one.
-        try spill.append(VisitorStoreTests.visits(["FR", "FR"]), worker: 0)
+        try spill.append(SQLiteStoreTests.visits(["FR", "FR"]), worker: 0)
         let replay = try #require(try spill.replay(into: store, sorting: .standard))
         #expect(replay == SpillFile.Replay(batches: 2, visits: 3, damagedLines: 1))
         #expect(try String(contentsOfFile: spill.path + ".rejected", encoding: .utf8) == "{\"id\":\"cut-sh\n")
@@ -65,9 +65,9 @@ struct SpillFileTests {
 
     @Test func aSpillFileThisServiceDidNotMakeIsNotReplayed() throws {
         let path = directory.path("foreign.sqlite")
-        let store = try VisitorStore(path: path)
+        let store = try SQLiteStore(path: path)
         let spill = SpillFile(database: path, worker: 0)
-        try spill.append(VisitorStoreTests.visits(["US"]), worker: 0)
+        try spill.append(SQLiteStoreTests.visits(["US"]), worker: 0)
         chmod(spill.path, 0o666)
         #expect(throws: VisitJournal.OpenError.self) { try spill.replay(into: store, sorting: .standard) }
         // A link to another file is not followed, whoever owns what it points to.
@@ -82,7 +82,7 @@ struct SpillFileTests {
 
     @Test func aLineFromAnEarlierBuildStillReplays() throws {
         let path = directory.path("earlier.sqlite")
-        let store = try VisitorStore(path: path)
+        let store = try SQLiteStore(path: path)
         let spill = SpillFile(database: path, worker: 0)
         // Written before the recent windows and the daily rollup: counts by country code alone.
         let line = #"{"counts_without_rows":{"US":2},"id":"earlier-1","spilled_at":"2026-11-20T10:00:00.000Z","visits":[],"worker":0}"#
@@ -94,8 +94,8 @@ struct SpillFileTests {
     }
 
     @Test func botsCountedWithoutRowsAddToBots() throws {
-        let store = try VisitorStore(path: directory.path("rowless-bots.sqlite"))
-        var batch = VisitorStoreTests.visits(["US"])
+        let store = try SQLiteStore(path: directory.path("rowless-bots.sqlite"))
+        var batch = SQLiteStoreTests.visits(["US"])
         batch.botsWithoutRows = 3
         let spill = SpillFile(database: store.path, worker: 0)
         try spill.append(batch, worker: 0)
@@ -108,7 +108,7 @@ struct SpillFileTests {
     /// replay sorts them as the buffer now does, by `--count-bots`, with the check of this version
     /// (the one before took the health check for a person).
     @Test(arguments: [false, true]) func spilledBotRowsAreSortedAtTheReplay(countsBots: Bool) throws {
-        let store = try VisitorStore(path: directory.path("bot-rows-\(countsBots).sqlite"))
+        let store = try SQLiteStore(path: directory.path("bot-rows-\(countsBots).sqlite"))
         let now = Date()
         let spill = SpillFile(database: store.path, worker: 0)
         try spill.append(

@@ -7,7 +7,7 @@ import Testing
 struct StatsCacheTests {
     @Test func aNewCountryDatabaseIsRenderedOutsideTheLockByOneThread() throws {
         let directory = try TemporaryDirectory()
-        let store = try VisitorStore(path: directory.path("visitors.sqlite"))
+        let store = try SQLiteStore(path: directory.path("visitors.sqlite"))
         let renders = SharedCount(0)
         let started = DispatchSemaphore(value: 0)
         let release = DispatchSemaphore(value: 0)
@@ -52,7 +52,7 @@ struct StatsCacheTests {
 
     @Test func aRenderingOvertakenByARefreshIsDroppedAndDoneAgainByTheNextRequest() throws {
         let directory = try TemporaryDirectory()
-        let store = try VisitorStore(path: directory.path("visitors.sqlite"))
+        let store = try SQLiteStore(path: directory.path("visitors.sqlite"))
         let hold = SharedCount(1)
         let started = DispatchSemaphore(value: 0)
         let release = DispatchSemaphore(value: 0)

@@ -30,7 +30,7 @@ final class StoreUnderTest {
     /// A store on this test's database; each call opens a new one, with connections of its own.
     func open(storeIP: StoreIPMode = .full) throws -> any CounterStore {
         switch kind {
-        case .sqlite: try VisitorStore(path: sqlitePath, storeIP: storeIP)
+        case .sqlite: try SQLiteStore(path: sqlitePath, storeIP: storeIP)
         case .postgresql:
             try PostgresStore(
                 uri: cluster!.uri(), stateDirectory: directory.url.path, storeIP: storeIP)
@@ -41,7 +41,7 @@ final class StoreUnderTest {
     func column(_ sql: String) throws -> [String?] {
         switch kind {
         case .sqlite:
-            try VisitorStore(path: sqlitePath).read { db in
+            try SQLiteStore(path: sqlitePath).read { db in
                 try Row.fetchAll(db, sql: sql).map { row -> String? in
                     switch (row[0] as DatabaseValue).storage {
                     case .null: nil

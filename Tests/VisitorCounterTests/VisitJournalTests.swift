@@ -127,7 +127,7 @@ struct VisitJournalTests {
 
     @Test func anEndedWorkersJournalIsReplayedOnceAndRemoved() throws {
         let database = directory.path("replay.sqlite")
-        let store = try VisitorStore(path: database)
+        let store = try SQLiteStore(path: database)
         let path = try journalOfAnEndedWorker(database: database, count: 250)
         #expect(try VisitJournal.all(database: database) == [path])
 
@@ -136,12 +136,12 @@ struct VisitJournalTests {
         #expect(!FileManager.default.fileExists(atPath: path))
         #expect(try store.stats().countries == ["US": 84, "GB": 83, "DE": 83])
         #expect(try store.visitorRowCount() == 250)
-        try VisitorStoreTests.expectInvariant(store)
+        try SQLiteStoreTests.expectInvariant(store)
     }
 
     @Test func aReplayWritesOnlyWhatTheWorkerHadNotWritten() throws {
         let database = directory.path("part.sqlite")
-        let store = try VisitorStore(path: database)
+        let store = try SQLiteStore(path: database)
         var journal: VisitJournal? = try VisitJournal.create(database: database, worker: 0, capacity: 1 << 16)
         var batch = VisitBatch()
         var ends: [UInt64] = []
@@ -162,7 +162,7 @@ struct VisitJournalTests {
 
     @Test func aReplayCutShortAndCutShortAgainWritesEveryVisitExactlyOnce() throws {
         let database = directory.path("cut.sqlite")
-        let store = try VisitorStore(path: database)
+        let store = try SQLiteStore(path: database)
         let path = try journalOfAnEndedWorker(database: database, count: 1000)
         // The first replay ends after its first batch, the second after its second: as a worker killed
         // during a replay, twice.
@@ -184,7 +184,7 @@ struct VisitJournalTests {
 
     @Test func aReplayThatEndedBeforeRemovingTheJournalCountsNothingTwice() throws {
         let database = directory.path("twice.sqlite")
-        let store = try VisitorStore(path: database)
+        let store = try SQLiteStore(path: database)
         let path = try journalOfAnEndedWorker(database: database, count: 50)
         let copy = try Data(contentsOf: URL(fileURLWithPath: path))
         let (id, end) = try { () throws -> (String, UInt64) in
@@ -209,7 +209,7 @@ struct VisitJournalTests {
 
     @Test func untrustedFilesAreLeftAsTheyAre() throws {
         let database = directory.path("trust.sqlite")
-        let store = try VisitorStore(path: database)
+        let store = try SQLiteStore(path: database)
         let open = try journalOfAnEndedWorker(database: database, worker: 1, count: 5)
         chmod(open, 0o644)
         #expect(throws: VisitJournal.OpenError.self) { try JournalReplay.replay(path: open, into: store, batchSize: 10, sorting: .standard) }
@@ -225,7 +225,7 @@ struct VisitJournalTests {
     @Test func aJournalRemovedSinceTheListingIsGoneNotAFailure() throws {
         // Another worker replayed and removed it between this one's directory listing and its open.
         let database = directory.path("gone.sqlite")
-        let store = try VisitorStore(path: database)
+        let store = try SQLiteStore(path: database)
         #expect(try JournalReplay.replay(path: database + ".journal-0-removed", into: store, batchSize: 10, sorting: .standard) == nil)
     }
 
@@ -290,7 +290,7 @@ struct VisitJournalTests {
         // Other slots (worker 10's name starts like worker 1's) are not held up.
         _ = try VisitJournal.create(database: database, worker: 10, capacity: 4096)
         // Once one is replayed, the slot gets a journal again.
-        let store = try VisitorStore(path: database)
+        let store = try SQLiteStore(path: database)
         _ = try JournalReplay.replay(path: waiting[0], into: store, batchSize: 10, sorting: .standard)
         _ = try VisitJournal.create(database: database, worker: 1, capacity: 4096)
     }
@@ -308,7 +308,7 @@ struct VisitJournalTests {
 
     /// Two laps of a 4 KiB journal, the second unwritten, then the ring's pages as they were after the
     /// first lap, as after a power cut that kept the header's `end` and lost the second lap's pages.
-    func journalWithTheLastLapLost(database: String, store: VisitorStore) throws -> String {
+    func journalWithTheLastLapLost(database: String, store: SQLiteStore) throws -> String {
         var journal: VisitJournal? = try VisitJournal.create(database: database, worker: 0, capacity: 4096)
         let lap1 = try Self.record128("lap1-"), lap2 = try Self.record128("lap2-")
         for _ in 0..<32 { _ = try #require(journal?.append(lap1, written: 0)) }
@@ -330,7 +330,7 @@ struct VisitJournalTests {
 
     @Test func aRecordLeftByTheRingsLastLapIsNotReplayedAsANewOne() throws {
         let database = directory.path("lap.sqlite")
-        let store = try VisitorStore(path: database)
+        let store = try SQLiteStore(path: database)
         let path = try journalWithTheLastLapLost(database: database, store: store)
         let outcome = try #require(try JournalReplay.replay(path: path, into: store, batchSize: 10, sorting: .standard))
         #expect(outcome.damaged)
@@ -341,7 +341,7 @@ struct VisitJournalTests {
 
     @Test func aJournalOfTheVersionBeforeWithoutPositionsIsStillReplayed() throws {
         let database = directory.path("v1.sqlite")
-        let store = try VisitorStore(path: database)
+        let store = try SQLiteStore(path: database)
         let path = try journalOfAnEndedWorker(database: database, count: 20)
         let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
         // The version before wrote VCJOURN1 and left the position's bytes zero.
@@ -365,7 +365,7 @@ struct VisitJournalTests {
     @Test(arguments: [("VCJOURN2", false), ("VCJOURN2", true), ("VCJOURN3", false)])
     func botRowsOfAnEarlierJournalAreSortedAtTheReplay(magic: String, countsBots: Bool) throws {
         let database = directory.path("bots-\(magic)-\(countsBots).sqlite")
-        let store = try VisitorStore(path: database)
+        let store = try SQLiteStore(path: database)
         let path: String
         do {
             // Goes out of scope as a killed worker's journal does.
@@ -396,7 +396,7 @@ struct VisitJournalTests {
         }
         #expect(crawlers.count == 3)
         let database = directory.path("check-\(writtenBefore).sqlite")
-        let store = try VisitorStore(path: database)
+        let store = try SQLiteStore(path: database)
         let path: String
         do {
             let journal = try VisitJournal.create(database: database, worker: 0, capacity: 1 << 16)
@@ -426,7 +426,7 @@ struct VisitJournalTests {
     /// `ignored` alone.
     @Test func anIgnoredRequestIsReplayedIntoIgnoredOnly() throws {
         let database = directory.path("ignored.sqlite")
-        let store = try VisitorStore(path: database)
+        let store = try SQLiteStore(path: database)
         let path: String
         do {
             let journal = try VisitJournal.create(database: database, worker: 0, capacity: 1 << 16)
@@ -449,7 +449,7 @@ struct VisitJournalTests {
 
     @Test func aLiveJournalIsNotReplayed() throws {
         let database = directory.path("live.sqlite")
-        let store = try VisitorStore(path: database)
+        let store = try SQLiteStore(path: database)
         let journal = try VisitJournal.create(database: database, worker: 0, capacity: 4096)
         _ = journal.append(JournalRecord(kind: .row, visit: Self.visit("US", 1)), written: 0)
         #expect(try JournalReplay.replay(path: journal.path, into: store, batchSize: 10, sorting: .standard) == nil)
@@ -458,7 +458,7 @@ struct VisitJournalTests {
 
     @Test func withHashedAddressesTheJournalHoldsNoAddressAndUniquesStillCount() throws {
         let database = directory.path("hashed.sqlite")
-        let store = try VisitorStore(path: database, storeIP: .hashed)
+        let store = try SQLiteStore(path: database, storeIP: .hashed)
         let keys = try store.dayKeys()
         let key = try #require(keys[UTCTimestamp.day(Date())])
         let path = try journalOfAnEndedWorker(database: database, count: 10, codes: ["NL"]) { visit in

@@ -16,7 +16,7 @@ struct VisitRecorderTests {
     }
 
     @Test func stopWritesEverythingBufferedBeforeItReturns() throws {
-        let store = try VisitorStore(path: directory.path("stop.sqlite"))
+        let store = try SQLiteStore(path: directory.path("stop.sqlite"))
         // Neither the size nor the interval would ever flush: only stop() can.
         let recorder = VisitRecorder(
             store: store, batchSize: 1_000_000, flushInterval: .seconds(3600), logger: quietLogger)
@@ -33,7 +33,7 @@ struct VisitRecorderTests {
     }
 
     @Test func fullBatchesAreWrittenWithoutAStop() async throws {
-        let store = try VisitorStore(path: directory.path("size.sqlite"))
+        let store = try SQLiteStore(path: directory.path("size.sqlite"))
         let recorder = VisitRecorder(
             store: store, batchSize: 10, flushInterval: .seconds(3600), logger: quietLogger)
         recorder.start()
@@ -45,7 +45,7 @@ struct VisitRecorderTests {
 
     @Test func failedWritesAreRetriedAndEveryVisitLandsOnce() async throws {
         let path = directory.path("retry.sqlite")
-        let store = try VisitorStore(path: path, busyTimeout: 0.05)
+        let store = try SQLiteStore(path: path, busyTimeout: 0.05)
         let log = recordingLogger()
         let audit = AuditLog(database: path, logger: log.logger)
         let recorder = VisitRecorder(
@@ -62,7 +62,7 @@ struct VisitRecorderTests {
         try await waitUntil("store.stats().totalVisitors == 500", seconds: 10) { try store.stats().totalVisitors == 500 }
         recorder.stop()
         #expect(try store.stats().countries == ["US": 167, "JP": 333])
-        try VisitorStoreTests.expectInvariant(store)
+        try SQLiteStoreTests.expectInvariant(store)
         #expect(recorder.statistics.consecutiveFailures == 0)
         let events = try AuditLog.read(path: audit.path).map(\.event)
         #expect(events.contains("write_failed"))
@@ -79,7 +79,7 @@ struct VisitRecorderTests {
 
     @Test func atTheBoundVisitsAreCountedWithoutRows() async throws {
         let path = directory.path("bound.sqlite")
-        let store = try VisitorStore(path: path, busyTimeout: 0.05)
+        let store = try SQLiteStore(path: path, busyTimeout: 0.05)
         let audit = AuditLog(database: path, logger: quietLogger)
         let recorder = VisitRecorder(
             store: store,
@@ -100,13 +100,13 @@ struct VisitRecorderTests {
         #expect(stats.countries == ["US": 5000, "GB": 5000])
         #expect(stats.visitsWithoutRows == 9700)
         #expect(try store.visitorRowCount() == 300)
-        try VisitorStoreTests.expectInvariant(store)
+        try SQLiteStoreTests.expectInvariant(store)
         #expect(try AuditLog.read(path: audit.path).map(\.event).contains("rows_dropped"))
     }
 
     @Test func aStopWhileTheDatabaseIsLockedLeavesTheVisitsInTheJournalForTheNextStart() async throws {
         let path = directory.path("journal.sqlite")
-        let store = try VisitorStore(path: path, busyTimeout: 0.05)
+        let store = try SQLiteStore(path: path, busyTimeout: 0.05)
         let configuration = VisitRecorder.Configuration(
             batchSize: 1000, flushInterval: .seconds(3600), retry: Self.fastRetry, worker: 3)
         var first: VisitRecorder? = VisitRecorder(
@@ -139,7 +139,7 @@ struct VisitRecorderTests {
 
     @Test func theJournalsRingGoesRoundManyTimesAsBatchesAreWritten() async throws {
         let path = directory.path("wrap.sqlite")
-        let store = try VisitorStore(path: path)
+        let store = try SQLiteStore(path: path)
         // About 60 of these visits fill a 4 KiB ring: 1200 of them go round it about 20 times, which
         // works only if every written batch makes room again.
         let journal = try VisitJournal.create(database: path, worker: 0, capacity: 4096)
@@ -164,9 +164,9 @@ struct VisitRecorderTests {
 
     /// A database restored from a backup under a running worker, as an asynchronous standby promoted
     /// without the last commits: `visitors.sqlite` copied back from a snapshot taken `lost` visits ago.
-    func restoreWorker(capacity: Int, lost: Int) async throws -> (store: VisitorStore, recorder: VisitRecorder, audit: AuditLog) {
+    func restoreWorker(capacity: Int, lost: Int) async throws -> (store: SQLiteStore, recorder: VisitRecorder, audit: AuditLog) {
         let path = directory.path("restored-\(capacity).sqlite")
-        let store = try VisitorStore(path: path)
+        let store = try SQLiteStore(path: path)
         let audit = AuditLog(database: path, logger: quietLogger)
         // Batches of 10, written only when full: the test knows what is written when.
         let recorder = VisitRecorder(
@@ -200,7 +200,7 @@ struct VisitRecorderTests {
     /// finds what the database lost before it removes the journal.
     @Test func aCleanStopAfterARestoredBackupWritesTheLostBatchesBeforeRemovingTheJournal() async throws {
         let path = directory.path("restored-stop.sqlite")
-        let store = try VisitorStore(path: path)
+        let store = try SQLiteStore(path: path)
         let audit = AuditLog(database: path, logger: quietLogger)
         let journal = try VisitJournal.create(database: path, worker: 0, capacity: 1 << 20)
         let recorder = VisitRecorder(
@@ -239,7 +239,7 @@ struct VisitRecorderTests {
 
     @Test func withHashedAddressesTheJournalKeepsNoAddressAndItsReplayCountsUniqueVisitors() throws {
         let path = directory.path("hashed.sqlite")
-        let store = try VisitorStore(path: path, busyTimeout: 0.05, storeIP: .hashed)
+        let store = try SQLiteStore(path: path, busyTimeout: 0.05, storeIP: .hashed)
         _ = try store.dayKeys()  // made by an earlier batch
         var configuration = VisitRecorder.Configuration(batchSize: 1000, flushInterval: .seconds(3600), retry: Self.fastRetry)
         configuration.storeIP = .hashed
@@ -265,7 +265,7 @@ struct VisitRecorderTests {
 
     @Test func aFileThatCannotBeReplayedDoesNotHoldUpTheJournalsAfterIt() async throws {
         let path = directory.path("blocked.sqlite")
-        let store = try VisitorStore(path: path)
+        let store = try SQLiteStore(path: path)
         let audit = AuditLog(database: path, logger: quietLogger)
         // Sorts before the real journal, and its open fails (EISDIR).
         let blocker = path + ".journal-0-0"
@@ -290,8 +290,8 @@ struct VisitRecorderTests {
 
     @Test func aSpillFileFromAnEarlierVersionIsStillReplayed() async throws {
         let path = directory.path("spill.sqlite")
-        let store = try VisitorStore(path: path)
-        try SpillFile(database: path, worker: 2).append(VisitorStoreTests.visits(["BR", "BR", "IT"]), worker: 2)
+        let store = try SQLiteStore(path: path)
+        try SpillFile(database: path, worker: 2).append(SQLiteStoreTests.visits(["BR", "BR", "IT"]), worker: 2)
         let recorder = VisitRecorder(
             store: store, configuration: .init(batchSize: 10, flushInterval: .milliseconds(50)), logger: quietLogger)
         recorder.start()
@@ -302,7 +302,7 @@ struct VisitRecorderTests {
     }
 
     @Test func aVisitRecordedAfterTheWriterStoppedIsCountedAsRecordedAndNotWritten() throws {
-        let store = try VisitorStore(path: directory.path("late.sqlite"))
+        let store = try SQLiteStore(path: directory.path("late.sqlite"))
         let recorder = VisitRecorder(store: store, batchSize: 10, flushInterval: .milliseconds(50), logger: quietLogger)
         recorder.start()
         recorder.record(Self.visit("US"))
@@ -316,7 +316,7 @@ struct VisitRecorderTests {
 
     @Test func visitsInNoJournalAreReportedLostWhenAStopCannotWriteThem() throws {
         let path = directory.path("lost.sqlite")
-        let store = try VisitorStore(path: path, busyTimeout: 0.05)
+        let store = try SQLiteStore(path: path, busyTimeout: 0.05)
         let audit = AuditLog(database: path, logger: quietLogger)
         let recorder = VisitRecorder(
             store: store,
@@ -336,7 +336,7 @@ struct VisitRecorderTests {
 
     @Test func aSpillFileThatCannotBeReplayedDoesNotHoldUpNewWrites() async throws {
         let path = directory.path("stuck.sqlite")
-        let store = try VisitorStore(path: path)
+        let store = try SQLiteStore(path: path)
         // A directory where a spill file would be: opening it for the replay fails every time.
         try FileManager.default.createDirectory(atPath: path + ".spill-9.jsonl", withIntermediateDirectories: false)
         let audit = AuditLog(database: path, logger: quietLogger)

@@ -252,7 +252,7 @@ public final class VisitRecorder: Sendable {
         do {
             do {
                 try store.write(batch)
-            } catch VisitorStoreError.journalGap(let id, let written, let start)
+            } catch StoreError.journalGap(let id, let written, let start)
                 where id == journal?.id && written >= 0 && UInt64(written) < start
             {
                 try rewriteLostBatches(from: UInt64(written), upTo: start)
@@ -306,7 +306,7 @@ public final class VisitRecorder: Sendable {
         let lost = JournalReplay.batches(
             of: journal, from: written, upTo: start, batchSize: configuration.batchSize, sorting: configuration.sorting)
         guard !lost.damaged else {
-            let gap = VisitorStoreError.journalGap(journal: journal.id, written: Int64(written), batchStart: start)
+            let gap = StoreError.journalGap(journal: journal.id, written: Int64(written), batchStart: start)
             if reportedUnrecoverable.withLock({ reported in
                 defer { reported = written }
                 return reported != written

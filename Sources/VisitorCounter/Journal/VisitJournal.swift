@@ -17,7 +17,7 @@ import Glibc
 /// process killed in the middle of a `memcpy` leaves a record that was never published (and whose
 /// visit never got its answer).
 ///
-/// A batch's transaction stores how far the journal has been written (``VisitorStore``'s
+/// A batch's transaction stores how far the journal has been written (``SQLiteStore``'s
 /// `journal_progress`), so writing is exactly-once by construction: a replay starts from that
 /// position, and a batch whose range is already written is skipped. A live journal is held with an
 /// exclusive `flock` by its worker for the worker's life; a journal whose lock can be taken belongs to

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Everything one batch writes, whatever the engine: made once by a pure function of the batch, the
-/// time, the day keys and `--store-ip`, and only executed by ``VisitorStore`` and ``PostgresStore``.
+/// time, the day keys and `--store-ip`, and only executed by ``SQLiteStore`` and ``PostgresStore``.
 /// A new rollup is one change here and one to each schema.
 ///
 /// An executor, in one transaction:

@@ -1,7 +1,7 @@
 import Foundation
 
 /// What the writer, the stats cache, the routes and the commands need of the database, whichever it
-/// is: ``VisitorStore`` (one SQLite file, the embedded default) or ``PostgresStore`` (one PostgreSQL
+/// is: ``SQLiteStore`` (one SQLite file, the embedded default) or ``PostgresStore`` (one PostgreSQL
 /// database that the counters of several hosts share).
 ///
 /// Both keep the same tables with the same names and meanings, and the same invariant: `total_visitors`

@@ -59,7 +59,7 @@ public enum StoreLocation: Sendable, Equatable, CustomStringConvertible {
     public func open(storeIP: StoreIPMode = .full) throws -> any CounterStore {
         switch self {
         case .sqlite(let path):
-            try VisitorStore(path: path, storeIP: storeIP)
+            try SQLiteStore(path: path, storeIP: storeIP)
         case .postgres(let uri, let stateDirectory):
             try PostgresStore(uri: uri, stateDirectory: stateDirectory, storeIP: storeIP)
         }

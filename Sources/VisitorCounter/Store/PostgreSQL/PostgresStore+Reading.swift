@@ -12,7 +12,7 @@ extension PostgresStore {
                 stats = try Self.stats(connection, now: now)
                 return true
             }
-            guard let stats else { throw VisitorStoreError.missingStatsRow }
+            guard let stats else { throw StoreError.missingStatsRow }
             return stats
         }
     }
@@ -28,7 +28,7 @@ extension PostgresStore {
                 )
                 return true
             }
-            guard let figures else { throw VisitorStoreError.missingStatsRow }
+            guard let figures else { throw StoreError.missingStatsRow }
             return figures
         }
     }
@@ -54,7 +54,7 @@ extension PostgresStore {
         let minute = UTCTimestamp.minute(now)
         guard let row = try connection.execute(
             "SELECT total_visitors, last_updated, visitors_without_rows, bots, ignored FROM visitor_stats WHERE id = 1"
-        ).rows.first else { throw VisitorStoreError.missingStatsRow }
+        ).rows.first else { throw StoreError.missingStatsRow }
         var countries: [String: Int] = [:]
         for country in try connection.execute("SELECT country_code, visitors FROM visitor_countries").rows {
             if let code = country[0], let visitors = country[1].flatMap({ Int($0) }) { countries[code] = visitors }

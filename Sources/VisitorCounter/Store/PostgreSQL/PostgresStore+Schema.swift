@@ -98,7 +98,7 @@ extension PostgresStore {
                 """)
             let current = try connection.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").firstInteger ?? 0
             guard current <= migrations.count else {
-                throw VisitorStoreError.schemaTooNew(found: current, known: migrations.count)
+                throw StoreError.schemaTooNew(found: current, known: migrations.count)
             }
             guard current < target else { return true }
             for version in (current + 1)...target {

@@ -30,7 +30,7 @@ extension PostgresStore {
     /// About 6 MiB of hashes per writer.
     static let knownHashesLimit = 1 << 18
 
-    /// Writes a batch in one transaction, as ``VisitorStore`` does: its rows through `COPY`, its counts
+    /// Writes a batch in one transaction, as ``SQLiteStore`` does: its rows through `COPY`, its counts
     /// added with `INSERT … ON CONFLICT DO UPDATE`, its unique visitors with `ON CONFLICT DO NOTHING`
     /// (counting the rows that went in), and the journal's progress or the spill file's ID in the same
     /// commit. Answers `false`, writing nothing, for a batch written before.
@@ -75,7 +75,7 @@ extension PostgresStore {
             let done = Int64(opened[.journalProgress]?.firstInteger ?? 0)
             if done >= Int64(span.end) { return false }
             guard done == Int64(span.start) else {
-                throw VisitorStoreError.journalGap(journal: span.id, written: done, batchStart: span.start)
+                throw StoreError.journalGap(journal: span.id, written: done, batchStart: span.start)
             }
         }
         if plan.spillID != nil, opened[.spillMark]?.affectedRows != 1 { return false }
@@ -110,7 +110,7 @@ extension PostgresStore {
                 String(plan.stats.total), String(plan.stats.withoutRows), String(plan.stats.bots), plan.stats.lastUpdated,
                 String(plan.stats.ignored),
             ])
-        guard try counts.run(connection)[.stats]?.affectedRows == 1 else { throw VisitorStoreError.missingStatsRow }
+        guard try counts.run(connection)[.stats]?.affectedRows == 1 else { throw StoreError.missingStatsRow }
         return true
     }
 

@@ -4,7 +4,7 @@ import Synchronization
 /// One PostgreSQL database that the counters of several hosts write into and read from: the
 /// ``CounterStore`` for more than one web server.
 ///
-/// The tables, their names and their meanings are SQLite's (``VisitorStore``); only the types are
+/// The tables, their names and their meanings are SQLite's (``SQLiteStore``); only the types are
 /// PostgreSQL's. Every batch is one transaction whose row locks are taken in one global order (the
 /// day's keys, the unique visitors by day and hash, the countries, the minutes, the days, the days'
 /// countries, the stats row last), so two hosts' batches queue for each other but never deadlock.

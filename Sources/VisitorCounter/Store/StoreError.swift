@@ -1,5 +1,5 @@
-/// Why the store could not be opened or used, beyond what SQLite itself reports.
-public enum VisitorStoreError: Error, CustomStringConvertible {
+/// Why a store, SQLite or PostgreSQL, could not be opened or used, beyond what the engine itself reports.
+public enum StoreError: Error, CustomStringConvertible {
     case schemaTooNew(found: Int, known: Int)
     case missingStatsRow
     case notWritable(path: String)

@@ -1,6 +1,6 @@
 import GRDB
 
-extension VisitorStore {
+extension SQLiteStore {
     /// The schema's versions, oldest first; a file's `PRAGMA user_version` says how many it has applied.
     ///
     /// Never edit a shipped migration: add one. All of them run in one `BEGIN IMMEDIATE` transaction
@@ -114,7 +114,7 @@ extension VisitorStore {
         try db.inTransaction(.immediate) {
             let current = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
             guard current <= migrations.count else {
-                throw VisitorStoreError.schemaTooNew(found: current, known: migrations.count)
+                throw StoreError.schemaTooNew(found: current, known: migrations.count)
             }
             guard current < target else { return .commit }
             for migration in migrations[current..<target] {

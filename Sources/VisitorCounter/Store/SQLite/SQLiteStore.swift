@@ -14,7 +14,7 @@ import Glibc
 /// writer and writers of several processes queue for the lock instead of failing. Every write is one
 /// `BEGIN IMMEDIATE` transaction that takes the write lock up front: a transaction that started as a
 /// reader and then tried to write could fail with `SQLITE_BUSY` without waiting.
-public final class VisitorStore: CounterStore {
+public final class SQLiteStore: CounterStore {
     public let path: String
     /// The journals, spill files and audit log sit beside the file.
     public var localFiles: String { path }
@@ -35,7 +35,7 @@ public final class VisitorStore: CounterStore {
     public convenience init(
         path: String, busyTimeout: TimeInterval = defaultBusyTimeout, storeIP: StoreIPMode = .full
     ) throws {
-        try self.init(path: path, busyTimeout: busyTimeout, schemaVersion: VisitorStore.schemaVersion, storeIP: storeIP)
+        try self.init(path: path, busyTimeout: busyTimeout, schemaVersion: SQLiteStore.schemaVersion, storeIP: storeIP)
     }
 
     /// Opens the database migrated up to `schemaVersion` only: tests make older files with it.
@@ -62,8 +62,8 @@ public final class VisitorStore: CounterStore {
     /// The open pool, or a newly opened one after ``closeAfterFailure()``.
     func currentPool() throws -> DatabasePool {
         if let pool = pool.withLock({ $0 }) { return pool }
-        let opened = try VisitorStore.openPool(path: path, configuration: configuration, timeout: busyTimeout)
-        try opened.writeWithoutTransaction { db in try VisitorStore.migrate(db, upTo: schemaVersion) }
+        let opened = try SQLiteStore.openPool(path: path, configuration: configuration, timeout: busyTimeout)
+        try opened.writeWithoutTransaction { db in try SQLiteStore.migrate(db, upTo: schemaVersion) }
         return pool.withLock { pool in
             if let pool { return pool }
             pool = opened

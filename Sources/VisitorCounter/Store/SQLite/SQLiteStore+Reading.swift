@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 /// Reading the totals, the recent windows and the daily rollup.
-extension VisitorStore {
+extension SQLiteStore {
     /// The totals, and the recent windows as of `now`, read in one snapshot; costs the same whatever
     /// the number of visit rows.
     ///
@@ -25,7 +25,7 @@ extension VisitorStore {
         // Cached statements: parsing them again on every read was most of its time.
         guard let row = try Row.fetchOne(
             db.cachedStatement(sql: "SELECT total_visitors, last_updated, visitors_without_rows, bots, ignored FROM visitor_stats WHERE id = 1"))
-        else { throw VisitorStoreError.missingStatsRow }
+        else { throw StoreError.missingStatsRow }
         var countries: [String: Int] = [:]
         // Read from the cursor's rows as they come, without a copy of each.
         let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT country_code, visitors FROM visitor_countries"))

@@ -5,7 +5,7 @@ import Testing
 
 @testable import VisitorCounter
 
-struct VisitorStoreTests {
+struct SQLiteStoreTests {
     let directory: TemporaryDirectory
     init() throws { directory = try TemporaryDirectory() }
 
@@ -18,12 +18,12 @@ struct VisitorStoreTests {
             })
     }
 
-    static func userVersion(_ store: VisitorStore) throws -> Int? {
+    static func userVersion(_ store: SQLiteStore) throws -> Int? {
         try store.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") }
     }
 
     /// `total_visitors == count(visitors) + visitors_without_rows == sum(countries)`, read in one snapshot.
-    static func expectInvariant(_ store: VisitorStore, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    static func expectInvariant(_ store: SQLiteStore, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let (total, rows, sum) = try store.read { db in
             (
                 try Int.fetchOne(db, sql: "SELECT total_visitors FROM visitor_stats") ?? -1,
@@ -36,7 +36,7 @@ struct VisitorStoreTests {
     }
 
     @Test func anEmptyFileGetsTheWholeSchema() throws {
-        let store = try VisitorStore(path: directory.path("new.sqlite"))
+        let store = try SQLiteStore(path: directory.path("new.sqlite"))
         let (version, journalMode, synchronous, tables, indexes) = try store.read { db in
             (
                 try Int.fetchOne(db, sql: "PRAGMA user_version"),
@@ -46,7 +46,7 @@ struct VisitorStoreTests {
                 try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
             )
         }
-        #expect(version == VisitorStore.schemaVersion)
+        #expect(version == SQLiteStore.schemaVersion)
         #expect(journalMode == "wal")
         #expect(synchronous == 1)  // NORMAL
         #expect(
@@ -61,7 +61,7 @@ struct VisitorStoreTests {
     @Test func aFileOfTheFirstVersionIsUpgradedWithItsCounts() throws {
         let path = directory.path("old.sqlite")
         do {
-            let old = try VisitorStore(path: path, busyTimeout: 1, schemaVersion: 1)
+            let old = try SQLiteStore(path: path, busyTimeout: 1, schemaVersion: 1)
             #expect(try Self.userVersion(old) == 1)
         }
         // Fill it the way the original design did: rows plus a JSON column of counts.
@@ -79,8 +79,8 @@ struct VisitorStoreTests {
         }
         try queue.close()
 
-        let store = try VisitorStore(path: path)
-        #expect(try Self.userVersion(store) == VisitorStore.schemaVersion)
+        let store = try SQLiteStore(path: path)
+        #expect(try Self.userVersion(store) == SQLiteStore.schemaVersion)
         #expect(
             try store.stats()
                 == VisitorStats(
@@ -92,9 +92,9 @@ struct VisitorStoreTests {
     }
 
     /// Readers that never pause starve SQLite's passive checkpoint: the WAL grows with every batch.
-    /// ``VisitorStore/checkpointIfLarge(limit:)`` keeps it bounded all the same.
+    /// ``SQLiteStore/checkpointIfLarge(limit:)`` keeps it bounded all the same.
     @Test func theWALStaysBoundedUnderReadsThatNeverPause() throws {
-        let store = try VisitorStore(path: directory.path("wal.sqlite"))
+        let store = try SQLiteStore(path: directory.path("wal.sqlite"))
         let stop = SharedCount(0)
         let readers = DispatchGroup()
         // Threads of their own: blocking reads on Dispatch's pool would hold up other tests' tasks.
@@ -119,7 +119,7 @@ struct VisitorStoreTests {
         let limit = 256 << 10
         for _ in 0..<30 { try store.write(batch) }
         let starved = store.walSize()
-        var results: [VisitorStore.Checkpoint] = []
+        var results: [SQLiteStore.Checkpoint] = []
         var largest = 0
         for _ in 0..<40 {
             try store.write(batch)
@@ -146,8 +146,8 @@ struct VisitorStoreTests {
         let path = directory.path("checkpoint.sqlite")
         // The checkpoint may hold the lock a fifth of its 5 s busy timeout, 1 s; the other worker waits up
         // to 2 s. A checkpoint that waited for the reader (3 s) would fail the other's write.
-        let checkpointer = try VisitorStore(path: path, busyTimeout: 5)
-        let other = try VisitorStore(path: path, busyTimeout: 2)
+        let checkpointer = try SQLiteStore(path: path, busyTimeout: 5)
+        let other = try SQLiteStore(path: path, busyTimeout: 2)
         try checkpointer.write(Self.visits(Array(repeating: "US", count: 500)))
         // A reader that keeps an old snapshot open for 3 s, longer than anyone's busy timeout.
         let reader = try DatabaseQueue(path: path)
@@ -184,11 +184,11 @@ struct VisitorStoreTests {
 
     @Test func aFileFromANewerBuildIsRefused() throws {
         let path = directory.path("future.sqlite")
-        _ = try VisitorStore(path: path)
+        _ = try SQLiteStore(path: path)
         let queue = try DatabaseQueue(path: path)
         try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA user_version = 99") }
         try queue.close()
-        #expect(throws: VisitorStoreError.self) { try VisitorStore(path: path) }
+        #expect(throws: StoreError.self) { try SQLiteStore(path: path) }
     }
 
     @Test func theStatsJSONHasTheAPIShape() {

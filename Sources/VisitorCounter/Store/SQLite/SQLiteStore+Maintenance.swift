@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// Upkeep: the WAL checkpoint, old keys, and retention's deletes.
-extension VisitorStore {
+extension SQLiteStore {
     /// How long a checkpoint waits for readers, holding the write lock.
     public var checkpointBusyTimeout: TimeInterval { busyTimeout / 5 }
 

@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// Writing batches, and the keys and journal progress that batches need.
-extension VisitorStore {
+extension SQLiteStore {
     /// Writes a batch in one transaction: its rows, its count added to the total, to each of its
     /// countries and to its minutes, and `last_updated` set to `time`; minutes older than a day are
     /// dropped. Every row is a visit: bots' requests come as ``VisitBatch/botsWithoutRows``, sorted out
@@ -23,7 +23,7 @@ extension VisitorStore {
         do {
             // SQLite goes on writing through the descriptor it opened even after the file was made
             // read-only: respect the file's permissions as they are now.
-            guard access(path, W_OK) == 0 else { throw VisitorStoreError.notWritable(path: path) }
+            guard access(path, W_OK) == 0 else { throw StoreError.notWritable(path: path) }
             return try write(batch, at: time, spillID: spillID, in: try currentPool())
         } catch {
             closeAfterFailure()
@@ -54,7 +54,7 @@ extension VisitorStore {
                 db, sql: "SELECT written FROM journal_progress WHERE journal = ?", arguments: [span.id]) ?? 0
             if done >= Int64(span.end) { return false }
             guard done == Int64(span.start) else {
-                throw VisitorStoreError.journalGap(journal: span.id, written: done, batchStart: span.start)
+                throw StoreError.journalGap(journal: span.id, written: done, batchStart: span.start)
             }
             try db.execute(
                 sql: """
@@ -93,7 +93,7 @@ extension VisitorStore {
                 WHERE id = 1
                 """,
             arguments: [plan.stats.total, plan.stats.withoutRows, plan.stats.bots, plan.stats.ignored, plan.stats.lastUpdated])
-        guard db.changesCount == 1 else { throw VisitorStoreError.missingStatsRow }
+        guard db.changesCount == 1 else { throw StoreError.missingStatsRow }
         return true
     }
 
