@@ -113,7 +113,10 @@ struct CounterOptions: ParsableArguments {
         guard healthThreshold >= 1, healthThreshold <= 86400 else {
             throw ValidationError("--health-threshold must be from 1 to 86400 seconds")
         }
-        guard hangTimeout >= 3, hangTimeout <= 86400 else { throw ValidationError("--hang-timeout must be from 3 to 86400 seconds") }
+        guard hangTimeout >= 15, hangTimeout <= 86400 else {
+            // Request threads beat between requests, and a request may take up to its 10 s deadline.
+            throw ValidationError("--hang-timeout must be from 15 to 86400 seconds")
+        }
         guard geoipMaxAgeDays >= 0, geoipMaxAgeDays <= 3650 else {
             throw ValidationError("--geoip-max-age-days must be from 0 (never) to 3650")
         }

@@ -83,6 +83,17 @@ struct FastCGIRecordCheckTests {
         }
     }
 
+    @Test func aBodyLongerThanTheBoundIsRejectedAsSoonAsItsRecordsSaySo() {
+        var request = FastCGIClient.begin() + FastCGIClient.record(type: 4, FastCGIClient.pair("REQUEST_METHOD", "POST"))
+            + FastCGIClient.record(type: 4, [])
+        for _ in 0..<(FastCGIRecordCheck.maxInputBytes / 65535) { request += FastCGIClient.record(type: 5, [UInt8](repeating: 1, count: 65535)) }
+        #expect(check(request) == .incomplete)
+        // The next record's header alone, before its content has come, is enough to refuse it.
+        let next = FastCGIClient.record(type: 5, [UInt8](repeating: 1, count: 65535))
+        guard case .rejected(let reason) = check(request + next.prefix(8)) else { Issue.record("not rejected"); return }
+        #expect(reason.contains("request body"))
+    }
+
     @Test func aRequestWithABodyIsAcceptableOnceItsInputHasEnded() {
         let body = FastCGIClient.begin() + FastCGIClient.record(type: 4, FastCGIClient.pair("REQUEST_METHOD", "POST"))
             + FastCGIClient.record(type: 4, []) + FastCGIClient.record(type: 5, Array("a=1".utf8))

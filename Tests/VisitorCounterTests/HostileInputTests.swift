@@ -134,12 +134,12 @@ struct HostileInputTests {
     /// A worker stopped with SIGSTOP answers nothing and never exits: the main process sees its
     /// heartbeat stop, kills it and starts another, whose start writes what its journal held.
     @Test func aWorkerThatStopsAnsweringIsReplaced() async throws {
-        let stack = try await LocalStack(workers: 1, threads: 2, extraArguments: ["--hang-timeout", "3"])
+        let stack = try await LocalStack(workers: 1, threads: 2, extraArguments: ["--hang-timeout", "15"])
         let hung = try #require(stack.workerPIDs().first)
         var answered = 0
         for _ in 0..<10 where try stack.request("GET", "/").status == 200 { answered += 1 }
         kill(hung, SIGSTOP)
-        try await waitUntil("another worker", seconds: 30, process: stack.counter) {
+        try await waitUntil("another worker", seconds: 60, process: stack.counter) {
             let workers = stack.workerPIDs()
             return workers.count == 1 && !workers.contains(hung)
         }

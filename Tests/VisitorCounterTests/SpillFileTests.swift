@@ -93,6 +93,20 @@ struct SpillFileTests {
         #expect(try store.daily(from: UTCTimestamp.parseDay("2026-11-20")!, to: UTCTimestamp.parseDay("2026-11-20")!).first?.visitors == 2)
     }
 
+    /// Keys that name one day and country twice, as no build wrote them but a damaged or edited file
+    /// may hold: added up, not a trap.
+    @Test func keysThatNameOneDayTwiceAreAddedUp() throws {
+        let path = directory.path("twice.sqlite")
+        let store = try SQLiteStore(path: path)
+        let spill = SpillFile(database: path, worker: 0)
+        let day = UTCTimestamp.parseDay("2026-11-20")!
+        let line = #"{"counts_without_rows":{"US":2,"\#(day) US":3},"minutes_without_rows":{"01":1,"1":1},"id":"twice-1","spilled_at":"2026-11-20T10:00:00.000Z","visits":[],"worker":0}"#
+        try Data((line + "\n").utf8).write(to: URL(fileURLWithPath: spill.path))
+        chmod(spill.path, 0o600)
+        #expect(try spill.replay(into: store, sorting: .standard) == SpillFile.Replay(batches: 1, visits: 5))
+        #expect(try store.stats().countries == ["US": 5])
+    }
+
     @Test func botsCountedWithoutRowsAddToBots() throws {
         let store = try SQLiteStore(path: directory.path("rowless-bots.sqlite"))
         var batch = SQLiteStoreTests.visits(["US"])

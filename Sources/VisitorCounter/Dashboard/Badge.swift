@@ -48,11 +48,12 @@ public struct Badge: Sendable, Equatable {
 
     /// The width a text takes at Verdana 11px, from rough classes of glyph widths, plus 5 px each side.
     static func width(of text: String) -> Int {
-        let narrow = Set("ijlrtfI.,:;'!|()[] ")
-        let wide = Set("mwMW@%")
         let tenths = text.reduce(0) { sum, character in
             sum + (narrow.contains(character) ? 40 : wide.contains(character) ? 100 : character.isUppercase ? 78 : 68)
         }
         return (tenths + 9) / 10 + 10
     }
+
+    private static let narrow = Set("ijlrtfI.,:;'!|()[] ")
+    private static let wide = Set("mwMW@%")
 }

@@ -56,16 +56,18 @@ public struct SpillFile: Sendable {
         /// The batch, its rows sorted into visits and bots (an earlier version's worker left that to the store).
         func batch(sorting: VisitSorting) -> VisitBatch {
             var batch = VisitBatch(
-                countsWithoutRows: Dictionary(uniqueKeysWithValues: countsWithoutRows.compactMap { key, value in
+                // Two keys may name one day and country ("US" beside "<day> US", "01" beside "1"): added up,
+                // where taking them as unique would trap on a file's content.
+                countsWithoutRows: Dictionary(countsWithoutRows.compactMap { key, value in
                     // "day code"; a line written before the daily rollup has the code alone: its spill's day.
                     let parts = key.split(separator: " ")
                     if parts.count == 1 { return (DayCountry(day: spillDay, code: String(parts[0])), value) }
                     guard parts.count == 2, let day = Int(parts[0]) else { return nil }
                     return (DayCountry(day: day, code: String(parts[1])), value)
-                }),
-                minutesWithoutRows: Dictionary(uniqueKeysWithValues: (minutesWithoutRows ?? [:]).compactMap { key, value in
+                }, uniquingKeysWith: +),
+                minutesWithoutRows: Dictionary((minutesWithoutRows ?? [:]).compactMap { key, value in
                     Int(key).map { ($0, value) }
-                }))
+                }, uniquingKeysWith: +))
             batch.botsWithoutRows = botsWithoutRows ?? 0
             for row in visits {
                 batch.appendUnsorted(

@@ -218,10 +218,18 @@ public final class DailyHistory: Sendable {
     /// Hands the memory a read and its encoding freed back to the system. glibc keeps what is freed in the
     /// arena of the thread that freed it, and a read of a year with 150 countries makes and frees
     /// megabytes on whichever request thread it ran: without this a burst of distinct ranges left a
-    /// worker tens of MB larger, although nothing was kept beyond ``maxKeptBytes``.
+    /// worker tens of MB larger, although nothing was kept beyond ``maxKeptBytes``. At most once a
+    /// second: a trim walks every arena under its lock, and holds up the other threads' allocations.
     private static func giveBackFreedMemory() {
+        let now = MonotonicTime.now()
+        let last = lastTrim.load(ordering: .relaxed)
+        guard now - last >= 1_000_000_000,
+            lastTrim.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
+        else { return }
         _ = mallocTrim?(0)
     }
+
+    private static let lastTrim = Atomic<Int64>(0)
 
     /// glibc's `malloc_trim`, which Swift's Glibc module does not declare; `nil` on another C library.
     private static let mallocTrim: (@convention(c) (Int) -> Int32)? = {

@@ -10,8 +10,10 @@
 /// whole of it has arrived, in the one order nginx sends it: `FCGI_BEGIN_REQUEST` for a responder, that
 /// request's `FCGI_PARAMS` records up to the empty one, its `FCGI_STDIN` records up to the empty one.
 /// Any other record (another request id, id 0, a second begin, another type) closes the connection, as
-/// does a param longer than ``maxParamBytes``. libfcgi then reads nothing the check has not seen, and
-/// never waits for bytes that have not come.
+/// does a param longer than ``maxParamBytes`` or a body longer than ``maxInputBytes``. libfcgi then
+/// parses nothing the check has not seen, and never waits for bytes that have not come. (It reads the
+/// socket a buffer at a time, so bytes a peer sends past the request's end are read and dropped; the
+/// next request on that connection then starts mid-stream and is refused. nginx never sends them.)
 public enum FastCGIRecordCheck: Equatable, Sendable {
     /// The whole request is here, in order, and every length is sane.
     case acceptable
@@ -24,6 +26,11 @@ public enum FastCGIRecordCheck: Equatable, Sendable {
     /// request's headers within its `large_client_header_buffers` (4 x 8 KiB by default), so a
     /// megabyte leaves room for any configuration and is far from the sizes libfcgi cannot allocate.
     public static let maxParamBytes = 1 << 20
+    /// The longest request body taken. The counter reads none (the shipped site passes none), and a
+    /// request is let through only once all of it is in the socket's buffer, which a body of
+    /// megabytes would never fit: such a request is refused at once rather than hold a thread until
+    /// its deadline.
+    public static let maxInputBytes = 64 << 10
 
     static let headerLength = 8
     static let beginRequest: UInt8 = 1
@@ -43,6 +50,7 @@ public enum FastCGIRecordCheck: Equatable, Sendable {
         var offset = 0
         var stage = Stage.begin
         var paramLengths = ParamLengths()
+        var inputBytes = 0
         while true {
             guard offset + headerLength <= bytes.count else { return .incomplete }
             let version = bytes[offset]
@@ -78,6 +86,10 @@ public enum FastCGIRecordCheck: Equatable, Sendable {
                     if contentLength == 0 { stage = .stdin(id: id) }
                 } else {
                     guard type == stdin else { return .rejected("a record of type \(type) in the request's input") }
+                    inputBytes += contentLength
+                    guard inputBytes <= maxInputBytes else {
+                        return .rejected("a request body of more than \(maxInputBytes) bytes, which the counter does not read")
+                    }
                     guard whole else { return .incomplete }
                     if contentLength == 0 { return .acceptable }
                 }

@@ -58,6 +58,8 @@ public final class FastCGIWorker: Sendable {
     /// Connections one worker holds at most: far above what nginx keeps (`keepalive` in its upstream,
     /// per nginx worker), and with two descriptors each well below the unit's `LimitNOFILE=65536`.
     public static let defaultMaxConnections = 4096
+    /// What a request thread peeks at first: nginx's requests fit, larger ones grow it for a while.
+    static let peekBufferSize = 16384
     /// How often the timer looks at the connections.
     static let timerInterval: Duration = .milliseconds(250)
 
@@ -176,7 +178,7 @@ public final class FastCGIWorker: Sendable {
     /// connection that another thread could answer; a batch once stopping, to see when nothing waits.
     private func serveConnections() {
         var events = [epoll_event](repeating: epoll_event(), count: Int(Self.drainBatch))
-        var peekBuffer = [UInt8](repeating: 0, count: 16384)
+        var peekBuffer = [UInt8](repeating: 0, count: Self.peekBufferSize)
         while true {
             let stopping = stopping.load(ordering: .sequentiallyConsistent)
             let limit = stopping ? Self.drainBatch : 1
@@ -247,8 +249,8 @@ public final class FastCGIWorker: Sendable {
             do {
                 let connection = try FastCGIConnection(descriptor: descriptor)
                 let (full, pushedOut) = connections.withLock { connections in
-                    connections[ObjectIdentifier(connection)] = connection
-                    guard connections.count > maxConnections else { return (false, false) }
+                    defer { connections[ObjectIdentifier(connection)] = connection }
+                    guard connections.count >= maxConnections else { return (false, false) }
                     return (true, pushOutLongestIdle(connections))
                 }
                 if full {
@@ -285,10 +287,14 @@ public final class FastCGIWorker: Sendable {
         }
     }
 
-    /// Shuts down the connection idle the longest among `connections`; whether there was one.
+    /// Shuts down the connection idle the longest among `connections` (the new one is not among them
+    /// yet); whether there was one. A thread may claim it meanwhile: then the next one is tried.
     private func pushOutLongestIdle(_ connections: [ObjectIdentifier: FastCGIConnection]) -> Bool {
-        let idle = connections.values.compactMap { connection in connection.idleSince.map { (connection, $0) } }
-        for (connection, _) in idle.sorted(by: { $0.1 < $1.1 }) where connection.shutIfIdle(since: .max) { return true }
+        var idle = connections.values.compactMap { connection in connection.idleSince.map { (connection, $0) } }
+        while let longest = idle.indices.min(by: { idle[$0].1 < idle[$1].1 }) {
+            if idle[longest].0.shutIfIdle(since: .max) { return true }
+            idle.remove(at: longest)
+        }
         return false
     }
 
@@ -298,7 +304,10 @@ public final class FastCGIWorker: Sendable {
         let deadline = MonotonicTime.now() + FastCGIConnection.requestTimeout.inNanoseconds
         // The timer shut it down while it waited idle: what woke this thread is that shutdown.
         guard connection.claim(deadline: deadline) else { return forget(connection) }
-        switch connection.inspect(buffer: &buffer, deadline: deadline) {
+        let inspection = connection.inspect(buffer: &buffer, deadline: deadline)
+        // A large request grew the buffer: a thread does not keep megabytes for the next one.
+        if buffer.count > Self.peekBufferSize { buffer = [UInt8](repeating: 0, count: Self.peekBufferSize) }
+        switch inspection {
         case .request:
             break
         case .closed:
@@ -334,9 +343,12 @@ public final class FastCGIWorker: Sendable {
     private static let connectionEvents = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLONESHOT.rawValue
 
     /// Closes the connection (unless libfcgi did) and drops it from the set.
+    /// Out of the set first, then closed: the timer and the accept path shut connections down only
+    /// while they hold the set's lock, so none of them can shut a descriptor number that a close has
+    /// freed and an accept taken again.
     private func forget(_ connection: FastCGIConnection) {
-        connection.close()
         _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(connection)) }
+        connection.close()
     }
 
     private func token(_ connection: FastCGIConnection) -> UInt64 {
