@@ -72,6 +72,11 @@ struct BatchPlan: Equatable {
     var forgetBefore: Int
     var stats: StatsDelta
 
+    /// The days that have a visitor-hash key as of day `today`: yesterday (a batch may still carry its
+    /// last visits), today, and tomorrow (a clock a little ahead of the writer's). Both stores keep
+    /// keys and hashes for these days only.
+    static func keyedDays(around today: Int) -> ClosedRange<Int> { (today - 1)...(today + 1) }
+
     /// The days whose keys the plan needs: those of the rows, among yesterday, today and tomorrow
     /// (a clock a little ahead of the writer's). Older visits, from a late replay, get no key.
     static func keyDays(of batch: VisitBatch, at time: Date) -> [Int] {
@@ -79,7 +84,7 @@ struct BatchPlan: Equatable {
         var days = Set<Int>()
         for visit in batch.visits {
             let day = UTCTimestamp.day(visit.time)
-            if (today - 1)...(today + 1) ~= day { days.insert(day) }
+            if Self.keyedDays(around: today) ~= day { days.insert(day) }
         }
         return days.sorted()
     }
@@ -152,4 +157,11 @@ struct BatchPlan: Equatable {
         hasher.append(userAgent)
         return hasher.finalize()
     }
+}
+
+/// A visitor's hash on a day: a unique-visitor candidate of a batch, and what PostgreSQL's writer
+/// remembers of those committed.
+struct DayHash: Hashable {
+    var day: Int
+    var hash: UInt64
 }

@@ -62,8 +62,8 @@ extension PostgresStore {
     ) throws -> Bool {
         let today = UTCTimestamp.day(time)
         // Keys exist for today, yesterday and tomorrow only, as in SQLite (``DailyKeys``).
-        state.keys = state.keys.filter { (today - 1)...(today + 1) ~= $0.key }
-        if state.forgottenBefore != today - 1 { state.knownHashes = state.knownHashes.filter { (today - 1)...(today + 1) ~= $0.day } }
+        state.keys = state.keys.filter { BatchPlan.keyedDays(around: today) ~= $0.key }
+        if state.forgottenBefore != today - 1 { state.knownHashes = state.knownHashes.filter { BatchPlan.keyedDays(around: today) ~= $0.day } }
         let missingKeys = BatchPlan.keyDays(of: batch, at: time).filter { state.keys[$0] == nil }
 
         // The guards' statements and the missing keys, in one round trip; the plan needs the keys.
@@ -97,7 +97,7 @@ extension PostgresStore {
         }
         // Committed with this batch, every hash of these days is in the table, inserted now or before.
         if state.knownHashes.count + newHashes.count > Self.knownHashesLimit { state.knownHashes = [] }
-        state.knownHashes.formUnion(newHashes.lazy.filter { (today - 1)...(today + 1) ~= $0.day })
+        state.knownHashes.formUnion(newHashes.lazy.filter { BatchPlan.keyedDays(around: today) ~= $0.day })
         counts.append(
             .stats,
             """

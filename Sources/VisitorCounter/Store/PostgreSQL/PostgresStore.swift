@@ -110,7 +110,7 @@ public final class PostgresStore: CounterStore {
     /// The keys of yesterday, today and tomorrow that exist already.
     public func existingDayKeys(now: Date) throws -> [Int: [UInt8]] {
         let today = UTCTimestamp.day(now)
-        return try onReader { connection in try Self.readKeys(Array((today - 1)...(today + 1)), connection) }
+        return try onReader { connection in try Self.readKeys(Array(BatchPlan.keyedDays(around: today)), connection) }
     }
 
     /// The keys of yesterday, today and tomorrow, made if missing.
@@ -119,7 +119,7 @@ public final class PostgresStore: CounterStore {
         return try onWriter { connection in
             var keys: [Int: [UInt8]] = [:]
             _ = try Self.transaction(connection) {
-                keys = try Self.makeKeys(Array((today - 1)...(today + 1)), connection)
+                keys = try Self.makeKeys(Array(BatchPlan.keyedDays(around: today)), connection)
                 return true
             }
             return keys

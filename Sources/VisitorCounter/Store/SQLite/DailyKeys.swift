@@ -25,8 +25,7 @@ struct DailyKeys {
     mutating func key(for day: Int, in db: Database) throws -> [UInt8]? {
         if let known = keys[day] { return known }
         var key: [UInt8]?
-        // Today, yesterday, and tomorrow for a clock a little ahead of the writer's.
-        if (today - 1)...(today + 1) ~= day {
+        if BatchPlan.keyedDays(around: today) ~= day {
             let date = text(for: day)
             try db.execute(
                 sql: "INSERT INTO daily_keys (date, key) VALUES (?, randomblob(16)) ON CONFLICT (date) DO NOTHING",
@@ -37,16 +36,11 @@ struct DailyKeys {
         return key
     }
 
-    /// Deletes the keys and hashes of the days before yesterday.
-    mutating func forgetOld(in db: Database) throws {
-        let yesterday = text(for: today - 1)
-        try db.execute(sql: "DELETE FROM daily_keys WHERE date < ?", arguments: [yesterday])
-        try db.execute(sql: "DELETE FROM daily_uniques WHERE date < ?", arguments: [yesterday])
+    /// Deletes the keys and hashes of the days before `day`: after that, nobody can tell who visited
+    /// on them. Every batch does it (``BatchPlan/forgetBefore``, yesterday), and the writer's timer too.
+    static func forget(before day: Int, in db: Database) throws {
+        let date = UTCTimestamp.dayText(day)
+        try db.execute(sql: "DELETE FROM daily_keys WHERE date < ?", arguments: [date])
+        try db.execute(sql: "DELETE FROM daily_uniques WHERE date < ?", arguments: [date])
     }
-}
-
-/// A visitor's hash on a day, to skip the ones a batch has already looked up.
-struct DayHash: Hashable {
-    var day: Int
-    var hash: UInt64
 }

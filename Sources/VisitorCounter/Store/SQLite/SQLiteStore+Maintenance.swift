@@ -50,8 +50,7 @@ extension SQLiteStore {
     public func forgetOldKeys(now: Date) throws {
         try currentPool().writeWithoutTransaction { db in
             try db.inTransaction(.immediate) {
-                var keys = DailyKeys(today: UTCTimestamp.day(now))
-                try keys.forgetOld(in: db)
+                try DailyKeys.forget(before: UTCTimestamp.day(now) - 1, in: db)
                 return .commit
             }
         }

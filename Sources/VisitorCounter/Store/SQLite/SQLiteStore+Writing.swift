@@ -82,9 +82,7 @@ extension SQLiteStore {
             if try addUnique.insertUnique(date: date, hash: candidate.hash) { uniques[candidate.day, default: 0] += 1 }
         }
         try Self.addRollups(plan, uniques: uniques, in: db)
-        let forgetBefore = UTCTimestamp.dayText(plan.forgetBefore)
-        try db.execute(sql: "DELETE FROM daily_keys WHERE date < ?", arguments: [forgetBefore])
-        try db.execute(sql: "DELETE FROM daily_uniques WHERE date < ?", arguments: [forgetBefore])
+        try DailyKeys.forget(before: plan.forgetBefore, in: db)
         try db.execute(
             sql: """
                 UPDATE visitor_stats SET total_visitors = total_visitors + ?,
@@ -138,7 +136,7 @@ extension SQLiteStore {
         let today = UTCTimestamp.day(now)
         return try currentPool().read { db in
             var found: [Int: [UInt8]] = [:]
-            for day in (today - 1)...(today + 1) {
+            for day in BatchPlan.keyedDays(around: today) {
                 if let key = try Data.fetchOne(
                     db, sql: "SELECT key FROM daily_keys WHERE date = ?", arguments: [UTCTimestamp.dayText(day)])
                 {
@@ -157,7 +155,7 @@ extension SQLiteStore {
             try db.inTransaction(.immediate) {
                 let today = UTCTimestamp.day(now)
                 var keys = DailyKeys(today: today)
-                for day in (today - 1)...(today + 1) { found[day] = try keys.key(for: day, in: db) }
+                for day in BatchPlan.keyedDays(around: today) { found[day] = try keys.key(for: day, in: db) }
                 return .commit
             }
             return found
