@@ -48,9 +48,12 @@ extension Request {
     public static let optOutCookie = "visitor_counter_ignore"
 
     /// Whether the `Cookie` header holds `visitor_counter_ignore=1` among its `name=value` pairs.
+    /// `visitor_counter_ignore=1` as bytes, made once: requests with cookies look for it.
+    private static let optOutPair = Array("\(optOutCookie)=1".utf8)
+
     public var optsOut: Bool {
         guard !cookie.isEmpty else { return false }
-        let wanted = Array("\(Self.optOutCookie)=1".utf8)
+        let wanted = Self.optOutPair
         for pair in cookie.split(separator: UInt8(ascii: ";")) {
             let trimmed = pair.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
             if trimmed.reversed().drop(while: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }).reversed().elementsEqual(wanted) {
