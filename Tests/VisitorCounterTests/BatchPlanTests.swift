@@ -95,6 +95,8 @@ struct BatchPlanTests {
         batch.journal = nil
         let edge = BatchPlan(batch, at: Self.time, keys: [:], storeIP: .full, spillID: nil)
         #expect(edge.minutes.map(\.key) == [now - 24 * 60 + 1])
+        // What goes into `minute_visitors` is what goes into the minutes: the dropped minute's visits not.
+        #expect(edge.stats.minuteVisitors == 1 && edge.stats.total == 2)
     }
 
     @Test func statsDeltasLeaveBotsAndTheOwnersRequestsOutOfTheTotal() {
@@ -102,9 +104,11 @@ struct BatchPlanTests {
         batch.ignored = 3
         let plan = BatchPlan(batch, at: Self.time, keys: Self.keys, storeIP: .full, spillID: nil)
         #expect(
-            plan.stats == BatchPlan.StatsDelta(total: 7, withoutRows: 1, bots: 2, ignored: 3, lastUpdated: "2027-01-15T01:00:00Z"))
+            plan.stats == BatchPlan.StatsDelta(
+                total: 7, withoutRows: 1, bots: 2, ignored: 3, minuteVisitors: 6, lastUpdated: "2027-01-15T01:00:00Z"))
         #expect(plan.forgetBefore == Self.today - 1)
-        // The owner's requests are in no rollup.
+        // The minutes' 6: the visit of three days ago is in no kept minute. The owner's requests are in
+        // no rollup.
         #expect(plan.countries.reduce(0) { $0 + $1.visitors } == 7)
         #expect(plan.days.reduce(0) { $0 + $1.visitors } == 7)
     }

@@ -89,6 +89,9 @@ struct CounterStoreContract {
         #expect(try store.stats(now: start + 23 * 3600).recent == .init(last5Minutes: 0, lastHour: 0, lastDay: 5))
         #expect(try store.stats(now: start + 2 * 86400).recent == .init())
         #expect(try store.stats(now: start + 2 * 86400).totalVisitors == 7)
+        // A reader whose clock is behind the writer's: minutes after its own are in no window. The visit
+        // 1,500 minutes old was older than a day when it was written, and kept in no minute.
+        #expect(try store.stats(now: start - 2 * 60).recent == .init(last5Minutes: 1, lastHour: 2, lastDay: 3))
     }
 
     func minutesOlderThanADayAreDroppedAsBatchesAreWritten(kind: StoreKind) async throws {
@@ -99,6 +102,13 @@ struct CounterStoreContract {
         try store.write(VisitBatch(counting: [Self.visit("US", at: start)]), at: start)
         try store.write(VisitBatch(counting: [Self.visit("US", at: start + 86400)]), at: start + 86400)
         #expect(try database.integers("SELECT minute FROM visits_per_minute") == [Int(start.timeIntervalSince1970) / 60 + 1440])
+        try store.write(VisitBatch(counting: (0..<3).map { Self.visit("US", at: start + 86400 + Double($0 * 600)) }), at: start + 86400 + 1800)
+        // Drops the minutes up to start + 86400 + 600: three of the four visits above.
+        try store.write(VisitBatch(counting: [Self.visit("US", at: start + 2 * 86400 + 300)]), at: start + 2 * 86400 + 600)
+        // The stats row's sum of the minutes lost the dropped ones with them.
+        #expect(try database.integers("SELECT minute_visitors FROM visitor_stats") == [2])
+        #expect(try database.integers("SELECT sum(visitors) FROM visits_per_minute") == [2])
+        #expect(try store.stats(now: start + 2 * 86400 + 600).recent == .init(last5Minutes: 0, lastHour: 1, lastDay: 2))
     }
 
     func botsAreCountedApartAndNotStored(kind: StoreKind) async throws {
@@ -164,17 +174,7 @@ struct CounterStoreContract {
     func aDatabaseBeforeIgnoredIsMigrated(kind: StoreKind) async throws {
         let database = try await StoreUnderTest(kind)
         defer { withExtendedLifetime(database) {} }
-        switch kind {
-        case .sqlite:
-            _ = try SQLiteStore(path: database.sqlitePath, busyTimeout: 1, schemaVersion: SQLiteStore.schemaVersion - 1)
-            let queue = try DatabaseQueue(path: database.sqlitePath)
-            try await queue.write { db in try db.execute(sql: "UPDATE visitor_stats SET total_visitors = 4, bots = 5") }
-            try queue.close()
-        case .postgresql:
-            let connection = try PostgresConnection(uri: database.cluster!.uri())
-            try PostgresStore.migrate(connection, upTo: PostgresStore.schemaVersion - 1)
-            try connection.execute("UPDATE visitor_stats SET total_visitors = 4, bots = 5")
-        }
+        try database.makeVersion(sqlite: 6, postgresql: 1, then: "UPDATE visitor_stats SET total_visitors = 4, bots = 5")
         #expect(try database.column("SELECT count(*) FROM visitor_stats WHERE total_visitors = 4") == ["1"])
         let store = try database.open()
         var stats = try store.stats()
@@ -184,6 +184,24 @@ struct CounterStoreContract {
         try store.write(batch)
         stats = try store.stats()
         #expect(stats.totalVisitors == 4 && stats.bots == 5 && stats.ignored == 2)
+    }
+
+    /// A database of the version before `minute_visitors` (SQLite 7, PostgreSQL 2) gets the sum of the
+    /// minutes it has, and its last day's window stays what it was.
+    func aDatabaseBeforeMinuteVisitorsIsMigrated(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let now = Self.midnight
+        let minute = UTCTimestamp.minute(now)
+        try database.makeVersion(
+            sqlite: 7, postgresql: 2,
+            then: "INSERT INTO visits_per_minute (minute, visitors) VALUES (\(minute - 1500), 1), (\(minute - 700), 2), (\(minute - 3), 4)")
+        let store = try database.open()
+        #expect(try database.integers("SELECT minute_visitors FROM visitor_stats") == [7])
+        #expect(try store.stats(now: now).recent == .init(last5Minutes: 4, lastHour: 4, lastDay: 6))
+        try store.write(VisitBatch(counting: [Self.visit("US", at: now)]), at: now)
+        #expect(try store.stats(now: now).recent == .init(last5Minutes: 5, lastHour: 5, lastDay: 7))
+        #expect(try database.integers("SELECT minute_visitors FROM visitor_stats") == [7])
     }
 
     func theDailyRollupSplitsAtUTCMidnightAndFillsEmptyDays(kind: StoreKind) async throws {
@@ -344,6 +362,7 @@ struct CounterStoreContract {
         #expect(stats.countries["US"] == 4 * visitors.filter { $0.countryCode == "US" }.count)
         let (total, rows, countries) = try database.invariant()
         #expect(total == rows && total == countries)
+        #expect(try database.integers("SELECT minute_visitors FROM visitor_stats") == [2000])
     }
 }
 
@@ -364,6 +383,7 @@ struct CounterStoreContract {
     @Test func concurrentWritersCountEveryVisitAndEveryVisitorOnce() async throws { try await CounterStoreContract().concurrentWritersCountEveryVisitAndEveryVisitorOnce(kind: .sqlite) }
     @Test func theOwnersRequestsAreCountedInIgnoredOnly() async throws { try await CounterStoreContract().theOwnersRequestsAreCountedInIgnoredOnly(kind: .sqlite) }
     @Test func aDatabaseBeforeIgnoredIsMigrated() async throws { try await CounterStoreContract().aDatabaseBeforeIgnoredIsMigrated(kind: .sqlite) }
+    @Test func aDatabaseBeforeMinuteVisitorsIsMigrated() async throws { try await CounterStoreContract().aDatabaseBeforeMinuteVisitorsIsMigrated(kind: .sqlite) }
 }
 
 /// ``CounterStoreContract`` on PostgreSQL: each test starts a cluster of its own.
@@ -383,4 +403,5 @@ struct CounterStoreContract {
     @Test func concurrentWritersCountEveryVisitAndEveryVisitorOnce() async throws { try await CounterStoreContract().concurrentWritersCountEveryVisitAndEveryVisitorOnce(kind: .postgresql) }
     @Test func theOwnersRequestsAreCountedInIgnoredOnly() async throws { try await CounterStoreContract().theOwnersRequestsAreCountedInIgnoredOnly(kind: .postgresql) }
     @Test func aDatabaseBeforeIgnoredIsMigrated() async throws { try await CounterStoreContract().aDatabaseBeforeIgnoredIsMigrated(kind: .postgresql) }
+    @Test func aDatabaseBeforeMinuteVisitorsIsMigrated() async throws { try await CounterStoreContract().aDatabaseBeforeMinuteVisitorsIsMigrated(kind: .postgresql) }
 }

@@ -37,6 +37,22 @@ final class StoreUnderTest {
         }
     }
 
+    /// Makes the database as an earlier version left it, schema version `sqlite` or `postgresql`, and
+    /// runs `sql` on it (no store of this build opens it before the test does).
+    func makeVersion(sqlite: Int, postgresql: Int, then sql: String) throws {
+        switch kind {
+        case .sqlite:
+            _ = try SQLiteStore(path: sqlitePath, busyTimeout: 1, schemaVersion: sqlite)
+            let queue = try DatabaseQueue(path: sqlitePath)
+            try queue.write { db in try db.execute(sql: sql) }
+            try queue.close()
+        case .postgresql:
+            let connection = try PostgresConnection(uri: cluster!.uri())
+            try PostgresStore.migrate(connection, upTo: postgresql)
+            try connection.execute(sql)
+        }
+    }
+
     /// The first column of what `sql` (no parameters) answers, as text; `nil` for `NULL`.
     func column(_ sql: String) throws -> [String?] {
         switch kind {

@@ -14,11 +14,14 @@ import Foundation
 /// 4. inserts ``uniqueCandidates`` into `daily_uniques`, skipping those already there, and counts the
 ///    ones that went in per day: how many are new depends on what the database already has, so the
 ///    plan cannot know it. Those counts go into `daily_visits.unique_visitors` beside ``days``;
-/// 5. adds ``countries``, ``minutes`` (and deletes the minutes before ``oldestMinuteKept``), ``days``
-///    and ``dayCountries``, each in its sorted order (PostgreSQL takes its row locks in that order, so
-///    two hosts' batches never wait for each other in a circle);
+/// 5. adds ``countries``, ``minutes``, ``days`` and ``dayCountries``, each in its sorted order
+///    (PostgreSQL takes its row locks in that order, so two hosts' batches never wait for each other in
+///    a circle);
 /// 6. deletes the keys and hashes of the days before ``forgetBefore``;
-/// 7. adds ``stats`` to the one stats row, which must be there.
+/// 7. adds ``stats`` to the one stats row, which must be there;
+/// 8. deletes the minutes up to ``oldestMinuteKept`` and takes their visits off the stats row's
+///    `minute_visitors`, which stays the sum of `visits_per_minute` (the stats read's last day is that
+///    sum less the minutes outside the window, not a sum over a day of minutes).
 struct BatchPlan: Equatable {
     /// A row of `visitors`: the address as `--store-ip` stores it, the time as fixed-width text.
     struct Row: Equatable {
@@ -44,6 +47,8 @@ struct BatchPlan: Equatable {
         var bots: Int
         /// The owner's requests (`--ignore-ips`, the opt-out cookie), counted here and nowhere else.
         var ignored: Int
+        /// The visits of ``BatchPlan/minutes``, added to `minute_visitors`.
+        var minuteVisitors: Int
         /// The batch's time as fixed-width text: `last_updated`, and the time the guards record.
         var lastUpdated: String
     }
@@ -101,7 +106,7 @@ struct BatchPlan: Equatable {
         forgetBefore = today - 1
         stats = StatsDelta(
             total: batch.visits.count + batch.visitsWithoutRows, withoutRows: batch.visitsWithoutRows,
-            bots: batch.botsWithoutRows, ignored: batch.ignored,
+            bots: batch.botsWithoutRows, ignored: batch.ignored, minuteVisitors: 0,
             lastUpdated: lastUpdated)
 
         var countries: [String: Int] = [:]
@@ -141,6 +146,7 @@ struct BatchPlan: Equatable {
         self.countries = countries.sorted { $0.key < $1.key }.map { Addition(key: $0.key, visitors: $0.value) }
         self.minutes = minutes.filter { $0.key > oldestMinuteKept }.sorted { $0.key < $1.key }
             .map { Addition(key: $0.key, visitors: $0.value) }
+        stats.minuteVisitors = self.minutes.reduce(0) { $0 + $1.visitors }
         self.days = days.sorted { $0.key < $1.key }.map { Addition(key: $0.key, visitors: $0.value) }
         self.dayCountries = dayCountries.sorted { ($0.key.day, $0.key.code) < ($1.key.day, $1.key.code) }
             .map { Addition(key: $0.key, visitors: $0.value) }

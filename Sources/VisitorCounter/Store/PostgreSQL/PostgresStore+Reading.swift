@@ -59,12 +59,15 @@ extension PostgresStore {
         for country in try connection.execute("SELECT country_code, visitors FROM visitor_countries").rows {
             if let code = country[0], let visitors = country[1].flatMap({ Int($0) }) { countries[code] = visitors }
         }
+        // The last day as in SQLite: the sum of all minutes, kept in the stats row, less those outside
+        // the window.
         let windows = try connection.execute(
             """
-            SELECT coalesce(sum(visitors) FILTER (WHERE minute > $1::bigint - 5), 0),
-                coalesce(sum(visitors) FILTER (WHERE minute > $1::bigint - 60), 0),
-                coalesce(sum(visitors), 0)
-            FROM visits_per_minute WHERE minute > $1::bigint - 1440 AND minute <= $1::bigint
+            SELECT coalesce(sum(visitors) FILTER (WHERE minute > $1::bigint - 5 AND minute <= $1::bigint), 0),
+                coalesce(sum(visitors) FILTER (WHERE minute > $1::bigint - 60 AND minute <= $1::bigint), 0),
+                (SELECT minute_visitors FROM visitor_stats WHERE id = 1)
+                    - coalesce(sum(visitors) FILTER (WHERE minute <= $1::bigint - 1440 OR minute > $1::bigint), 0)
+            FROM visits_per_minute WHERE minute > $1::bigint - 60 OR minute <= $1::bigint - 1440
             """,
             [String(minute)]
         ).rows.first ?? []

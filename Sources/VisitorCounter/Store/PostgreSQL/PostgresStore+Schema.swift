@@ -68,6 +68,11 @@ extension PostgresStore {
         """
         ALTER TABLE visitor_stats ADD COLUMN ignored bigint NOT NULL DEFAULT 0;
         """,
+        // 3: the sum of `visits_per_minute`, kept beside it by every batch, as in SQLite's version 8.
+        """
+        ALTER TABLE visitor_stats ADD COLUMN minute_visitors bigint NOT NULL DEFAULT 0;
+        UPDATE visitor_stats SET minute_visitors = (SELECT coalesce(sum(visitors), 0) FROM visits_per_minute);
+        """,
     ]
 
     /// The version this build writes.

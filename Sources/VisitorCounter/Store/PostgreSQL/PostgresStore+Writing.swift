@@ -103,13 +103,23 @@ extension PostgresStore {
             """
             UPDATE visitor_stats SET total_visitors = total_visitors + $1,
                 visitors_without_rows = visitors_without_rows + $2, bots = bots + $3, ignored = ignored + $5,
-                last_updated = $4
+                minute_visitors = minute_visitors + $6, last_updated = $4
             WHERE id = 1
             """,
             [
                 String(plan.stats.total), String(plan.stats.withoutRows), String(plan.stats.bots), plan.stats.lastUpdated,
-                String(plan.stats.ignored),
+                String(plan.stats.ignored), String(plan.stats.minuteVisitors),
             ])
+        // Step 8: what this transaction deleted, not a sum read beforehand, is taken off; a row another
+        // host deleted first is not deleted (nor taken off) twice.
+        counts.append(
+            .oldMinutes,
+            """
+            WITH gone AS (DELETE FROM visits_per_minute WHERE minute <= $1 RETURNING visitors)
+            UPDATE visitor_stats SET minute_visitors = minute_visitors - (SELECT coalesce(sum(visitors), 0) FROM gone)
+            WHERE id = 1
+            """,
+            [String(plan.oldestMinuteKept)])
         guard try counts.run(connection)[.stats]?.affectedRows == 1 else { throw StoreError.missingStatsRow }
         return true
     }
@@ -212,7 +222,6 @@ extension PostgresStore {
                 """,
                 [PostgresArray.integers(plan.minutes.map(\.key)), PostgresArray.integers(plan.minutes.map(\.visitors))])
         }
-        counts.append(.oldMinutes, "DELETE FROM visits_per_minute WHERE minute <= $1", [String(plan.oldestMinuteKept)])
         if !plan.days.isEmpty {
             counts.append(
                 .days,

@@ -21,30 +21,37 @@ extension SQLiteStore {
     }
 
     private static func stats(_ db: Database, now: Date) throws -> VisitorStats {
-        let minute = UTCTimestamp.minute(now)
-        // Cached statements: parsing them again on every read was most of its time.
+        // One statement for the stats row and every window; cached, as parsing the read's statements
+        // again each time was most of its time. The last day is the sum of all minutes, kept in the
+        // stats row, less those before the window (not deleted yet while no batch came) and those
+        // after it (a writer's clock ahead of this one).
         guard let row = try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT total_visitors, last_updated, visitors_without_rows, bots, ignored FROM visitor_stats WHERE id = 1"))
+            db.cachedStatement(
+                sql: """
+                    SELECT total_visitors, last_updated, visitors_without_rows, bots, ignored,
+                        (SELECT coalesce(sum(visitors), 0) FROM visits_per_minute WHERE minute > ?1 - 5 AND minute <= ?1),
+                        (SELECT coalesce(sum(visitors), 0) FROM visits_per_minute WHERE minute > ?1 - 60 AND minute <= ?1),
+                        minute_visitors
+                            - (SELECT coalesce(sum(visitors), 0) FROM visits_per_minute WHERE minute <= ?1 - 1440)
+                            - (SELECT coalesce(sum(visitors), 0) FROM visits_per_minute WHERE minute > ?1),
+                        coalesce((SELECT unique_visitors FROM daily_visits WHERE date = ?2), 0)
+                    FROM visitor_stats WHERE id = 1
+                    """),
+            arguments: [UTCTimestamp.minute(now), UTCTimestamp.dayText(UTCTimestamp.day(now))])
         else { throw StoreError.missingStatsRow }
         var countries: [String: Int] = [:]
         // Read from the cursor's rows as they come, without a copy of each.
         let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT country_code, visitors FROM visitor_countries"))
         while let country = try rows.next() { countries[country[0]] = country[1] }
-        let sum = try db.cachedStatement(
-            sql: "SELECT coalesce(sum(visitors), 0) FROM visits_per_minute WHERE minute > ? AND minute <= ?")
-        func window(_ minutes: Int) throws -> Int { try Int.fetchOne(sum, arguments: [minute - minutes, minute]) ?? 0 }
         let lastUpdated: String? = row[1]
-        let uniques = try Int.fetchOne(
-            db.cachedStatement(sql: "SELECT unique_visitors FROM daily_visits WHERE date = ?"),
-            arguments: [UTCTimestamp.dayText(UTCTimestamp.day(now))]) ?? 0
         return VisitorStats(
             totalVisitors: row[0],
             countries: countries,
             lastUpdated: lastUpdated.flatMap(UTCTimestamp.parse),
             visitsWithoutRows: row[2],
             bots: row[3],
-            recent: VisitorStats.Recent(last5Minutes: try window(5), lastHour: try window(60), lastDay: try window(24 * 60)),
-            uniqueVisitorsToday: uniques, ignored: row[4])
+            recent: VisitorStats.Recent(last5Minutes: row[5], lastHour: row[6], lastDay: row[7]),
+            uniqueVisitorsToday: row[8], ignored: row[4])
     }
 
     /// The daily rollup from day `from` to day `to` (days since 1970-01-01, both included), one entry

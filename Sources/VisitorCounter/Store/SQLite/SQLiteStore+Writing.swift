@@ -87,11 +87,22 @@ extension SQLiteStore {
             sql: """
                 UPDATE visitor_stats SET total_visitors = total_visitors + ?,
                     visitors_without_rows = visitors_without_rows + ?, bots = bots + ?, ignored = ignored + ?,
-                    last_updated = ?
+                    minute_visitors = minute_visitors + ?, last_updated = ?
                 WHERE id = 1
                 """,
-            arguments: [plan.stats.total, plan.stats.withoutRows, plan.stats.bots, plan.stats.ignored, plan.stats.lastUpdated])
+            arguments: [
+                plan.stats.total, plan.stats.withoutRows, plan.stats.bots, plan.stats.ignored, plan.stats.minuteVisitors,
+                plan.stats.lastUpdated,
+            ])
         guard db.changesCount == 1 else { throw StoreError.missingStatsRow }
+        try db.cachedStatement(
+            sql: """
+                UPDATE visitor_stats SET minute_visitors = minute_visitors
+                    - (SELECT coalesce(sum(visitors), 0) FROM visits_per_minute WHERE minute <= ?1)
+                WHERE id = 1
+                """
+        ).execute(arguments: [plan.oldestMinuteKept])
+        try db.cachedStatement(sql: "DELETE FROM visits_per_minute WHERE minute <= ?").execute(arguments: [plan.oldestMinuteKept])
         return true
     }
 
@@ -109,7 +120,6 @@ extension SQLiteStore {
                 ON CONFLICT (minute) DO UPDATE SET visitors = visitors + excluded.visitors
                 """)
         for minute in plan.minutes { try addToMinute.execute(arguments: [minute.key, minute.visitors]) }
-        try db.execute(sql: "DELETE FROM visits_per_minute WHERE minute <= ?", arguments: [plan.oldestMinuteKept])
         let addToDay = try db.cachedStatement(
             sql: """
                 INSERT INTO daily_visits (date, visitors, unique_visitors) VALUES (?, ?, ?)
