@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import VisitorCounter
@@ -63,6 +64,7 @@ struct GeoIPUpdaterTests {
 
         init() async throws {
             try requireProgram("/usr/bin/python3")
+            try requireProgram("/usr/bin/perl")
             try requireProgram("/usr/bin/mmdblookup")
             try requireProgram("/usr/bin/openssl")
             directory = try TemporaryDirectory()
@@ -70,13 +72,14 @@ struct GeoIPUpdaterTests {
             try FileManager.default.createDirectory(atPath: directory.path("www"), withIntermediateDirectories: true)
             database = directory.path("GeoIP/country.mmdb")
             webRoot = directory.path("www")
-            try makeTestGeoIPDatabase(at: database, builtDaysAgo: 40)
+            try Data(try Self.testDatabase(builtDaysAgo: 40)).write(to: URL(fileURLWithPath: database))
 
             certificate = directory.path("certificate.pem")
             let key = directory.path("key.pem")
+            // An elliptic-curve key: made in milliseconds, where an RSA key took a tenth of a second.
             let openssl = try ChildProcess(
                 URL(fileURLWithPath: "/usr/bin/openssl"),
-                ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-addext",
+                ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=127.0.0.1", "-addext",
                  "subjectAltName=IP:127.0.0.1", "-days", "2", "-keyout", key, "-out", certificate],
                 in: directory, name: "openssl")
             guard openssl.wait() == 0 else { throw TestFailure("openssl req failed: \(openssl.stderr)") }
@@ -144,15 +147,30 @@ struct GeoIPUpdaterTests {
 
         /// A test database's bytes, built `builtDaysAgo` days ago or at `epoch`.
         func testDatabase(builtDaysAgo: Int = 0, epoch: String? = nil, loopbackOnly: Bool = false) throws -> [UInt8] {
-            let path = directory.path("made-\(UUID().uuidString).mmdb")
+            try Self.testDatabase(builtDaysAgo: builtDaysAgo, epoch: epoch, loopbackOnly: loopbackOnly)
+        }
+
+        /// The databases made so far in this run, by their arguments: the MaxMind writer's Perl takes a
+        /// quarter of a second each time, and most tests want the same few files.
+        private static let madeDatabases = Mutex<[String: [UInt8]]>([:])
+
+        static func testDatabase(builtDaysAgo: Int = 0, epoch: String? = nil, loopbackOnly: Bool = false) throws -> [UInt8] {
+            let name = "\(epoch.map { "epoch \($0)" } ?? "\(builtDaysAgo) days ago") \(loopbackOnly)"
+            if let made = madeDatabases.withLock({ $0[name] }) { return made }
+            let directory = try TemporaryDirectory()
+            let path = directory.path("made.mmdb")
             let epoch = epoch ?? "\(Int(Date().timeIntervalSince1970) - builtDaysAgo * 86_400)"
             let script = try ChildProcess(
                 URL(fileURLWithPath: "/usr/bin/perl"),
                 [repositoryRoot.appendingPathComponent("scripts/make-test-geoip.pl").path, path, epoch, "DBIP-Country-Lite"]
                     + (loopbackOnly ? ["loopback-only"] : []),
                 in: directory, name: "make-test-geoip")
-            guard script.wait() == 0 else { throw TestFailure("make-test-geoip.pl failed: \(script.stderr)") }
-            return try Array(Data(contentsOf: URL(fileURLWithPath: path)))
+            guard script.wait() == 0 else {
+                throw TestFailure("make-test-geoip.pl failed (libmaxmind-db-writer-perl: run scripts/install-deps.sh test): \(script.stderr)")
+            }
+            let made = try Array(Data(contentsOf: URL(fileURLWithPath: path)))
+            madeDatabases.withLock { $0[name] = made }
+            return made
         }
 
         /// Makes the HTTPS server answer this month's file with a redirect to `location`.
