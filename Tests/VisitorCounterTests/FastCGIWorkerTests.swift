@@ -32,11 +32,11 @@ struct FastCGIWorkerTests {
         /// Signalled by a test to let `pages()`, and so the answer, go on.
         let answerMayGoOn: DispatchSemaphore?
 
-        init(holdingTheAnswer: Bool = false) throws {
+        init(holdingTheAnswer: Bool = false, stats: VisitorStats = VisitorStats(totalVisitors: 1, countries: ["GB": 1], lastUpdated: nil)) throws {
             directory = try TemporaryDirectory()
             socketPath = directory.path("fcgi.sock")
             listening = try ListeningSocket.open(.unix(path: socketPath), mode: 0o600)
-            let pages = RenderedPages(stats: VisitorStats(totalVisitors: 1, countries: ["GB": 1], lastUpdated: nil), maxAge: 1)
+            let pages = RenderedPages(stats: stats, maxAge: 1)
             let gate = holdingTheAnswer ? DispatchSemaphore(value: 0) : nil
             answerMayGoOn = gate
             let observations = observations
@@ -100,5 +100,39 @@ struct FastCGIWorkerTests {
         responder.answerMayGoOn?.signal()
         try await waitUntil("the request to be finished", seconds: 10) { responder.worker.answered == 1 }
         #expect(responder.observations.headerSeenAtRecording.withLock { $0 }.isEmpty)
+    }
+
+    /// An answer longer than one record's 64 KiB goes out in several stdout records, and the kept
+    /// connection takes the next request after it.
+    @Test func anAnswerLongerThanARecordComesWholeAndTheConnectionGoesOn() async throws {
+        let countries = Dictionary(uniqueKeysWithValues: (0..<10_000).map { (String(format: "Z%04d", $0), $0 + 1) })
+        let responder = try Responder(stats: VisitorStats(totalVisitors: 10_000 * 10_001 / 2, countries: countries, lastUpdated: nil))
+        let descriptor = try responder.connect()
+        defer { close(descriptor) }
+        for _ in 0..<2 {
+            let answer = try #require(try FastCGIClient.exchange(descriptor, FastCGIClient.get("/api/sys/stats", keep: true)))
+            let body = try #require(answer.range(of: "\r\n\r\n")).upperBound
+            #expect(answer[body...].utf8.count > 2 * FastCGIAnswer.maxRecordContent)
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(answer[body...].utf8)) as? [String: Any])
+            #expect((json["countries"] as? [String: Int])?.count == 10_000)
+            #expect((json["countries"] as? [String: Int])?["Z9999"] == 10_000)
+        }
+        // The index page, a visit: its header first, then its body in records of its own.
+        let page = try #require(try FastCGIClient.exchange(descriptor, FastCGIClient.get("/", keep: true)))
+        #expect(page.hasPrefix("Status: 200 OK\r\n"))
+        #expect(page.hasSuffix("</html>\n") || page.hasSuffix("</html>"), "\(page.suffix(100))")
+        #expect(responder.observations.headerSeenAtRecording.withLock { $0 } == [true])
+    }
+
+    @Test func theRecordsAreStdoutInPiecesThenTheEnds() {
+        let records = FastCGIAnswer.records(70_000, ending: true, requestID: 0x0102)
+        #expect(records == [
+            1, 6, 1, 2, 0xFF, 0xF8, 0, 0,  // 65,528 bytes of stdout
+            1, 6, 1, 2, 0x11, 0x78, 0, 0,  // the other 4,472
+            1, 6, 1, 2, 0, 0, 0, 0,  // the stream's end
+            1, 3, 1, 2, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  // the request's end: status 0, complete
+        ])
+        #expect(FastCGIAnswer.records(300, ending: false, requestID: 1) == [1, 6, 0, 1, 0x01, 0x2C, 0, 0])
+        #expect(FastCGIAnswer.records(0, ending: false, requestID: 1) == [])
     }
 }

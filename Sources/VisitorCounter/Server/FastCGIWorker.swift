@@ -323,9 +323,11 @@ public final class FastCGIWorker: Sendable {
             return forget(connection)
         }
         answer(request)
-        // Reads what is left of the request's input, so the next request starts at a record's start.
-        var scratch = [CChar](repeating: 0, count: 1024)
-        while FCGX_GetStr(&scratch, Int32(scratch.count), request.pointee.in) > 0 {}
+        // Reads what is left of the request's input, so the next request starts at a record's start
+        // (into the stack: a kilobyte from malloc for every request made glibc consolidate its bins).
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 1024) { scratch in
+            while FCGX_GetStr(scratch.baseAddress, Int32(scratch.count), request.pointee.in) > 0 {}
+        }
         FCGX_Finish_r(request)
         connection.release()
         requestsAnswered.add(1, ordering: .relaxed)
@@ -381,7 +383,7 @@ public final class FastCGIWorker: Sendable {
                     databaseTypeBytes: params.databaseType.map { UnsafeRawBufferPointer(start: $0, count: strlen($0)) }),
                 cookie: params.cookie.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? []))
         guard let visit = response.visit else {
-            if !Self.put(response.wireBytes, to: request.pointee.out) {
+            if !FastCGIAnswer.write(response.wireBytes, ending: true, to: request) {
                 logger.debug("client went away before the answer was written")
             }
             return
@@ -394,20 +396,13 @@ public final class FastCGIWorker: Sendable {
         // the page) uncounted. A header that cannot be sent means nginx gave up on this connection, and
         // may be asking another worker.
         let (header, body) = response.wireParts
-        guard Self.put(header, to: request.pointee.out), FCGX_FFlush(request.pointee.out) == 0 else {
+        guard FastCGIAnswer.write(header, ending: false, to: request) else {
             logger.debug("nginx went away before the header was written: the visit is not recorded")
             return
         }
         recordVisit(visit)
-        if !Self.put(body, to: request.pointee.out) {
+        if !FastCGIAnswer.write(body, ending: true, to: request) {
             logger.debug("client went away before the answer was written")
-        }
-    }
-
-    /// Writes `bytes` to a libfcgi stream; `false` when the stream failed.
-    private static func put(_ bytes: ArraySlice<UInt8>, to stream: UnsafeMutablePointer<FCGX_Stream>?) -> Bool {
-        bytes.withUnsafeBytes { bytes in
-            FCGX_PutStr(bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count), stream) == Int32(bytes.count)
         }
     }
 }
