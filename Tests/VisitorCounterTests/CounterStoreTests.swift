@@ -28,7 +28,7 @@ struct CounterStoreContract {
         }
         let common = [
             "daily_countries", "daily_keys", "daily_uniques", "daily_visits", "journal_progress", "replayed_spills",
-            "visitor_countries", "visitor_stats", "visitors", "visits_per_minute",
+            "settings", "visitor_countries", "visitor_stats", "visitors", "visits_per_minute",
         ]
         #expect(tables.compactMap { $0 }.filter { $0 != "schema_migrations" } == common)
         // Opening again changes nothing.
@@ -166,13 +166,13 @@ struct CounterStoreContract {
         defer { withExtendedLifetime(database) {} }
         switch kind {
         case .sqlite:
-            _ = try SQLiteStore(path: database.sqlitePath, busyTimeout: 1, schemaVersion: SQLiteStore.schemaVersion - 1)
+            _ = try SQLiteStore(path: database.sqlitePath, busyTimeout: 1, schemaVersion: 6)
             let queue = try DatabaseQueue(path: database.sqlitePath)
             try await queue.write { db in try db.execute(sql: "UPDATE visitor_stats SET total_visitors = 4, bots = 5") }
             try queue.close()
         case .postgresql:
             let connection = try PostgresConnection(uri: database.cluster!.uri())
-            try PostgresStore.migrate(connection, upTo: PostgresStore.schemaVersion - 1)
+            try PostgresStore.migrate(connection, upTo: 1)
             try connection.execute("UPDATE visitor_stats SET total_visitors = 4, bots = 5")
         }
         #expect(try database.column("SELECT count(*) FROM visitor_stats WHERE total_visitors = 4") == ["1"])
@@ -297,6 +297,95 @@ struct CounterStoreContract {
         #expect(days.map(\.uniqueVisitors) == [2, 1])
     }
 
+    /// A local day of a zone, with how long it is: the changes of daylight-saving time in Berlin,
+    /// +05:45 and +14, where the local date is a day ahead of UTC's for 14 hours of every day.
+    static let localDays: [(zone: String, date: String, hours: Double)] = [
+        ("Europe/Berlin", "2027-03-28", 23), ("Europe/Berlin", "2027-10-31", 25),
+        ("Asia/Kathmandu", "2027-01-15", 24), ("Pacific/Kiritimati", "2027-01-15", 24),
+    ]
+
+    /// With the writer's clock injected (never the machine's): one visitor an hour before local
+    /// midnight, an hour after it, an hour before the next and an hour after that lands on the local
+    /// days in the rollup and the daily read, counts as new at each local midnight, and is in the right
+    /// periods; the stats say the zone.
+    func visitsLandOnTheirLocalDay(kind: StoreKind, zone: String, date: String, hours: Double) async throws {
+        let database = try await StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let calendar = try #require(LocalCalendar(identifier: zone))
+        let store = try database.open(storeIP: .hashed, timeZone: calendar)
+        let day = try #require(UTCTimestamp.parseDay(date))
+        let (start, end) = (calendar.start(ofDay: day), calendar.start(ofDay: day + 1))
+        #expect(end.timeIntervalSince(start) == hours * 3600)
+        let times = [start - 3600, start + 3600, end - 3600, end + 3600]
+        for (index, time) in times.enumerated() {
+            // The same visitor each time, and a second one only on the first visit's day.
+            var visits = [Self.visit("DE", at: time, ip: "192.0.2.1")]
+            if index == 0 { visits.append(Self.visit("FR", at: time, ip: "192.0.2.2")) }
+            try store.write(VisitBatch(counting: visits), at: time + 1)
+        }
+        let (before, after) = (UTCTimestamp.dayText(day - 1), UTCTimestamp.dayText(day + 1))
+        #expect(try store.daily(from: day - 1, to: day + 1) == [
+            DayStats(date: before, visitors: 2, uniqueVisitors: 2, countries: ["DE": 1, "FR": 1]),
+            DayStats(date: date, visitors: 2, uniqueVisitors: 1, countries: ["DE": 2]),
+            DayStats(date: after, visitors: 1, uniqueVisitors: 1, countries: ["DE": 1]),
+        ])
+        var rows: [String] = []
+        try store.forEachDailyRow(first: before, last: after) { rows.append($0.date) }
+        #expect(rows == [before, before, date, after])
+
+        let during = try store.stats(now: end - 1800)
+        #expect(during.timeZone == zone)
+        #expect(during.uniqueVisitorsToday == 1)
+        #expect(during.periods == VisitorStats.Periods(today: 2, yesterday: 2, last7Days: 4, last30Days: 4))
+        let (stats, chart) = try store.statsAndDays(now: end + 7200, days: 3)
+        #expect(stats.uniqueVisitorsToday == 1)
+        #expect(stats.periods == VisitorStats.Periods(today: 1, yesterday: 2, last7Days: 5, last30Days: 5))
+        #expect(chart.map(\.date) == [before, date, after])
+        // A week on, those days are the previous 7 days; a month on, the previous 30.
+        let week = try store.stats(now: end + 7 * 86_400 - 1800)
+        #expect(week.periods == VisitorStats.Periods(today: 0, yesterday: 0, last7Days: 1, previous7Days: 4, last30Days: 5))
+        #expect(try store.stats(now: end + 30 * 86_400 - 1800).periods.previous30Days == 4)
+        // The keys and hashes of the days before yesterday are gone, by the local calendar.
+        #expect(try store.existingDayKeys(now: end + 7200).keys.sorted() == [day, day + 1])
+        #expect(Set(try database.column("SELECT date FROM daily_uniques")) == [date, after])
+    }
+
+    /// The zone is the database's: recorded by the first store that opens it, taken by a store that
+    /// asks for none (`stats`, `export`), and another refused with what to do. A database made before
+    /// there was a zone has UTC days and records UTC.
+    func theDatabaseRecordsItsZone(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let berlin = try #require(LocalCalendar(identifier: "Europe/Berlin"))
+        #expect(try database.open(timeZone: berlin).calendar == berlin)
+        #expect(try database.column("SELECT value FROM settings WHERE name = 'time_zone'") == ["Europe/Berlin"])
+        #expect(try database.open(timeZone: nil).calendar == berlin)
+        #expect(try database.open(timeZone: berlin).calendar == berlin)
+        #expect {
+            try database.open(timeZone: .utc)
+        } throws: { error in
+            "\(error)" == "the database's days are in Europe/Berlin, not UTC: start with --time-zone Europe/Berlin, or run "
+                + "`visitor-counter rebuild-days --time-zone UTC` first to count its days in UTC"
+        }
+
+        let old = try await StoreUnderTest(kind)
+        defer { withExtendedLifetime(old) {} }
+        switch kind {
+        case .sqlite:
+            let store = try SQLiteStore(path: old.sqlitePath, busyTimeout: 1, schemaVersion: SQLiteStore.settingsVersion - 1)
+            try store.write(VisitBatch(counting: [Self.visit("US", at: Self.midnight)]), at: Self.midnight)
+        case .postgresql:
+            let store = try PostgresStore(
+                uri: old.cluster!.uri(), stateDirectory: old.directory.url.path,
+                schemaVersion: PostgresStore.settingsVersion - 1)
+            try store.write(VisitBatch(counting: [Self.visit("US", at: Self.midnight)]), at: Self.midnight)
+        }
+        #expect(throws: StoreError.self) { try old.open(timeZone: berlin) }
+        #expect(try old.column("SELECT value FROM settings WHERE name = 'time_zone'") == ["UTC"])
+        #expect(try old.open(timeZone: nil).calendar == .utc)
+        #expect(try old.open().stats(now: Self.midnight).periods.today == 1)
+    }
+
     func aJournalSpanAndASpillAreWrittenOnce(kind: StoreKind) async throws {
         let database = try await StoreUnderTest(kind)
         defer { withExtendedLifetime(database) {} }
@@ -364,6 +453,10 @@ struct CounterStoreContract {
     @Test func concurrentWritersCountEveryVisitAndEveryVisitorOnce() async throws { try await CounterStoreContract().concurrentWritersCountEveryVisitAndEveryVisitorOnce(kind: .sqlite) }
     @Test func theOwnersRequestsAreCountedInIgnoredOnly() async throws { try await CounterStoreContract().theOwnersRequestsAreCountedInIgnoredOnly(kind: .sqlite) }
     @Test func aDatabaseBeforeIgnoredIsMigrated() async throws { try await CounterStoreContract().aDatabaseBeforeIgnoredIsMigrated(kind: .sqlite) }
+    @Test(arguments: CounterStoreContract.localDays) func visitsLandOnTheirLocalDay(zone: String, date: String, hours: Double) async throws {
+        try await CounterStoreContract().visitsLandOnTheirLocalDay(kind: .sqlite, zone: zone, date: date, hours: hours)
+    }
+    @Test func theDatabaseRecordsItsZone() async throws { try await CounterStoreContract().theDatabaseRecordsItsZone(kind: .sqlite) }
 }
 
 /// ``CounterStoreContract`` on PostgreSQL: each test starts a cluster of its own.
@@ -383,4 +476,8 @@ struct CounterStoreContract {
     @Test func concurrentWritersCountEveryVisitAndEveryVisitorOnce() async throws { try await CounterStoreContract().concurrentWritersCountEveryVisitAndEveryVisitorOnce(kind: .postgresql) }
     @Test func theOwnersRequestsAreCountedInIgnoredOnly() async throws { try await CounterStoreContract().theOwnersRequestsAreCountedInIgnoredOnly(kind: .postgresql) }
     @Test func aDatabaseBeforeIgnoredIsMigrated() async throws { try await CounterStoreContract().aDatabaseBeforeIgnoredIsMigrated(kind: .postgresql) }
+    @Test(arguments: CounterStoreContract.localDays) func visitsLandOnTheirLocalDay(zone: String, date: String, hours: Double) async throws {
+        try await CounterStoreContract().visitsLandOnTheirLocalDay(kind: .postgresql, zone: zone, date: date, hours: hours)
+    }
+    @Test func theDatabaseRecordsItsZone() async throws { try await CounterStoreContract().theDatabaseRecordsItsZone(kind: .postgresql) }
 }

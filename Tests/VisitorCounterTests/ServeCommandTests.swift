@@ -31,6 +31,9 @@ struct ServeCommandTests {
         ),
         (["--allowed-clients", "192.0.2.1,nginx"], "The value '192.0.2.1,nginx' is invalid for '--allowed-clients <address,...>'"),
         (["--retention-days", "-3"], "--retention-days must be from 0 to 100000"),
+        (["--time-zone", "Europe/Berlinn"], "--time-zone: 'Europe/Berlinn' is not an IANA time zone this system knows, such as Europe/Berlin"),
+        (["--time-zone", "CET"], "--time-zone: 'CET' is not an IANA time zone this system knows"),
+        (["--time-zone", ""], "--time-zone: '' is not an IANA time zone this system knows"),
         (
             ["--ignore-ips", "203.0.113.7,198.51.100.0/33,2001:db8::/48"],
             "--ignore-ips: '198.51.100.0/33' is not an IPv4 or IPv6 address or CIDR range"
@@ -57,6 +60,25 @@ struct ServeCommandTests {
         #expect(result.stderr.contains(message.replacingOccurrences(of: "DIR", with: directory.url.path)), "\(result.stderr)")
         #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: directory.path("v.sqlite")))
+    }
+
+    /// A database whose days are in another zone than `--time-zone` (UTC when not given) is refused at
+    /// the start in one line that says what to do, before any worker starts.
+    @Test func aDatabaseInAnotherZoneIsRefusedInOneLine() throws {
+        let directory = try TemporaryDirectory()
+        let database = directory.path("v.sqlite")
+        _ = try SQLiteStore(path: database, timeZone: LocalCalendar(identifier: "Asia/Kathmandu"))
+        for arguments in [[], ["--time-zone", "Asia/Kolkata"]] {
+            let result = try serve(["--database", database, "--listen", "unix:\(directory.path("s.sock"))"] + arguments, in: directory)
+            #expect(result.status != 0)
+            let given = arguments.last ?? "UTC"
+            #expect(
+                result.stderr.contains(
+                    "the database's days are in Asia/Kathmandu, not \(given): start with --time-zone Asia/Kathmandu, or run "
+                        + "`visitor-counter rebuild-days --time-zone \(given)` first"), "\(result.stderr)")
+            #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: directory.path("s.sock")))
+        }
     }
 
     /// `export`'s values are parsed by ArgumentParser too: a bad one is refused before any file is read.

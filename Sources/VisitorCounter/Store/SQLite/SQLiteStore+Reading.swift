@@ -8,20 +8,21 @@ extension SQLiteStore {
     ///
     /// A window of n minutes counts the visits in the current minute and the n - 1 before it.
     public func stats(now: Date) throws -> VisitorStats {
-        try currentPool().read { db in try Self.stats(db, now: now) }
+        try currentPool().read { db in try Self.stats(db, now: now, calendar: calendar) }
     }
 
     /// The totals as ``stats(now:)`` reads them and the last `days` days of the daily rollup, today
     /// included, in one snapshot: the index page's figures.
     public func statsAndDays(now: Date, days: Int) throws -> (stats: VisitorStats, days: [DayStats]) {
-        let today = UTCTimestamp.day(now)
+        let today = calendar.day(now)
         return try currentPool().read { db in
-            (try Self.stats(db, now: now), try Self.daily(db, from: today - days + 1, to: today, countries: false))
+            (try Self.stats(db, now: now, calendar: calendar), try Self.daily(db, from: today - days + 1, to: today, countries: false))
         }
     }
 
-    private static func stats(_ db: Database, now: Date) throws -> VisitorStats {
+    private static func stats(_ db: Database, now: Date, calendar: LocalCalendar) throws -> VisitorStats {
         let minute = UTCTimestamp.minute(now)
+        let today = calendar.day(now)
         // Cached statements: parsing them again on every read was most of its time.
         guard let row = try Row.fetchOne(
             db.cachedStatement(sql: "SELECT total_visitors, last_updated, visitors_without_rows, bots, ignored FROM visitor_stats WHERE id = 1"))
@@ -36,7 +37,12 @@ extension SQLiteStore {
         let lastUpdated: String? = row[1]
         let uniques = try Int.fetchOne(
             db.cachedStatement(sql: "SELECT unique_visitors FROM daily_visits WHERE date = ?"),
-            arguments: [UTCTimestamp.dayText(UTCTimestamp.day(now))]) ?? 0
+            arguments: [UTCTimestamp.dayText(today)]) ?? 0
+        var visits: [String: Int] = [:]
+        let days = try Row.fetchCursor(
+            db.cachedStatement(sql: "SELECT date, visitors FROM daily_visits WHERE date BETWEEN ? AND ?"),
+            arguments: [UTCTimestamp.dayText(today - VisitorStats.Periods.daysNeeded + 1), UTCTimestamp.dayText(today)])
+        while let day = try days.next() { visits[day[0]] = day[1] }
         return VisitorStats(
             totalVisitors: row[0],
             countries: countries,
@@ -44,7 +50,8 @@ extension SQLiteStore {
             visitsWithoutRows: row[2],
             bots: row[3],
             recent: VisitorStats.Recent(last5Minutes: try window(5), lastHour: try window(60), lastDay: try window(24 * 60)),
-            uniqueVisitorsToday: uniques, ignored: row[4])
+            uniqueVisitorsToday: uniques, ignored: row[4], timeZone: calendar.identifier,
+            periods: VisitorStats.Periods(today: today, visits: visits))
     }
 
     /// The daily rollup from day `from` to day `to` (days since 1970-01-01, both included), one entry
