@@ -386,6 +386,39 @@ struct CounterStoreContract {
         #expect(try old.open().stats(now: Self.midnight).periods.today == 1)
     }
 
+    /// `rebuild-days`: UTC days counted again in Berlin from the rows kept; the day of a deleted row
+    /// keeps its date and count, the rebuilt days have no unique visitors, and the zone is recorded.
+    func theDaysAreRebuiltInAnotherZoneFromTheRows(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let store = try database.open()
+        let gone = UTCTimestamp.parse("2027-01-10T12:00:00Z")!
+        let lateEvening = UTCTimestamp.parse("2027-01-14T23:30:00Z")!  // 00:30 on the 15th in Berlin
+        let morning = UTCTimestamp.parse("2027-01-15T10:00:00Z")!
+        try store.write(VisitBatch(counting: [Self.visit("US", at: gone)]), at: gone)
+        try store.write(VisitBatch(counting: [Self.visit("DE", at: lateEvening)]), at: lateEvening)
+        try store.write(VisitBatch(counting: [Self.visit("FR", at: morning, ip: "192.0.2.9")]), at: morning)
+        #expect(try store.deleteRows(olderThan: UTCTimestamp.parse("2027-01-12T00:00:00Z")!) == 1)
+        let day = UTCTimestamp.parseDay("2027-01-15")!
+        #expect(try store.daily(from: day - 1, to: day).map(\.visitors) == [1, 1])
+
+        let outcome = try database.open(timeZone: nil).rebuildDays(in: try #require(LocalCalendar(identifier: "Europe/Berlin")))
+        #expect(outcome == RebuiltDays(zone: "Europe/Berlin", firstDate: "2027-01-14", rows: 2))
+        #expect(throws: StoreError.self) { try database.open() }
+        let berlin = try database.open(timeZone: nil)
+        #expect(berlin.calendar.identifier == "Europe/Berlin")
+        #expect(try berlin.daily(from: day - 5, to: day) == [
+            DayStats(date: "2027-01-10", visitors: 1, uniqueVisitors: 1, countries: ["US": 1]),
+            DayStats(date: "2027-01-11", visitors: 0, uniqueVisitors: 0, countries: [:]),
+            DayStats(date: "2027-01-12", visitors: 0, uniqueVisitors: 0, countries: [:]),
+            DayStats(date: "2027-01-13", visitors: 0, uniqueVisitors: 0, countries: [:]),
+            DayStats(date: "2027-01-14", visitors: 0, uniqueVisitors: 0, countries: [:]),
+            DayStats(date: "2027-01-15", visitors: 2, uniqueVisitors: 0, countries: ["DE": 1, "FR": 1]),
+        ])
+        #expect(try database.integers("SELECT count(*) FROM daily_keys") == [0])
+        #expect(try berlin.stats(now: morning).periods == VisitorStats.Periods(today: 2, yesterday: 0, last7Days: 3, last30Days: 3))
+    }
+
     func aJournalSpanAndASpillAreWrittenOnce(kind: StoreKind) async throws {
         let database = try await StoreUnderTest(kind)
         defer { withExtendedLifetime(database) {} }
@@ -457,6 +490,7 @@ struct CounterStoreContract {
         try await CounterStoreContract().visitsLandOnTheirLocalDay(kind: .sqlite, zone: zone, date: date, hours: hours)
     }
     @Test func theDatabaseRecordsItsZone() async throws { try await CounterStoreContract().theDatabaseRecordsItsZone(kind: .sqlite) }
+    @Test func theDaysAreRebuiltInAnotherZoneFromTheRows() async throws { try await CounterStoreContract().theDaysAreRebuiltInAnotherZoneFromTheRows(kind: .sqlite) }
 }
 
 /// ``CounterStoreContract`` on PostgreSQL: each test starts a cluster of its own.
@@ -480,4 +514,5 @@ struct CounterStoreContract {
         try await CounterStoreContract().visitsLandOnTheirLocalDay(kind: .postgresql, zone: zone, date: date, hours: hours)
     }
     @Test func theDatabaseRecordsItsZone() async throws { try await CounterStoreContract().theDatabaseRecordsItsZone(kind: .postgresql) }
+    @Test func theDaysAreRebuiltInAnotherZoneFromTheRows() async throws { try await CounterStoreContract().theDaysAreRebuiltInAnotherZoneFromTheRows(kind: .postgresql) }
 }

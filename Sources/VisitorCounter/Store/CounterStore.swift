@@ -52,6 +52,8 @@ public protocol CounterStore: AnyObject, Sendable {
     func upkeep() throws -> StoreUpkeep
     /// The number of rows in `visitors`: a full scan, for checks and tests.
     func visitorRowCount() throws -> Int
+    /// Counts the daily rollup again in `zone` from the rows kept, and records `zone` (`rebuild-days`).
+    func rebuildDays(in zone: LocalCalendar) throws -> RebuiltDays
 }
 
 /// What ``CounterStore/upkeep()`` did.
