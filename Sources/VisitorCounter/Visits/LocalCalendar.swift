@@ -5,8 +5,9 @@ import Foundation
 ///
 /// A day is numbered as ``UTCTimestamp`` numbers days, days since 1970-01-01 of the proleptic
 /// Gregorian calendar, so ``UTCTimestamp/dayText(_:)`` writes a local day's date as well; only which
-/// instants belong to it depends on the zone. The zone's rules come from the system's tz data
-/// (Debian's `tzdata`).
+/// instants belong to it depends on the zone. The zone's rules come from Foundation's ICU: the
+/// `zoneinfo64` data built into the binary, unless ICU finds a newer file of its version's (in
+/// `/usr/share/icu/icudt76l/`, or where `ICU_TIMEZONE_FILES_DIR` says); not from `/usr/share/zoneinfo`.
 public struct LocalCalendar: Sendable, Equatable, CustomStringConvertible {
     /// The zone's name as given (Foundation names UTC `GMT`).
     public let identifier: String
