@@ -64,6 +64,7 @@ enum StandardIndexTemplate {
         @media (max-width: 32rem) {
           main { padding: 1rem .75rem 2rem; }
           .card.main { grid-column: 1 / -1; }
+          .periods { grid-template-columns: 1fr; }
           .card dd { font-size: 1.4rem; }
           .share { width: 34%; }
           .share svg { width: calc(100% - 3.6rem); }
