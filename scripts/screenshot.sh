@@ -43,5 +43,5 @@ shoot() {
         "${dark[@]}" --window-size="$2" --screenshot="$1" http://127.0.0.1:8089/ 2>/dev/null
     echo "$1"
 }
-shoot "docs/dashboard$suffix.png" 1280,1220
+shoot "docs/dashboard$suffix.png" 1280,1300
 [ -n "$suffix" ] || shoot docs/dashboard-phone.png 390,1900
