@@ -386,6 +386,35 @@ struct CounterStoreContract {
         #expect(try old.open().stats(now: Self.midnight).periods.today == 1)
     }
 
+    /// Eight stores (workers, or hosts) open a new database at once, half of them in Berlin and half in
+    /// Kathmandu: one zone is recorded, the stores of that zone open in it, and the others are refused.
+    func storesOpeningANewDatabaseAtOnceAgreeOnItsZone(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let zones = ["Europe/Berlin", "Asia/Kathmandu"].map { LocalCalendar(identifier: $0)! }
+        let outcomes = Mutex<[String]>([])
+        let (path, uri, state) = (database.sqlitePath, database.cluster?.uri(), database.directory.url.path)
+        DispatchQueue.concurrentPerform(iterations: 8) { index in
+            let outcome: String
+            do {
+                let store: any CounterStore = switch kind {
+                case .sqlite: try SQLiteStore(path: path, timeZone: zones[index % 2])
+                case .postgresql: try PostgresStore(uri: uri ?? "", stateDirectory: state, timeZone: zones[index % 2])
+                }
+                outcome = store.calendar.identifier
+            } catch StoreError.timeZoneMismatch(let recorded, _) {
+                outcome = "refused for \(recorded)"
+            } catch {
+                outcome = "\(error)"
+            }
+            outcomes.withLock { $0.append(outcome) }
+        }
+        let recorded = try database.column("SELECT value FROM settings WHERE name = 'time_zone'")
+        #expect(recorded.count == 1)
+        let zone = try #require(recorded.first ?? nil)
+        #expect(outcomes.withLock { $0.sorted() } == (Array(repeating: zone, count: 4) + Array(repeating: "refused for \(zone)", count: 4)).sorted())
+    }
+
     /// `rebuild-days`: UTC days counted again in Berlin from the rows kept; the day of a deleted row
     /// keeps its date and count, the rebuilt days have no unique visitors, and the zone is recorded.
     func theDaysAreRebuiltInAnotherZoneFromTheRows(kind: StoreKind) async throws {
@@ -490,6 +519,7 @@ struct CounterStoreContract {
         try await CounterStoreContract().visitsLandOnTheirLocalDay(kind: .sqlite, zone: zone, date: date, hours: hours)
     }
     @Test func theDatabaseRecordsItsZone() async throws { try await CounterStoreContract().theDatabaseRecordsItsZone(kind: .sqlite) }
+    @Test func storesOpeningANewDatabaseAtOnceAgreeOnItsZone() async throws { try await CounterStoreContract().storesOpeningANewDatabaseAtOnceAgreeOnItsZone(kind: .sqlite) }
     @Test func theDaysAreRebuiltInAnotherZoneFromTheRows() async throws { try await CounterStoreContract().theDaysAreRebuiltInAnotherZoneFromTheRows(kind: .sqlite) }
 }
 
@@ -514,5 +544,6 @@ struct CounterStoreContract {
         try await CounterStoreContract().visitsLandOnTheirLocalDay(kind: .postgresql, zone: zone, date: date, hours: hours)
     }
     @Test func theDatabaseRecordsItsZone() async throws { try await CounterStoreContract().theDatabaseRecordsItsZone(kind: .postgresql) }
+    @Test func storesOpeningANewDatabaseAtOnceAgreeOnItsZone() async throws { try await CounterStoreContract().storesOpeningANewDatabaseAtOnceAgreeOnItsZone(kind: .postgresql) }
     @Test func theDaysAreRebuiltInAnotherZoneFromTheRows() async throws { try await CounterStoreContract().theDaysAreRebuiltInAnotherZoneFromTheRows(kind: .postgresql) }
 }
