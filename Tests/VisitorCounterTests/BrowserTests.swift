@@ -30,9 +30,10 @@ struct BrowserTests {
             let now = Date()
             for (daysAgo, count) in [(1.0, 8), (8.0, 2)] {
                 let time = now - daysAgo * 86_400
-                try store.write(
-                    VisitBatch(counting: (0..<count).map { Visit(trustedIP: "192.0.2.\($0)", userAgent: "Mozilla/5.0 test", country: "France", countryCode: "FR", time: time) }),
-                    at: time)
+                let visits = (0..<count).map {
+                    Visit(trustedIP: "192.0.2.\($0)", userAgent: "Mozilla/5.0 test", country: "France", countryCode: "FR", time: time)
+                }
+                try store.write(VisitBatch(counting: visits), at: time)
                 total += count
             }
         }

@@ -87,7 +87,9 @@ extension PostgresStore {
 
     /// The zone of the database's days, as ``RecordedTimeZone/settle(recorded:given:)`` decides; records
     /// `given` in a database that records none (the first host's, when several start at once).
-    static func settleTimeZone(_ connection: PostgresConnection, given: LocalCalendar?, schemaVersion: Int) throws -> LocalCalendar {
+    static func settleTimeZone(
+        _ connection: PostgresConnection, given: LocalCalendar?, schemaVersion: Int
+    ) throws -> LocalCalendar {
         guard schemaVersion >= settingsVersion else { return .utc }
         let read = "SELECT value FROM settings WHERE name = $1"
         let recorded = try connection.execute(read, [RecordedTimeZone.setting]).rows.first?[0] ?? nil

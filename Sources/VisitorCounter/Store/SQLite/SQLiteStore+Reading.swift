@@ -16,7 +16,10 @@ extension SQLiteStore {
     public func statsAndDays(now: Date, days: Int) throws -> (stats: VisitorStats, days: [DayStats]) {
         let today = calendar.day(now)
         return try currentPool().read { db in
-            (try Self.stats(db, now: now, calendar: calendar), try Self.daily(db, from: today - days + 1, to: today, countries: false))
+            (
+                try Self.stats(db, now: now, calendar: calendar),
+                try Self.daily(db, from: today - days + 1, to: today, countries: false)
+            )
         }
     }
 

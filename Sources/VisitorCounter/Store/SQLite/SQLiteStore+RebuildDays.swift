@@ -41,7 +41,10 @@ extension SQLiteStore {
                 try db.execute(sql: "DELETE FROM daily_keys")
                 try db.execute(sql: "DELETE FROM daily_uniques")
                 try db.execute(
-                    sql: "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    sql: """
+                        INSERT INTO settings (name, value) VALUES (?, ?)
+                        ON CONFLICT (name) DO UPDATE SET value = excluded.value
+                        """,
                     arguments: [RecordedTimeZone.setting, zone.identifier])
                 return .commit
             }

@@ -37,7 +37,9 @@ extension SQLiteStore {
             try db.inTransaction(.immediate) {
                 var keys = DailyKeys(today: calendar.day(time))
                 var found: [Int: [UInt8]] = [:]
-                for day in BatchPlan.keyDays(of: batch, at: time, calendar: calendar) { found[day] = try keys.key(for: day, in: db) }
+                for day in BatchPlan.keyDays(of: batch, at: time, calendar: calendar) {
+                    found[day] = try keys.key(for: day, in: db)
+                }
                 let plan = BatchPlan(batch, at: time, keys: found, storeIP: storeIP, spillID: spillID, calendar: calendar)
                 written = try execute(plan, in: db)
                 return written ? .commit : .rollback
