@@ -16,6 +16,7 @@ packages=(
     geoip-database          # the offline country database it reads
     geoip-bin               # geoiplookup, to check what the database says
     curl                    # the tests' and the README's HTTP client
+    tzdata                  # the IANA time zones of --time-zone
     systemd                 # systemd-analyze, to check the unit files
 )
 # Chromium comes with its recommended packages, as the page tests were checked with.

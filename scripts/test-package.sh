@@ -96,6 +96,11 @@ in_root visitor-counter --help | grep -q '^USAGE: visitor-counter' || fail "visi
 [ "$(in_root visitor-counter --version)" = "$version" ] || fail "visitor-counter --version is not $version"
 pass "visitor-counter --help and --version ($version) run"
 
+in_root test -f /usr/share/zoneinfo/Asia/Kathmandu || fail "the install did not bring the tz data (tzdata)"
+in_root visitor-counter rebuild-days --database /nonexistent --time-zone Asia/Kathmandu 2>&1 | grep -q 'no database at' \
+    || fail "the installed binary does not know the zone Asia/Kathmandu"
+pass "the tz data is installed and the binary knows the zones"
+
 libraries=$(in_root ldd /usr/bin/visitor-counter)
 ! grep -i swift <<< "$libraries" || fail "the installed binary loads Swift libraries"
 ! grep 'not found' <<< "$libraries" || fail "the installed binary misses libraries"

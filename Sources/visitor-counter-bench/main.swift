@@ -10,7 +10,8 @@ import VisitorCounter
 /// database: `scripts/bench-postgres.sh` makes a throw-away cluster and passes it) the writer is also
 /// measured into PostgreSQL, beside SQLite. The SQLite writer's lines end with its rate as a ratio of
 /// the limit's, ``LimitWriter``: the same batches written through SQLite's C API, right after it.
-/// `--visits N` sets how many visits each part writes (200,000); `--sqlite-writer-only` stops after
+/// `--visits N` sets how many visits each part writes (200,000); `--time-zone NAME` the zone of the
+/// days (UTC); `--sqlite-writer-only` stops after
 /// the SQLite writer and its limit, `--stats-only` measures the stats read alone (for
 /// `valgrind --tool=callgrind`).
 
@@ -42,7 +43,11 @@ func processCPUSeconds() -> Double {
 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("visitor-counter-bench-\(getpid())")
 try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(at: directory) }
-let store = try SQLiteStore(path: directory.appendingPathComponent("bench.sqlite").path)
+/// The zone of the days (`--time-zone`, UTC by default as for `serve`): every visit's local day is looked up.
+let timeZone = CommandLine.arguments.firstIndex(of: "--time-zone").flatMap {
+    $0 + 1 < CommandLine.arguments.count ? LocalCalendar(identifier: CommandLine.arguments[$0 + 1]) : nil
+} ?? .utc
+let store = try SQLiteStore(path: directory.appendingPathComponent("bench.sqlite").path, timeZone: timeZone)
 
 /// How many visits each of ``measureWrites(into:label:limit:)``'s three parts writes (`--visits`).
 let visitsPerPart = CommandLine.arguments.firstIndex(of: "--visits").flatMap {

@@ -18,7 +18,7 @@ extension ListenAddress: ExpressibleByArgument {}
 /// Comma-separated IPv4 and IPv6 addresses (``PeerAllowList/init(argument:)``).
 extension PeerAllowList: ExpressibleByArgument {}
 
-/// A UTC day given as `YYYY-MM-DD`, for `export --from` and `--to`.
+/// A day given as `YYYY-MM-DD`, for `export --from` and `--to`: a local day of the zone the database records.
 struct DayArgument: ExpressibleByArgument {
     /// Days since 1970-01-01.
     let day: Int

@@ -69,6 +69,15 @@ struct CounterOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Delete raw visit rows older than this many days; 0 keeps them all. Totals are never reduced.")
     var retentionDays: Int = 0
 
+    @Option(
+        help: ArgumentHelp(
+            "The IANA time zone whose days are counted (Europe/Berlin, Asia/Kolkata): the daily rollup, unique visitors, the page's today. The database records it, and refuses another.",
+            valueName: "zone"))
+    var timeZone: String = "UTC"
+
+    /// `--time-zone`; ``validate()`` has refused a name the system does not know.
+    var calendar: LocalCalendar { LocalCalendar(identifier: timeZone) ?? .utc }
+
     @Option(help: "A Mustache template to render the index page with instead of the built-in one (see `visitor-counter template`).")
     var indexTemplate: String?
 
@@ -119,6 +128,10 @@ struct CounterOptions: ParsableArguments {
         }
         guard geoipMaxAgeDays >= 0, geoipMaxAgeDays <= 3650 else {
             throw ValidationError("--geoip-max-age-days must be from 0 (never) to 3650")
+        }
+        guard LocalCalendar(identifier: timeZone) != nil else {
+            throw ValidationError(
+                "--time-zone: '\(timeZone)' is not an IANA time zone this system knows, such as Europe/Berlin (see /usr/share/zoneinfo, package tzdata)")
         }
         guard retentionDays >= 0, retentionDays <= 100_000 else { throw ValidationError("--retention-days must be from 0 to 100000") }
         if let indexCsp, indexCsp.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) || indexCsp.isEmpty {
@@ -182,6 +195,6 @@ struct CounterOptions: ParsableArguments {
             threads: threads, statsCache: .seconds(statsCache), healthThreshold: .seconds(healthThreshold),
             retentionDays: retentionDays, indexTemplate: indexTemplate.map { URL(fileURLWithPath: $0).path },
             indexCSP: indexCsp, geoipMaxAge: geoipMaxAgeDays == 0 ? nil : .seconds(geoipMaxAgeDays * 86_400),
-            allowList: allowList, ignoredAddresses: ignoredAddresses)
+            allowList: allowList, ignoredAddresses: ignoredAddresses, timeZone: calendar.identifier)
     }
 }

@@ -19,10 +19,10 @@ struct ExportCommand: ParsableCommand {
     @Option(help: "The format of the output.")
     var format: Exporter.Format = .csv
 
-    @Option(help: ArgumentHelp("The first UTC day. (default: the first there is)", valueName: "yyyy-mm-dd"))
+    @Option(help: ArgumentHelp("The first day, in the database's time zone (serve --time-zone). (default: the first there is)", valueName: "yyyy-mm-dd"))
     var from: DayArgument?
 
-    @Option(help: ArgumentHelp("The last UTC day, included. (default: the last there is)", valueName: "yyyy-mm-dd"))
+    @Option(help: ArgumentHelp("The last day, included, in the database's time zone. (default: the last there is)", valueName: "yyyy-mm-dd"))
     var to: DayArgument?
 
     @Flag(help: "Export the daily rollups (visitors, unique visitors and countries per day) instead of the raw visits.")
@@ -39,7 +39,7 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         let exporter = Exporter(
-            store: try StoreLocation.reading(database).open(), format: format, from: from?.day, to: to?.day)
+            store: try StoreLocation.reading(database).open(timeZone: nil), format: format, from: from?.day, to: to?.day)
         if daily {
             try exporter.exportDaily(to: .standardOutput)
         } else {

@@ -70,7 +70,7 @@ struct ServeCommand: ParsableCommand {
         }
         // Opened (and migrated) once here, so a bad database stops `serve` before any worker starts.
         do {
-            _ = try location.open()
+            _ = try location.open(timeZone: options.calendar)
         } catch {
             socket.removeSocketFile()
             throw CommandError("cannot open the database \(location): \(error)")
@@ -83,7 +83,7 @@ struct ServeCommand: ParsableCommand {
                 "threads": "\(options.threads)", "flush_interval": "\(options.flushInterval)",
                 "batch_size": "\(options.batchSize)", "stats_cache": "\(options.statsCache)",
                 "buffer_limit": "\(options.bufferLimit)", "health_threshold": "\(options.healthThreshold)",
-                "geoip_max_age_days": "\(options.geoipMaxAgeDays)",
+                "geoip_max_age_days": "\(options.geoipMaxAgeDays)", "time_zone": "\(options.calendar)",
             ])
         let board: WorkerStatusBoard
         do {

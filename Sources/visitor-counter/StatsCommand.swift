@@ -22,7 +22,8 @@ struct StatsCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try StoreLocation.reading(database).open()
+        // In the zone the database records, as the counter that writes it counts its days.
+        let store = try StoreLocation.reading(database).open(timeZone: nil)
         print(try store.stats().json)
     }
 }

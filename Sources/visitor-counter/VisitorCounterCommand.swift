@@ -14,7 +14,7 @@ struct VisitorCounterCommand: ParsableCommand {
             (docs/database.md) and deploying (docs/deploying.md).
             """,
         version: visitorCounterVersion,
-        subcommands: [ServeCommand.self, StatsCommand.self, ExportCommand.self, AuditCommand.self, TemplateCommand.self, WorkerCommand.self, SimulateCommand.self]
+        subcommands: [ServeCommand.self, StatsCommand.self, ExportCommand.self, RebuildDaysCommand.self, AuditCommand.self, TemplateCommand.self, WorkerCommand.self, SimulateCommand.self]
     )
 
     /// Like ArgumentParser's own `main`, but a bad value prints one line, not the usage: what a site

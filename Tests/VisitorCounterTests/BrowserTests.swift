@@ -16,19 +16,70 @@ struct BrowserTests {
     /// Three visits from GB, two from US, one from an address GeoIP does not know.
     static let visits = ["81.2.69.142", "81.2.69.142", "81.2.69.142", "8.8.8.8", "8.8.8.8", "10.1.2.3"]
 
-    func stackWithKnownVisits() async throws -> LocalStack {
+    /// With `history`, a folder the caller keeps, the database there has 8 visits of yesterday and 2 of 8 days ago before the counter
+    /// starts, so the periods go up, down and are new: today 6 is −25% on yesterday's 8, the last 7
+    /// days' 14 +600% on the 2 before, and the last 30 days' 16 new.
+    func stackWithKnownVisits(history folder: TemporaryDirectory? = nil) async throws -> LocalStack {
         try requireProgram(Self.chromium)
+        var options = LocalStack.Options(workers: 1)
+        var total = Self.visits.count
+        if let folder {
+            options.databaseDirectory = folder.url.path
+            options.database = folder.path("visitors.sqlite")
+            let store = try SQLiteStore(path: folder.path("visitors.sqlite"))
+            let now = Date()
+            for (daysAgo, count) in [(1.0, 8), (8.0, 2)] {
+                let time = now - daysAgo * 86_400
+                let visits = (0..<count).map {
+                    Visit(trustedIP: "192.0.2.\($0)", userAgent: "Mozilla/5.0 test", country: "France", countryCode: "FR", time: time)
+                }
+                try store.write(VisitBatch(counting: visits), at: time)
+                total += count
+            }
+        }
         // One worker: its stats JSON and its index page are rendered from one read (`RenderedPages`), so
         // once the stats show the visits the page does too. With two, the other worker's cache could
         // still be a period behind on a loaded machine.
-        let stack = try await LocalStack(workers: 1)
+        let stack = try await LocalStack(options)
         for address in Self.visits {
             #expect(try stack.request("GET", "/", headers: ["X-Forwarded-For": address]).status == 200)
         }
         try await stack.waitFor("the visits in the stats") {
-            try stack.request("GET", "/api/sys/stats").body.contains("\"total_visitors\": 6,")
+            try stack.request("GET", "/api/sys/stats").body.contains("\"total_visitors\": \(total),")
         }
         return stack
+    }
+
+    /// The periods' cards as (period, visits, trend, change) from a DOM dump.
+    func periodCards(in dom: String) -> [[String]] {
+        allMatches(
+            of: #"<div class="card" data-period="([a-z0-9_]+)" data-before="[^"]*"><dt>[^<]*</dt><dd class="visits">([^<]*)</dd><dd class="change ([a-z]+)">([^<]*)</dd></div>"#,
+            in: dom)
+    }
+
+    /// The periods at phone and desktop widths, light and dark: as served, and as the page's script
+    /// writes them again from `/api/sys/stats` (its own wording of the change, which must be the
+    /// server's), with an empty console.
+    @Test(arguments: [("phone", 390, false), ("phone-dark", 390, true), ("desktop", 1280, false), ("desktop-dark", 1280, true)])
+    func thePeriodsShowTheirChangeOnThePeriodBefore(name: String, width: Int, dark: Bool) async throws {
+        let history = try TemporaryDirectory()
+        let stack = try await stackWithKnownVisits(history: history)
+        defer { withExtendedLifetime(history) {} }
+        let expected = [
+            ["today", "6", "down", "\u{2212}25% on yesterday"],
+            ["last_7_days", "14", "up", "+600% on the previous 7 days"],
+            ["last_30_days", "16", "new", "new: none in the previous 30 days"],
+        ]
+        let look = ["--window-size=\(width),1400"] + (dark ? ["--force-dark-mode", "--blink-settings=preferredColorScheme=0"] : [])
+        let (served, console) = try chromium(stack, look + ["--dump-dom"], name: "chromium-periods-\(name)")
+        #expect(console.isEmpty, "console: \(console)")
+        #expect(!served.contains("data-refreshed-at"))
+        #expect(periodCards(in: served) == expected, "\(served)")
+        #expect(served.contains(#"<span id="time-zone">UTC</span>"#))
+        let (refreshed, later) = try chromium(stack, look + ["--virtual-time-budget=15000", "--dump-dom"], name: "chromium-periods-\(name)-refreshed")
+        #expect(later.isEmpty, "console: \(later)")
+        #expect(refreshed.contains("data-refreshed-at=\""), "the page's script did not refresh the figures")
+        #expect(periodCards(in: refreshed) == expected, "\(refreshed)")
     }
 
     /// Runs Chromium on the stack's index page; answers what it printed and its console lines.
@@ -108,9 +159,14 @@ struct BrowserTests {
         #expect(dom.contains(": 6 visits</title>"), "today's bar")
     }
 
-    @Test(arguments: [("phone", 390, 1400, false), ("desktop", 1280, 1100, false), ("desktop-dark", 1280, 1100, true)])
+    @Test(arguments: [
+        ("phone", 390, 1600, false), ("phone-dark", 390, 1600, true), ("desktop", 1280, 1200, false),
+        ("desktop-dark", 1280, 1200, true),
+    ])
     func screenshots(name: String, width: Int, height: Int, dark: Bool) async throws {
-        let stack = try await stackWithKnownVisits()
+        let history = try TemporaryDirectory()
+        let stack = try await stackWithKnownVisits(history: history)
+        defer { withExtendedLifetime(history) {} }
         try FileManager.default.createDirectory(at: Self.artefacts, withIntermediateDirectories: true)
         let file = Self.artefacts.appendingPathComponent("dashboard-\(name).png")
         try? FileManager.default.removeItem(at: file)

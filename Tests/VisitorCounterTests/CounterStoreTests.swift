@@ -28,7 +28,7 @@ struct CounterStoreContract {
         }
         let common = [
             "daily_countries", "daily_keys", "daily_uniques", "daily_visits", "journal_progress", "replayed_spills",
-            "visitor_countries", "visitor_stats", "visitors", "visits_per_minute",
+            "settings", "visitor_countries", "visitor_stats", "visitors", "visits_per_minute",
         ]
         #expect(tables.compactMap { $0 }.filter { $0 != "schema_migrations" } == common)
         // Opening again changes nothing.
@@ -315,6 +315,157 @@ struct CounterStoreContract {
         #expect(days.map(\.uniqueVisitors) == [2, 1])
     }
 
+    /// A local day of a zone, with how long it is: the changes of daylight-saving time in Berlin,
+    /// +05:45 and +14, where the local date is a day ahead of UTC's for 14 hours of every day.
+    static let localDays: [(zone: String, date: String, hours: Double)] = [
+        ("Europe/Berlin", "2027-03-28", 23), ("Europe/Berlin", "2027-10-31", 25),
+        ("Asia/Kathmandu", "2027-01-15", 24), ("Pacific/Kiritimati", "2027-01-15", 24),
+    ]
+
+    /// With the writer's clock injected (never the machine's): one visitor an hour before local
+    /// midnight, an hour after it, an hour before the next and an hour after that lands on the local
+    /// days in the rollup and the daily read, counts as new at each local midnight, and is in the right
+    /// periods; the stats say the zone.
+    func visitsLandOnTheirLocalDay(kind: StoreKind, zone: String, date: String, hours: Double) async throws {
+        let database = try await StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let calendar = try #require(LocalCalendar(identifier: zone))
+        let store = try database.open(storeIP: .hashed, timeZone: calendar)
+        let day = try #require(UTCTimestamp.parseDay(date))
+        let (start, end) = (calendar.start(ofDay: day), calendar.start(ofDay: day + 1))
+        #expect(end.timeIntervalSince(start) == hours * 3600)
+        let times = [start - 3600, start + 3600, end - 3600, end + 3600]
+        for (index, time) in times.enumerated() {
+            // The same visitor each time, and a second one only on the first visit's day.
+            var visits = [Self.visit("DE", at: time, ip: "192.0.2.1")]
+            if index == 0 { visits.append(Self.visit("FR", at: time, ip: "192.0.2.2")) }
+            try store.write(VisitBatch(counting: visits), at: time + 1)
+        }
+        let (before, after) = (UTCTimestamp.dayText(day - 1), UTCTimestamp.dayText(day + 1))
+        #expect(try store.daily(from: day - 1, to: day + 1) == [
+            DayStats(date: before, visitors: 2, uniqueVisitors: 2, countries: ["DE": 1, "FR": 1]),
+            DayStats(date: date, visitors: 2, uniqueVisitors: 1, countries: ["DE": 2]),
+            DayStats(date: after, visitors: 1, uniqueVisitors: 1, countries: ["DE": 1]),
+        ])
+        var rows: [String] = []
+        try store.forEachDailyRow(first: before, last: after) { rows.append($0.date) }
+        #expect(rows == [before, before, date, after])
+
+        let during = try store.stats(now: end - 1800)
+        #expect(during.timeZone == zone)
+        #expect(during.uniqueVisitorsToday == 1)
+        #expect(during.periods == VisitorStats.Periods(today: 2, yesterday: 2, last7Days: 4, last30Days: 4))
+        let (stats, chart) = try store.statsAndDays(now: end + 7200, days: 3)
+        #expect(stats.uniqueVisitorsToday == 1)
+        #expect(stats.periods == VisitorStats.Periods(today: 1, yesterday: 2, last7Days: 5, last30Days: 5))
+        #expect(chart.map(\.date) == [before, date, after])
+        // A week on, those days are the previous 7 days; a month on, the previous 30.
+        let week = try store.stats(now: end + 7 * 86_400 - 1800)
+        #expect(week.periods == VisitorStats.Periods(today: 0, yesterday: 0, last7Days: 1, previous7Days: 4, last30Days: 5))
+        #expect(try store.stats(now: end + 30 * 86_400 - 1800).periods.previous30Days == 4)
+        // The keys and hashes of the days before yesterday are gone, by the local calendar.
+        #expect(try store.existingDayKeys(now: end + 7200).keys.sorted() == [day, day + 1])
+        #expect(Set(try database.column("SELECT date FROM daily_uniques")) == [date, after])
+    }
+
+    /// The zone is the database's: recorded by the first store that opens it, taken by a store that
+    /// asks for none (`stats`, `export`), and another refused with what to do. A database made before
+    /// there was a zone has UTC days and records UTC.
+    func theDatabaseRecordsItsZone(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let berlin = try #require(LocalCalendar(identifier: "Europe/Berlin"))
+        #expect(try database.open(timeZone: berlin).calendar == berlin)
+        #expect(try database.column("SELECT value FROM settings WHERE name = 'time_zone'") == ["Europe/Berlin"])
+        #expect(try database.open(timeZone: nil).calendar == berlin)
+        #expect(try database.open(timeZone: berlin).calendar == berlin)
+        #expect {
+            try database.open(timeZone: .utc)
+        } throws: { error in
+            "\(error)" == "the database's days are in Europe/Berlin, not UTC: start with --time-zone Europe/Berlin, or run "
+                + "`visitor-counter rebuild-days --time-zone UTC` first to count its days in UTC"
+        }
+
+        let old = try await StoreUnderTest(kind)
+        defer { withExtendedLifetime(old) {} }
+        switch kind {
+        case .sqlite:
+            let store = try SQLiteStore(path: old.sqlitePath, busyTimeout: 1, schemaVersion: SQLiteStore.settingsVersion - 1)
+            try store.write(VisitBatch(counting: [Self.visit("US", at: Self.midnight)]), at: Self.midnight)
+        case .postgresql:
+            let store = try PostgresStore(
+                uri: old.cluster!.uri(), stateDirectory: old.directory.url.path,
+                schemaVersion: PostgresStore.settingsVersion - 1)
+            try store.write(VisitBatch(counting: [Self.visit("US", at: Self.midnight)]), at: Self.midnight)
+        }
+        #expect(throws: StoreError.self) { try old.open(timeZone: berlin) }
+        #expect(try old.column("SELECT value FROM settings WHERE name = 'time_zone'") == ["UTC"])
+        #expect(try old.open(timeZone: nil).calendar == .utc)
+        #expect(try old.open().stats(now: Self.midnight).periods.today == 1)
+    }
+
+    /// Eight stores (workers, or hosts) open a new database at once, half of them in Berlin and half in
+    /// Kathmandu: one zone is recorded, the stores of that zone open in it, and the others are refused.
+    func storesOpeningANewDatabaseAtOnceAgreeOnItsZone(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let zones = ["Europe/Berlin", "Asia/Kathmandu"].map { LocalCalendar(identifier: $0)! }
+        let outcomes = Mutex<[String]>([])
+        let (path, uri, state) = (database.sqlitePath, database.cluster?.uri(), database.directory.url.path)
+        DispatchQueue.concurrentPerform(iterations: 8) { index in
+            let outcome: String
+            do {
+                let store: any CounterStore = switch kind {
+                case .sqlite: try SQLiteStore(path: path, timeZone: zones[index % 2])
+                case .postgresql: try PostgresStore(uri: uri ?? "", stateDirectory: state, timeZone: zones[index % 2])
+                }
+                outcome = store.calendar.identifier
+            } catch StoreError.timeZoneMismatch(let recorded, _) {
+                outcome = "refused for \(recorded)"
+            } catch {
+                outcome = "\(error)"
+            }
+            outcomes.withLock { $0.append(outcome) }
+        }
+        let recorded = try database.column("SELECT value FROM settings WHERE name = 'time_zone'")
+        #expect(recorded.count == 1)
+        let zone = try #require(recorded.first ?? nil)
+        #expect(outcomes.withLock { $0.sorted() } == (Array(repeating: zone, count: 4) + Array(repeating: "refused for \(zone)", count: 4)).sorted())
+    }
+
+    /// `rebuild-days`: UTC days counted again in Berlin from the rows kept; the day of a deleted row
+    /// keeps its date and count, the rebuilt days have no unique visitors, and the zone is recorded.
+    func theDaysAreRebuiltInAnotherZoneFromTheRows(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let store = try database.open()
+        let gone = UTCTimestamp.parse("2027-01-10T12:00:00Z")!
+        let lateEvening = UTCTimestamp.parse("2027-01-14T23:30:00Z")!  // 00:30 on the 15th in Berlin
+        let morning = UTCTimestamp.parse("2027-01-15T10:00:00Z")!
+        try store.write(VisitBatch(counting: [Self.visit("US", at: gone)]), at: gone)
+        try store.write(VisitBatch(counting: [Self.visit("DE", at: lateEvening)]), at: lateEvening)
+        try store.write(VisitBatch(counting: [Self.visit("FR", at: morning, ip: "192.0.2.9")]), at: morning)
+        #expect(try store.deleteRows(olderThan: UTCTimestamp.parse("2027-01-12T00:00:00Z")!) == 1)
+        let day = UTCTimestamp.parseDay("2027-01-15")!
+        #expect(try store.daily(from: day - 1, to: day).map(\.visitors) == [1, 1])
+
+        let outcome = try database.open(timeZone: nil).rebuildDays(in: try #require(LocalCalendar(identifier: "Europe/Berlin")))
+        #expect(outcome == RebuiltDays(zone: "Europe/Berlin", firstDate: "2027-01-14", rows: 2))
+        #expect(throws: StoreError.self) { try database.open() }
+        let berlin = try database.open(timeZone: nil)
+        #expect(berlin.calendar.identifier == "Europe/Berlin")
+        #expect(try berlin.daily(from: day - 5, to: day) == [
+            DayStats(date: "2027-01-10", visitors: 1, uniqueVisitors: 1, countries: ["US": 1]),
+            DayStats(date: "2027-01-11", visitors: 0, uniqueVisitors: 0, countries: [:]),
+            DayStats(date: "2027-01-12", visitors: 0, uniqueVisitors: 0, countries: [:]),
+            DayStats(date: "2027-01-13", visitors: 0, uniqueVisitors: 0, countries: [:]),
+            DayStats(date: "2027-01-14", visitors: 0, uniqueVisitors: 0, countries: [:]),
+            DayStats(date: "2027-01-15", visitors: 2, uniqueVisitors: 0, countries: ["DE": 1, "FR": 1]),
+        ])
+        #expect(try database.integers("SELECT count(*) FROM daily_keys") == [0])
+        #expect(try berlin.stats(now: morning).periods == VisitorStats.Periods(today: 2, yesterday: 0, last7Days: 3, last30Days: 3))
+    }
+
     func aJournalSpanAndASpillAreWrittenOnce(kind: StoreKind) async throws {
         let database = try await StoreUnderTest(kind)
         defer { withExtendedLifetime(database) {} }
@@ -384,6 +535,12 @@ struct CounterStoreContract {
     @Test func theOwnersRequestsAreCountedInIgnoredOnly() async throws { try await CounterStoreContract().theOwnersRequestsAreCountedInIgnoredOnly(kind: .sqlite) }
     @Test func aDatabaseBeforeIgnoredIsMigrated() async throws { try await CounterStoreContract().aDatabaseBeforeIgnoredIsMigrated(kind: .sqlite) }
     @Test func aDatabaseBeforeMinuteVisitorsIsMigrated() async throws { try await CounterStoreContract().aDatabaseBeforeMinuteVisitorsIsMigrated(kind: .sqlite) }
+    @Test(arguments: CounterStoreContract.localDays) func visitsLandOnTheirLocalDay(zone: String, date: String, hours: Double) async throws {
+        try await CounterStoreContract().visitsLandOnTheirLocalDay(kind: .sqlite, zone: zone, date: date, hours: hours)
+    }
+    @Test func theDatabaseRecordsItsZone() async throws { try await CounterStoreContract().theDatabaseRecordsItsZone(kind: .sqlite) }
+    @Test func storesOpeningANewDatabaseAtOnceAgreeOnItsZone() async throws { try await CounterStoreContract().storesOpeningANewDatabaseAtOnceAgreeOnItsZone(kind: .sqlite) }
+    @Test func theDaysAreRebuiltInAnotherZoneFromTheRows() async throws { try await CounterStoreContract().theDaysAreRebuiltInAnotherZoneFromTheRows(kind: .sqlite) }
 }
 
 /// ``CounterStoreContract`` on PostgreSQL: each test starts a cluster of its own.
@@ -404,4 +561,10 @@ struct CounterStoreContract {
     @Test func theOwnersRequestsAreCountedInIgnoredOnly() async throws { try await CounterStoreContract().theOwnersRequestsAreCountedInIgnoredOnly(kind: .postgresql) }
     @Test func aDatabaseBeforeIgnoredIsMigrated() async throws { try await CounterStoreContract().aDatabaseBeforeIgnoredIsMigrated(kind: .postgresql) }
     @Test func aDatabaseBeforeMinuteVisitorsIsMigrated() async throws { try await CounterStoreContract().aDatabaseBeforeMinuteVisitorsIsMigrated(kind: .postgresql) }
+    @Test(arguments: CounterStoreContract.localDays) func visitsLandOnTheirLocalDay(zone: String, date: String, hours: Double) async throws {
+        try await CounterStoreContract().visitsLandOnTheirLocalDay(kind: .postgresql, zone: zone, date: date, hours: hours)
+    }
+    @Test func theDatabaseRecordsItsZone() async throws { try await CounterStoreContract().theDatabaseRecordsItsZone(kind: .postgresql) }
+    @Test func storesOpeningANewDatabaseAtOnceAgreeOnItsZone() async throws { try await CounterStoreContract().storesOpeningANewDatabaseAtOnceAgreeOnItsZone(kind: .postgresql) }
+    @Test func theDaysAreRebuiltInAnotherZoneFromTheRows() async throws { try await CounterStoreContract().theDaysAreRebuiltInAnotherZoneFromTheRows(kind: .postgresql) }
 }

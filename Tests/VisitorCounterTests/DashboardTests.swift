@@ -140,6 +140,45 @@ struct DashboardTests {
         #expect(SHA256.digest(Array(message.utf8)).map { String(format: "%02x", $0) }.joined() == hex)
     }
 
+    @Test(arguments: [
+        (112, 100, "yesterday", "+12% on yesterday", PeriodChange.Trend.up),
+        (92, 100, "the previous 7 days", "\u{2212}8% on the previous 7 days", .down),
+        (5, 0, "the previous 7 days", "new: none in the previous 7 days", .new),
+        (5, 0, "yesterday", "new: none yesterday", .new),
+        (0, 0, "yesterday", "same as yesterday", .same),
+        (40, 40, "the previous 30 days", "same as the previous 30 days", .same),
+        (0, 7, "yesterday", "\u{2212}100% on yesterday", .down),
+        (1001, 1000, "yesterday", "+<1% on yesterday", .up),
+        (999, 1000, "yesterday", "\u{2212}<1% on yesterday", .down),
+        (3, 2, "yesterday", "+50% on yesterday", .up),
+        (201, 200, "yesterday", "+1% on yesterday", .up),
+    ] as [(Int, Int, String, String, PeriodChange.Trend)])
+    func aPeriodIsComparedWithTheOneBefore(visitors: Int, previous: Int, before: String, text: String, trend: PeriodChange.Trend) {
+        let change = PeriodChange(visitors: visitors, previous: previous)
+        #expect(change.text(before: before) == text)
+        #expect(change.trend == trend)
+    }
+
+    /// The periods and the zone reach a template as variables, and the built-in page shows them.
+    @Test func thePeriodsAndTheZoneAreTemplateVariables() throws {
+        var stats = VisitorStats(totalVisitors: 300, countries: ["US": 300], lastUpdated: now)
+        stats.timeZone = "Asia/Kolkata"
+        stats.periods = .init(today: 12, yesterday: 10, last7Days: 70, previous7Days: 80, last30Days: 300, previous30Days: 0)
+        let dashboard = Dashboard(stats: stats, days: days([1, 2, 3]), refreshSeconds: 10, now: now)
+        let template = try IndexTemplate(
+            text: "{{time_zone}}|{{#periods}}{{key}}:{{visitors}}/{{previous}} {{trend}} {{percent}} {{change_text}}|{{/periods}}"
+                + "{{#periods}}{{#is_new}}{{label}} is new{{/is_new}}{{/periods}}",
+            source: "test")
+        #expect(
+            template.render(dashboard)
+                == "Asia/Kolkata|today:12/10 up 20 +20% on yesterday|last_7_days:70/80 down -13 \u{2212}13% on the previous 7 days|"
+                + "last_30_days:300/0 new  new: none in the previous 30 days|Last 30 days is new")
+        let page = IndexTemplate.standard.render(dashboard)
+        #expect(page.contains(#"data-period="today" data-before="yesterday"><dt>Today</dt><dd class="visits">12</dd><dd class="change up">+20% on yesterday</dd>"#))
+        #expect(page.contains(#"<dd class="change new">new: none in the previous 30 days</dd>"#))
+        #expect(page.contains(#"<span id="time-zone">Asia/Kolkata</span>"#))
+    }
+
     @Test func anOwnersTemplateGetsTheSameFigures() throws {
         let template = try IndexTemplate(
             text: "{{total_visitors}} {{#countries}}{{code}}={{visitors}} {{/countries}}{{^countries}}none{{/countries}}",
@@ -208,7 +247,12 @@ struct DashboardContrastTests {
     @Test(arguments: ["<style>", "prefers-color-scheme: dark"])
     func coloursHaveEnoughContrast(scheme: String) {
         let colours = Self.palette(after: scheme)
-        #expect(colours.count == 8, "\(colours)")
+        #expect(colours.count == 10, "\(colours)")
+        // The periods' changes are text on the cards.
+        for text in ["up", "down"] {
+            let ratio = Self.contrast(colours[text] ?? "", colours["card"] ?? "")
+            #expect(ratio >= 4.5, "\(scheme): \(text) on card is \(ratio):1")
+        }
         for text in ["text", "muted", "accent"] {
             for background in ["bg", "card"] {
                 let ratio = Self.contrast(colours[text] ?? "", colours[background] ?? "")

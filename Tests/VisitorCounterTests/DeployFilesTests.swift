@@ -107,6 +107,14 @@ struct DeployFilesTests {
         #expect(daily.filter { $0 == "429" }.count >= 2, "\(daily)")
     }
 
+    /// The package brings the system's tz data (`tzdata`), which a minimal root may leave out, so that the
+    /// server's own tools (`date`, PostgreSQL) agree on the zone; the counter's rules are the ICU data in its binary.
+    @Test func thePackageDependsOnTheTimeZoneData() throws {
+        let control = try String(contentsOf: repositoryRoot.appendingPathComponent("deploy/debian/control"), encoding: .utf8)
+        let depends = control.split(separator: "\n").first { $0.hasPrefix("Depends:") }
+        #expect(depends?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.contains("tzdata") == true, "\(String(describing: depends))")
+    }
+
     /// The units with `ExecStart` pointed at this build, since `verify` checks that the program exists.
     func unitsForThisBuild(in directory: TemporaryDirectory) throws -> [String] {
         let executable = try visitorCounterExecutable().path

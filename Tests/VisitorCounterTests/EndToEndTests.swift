@@ -49,7 +49,7 @@ struct EndToEndTests {
         #expect(before.status == 200)
         #expect(before.headers["content-type"] == "application/json")
         #expect(before.headers["cache-control"] == "max-age=1")
-        #expect(before.body == #"{"total_visitors": 0, "countries": {}, "last_updated": null, "unique_visitors_today": 0, "recent": {"last_5m": 0, "last_1h": 0, "last_24h": 0}, "bots": 0, "ignored": 0}"#)
+        #expect(before.body == #"{"total_visitors": 0, "countries": {}, "last_updated": null, "unique_visitors_today": 0, "recent": {"last_5m": 0, "last_1h": 0, "last_24h": 0}, "bots": 0, "ignored": 0, "time_zone": "UTC", "periods": {"today": 0, "yesterday": 0, "last_7_days": 0, "previous_7_days": 0, "last_30_days": 0, "previous_30_days": 0}}"#)
 
         _ = try stack.request("GET", "/", headers: ["X-Forwarded-For": "8.8.8.8"])
         var json: [String: Any] = [:]
@@ -62,7 +62,11 @@ struct EndToEndTests {
         #expect(json["countries"] as? [String: Int] == ["US": 1])
         let updated = try #require(json["last_updated"] as? String)
         #expect(UTCTimestamp.parse(updated) != nil)
-        #expect(Set(json.keys) == ["total_visitors", "countries", "last_updated", "unique_visitors_today", "recent", "bots", "ignored"])
+        #expect(
+            Set(json.keys) == [
+                "total_visitors", "countries", "last_updated", "unique_visitors_today", "recent", "bots", "ignored", "time_zone",
+                "periods",
+            ])
         #expect(json["unique_visitors_today"] as? Int == 1)
         #expect(json["recent"] as? [String: Int] == ["last_5m": 1, "last_1h": 1, "last_24h": 1])
         #expect(json["bots"] as? Int == 0)
@@ -164,6 +168,77 @@ struct EndToEndTests {
         }
         #expect(try stack.request("GET", "/api/sys/stats/daily?from=2025-01-01&to=2025-12-31").status == 200)
         #expect(stack.stopCounter() == 0)
+    }
+
+    /// A zone whose date is not UTC's now: Pacific/Pago_Pago (-11) is a day behind from 00:00 to 11:00
+    /// UTC, Pacific/Kiritimati (+14) a day ahead from 10:00 to 24:00. The one with at least half an hour
+    /// left; in the last five minutes of a UTC day, neither has, so it waits for the next.
+    static func zoneOnAnotherDate() async throws -> LocalCalendar {
+        var second = Date().timeIntervalSince1970.truncatingRemainder(dividingBy: 86_400)
+        if second > 86_100 {
+            try await Task.sleep(for: .seconds(86_400 - second + 5))
+            second = Date().timeIntervalSince1970.truncatingRemainder(dividingBy: 86_400)
+        }
+        let zone = LocalCalendar(identifier: second < 37_800 ? "Pacific/Pago_Pago" : "Pacific/Kiritimati")!
+        #expect(zone.day(Date()) != UTCTimestamp.day(Date()))
+        return zone
+    }
+
+    /// `serve --time-zone` with a zone whose date differs from UTC's: today's visit is on the local
+    /// date in the daily API, in `periods` and on the page; `stats` and `export`, given no zone, read
+    /// the database's; and the database refuses to be served in UTC afterwards.
+    @Test func todaysVisitsAreOnTheLocalDate() async throws {
+        let calendar = try await Self.zoneOnAnotherDate()
+        let stack = try await LocalStack(workers: 1, extraArguments: ["--time-zone", calendar.identifier])
+        _ = try stack.request("GET", "/", headers: ["X-Forwarded-For": "81.2.69.142"])
+        var json: [String: Any] = [:]
+        try await stack.waitFor("the visit in the stats", seconds: 10) {
+            json = try JSONSerialization.jsonObject(with: Data(try stack.request("GET", "/api/sys/stats").body.utf8)) as? [String: Any] ?? [:]
+            return json["total_visitors"] as? Int == 1
+        }
+        let local = calendar.day(Date())
+        let utc = UTCTimestamp.day(Date())
+        #expect(json["time_zone"] as? String == calendar.identifier)
+        #expect(json["unique_visitors_today"] as? Int == 1)
+        #expect(
+            json["periods"] as? [String: Int] == [
+                "today": 1, "yesterday": 0, "last_7_days": 1, "previous_7_days": 0, "last_30_days": 1, "previous_30_days": 0,
+            ])
+        let (first, last) = (min(local, utc), max(local, utc))
+        let daily = try stack.request("GET", "/api/sys/stats/daily?from=\(UTCTimestamp.dayText(first))&to=\(UTCTimestamp.dayText(last))")
+        #expect(daily.status == 200)
+        let days = try #require(
+            (try JSONSerialization.jsonObject(with: Data(daily.body.utf8)) as? [String: Any])?["days"] as? [[String: Any]])
+        let visitors = Dictionary(uniqueKeysWithValues: days.map { ($0["date"] as? String ?? "", $0["visitors"] as? Int ?? -1) })
+        #expect(visitors == [UTCTimestamp.dayText(local): 1, UTCTimestamp.dayText(utc): 0], "\(daily.body)")
+        // The page's own requests are visits too (from 127.0.0.1, country XX).
+        try await stack.waitFor("the page with the visit", seconds: 10) {
+            try stack.request("GET", "/").body.contains(#"<dd class="visits">1</dd><dd class="change new">new: none yesterday</dd>"#)
+        }
+        #expect(try stack.request("GET", "/").body.contains(#"<span id="time-zone">\#(calendar.identifier)</span>"#))
+        #expect(stack.stopCounter() == 0)
+
+        let commands = try TemporaryDirectory()
+        let stats = try ChildProcess(try visitorCounterExecutable(), ["stats", "--database", stack.databasePath], in: commands, name: "stats")
+        #expect(stats.wait() == 0, "\(stats.stderr)")
+        let figures = try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any] ?? [:]
+        let total = try #require(figures["total_visitors"] as? Int)
+        #expect(figures["time_zone"] as? String == calendar.identifier)
+        #expect((figures["periods"] as? [String: Int])?["today"] == total, "\(stats.stdout)")
+        let localDate = UTCTimestamp.dayText(local)
+        let export = try ChildProcess(
+            try visitorCounterExecutable(),
+            ["export", "--database", stack.databasePath, "--daily", "--from", localDate, "--to", localDate], in: commands,
+            name: "export")
+        #expect(export.wait() == 0, "\(export.stderr)")
+        #expect(export.stdout.hasPrefix("date,visitors,unique_visitors,country_code,country_visitors\n\(localDate),\(total),"))
+        #expect(export.stdout.contains("\n\(localDate),\(total),2,GB,1\n"), "\(export.stdout)")
+        // The raw visit is in the local day's export, whatever its UTC date.
+        let raw = try ChildProcess(
+            try visitorCounterExecutable(), ["export", "--database", stack.databasePath, "--from", localDate, "--to", localDate],
+            in: commands, name: "export-raw")
+        #expect(raw.wait() == 0, "\(raw.stderr)")
+        #expect(raw.stdout.split(separator: "\n").count == total + 1, "\(raw.stdout)")
     }
 
     @Test func aBrowserThatTakesGzipGetsTheCountersCompressedPageThroughNginx() async throws {

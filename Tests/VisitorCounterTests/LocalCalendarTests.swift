@@ -54,6 +54,23 @@ struct LocalCalendarTests {
         #expect(LocalCalendar(identifier: name) == nil)
     }
 
+    /// The writer's day finder, which keeps the current day's interval, answers what ``LocalCalendar/day(_:)``
+    /// answers for every quarter hour across both changes of 2027 in Berlin and across days in +05:45
+    /// and +14, visited in order, backwards and out of order.
+    @Test(arguments: [
+        ("Europe/Berlin", "2027-03-26T00:00:00Z"), ("Europe/Berlin", "2027-10-29T00:00:00Z"),
+        ("Asia/Kathmandu", "2027-01-14T00:00:00Z"), ("Pacific/Kiritimati", "2027-01-14T00:00:00Z"),
+        ("Pacific/Apia", "2011-12-28T00:00:00Z"),
+    ])
+    func theWritersDayFinderAgreesWithTheCalendar(zone: String, from: String) throws {
+        let calendar = try #require(LocalCalendar(identifier: zone))
+        let instants = (0..<(4 * 24 * 4)).map { date(from) + Double($0) * 900 + 7 }
+        for order in [instants, instants.reversed(), instants.enumerated().sorted { ($0.offset * 37) % 101 < ($1.offset * 37) % 101 }.map(\.element)] {
+            var days = LocalCalendar.Days(calendar)
+            for instant in order { #expect(days.day(instant) == calendar.day(instant), "\(instant)") }
+        }
+    }
+
     @Test func utcIsTheCountersOldDays() {
         let now = date("2026-12-06T04:45:00Z")
         #expect(LocalCalendar.utc.day(now) == UTCTimestamp.day(now))

@@ -147,7 +147,10 @@ struct UTCTimestampTests {
         firstOfNext.time = UTCTimestamp.parse("2026-11-25T00:00:00Z")!
         #expect(firstOfNext.minute == lastOfDay.minute + 1)
         #expect(firstOfNext.minute % 1440 == 0)
-        #expect(lastOfDay.dayCountry == DayCountry(day: UTCTimestamp.parseDay("2026-11-24")!, code: "XX"))
-        #expect(firstOfNext.dayCountry == DayCountry(day: UTCTimestamp.parseDay("2026-11-25")!, code: "XX"))
+        #expect(lastOfDay.dayCountry(in: .utc) == DayCountry(day: UTCTimestamp.parseDay("2026-11-24")!, code: "XX"))
+        #expect(firstOfNext.dayCountry(in: .utc) == DayCountry(day: UTCTimestamp.parseDay("2026-11-25")!, code: "XX"))
+        // In Berlin (+01:00 in November) the last second of the UTC day is already the next local day.
+        let berlin = LocalCalendar(identifier: "Europe/Berlin")!
+        #expect(lastOfDay.dayCountry(in: berlin) == DayCountry(day: UTCTimestamp.parseDay("2026-11-25")!, code: "XX"))
     }
 }

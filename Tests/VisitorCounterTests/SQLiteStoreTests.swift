@@ -51,7 +51,7 @@ struct SQLiteStoreTests {
         #expect(synchronous == 1)  // NORMAL
         #expect(
             tables == [
-                "daily_countries", "daily_keys", "daily_uniques", "daily_visits", "journal_progress", "replayed_spills", "visitor_countries",
+                "daily_countries", "daily_keys", "daily_uniques", "daily_visits", "journal_progress", "replayed_spills", "settings", "visitor_countries",
                 "visitor_stats", "visitors", "visits_per_minute",
             ])
         #expect(indexes == ["visitors_country_code", "visitors_timestamp"])
@@ -195,14 +195,19 @@ struct SQLiteStoreTests {
         let stats = VisitorStats(
             totalVisitors: 150, countries: ["GB": 50, "US": 100],
             lastUpdated: UTCTimestamp.parse("2024-03-20T12:00:00Z"), bots: 7,
-            recent: .init(last5Minutes: 1, lastHour: 2, lastDay: 3), uniqueVisitorsToday: 4, ignored: 9)
+            recent: .init(last5Minutes: 1, lastHour: 2, lastDay: 3), uniqueVisitorsToday: 4, ignored: 9,
+            timeZone: "Asia/Kathmandu",
+            periods: .init(today: 5, yesterday: 6, last7Days: 30, previous7Days: 20, last30Days: 110, previous30Days: 0))
         #expect(
             stats.json
                 == #"{"total_visitors": 150, "countries": {"US": 100, "GB": 50}, "last_updated": "2024-03-20T12:00:00Z", "#
-                + #""unique_visitors_today": 4, "recent": {"last_5m": 1, "last_1h": 2, "last_24h": 3}, "bots": 7, "ignored": 9}"#)
+                + #""unique_visitors_today": 4, "recent": {"last_5m": 1, "last_1h": 2, "last_24h": 3}, "bots": 7, "ignored": 9, "#
+                + #""time_zone": "Asia/Kathmandu", "periods": {"today": 5, "yesterday": 6, "last_7_days": 30, "#
+                + #""previous_7_days": 20, "last_30_days": 110, "previous_30_days": 0}}"#)
         #expect(
             VisitorStats(totalVisitors: 0, countries: [:], lastUpdated: nil).json
-                == #"{"total_visitors": 0, "countries": {}, "last_updated": null, "unique_visitors_today": 0, "recent": {"last_5m": 0, "last_1h": 0, "last_24h": 0}, "bots": 0, "ignored": 0}"#)
+                == #"{"total_visitors": 0, "countries": {}, "last_updated": null, "unique_visitors_today": 0, "recent": {"last_5m": 0, "last_1h": 0, "last_24h": 0}, "bots": 0, "ignored": 0, "#
+                + #""time_zone": "UTC", "periods": {"today": 0, "yesterday": 0, "last_7_days": 0, "previous_7_days": 0, "last_30_days": 0, "previous_30_days": 0}}"#)
     }
 
     static func visit(_ code: String, at time: Date, userAgent: String = "Mozilla/5.0 (X11; Linux x86_64) test") -> Visit {

@@ -31,6 +31,9 @@ struct ServeCommandTests {
         ),
         (["--allowed-clients", "192.0.2.1,nginx"], "The value '192.0.2.1,nginx' is invalid for '--allowed-clients <address,...>'"),
         (["--retention-days", "-3"], "--retention-days must be from 0 to 100000"),
+        (["--time-zone", "Europe/Berlinn"], "--time-zone: 'Europe/Berlinn' is not an IANA time zone this system knows, such as Europe/Berlin"),
+        (["--time-zone", "CET"], "--time-zone: 'CET' is not an IANA time zone this system knows"),
+        (["--time-zone", ""], "--time-zone: '' is not an IANA time zone this system knows"),
         (
             ["--ignore-ips", "203.0.113.7,198.51.100.0/33,2001:db8::/48"],
             "--ignore-ips: '198.51.100.0/33' is not an IPv4 or IPv6 address or CIDR range"
@@ -57,6 +60,54 @@ struct ServeCommandTests {
         #expect(result.stderr.contains(message.replacingOccurrences(of: "DIR", with: directory.url.path)), "\(result.stderr)")
         #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
         #expect(!FileManager.default.fileExists(atPath: directory.path("v.sqlite")))
+    }
+
+    /// A database whose days are in another zone than `--time-zone` (UTC when not given) is refused at
+    /// the start in one line that says what to do, before any worker starts.
+    @Test func aDatabaseInAnotherZoneIsRefusedInOneLine() throws {
+        let directory = try TemporaryDirectory()
+        let database = directory.path("v.sqlite")
+        _ = try SQLiteStore(path: database, timeZone: LocalCalendar(identifier: "Asia/Kathmandu"))
+        for arguments in [[], ["--time-zone", "Asia/Kolkata"]] {
+            let result = try serve(["--database", database, "--listen", "unix:\(directory.path("s.sock"))"] + arguments, in: directory)
+            #expect(result.status != 0)
+            let given = arguments.last ?? "UTC"
+            #expect(
+                result.stderr.contains(
+                    "the database's days are in Asia/Kathmandu, not \(given): start with --time-zone Asia/Kathmandu, or run "
+                        + "`visitor-counter rebuild-days --time-zone \(given)` first"), "\(result.stderr)")
+            #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: directory.path("s.sock")))
+        }
+    }
+
+    /// `rebuild-days` counts a UTC database's days again in Kathmandu and records the zone, which `stats`
+    /// then reads; a zone that is no IANA name is refused in one line before the database is opened.
+    @Test func rebuildDaysRecordsTheNewZoneForTheOtherCommands() throws {
+        let directory = try TemporaryDirectory()
+        let database = directory.path("v.sqlite")
+        // 20:00 UTC is 01:45 the next day in Kathmandu.
+        let evening = UTCTimestamp.parse("2027-01-14T20:00:00Z")!
+        try SQLiteStore(path: database).write(
+            VisitBatch(counting: [Visit(trustedIP: "192.0.2.1", userAgent: "Mozilla/5.0 test", country: "Japan", countryCode: "JP", time: evening)]),
+            at: evening)
+        let bad = try ChildProcess(
+            try visitorCounterExecutable(), ["rebuild-days", "--database", database, "--time-zone", "Asia/Katmandoo"], in: directory,
+            name: "rebuild-bad")
+        #expect(bad.wait() != 0)
+        #expect(bad.stderr == "visitor-counter: --time-zone: 'Asia/Katmandoo' is not an IANA time zone this system knows, such as Europe/Berlin (see /usr/share/zoneinfo, package tzdata)\n", "\(bad.stderr)")
+        let rebuild = try ChildProcess(
+            try visitorCounterExecutable(), ["rebuild-days", "--database", database, "--time-zone", "Asia/Kathmandu"], in: directory,
+            name: "rebuild")
+        #expect(rebuild.wait() == 0, "\(rebuild.stderr)")
+        #expect(rebuild.stdout.hasPrefix("rebuild-days: the days from 2027-01-14 on are counted again in Asia/Kathmandu from 1 visit rows"), "\(rebuild.stdout)")
+        let export = try ChildProcess(
+            try visitorCounterExecutable(), ["export", "--database", database, "--daily"], in: directory, name: "export")
+        #expect(export.wait() == 0, "\(export.stderr)")
+        #expect(export.stdout == "date,visitors,unique_visitors,country_code,country_visitors\n2027-01-15,1,0,JP,1\n")
+        let stats = try ChildProcess(try visitorCounterExecutable(), ["stats", "--database", database], in: directory, name: "stats")
+        #expect(stats.wait() == 0, "\(stats.stderr)")
+        #expect(stats.stdout.contains(#""time_zone": "Asia/Kathmandu""#), "\(stats.stdout)")
     }
 
     /// `export`'s values are parsed by ArgumentParser too: a bad one is refused before any file is read.

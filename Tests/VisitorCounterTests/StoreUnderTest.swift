@@ -28,12 +28,12 @@ final class StoreUnderTest {
     var sqlitePath: String { directory.path("store.sqlite") }
 
     /// A store on this test's database; each call opens a new one, with connections of its own.
-    func open(storeIP: StoreIPMode = .full) throws -> any CounterStore {
+    func open(storeIP: StoreIPMode = .full, timeZone: LocalCalendar? = .utc) throws -> any CounterStore {
         switch kind {
-        case .sqlite: try SQLiteStore(path: sqlitePath, storeIP: storeIP)
+        case .sqlite: try SQLiteStore(path: sqlitePath, storeIP: storeIP, timeZone: timeZone)
         case .postgresql:
             try PostgresStore(
-                uri: cluster!.uri(), stateDirectory: directory.url.path, storeIP: storeIP)
+                uri: cluster!.uri(), stateDirectory: directory.url.path, storeIP: storeIP, timeZone: timeZone)
         }
     }
 
@@ -57,7 +57,7 @@ final class StoreUnderTest {
     func column(_ sql: String) throws -> [String?] {
         switch kind {
         case .sqlite:
-            try SQLiteStore(path: sqlitePath).read { db in
+            try SQLiteStore(path: sqlitePath, timeZone: nil).read { db in
                 try Row.fetchAll(db, sql: sql).map { row -> String? in
                     switch (row[0] as DatabaseValue).storage {
                     case .null: nil

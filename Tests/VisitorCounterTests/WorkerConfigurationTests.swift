@@ -20,7 +20,7 @@ struct WorkerConfigurationTests {
         indexTemplate: "/etc/visitor-counter/index.mustache", indexCSP: "default-src 'self'",
         geoipMaxAge: .seconds(86_400), allowList: PeerAllowList(argument: "192.0.2.10,2001:db8::1"),
         ignoredAddresses: PeerAllowList(argument: "203.0.113.7,198.51.100.0/24,2001:db8:5::/48"),
-        statusDescriptor: 3, listeningDescriptor: 7)
+        statusDescriptor: 3, listeningDescriptor: 7, timeZone: "Asia/Kathmandu")
 
     static let bare = WorkerProcess.Configuration(
         database: "v.sqlite", recorder: VisitRecorder.Configuration(batchSize: 1, flushInterval: .seconds(1)), threads: 1,
@@ -39,7 +39,7 @@ struct WorkerConfigurationTests {
         // The test covers every stored field: each one differs from the bare configuration's.
         let fields = Mirror(reflecting: Self.everyField).children.map { String(describing: $0.value) }
         let bareFields = Mirror(reflecting: Self.bare).children.map { String(describing: $0.value) }
-        #expect(fields.count == 14)
+        #expect(fields.count == 15)
         for (label, (set, unset)) in zip(Mirror(reflecting: Self.everyField).children.map(\.label), zip(fields, bareFields)) {
             #expect(set != unset, "\(label ?? "?") is the same in both configurations")
         }

@@ -9,7 +9,7 @@ import Foundation
 public struct VisitBatch: Sendable, Equatable {
     /// The rows to insert into `visitors`.
     public var visits: [Visit]
-    /// Visits per UTC day and country among those counted without a row.
+    /// Visits per local day (the store's ``LocalCalendar``) and country among those counted without a row.
     public var countsWithoutRows: [DayCountry: Int]
     /// Visits per minute (Unix time / 60) among those counted without a row, for the recent windows.
     public var minutesWithoutRows: [Int: Int] = [:]
@@ -69,9 +69,14 @@ public struct VisitBatch: Sendable, Equatable {
         if oldestVisit == nil { oldestVisit = visit.time }
     }
 
-    /// Adds a visit to the counts only.
-    mutating func countWithoutRow(_ visit: Visit) {
-        countsWithoutRows[visit.dayCountry, default: 0] += 1
+    /// Adds a visit to the counts only, on its day in `calendar`.
+    mutating func countWithoutRow(_ visit: Visit, in calendar: LocalCalendar = .utc) {
+        countWithoutRow(visit, on: calendar.day(visit.time))
+    }
+
+    /// Adds a visit to the counts only, on local day `day`.
+    mutating func countWithoutRow(_ visit: Visit, on day: Int) {
+        countsWithoutRows[DayCountry(day: day, code: visit.countryCode), default: 0] += 1
         minutesWithoutRows[visit.minute, default: 0] += 1
         if oldestVisit == nil { oldestVisit = visit.time }
     }

@@ -60,12 +60,15 @@ public struct VisitBuffer: Sendable {
 
     /// Which requests are bots' (``VisitSorting``).
     public let sorting: VisitSorting
+    /// The local days of the visits counted without a row (the store's zone).
+    private var days: LocalCalendar.Days
 
     public init(
         batchSize: Int, flushInterval: Duration, rowLimit: Int = .max, largestBatch: Int? = nil, sorting: VisitSorting,
-        now: Instant
+        now: Instant, calendar: LocalCalendar = .utc
     ) {
         self.sorting = sorting
+        self.days = LocalCalendar.Days(calendar)
         precondition(batchSize > 0, "batchSize must be positive")
         precondition(flushInterval > .zero, "flushInterval must be positive")
         precondition(rowLimit > 0, "rowLimit must be positive")
@@ -126,7 +129,7 @@ public struct VisitBuffer: Sendable {
             filling.countIgnored(visit)
             return .none
         case .withoutRow:
-            filling.countWithoutRow(visit)
+            filling.countWithoutRow(visit, on: days.day(visit.time))
             guard !isCountingWithoutRows else { return .none }
             isCountingWithoutRows = true
             return .startedCountingWithoutRows

@@ -84,7 +84,8 @@ public final class VisitRecorder: Sendable {
             State(
                 buffer: VisitBuffer(
                     batchSize: configuration.batchSize, flushInterval: configuration.flushInterval,
-                    rowLimit: configuration.bufferLimit, sorting: configuration.sorting, now: now()),
+                    rowLimit: configuration.bufferLimit, sorting: configuration.sorting, now: now(),
+                    calendar: store.calendar),
                 writer: WriterStateMachine(configuration: writer, now: now())))
     }
 
@@ -151,7 +152,8 @@ public final class VisitRecorder: Sendable {
     /// and the day's visitor hash, worked out here since the journal must not hold the address.
     private func seal(_ visit: Visit) -> Visit.Sealed? {
         guard journal != nil, configuration.storeIP != .full else { return nil }
-        let key = dayKeys.withLock { $0[UTCTimestamp.day(visit.time)] }
+        let day = store.calendar.day(visit.time)
+        let key = dayKeys.withLock { $0[day] }
         return Visit.Sealed(
             storedIP: configuration.storeIP.stored(visit.ip, key: key),
             visitorHash: key.map { BatchPlan.visitorHash(ip: visit.ip, userAgent: visit.userAgent, key: $0) })
@@ -304,7 +306,8 @@ public final class VisitRecorder: Sendable {
         // Visits recorded from now on leave the lost part of the ring alone.
         state.withLock { $0.journalWritten = min($0.journalWritten, written) }
         let lost = JournalReplay.batches(
-            of: journal, from: written, upTo: start, batchSize: configuration.batchSize, sorting: configuration.sorting)
+            of: journal, from: written, upTo: start, batchSize: configuration.batchSize, sorting: configuration.sorting,
+            calendar: store.calendar)
         guard !lost.damaged else {
             let gap = StoreError.journalGap(journal: journal.id, written: Int64(written), batchStart: start)
             if reportedUnrecoverable.withLock({ reported in

@@ -12,6 +12,8 @@ public struct Dashboard: Sendable {
     /// Seconds between the page script's reads of `/api/sys/stats`.
     public let refreshSeconds: Int
     public let now: Date
+    /// Today, the last 7 and the last 30 local days, each beside the period before it.
+    public let periods: [Period]
     /// The country database the figures' countries come from, for the footer's credit and month;
     /// set by the stats cache from what nginx passes (``StatsCache/use(_:)``).
     public var geoipDatabase: GeoIPDatabase?
@@ -25,6 +27,32 @@ public struct Dashboard: Sendable {
         public var shareTenths: Int
     }
 
+    /// A period of the page: its visits and their change on the period before.
+    public struct Period: Sendable, Equatable {
+        /// The key in `/api/sys/stats`'s `periods`: `today`, `last_7_days`, `last_30_days`.
+        public var key: String
+        /// "Today", "Last 7 days".
+        public var label: String
+        /// The period before, as the change names it: "yesterday", "the previous 7 days".
+        public var before: String
+        public var change: PeriodChange
+    }
+
+    /// The page's periods out of `periods`.
+    static func periods(_ periods: VisitorStats.Periods) -> [Period] {
+        [
+            Period(
+                key: "today", label: "Today", before: "yesterday",
+                change: PeriodChange(visitors: periods.today, previous: periods.yesterday)),
+            Period(
+                key: "last_7_days", label: "Last 7 days", before: "the previous 7 days",
+                change: PeriodChange(visitors: periods.last7Days, previous: periods.previous7Days)),
+            Period(
+                key: "last_30_days", label: "Last 30 days", before: "the previous 30 days",
+                change: PeriodChange(visitors: periods.last30Days, previous: periods.previous30Days)),
+        ]
+    }
+
     /// How often the page's script reads `/api/sys/stats`: every stats-cache period, but no more often
     /// than every 10 s, since a page left open in many tabs should cost the server next to nothing.
     public static func refreshSeconds(statsCache: Int) -> Int { max(statsCache, 10) }
@@ -35,6 +63,7 @@ public struct Dashboard: Sendable {
         self.chart = DailyChart(days: days)
         self.refreshSeconds = refreshSeconds
         self.now = now
+        self.periods = Self.periods(stats.periods)
         self.countries = stats.countriesByCount.map { entry in
             Country(
                 code: entry.code, name: Self.name(forCode: entry.code), flag: Self.flag(forCode: entry.code),
@@ -81,6 +110,19 @@ public struct Dashboard: Sendable {
                 "summary": chart.summary, "max_visitors_text": Self.grouped(chart.maxVisitors),
                 "ticks": chart.ticks,
             ],
+            "time_zone": stats.timeZone,
+            "periods": periods.map { period -> [String: Any] in
+                var entry: [String: Any] = [
+                    "key": period.key, "label": period.label, "visitors": period.change.visitors,
+                    "visitors_text": Self.grouped(period.change.visitors), "previous": period.change.previous,
+                    "previous_text": Self.grouped(period.change.previous), "before": period.before,
+                    "trend": period.change.trend.rawValue, "change_text": period.change.text(before: period.before),
+                    "is_up": period.change.trend == .up, "is_down": period.change.trend == .down,
+                    "is_same": period.change.trend == .same, "is_new": period.change.trend == .new,
+                ]
+                if let percent = period.change.percent { entry["percent"] = percent }
+                return entry
+            },
             "refresh_seconds": refreshSeconds,
             "generated_at": UTCTimestamp.format(now),
         ]

@@ -16,9 +16,9 @@ enum StandardIndexTemplate {
         <meta name="color-scheme" content="light dark">
         <title>Visitors</title>
         <style>
-        :root { --bg: #f5f6f8; --card: #ffffff; --text: #16181d; --muted: #545a66; --line: #dfe2e8; --accent: #2456c7; --accent-soft: #6a88d6; --track: #e6ebf5; }
+        :root { --bg: #f5f6f8; --card: #ffffff; --text: #16181d; --muted: #545a66; --line: #dfe2e8; --accent: #2456c7; --accent-soft: #6a88d6; --track: #e6ebf5; --up: #1a7f37; --down: #b42318; }
         @media (prefers-color-scheme: dark) {
-          :root { --bg: #111318; --card: #1a1d24; --text: #eceef3; --muted: #a5abb8; --line: #2d313b; --accent: #8cb0ff; --accent-soft: #5470ad; --track: #262c3a; }
+          :root { --bg: #111318; --card: #1a1d24; --text: #eceef3; --muted: #a5abb8; --line: #2d313b; --accent: #8cb0ff; --accent-soft: #5470ad; --track: #262c3a; --up: #63d68a; --down: #ff9389; }
         }
         * { box-sizing: border-box; }
         body { margin: 0; background: var(--bg); color: var(--text); font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", sans-serif; }
@@ -32,6 +32,10 @@ enum StandardIndexTemplate {
         .card dt { color: var(--muted); font-size: .85rem; }
         .card dd { margin: 0; font-size: 1.75rem; font-weight: 650; font-variant-numeric: tabular-nums; line-height: 1.2; }
         .card.main dd { color: var(--accent); }
+        .periods { margin-top: 0; }
+        .card dd.change { font-size: .85rem; font-weight: 600; line-height: 1.4; color: var(--muted); }
+        .card dd.change.up { color: var(--up); }
+        .card dd.change.down { color: var(--down); }
         section { background: var(--card); border: 1px solid var(--line); border-radius: .75rem; padding: 1rem; margin-top: .75rem; }
         h2 { font-size: 1.05rem; margin: 0 0 .75rem; }
         figure { margin: 0; }
@@ -60,6 +64,7 @@ enum StandardIndexTemplate {
         @media (max-width: 32rem) {
           main { padding: 1rem .75rem 2rem; }
           .card.main { grid-column: 1 / -1; }
+          .periods { grid-template-columns: 1fr; }
           .card dd { font-size: 1.4rem; }
           .share { width: 34%; }
           .share svg { width: calc(100% - 3.6rem); }
@@ -80,6 +85,11 @@ enum StandardIndexTemplate {
         <div class="card"><dt>Last 5 minutes</dt><dd id="last-5m">{{recent.last_5m_text}}</dd></div>
         <div class="card"><dt>Last hour</dt><dd id="last-1h">{{recent.last_1h_text}}</dd></div>
         <div class="card"><dt>Last 24 hours</dt><dd id="last-24h">{{recent.last_24h_text}}</dd></div>
+        </dl>
+        <dl class="cards periods" id="periods">
+        {{#periods}}
+        <div class="card" data-period="{{key}}" data-before="{{before}}"><dt>{{label}}</dt><dd class="visits">{{visitors_text}}</dd><dd class="change {{trend}}">{{change_text}}</dd></div>
+        {{/periods}}
         </dl>
 
         <section aria-labelledby="days-heading">
@@ -126,6 +136,7 @@ enum StandardIndexTemplate {
 
         <footer>
         <p>Requests from bots, not counted as visits: <span id="bots">{{bots_text}}</span>. The figures as JSON: <a href="/api/sys/stats">/api/sys/stats</a>.</p>
+        <p>Days run from midnight to midnight in <span id="time-zone">{{time_zone}}</span>.</p>
         {{#country_data}}<p id="country-data">Countries: {{#link}}<a href="{{link}}">{{credit}}</a>{{/link}}{{^link}}{{credit}}{{/link}}{{#month}}, {{month}} edition{{/month}}.</p>{{/country_data}}
         </footer>
         </main>
@@ -211,6 +222,26 @@ enum StandardIndexTemplate {
             const empty = byId("no-countries");
             if (empty) empty.hidden = entries.length > 0;
           }
+          // As the server writes it (PeriodChange): the trend and "+12% on the previous 7 days".
+          function change(visitors, previous, before) {
+            if (visitors === previous) return ["same", `same as ${before}`];
+            if (previous === 0) return ["new", `new: none ${before.startsWith("the ") ? "in " : ""}${before}`];
+            const percent = Math.round(Math.abs(visitors - previous) * 100 / previous);
+            return [visitors > previous ? "up" : "down", `${visitors > previous ? "+" : "\u2212"}${percent === 0 ? "<1" : percent}% on ${before}`];
+          }
+          const previousKeys = { today: "yesterday", last_7_days: "previous_7_days", last_30_days: "previous_30_days" };
+          function showPeriods(periods) {
+            if (!periods) return;
+            for (const card of document.querySelectorAll("[data-period]")) {
+              const visitors = periods[card.dataset.period], previous = periods[previousKeys[card.dataset.period]];
+              if (!Number.isFinite(visitors) || !Number.isFinite(previous)) continue;
+              card.querySelector(".visits").textContent = numbers.format(visitors);
+              const [trend, text] = change(visitors, previous, card.dataset.before || "");
+              const line = card.querySelector(".change");
+              line.className = `change ${trend}`;
+              line.textContent = text;
+            }
+          }
           function show(stats) {
             setNumber("total-visitors", stats.total_visitors);
             setNumber("unique-visitors-today", stats.unique_visitors_today);
@@ -220,6 +251,7 @@ enum StandardIndexTemplate {
               setNumber("last-24h", stats.recent.last_24h);
             }
             setNumber("bots", stats.bots);
+            showPeriods(stats.periods);
             showUpdated(stats.last_updated);
             showCountries(stats.countries, stats.total_visitors);
             main.dataset.refreshedAt = new Date().toISOString();

@@ -35,7 +35,8 @@ public enum JournalReplay {
             return nil
         }
         let tail = batches(
-            of: journal, from: try store.journalProgress(journal.id), batchSize: batchSize, sorting: sorting)
+            of: journal, from: try store.journalProgress(journal.id), batchSize: batchSize, sorting: sorting,
+            calendar: store.calendar)
         var outcome = Outcome()
         for (index, batch) in tail.batches.enumerated() {
             if try store.write(batch) {
@@ -62,7 +63,8 @@ public enum JournalReplay {
     /// most `batchSize` records, each batch with its journal span. `damaged` when a record does not
     /// decode (the file was damaged, or the ring has reused that part) or the records stop short of `end`.
     static func batches(
-        of journal: VisitJournal, from position: UInt64, upTo end: UInt64? = nil, batchSize: Int, sorting: VisitSorting
+        of journal: VisitJournal, from position: UInt64, upTo end: UInt64? = nil, batchSize: Int, sorting: VisitSorting,
+        calendar: LocalCalendar = .utc
     ) -> (batches: [VisitBatch], damaged: Bool) {
         let tail = journal.records(from: position)
         var batches: [VisitBatch] = []
@@ -74,7 +76,7 @@ public enum JournalReplay {
             switch record.kind {
             case .row where journal.sortsBots: batch.append(record.visit)
             case .row: batch.appendUnsorted(record.visit, sorting: sorting)
-            case .withoutRow: batch.countWithoutRow(record.visit)
+            case .withoutRow: batch.countWithoutRow(record.visit, in: calendar)
             case .botWithoutRow: batch.botsWithoutRows += 1
             case .ignored: batch.ignored += 1
             }

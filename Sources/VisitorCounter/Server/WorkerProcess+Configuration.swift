@@ -21,6 +21,8 @@ extension WorkerProcess {
         public var healthThreshold: Duration
         /// Raw rows older than this many days are deleted (`--retention-days`); 0 keeps them all.
         public var retentionDays: Int
+        /// The IANA name of the zone whose days are counted (`--time-zone`), which `serve` checked.
+        public var timeZone: String
         /// `--index-template`: the file's path, for messages. Its text is not in here: `serve` read and
         /// parsed it once and shares it on descriptor ``Supervisor/templateDescriptor``, so a restarted
         /// worker renders the text that was checked, not the file as it is now.
@@ -48,8 +50,9 @@ extension WorkerProcess {
             statsCache: Duration, healthThreshold: Duration, retentionDays: Int = 0, indexTemplate: String? = nil,
             indexCSP: String? = nil, geoipMaxAge: Duration? = HealthReport.defaultGeoIPMaxAge,
             allowList: PeerAllowList? = nil, ignoredAddresses: PeerAllowList? = nil, statusDescriptor: Int32? = nil,
-            listeningDescriptor: Int32 = 0
+            listeningDescriptor: Int32 = 0, timeZone: String = "UTC"
         ) {
+            self.timeZone = timeZone
             self.ignoredAddresses = ignoredAddresses
             self.database = database
             self.stateDirectory = stateDirectory

@@ -18,7 +18,10 @@ public enum WorkerProcess {
 
         let board = try configuration.statusDescriptor.map(WorkerStatusBoard.init(descriptor:))
         let location = try StoreLocation(database: configuration.database, stateDirectory: configuration.stateDirectory)
-        let store = try location.open(storeIP: configuration.recorder.storeIP)
+        guard let calendar = LocalCalendar(identifier: configuration.timeZone) else {
+            throw StoreError.unknownRecordedTimeZone(configuration.timeZone)
+        }
+        let store = try location.open(storeIP: configuration.recorder.storeIP, timeZone: calendar)
         let audit = AuditLog(database: store.localFiles, logger: logger)
         let journal = openJournal(configuration, localFiles: store.localFiles, audit: audit)
         let recorder = VisitRecorder(

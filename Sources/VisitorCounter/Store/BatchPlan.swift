@@ -1,7 +1,7 @@
 import Foundation
 
 /// Everything one batch writes, whatever the engine: made once by a pure function of the batch, the
-/// time, the day keys and `--store-ip`, and only executed by ``SQLiteStore`` and ``PostgresStore``.
+/// time, the day keys, `--store-ip` and the zone of the days, and only executed by ``SQLiteStore`` and ``PostgresStore``.
 /// A new rollup is one change here and one to each schema.
 ///
 /// An executor, in one transaction:
@@ -83,21 +83,28 @@ struct BatchPlan: Equatable {
     static func keyedDays(around today: Int) -> ClosedRange<Int> { (today - 1)...(today + 1) }
 
     /// The days whose keys the plan needs: those of the rows, among yesterday, today and tomorrow
-    /// (a clock a little ahead of the writer's). Older visits, from a late replay, get no key.
-    static func keyDays(of batch: VisitBatch, at time: Date) -> [Int] {
-        let today = UTCTimestamp.day(time)
+    /// (a clock a little ahead of the writer's). Older visits, from a late replay, get no key. Days are
+    /// `calendar`'s local days.
+    static func keyDays(of batch: VisitBatch, at time: Date, calendar: LocalCalendar = .utc) -> [Int] {
+        var localDays = LocalCalendar.Days(calendar)
+        let today = localDays.day(time)
         var days = Set<Int>()
         for visit in batch.visits {
-            let day = UTCTimestamp.day(visit.time)
+            let day = localDays.day(visit.time)
             if Self.keyedDays(around: today) ~= day { days.insert(day) }
         }
         return days.sorted()
     }
 
     /// The plan of `batch` written at `time`, with `keys` the day keys of ``keyDays(of:at:)`` (a day
-    /// missing from it has no key) and `storeIP` what to keep of an address.
-    init(_ batch: VisitBatch, at time: Date, keys: [Int: [UInt8]], storeIP: StoreIPMode, spillID: String?) {
-        let today = UTCTimestamp.day(time)
+    /// missing from it has no key) and `storeIP` what to keep of an address. Visits go on their local
+    /// day in `calendar` (per-minute counts stay minutes of Unix time, which need no zone).
+    init(
+        _ batch: VisitBatch, at time: Date, keys: [Int: [UInt8]], storeIP: StoreIPMode, spillID: String?,
+        calendar: LocalCalendar = .utc
+    ) {
+        var localDays = LocalCalendar.Days(calendar)
+        let today = localDays.day(time)
         let lastUpdated = UTCTimestamp.format(time)
         journal = batch.journal.flatMap { $0.end > $0.start ? $0 : nil }
         self.spillID = spillID
@@ -122,7 +129,7 @@ struct BatchPlan: Equatable {
         var candidates = Set<DayHash>()
         var timestamps = UTCTimestamp.MillisecondFormatter()
         for visit in batch.visits {
-            let day = UTCTimestamp.day(visit.time)
+            let day = localDays.day(visit.time)
             let key = keys[day]
             // A visit from a journal that could not keep the address carries what is stored of it.
             rows.append(

@@ -12,6 +12,9 @@ public protocol CounterStore: AnyObject, Sendable {
     /// files and the audit log (`PREFIX.audit.jsonl`). The SQLite file itself, or a name in the state
     /// directory for a database on another host.
     var localFiles: String { get }
+    /// The zone whose local days the rollup, the day keys, the daily reads and retention count: the one
+    /// the database records (``RecordedTimeZone``).
+    var calendar: LocalCalendar { get }
 
     /// Writes a batch in one transaction: its rows, its counts, its unique visitors and, for a journal's
     /// batch, how far that journal is written. Answers `false` when the batch (a spill file's, by
@@ -49,6 +52,8 @@ public protocol CounterStore: AnyObject, Sendable {
     func upkeep() throws -> StoreUpkeep
     /// The number of rows in `visitors`: a full scan, for checks and tests.
     func visitorRowCount() throws -> Int
+    /// Counts the daily rollup again in `zone` from the rows kept, and records `zone` (`rebuild-days`).
+    func rebuildDays(in zone: LocalCalendar) throws -> RebuiltDays
 }
 
 /// What ``CounterStore/upkeep()`` did.

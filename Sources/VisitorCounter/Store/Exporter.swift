@@ -10,7 +10,8 @@ public struct Exporter {
 
     public let store: any CounterStore
     public let format: Format
-    /// The first and last UTC day (days since 1970-01-01) to export, both included; `nil` for no bound.
+    /// The first and last local day (days since 1970-01-01, in the store's zone) to export, both
+    /// included; `nil` for no bound.
     public let from: Int?
     public let to: Int?
 
@@ -94,11 +95,13 @@ public struct Exporter {
         try writer.flush()
     }
 
-    /// `timestamp` bounds: from the start of `from` to the start of the day after `to`.
+    /// `timestamp` bounds: from the start of local day `from` to the start of the day after `to`, as
+    /// UTC timestamps with milliseconds (the rows' times are UTC).
     private var bounds: (String, String) {
-        (
-            from.map { UTCTimestamp.dayText($0) } ?? "",
-            to.map { UTCTimestamp.dayText($0 + 1) } ?? "\u{10FFFF}"
+        let calendar = store.calendar
+        return (
+            from.map { UTCTimestamp.format(calendar.start(ofDay: $0), milliseconds: true) } ?? "",
+            to.map { UTCTimestamp.format(calendar.start(ofDay: $0 + 1), milliseconds: true) } ?? "\u{10FFFF}"
         )
     }
 

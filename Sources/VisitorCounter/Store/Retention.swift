@@ -19,10 +19,12 @@ public final class Retention: Sendable {
         self.logger = logger
     }
 
-    /// Deletes every row older than the retention from `now`; answers how many.
+    /// Deletes every row from before the local day `days` days before `now`'s (the store's zone), so
+    /// rows are kept for whole local days: today's and those of the `days` days before; answers how many.
     @discardableResult
     public func run(now: Date = Date(), pause: TimeInterval = 0.05) -> Int {
-        let cutoff = now.addingTimeInterval(-Double(days) * 86_400)
+        let calendar = store.calendar
+        let cutoff = calendar.start(ofDay: calendar.day(now) - days)
         var total = 0
         do {
             while true {

@@ -6,6 +6,10 @@ public enum StoreError: Error, CustomStringConvertible {
     /// A journal batch does not start where the journal's written part ends: something else wrote it
     /// (`written` past the start), or the database lost commits it had answered (`written` short of it).
     case journalGap(journal: String, written: Int64, batchStart: UInt64)
+    /// The database's days are in the zone `recorded`; the counter was started with `given`.
+    case timeZoneMismatch(recorded: String, given: String)
+    /// The database records a zone that this system's tz data does not know.
+    case unknownRecordedTimeZone(String)
 
     public var description: String {
         switch self {
@@ -20,6 +24,11 @@ public enum StoreError: Error, CustomStringConvertible {
                 + "the database lacks batches it had committed (an asynchronous standby promoted, or a backup restored), "
                 + "and the journal's ring has reused their part, so they cannot be written again; restart the counter: "
                 + "the journal is then set aside as ….rejected and the workers write new visits again"
+        case .timeZoneMismatch(let recorded, let given):
+            "the database's days are in \(recorded), not \(given): start with --time-zone \(recorded), or run "
+                + "`visitor-counter rebuild-days --time-zone \(given)` first to count its days in \(given)"
+        case .unknownRecordedTimeZone(let name):
+            "the database's days are in \(name), a time zone this system does not know: install tzdata"
         case .journalGap(let journal, let written, let batchStart):
             "journal \(journal) is written up to \(written) in the database, but the batch starts at \(batchStart): "
                 + "another process wrote it; the batch is kept for the journal's replay"

@@ -55,13 +55,14 @@ public enum StoreLocation: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Opens the store (connecting and migrating as needed).
-    public func open(storeIP: StoreIPMode = .full) throws -> any CounterStore {
+    /// Opens the store (connecting and migrating as needed), its days in `timeZone`, or in the zone the
+    /// database records when it is `nil` (``RecordedTimeZone``).
+    public func open(storeIP: StoreIPMode = .full, timeZone: LocalCalendar? = .utc) throws -> any CounterStore {
         switch self {
         case .sqlite(let path):
-            try SQLiteStore(path: path, storeIP: storeIP)
+            try SQLiteStore(path: path, storeIP: storeIP, timeZone: timeZone)
         case .postgres(let uri, let stateDirectory):
-            try PostgresStore(uri: uri, stateDirectory: stateDirectory, storeIP: storeIP)
+            try PostgresStore(uri: uri, stateDirectory: stateDirectory, storeIP: storeIP, timeZone: timeZone)
         }
     }
 }

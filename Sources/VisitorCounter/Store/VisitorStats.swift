@@ -14,9 +14,57 @@ public struct VisitorStats: Sendable, Equatable {
     public var bots: Int
     /// Requests of the site's owner (`--ignore-ips`, the opt-out cookie), which are counted nowhere else.
     public var ignored: Int
-    /// Distinct visitors (address and user agent) of the current UTC day.
+    /// Distinct visitors (address and user agent) of the current local day.
     public var uniqueVisitorsToday: Int
     public var recent: Recent
+    /// The IANA name of the zone whose days these are (``CounterStore/calendar``).
+    public var timeZone = "UTC"
+    public var periods = Periods()
+
+    /// Visits in periods of local days from the daily rollup, each beside the one before it.
+    public struct Periods: Sendable, Equatable {
+        public var today = 0
+        public var yesterday = 0
+        /// Today and the six days before it.
+        public var last7Days = 0
+        /// The seven days before those.
+        public var previous7Days = 0
+        public var last30Days = 0
+        public var previous30Days = 0
+
+        /// How many days of the rollup the periods need, today included.
+        public static let daysNeeded = 60
+
+        public init(
+            today: Int = 0, yesterday: Int = 0, last7Days: Int = 0, previous7Days: Int = 0, last30Days: Int = 0,
+            previous30Days: Int = 0
+        ) {
+            self.today = today
+            self.yesterday = yesterday
+            self.last7Days = last7Days
+            self.previous7Days = previous7Days
+            self.last30Days = last30Days
+            self.previous30Days = previous30Days
+        }
+
+        /// The periods ending on day `today`, with `visits` the visits of a day (`YYYY-MM-DD`), none if absent.
+        public init(today: Int, visits: [String: Int]) {
+            func sum(_ daysAgo: ClosedRange<Int>) -> Int {
+                daysAgo.reduce(0) { $0 + (visits[UTCTimestamp.dayText(today - $1)] ?? 0) }
+            }
+            self.init(
+                today: sum(0...0), yesterday: sum(1...1), last7Days: sum(0...6), previous7Days: sum(7...13),
+                last30Days: sum(0...29), previous30Days: sum(30...59))
+        }
+
+        public var asJSON: JSON {
+            [
+                "today": .int(today), "yesterday": .int(yesterday), "last_7_days": .int(last7Days),
+                "previous_7_days": .int(previous7Days), "last_30_days": .int(last30Days),
+                "previous_30_days": .int(previous30Days),
+            ]
+        }
+    }
 
     /// Visits in the last 5 minutes, hour and 24 hours, the current minute included.
     public struct Recent: Sendable, Equatable {
@@ -33,8 +81,11 @@ public struct VisitorStats: Sendable, Equatable {
 
     public init(
         totalVisitors: Int, countries: [String: Int], lastUpdated: Date?, visitsWithoutRows: Int = 0, bots: Int = 0,
-        recent: Recent = Recent(), uniqueVisitorsToday: Int = 0, ignored: Int = 0
+        recent: Recent = Recent(), uniqueVisitorsToday: Int = 0, ignored: Int = 0, timeZone: String = "UTC",
+        periods: Periods = Periods()
     ) {
+        self.timeZone = timeZone
+        self.periods = periods
         self.ignored = ignored
         self.uniqueVisitorsToday = uniqueVisitorsToday
         self.totalVisitors = totalVisitors
@@ -53,8 +104,8 @@ public struct VisitorStats: Sendable, Equatable {
 
     /// `{"total_visitors": N, "countries": {"US": N, ...}, "last_updated": "…Z" | null,
     /// "unique_visitors_today": N, "recent": {"last_5m": N, "last_1h": N, "last_24h": N}, "bots": N,
-    /// "ignored": N}`,
-    /// countries by count.
+    /// "ignored": N, "time_zone": "…", "periods": {"today": N, "yesterday": N, "last_7_days": N,
+    /// "previous_7_days": N, "last_30_days": N, "previous_30_days": N}}`, countries by count.
     public var json: String { asJSON.text }
 
     public var asJSON: JSON {
@@ -62,12 +113,12 @@ public struct VisitorStats: Sendable, Equatable {
             "total_visitors": .int(totalVisitors), "countries": .counts(countries), "last_updated": .timestamp(lastUpdated),
             "unique_visitors_today": .int(uniqueVisitorsToday),
             "recent": ["last_5m": .int(recent.last5Minutes), "last_1h": .int(recent.lastHour), "last_24h": .int(recent.lastDay)],
-            "bots": .int(bots), "ignored": .int(ignored),
+            "bots": .int(bots), "ignored": .int(ignored), "time_zone": .string(timeZone), "periods": periods.asJSON,
         ]
     }
 }
 
-/// One UTC day of the daily rollup.
+/// One local day of the daily rollup (the store's zone).
 public struct DayStats: Sendable, Equatable {
     /// `YYYY-MM-DD`.
     public var date: String

@@ -5,8 +5,9 @@ import Foundation
 ///
 /// A day is numbered as ``UTCTimestamp`` numbers days, days since 1970-01-01 of the proleptic
 /// Gregorian calendar, so ``UTCTimestamp/dayText(_:)`` writes a local day's date as well; only which
-/// instants belong to it depends on the zone. The zone's rules come from the system's tz data
-/// (Debian's `tzdata`).
+/// instants belong to it depends on the zone. The zone's rules come from Foundation's ICU: the
+/// `zoneinfo64` data built into the binary, unless ICU finds a newer file of its version's (in
+/// `/usr/share/icu/icudt76l/`, or where `ICU_TIMEZONE_FILES_DIR` says); not from `/usr/share/zoneinfo`.
 public struct LocalCalendar: Sendable, Equatable, CustomStringConvertible {
     /// The zone's name as given (Foundation names UTC `GMT`).
     public let identifier: String
@@ -58,5 +59,33 @@ public struct LocalCalendar: Sendable, Equatable, CustomStringConvertible {
     /// The instants of local day `day`: from its start to the next day's.
     public func interval(ofDay day: Int) -> Range<Date> {
         start(ofDay: day)..<start(ofDay: day + 1)
+    }
+}
+
+extension LocalCalendar {
+    /// Finds the local days of many instants in a row, as a batch's visits come: they mostly fall on
+    /// the day of the one before, so the day's interval is worked out once and each visit costs two
+    /// comparisons instead of a look-up of the zone's offset.
+    struct Days {
+        let calendar: LocalCalendar
+        private var day = 0
+        private var interval: Range<Double> = 0..<0
+
+        init(_ calendar: LocalCalendar) { self.calendar = calendar }
+
+        mutating func day(_ date: Date) -> Int {
+            let seconds = date.timeIntervalSince1970
+            if interval.contains(seconds) { return day }
+            let found = calendar.day(date)
+            guard seconds.isFinite else { return found }
+            let bounds = calendar.interval(ofDay: found)
+            // Only an interval that holds the instant: a day a change of offset skipped altogether
+            // (Samoa's 2011-12-30) has none, and is looked up again each time.
+            if bounds.lowerBound.timeIntervalSince1970 <= seconds, seconds < bounds.upperBound.timeIntervalSince1970 {
+                day = found
+                interval = bounds.lowerBound.timeIntervalSince1970..<bounds.upperBound.timeIntervalSince1970
+            }
+            return found
+        }
     }
 }

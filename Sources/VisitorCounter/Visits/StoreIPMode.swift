@@ -10,8 +10,9 @@ public enum StoreIPMode: String, Sendable, CaseIterable, Codable {
     /// IPv4 with its last octet zeroed (`203.0.113.0`), IPv6 with its last 80 bits zeroed (`2001:db8:1::`):
     /// the network, not the household.
     case truncated
-    /// The day's keyed hash of the address: the same address gives the same value within a UTC day and
-    /// an unrelated one the next; once the day's key is deleted, nobody can tell which address it was.
+    /// The day's keyed hash of the address: the same address gives the same value within a local day
+    /// (`--time-zone`) and an unrelated one the next; once the day's key is deleted, nobody can tell
+    /// which address it was.
     case hashed
     /// Nothing: `NULL`.
     case none

@@ -3,6 +3,6 @@ extension Visit {
     /// The minute of the visit (``UTCTimestamp/minute(_:)``).
     public var minute: Int { UTCTimestamp.minute(time) }
 
-    /// The visit's UTC day and country.
-    public var dayCountry: DayCountry { DayCountry(day: UTCTimestamp.day(time), code: countryCode) }
+    /// The visit's local day in `calendar`, and its country.
+    public func dayCountry(in calendar: LocalCalendar) -> DayCountry { DayCountry(day: calendar.day(time), code: countryCode) }
 }

@@ -9,7 +9,7 @@ extension PostgresStore {
         try onReader { connection in
             var stats: VisitorStats?
             _ = try Self.transaction(connection, Self.snapshot) {
-                stats = try Self.stats(connection, now: now)
+                stats = try Self.stats(connection, now: now, calendar: calendar)
                 return true
             }
             guard let stats else { throw StoreError.missingStatsRow }
@@ -18,12 +18,12 @@ extension PostgresStore {
     }
 
     public func statsAndDays(now: Date, days: Int) throws -> (stats: VisitorStats, days: [DayStats]) {
-        let today = UTCTimestamp.day(now)
+        let today = calendar.day(now)
         return try onReader { connection in
             var figures: (stats: VisitorStats, days: [DayStats])?
             _ = try Self.transaction(connection, Self.snapshot) {
                 figures = (
-                    try Self.stats(connection, now: now),
+                    try Self.stats(connection, now: now, calendar: calendar),
                     try Self.daily(connection, from: today - days + 1, to: today, countries: false)
                 )
                 return true
@@ -50,8 +50,9 @@ extension PostgresStore {
         return days
     }
 
-    private static func stats(_ connection: PostgresConnection, now: Date) throws -> VisitorStats {
+    private static func stats(_ connection: PostgresConnection, now: Date, calendar: LocalCalendar) throws -> VisitorStats {
         let minute = UTCTimestamp.minute(now)
+        let today = calendar.day(now)
         guard let row = try connection.execute(
             "SELECT total_visitors, last_updated, visitors_without_rows, bots, ignored FROM visitor_stats WHERE id = 1"
         ).rows.first else { throw StoreError.missingStatsRow }
@@ -73,8 +74,15 @@ extension PostgresStore {
         ).rows.first ?? []
         func integer(_ value: String??) -> Int { value.flatMap { $0 }.flatMap { Int($0) } ?? 0 }
         let uniques = try connection.execute(
-            "SELECT unique_visitors FROM daily_visits WHERE date = $1", [UTCTimestamp.dayText(UTCTimestamp.day(now))]
+            "SELECT unique_visitors FROM daily_visits WHERE date = $1", [UTCTimestamp.dayText(today)]
         ).firstInteger ?? 0
+        var visits: [String: Int] = [:]
+        for day in try connection.execute(
+            "SELECT date, visitors FROM daily_visits WHERE date BETWEEN $1 AND $2",
+            [UTCTimestamp.dayText(today - VisitorStats.Periods.daysNeeded + 1), UTCTimestamp.dayText(today)]
+        ).rows {
+            if let date = day[0], let count = day[1].flatMap({ Int($0) }) { visits[date] = count }
+        }
         return VisitorStats(
             totalVisitors: integer(row[0]),
             countries: countries,
@@ -84,7 +92,8 @@ extension PostgresStore {
             recent: VisitorStats.Recent(
                 last5Minutes: integer(windows.first), lastHour: integer(windows.dropFirst().first),
                 lastDay: integer(windows.dropFirst(2).first)),
-            uniqueVisitorsToday: uniques, ignored: integer(row[4]))
+            uniqueVisitorsToday: uniques, ignored: integer(row[4]), timeZone: calendar.identifier,
+            periods: VisitorStats.Periods(today: today, visits: visits))
     }
 
     private static func daily(_ connection: PostgresConnection, from: Int, to: Int, countries: Bool) throws -> [DayStats] {

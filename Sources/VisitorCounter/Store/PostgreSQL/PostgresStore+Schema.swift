@@ -73,10 +73,39 @@ extension PostgresStore {
         ALTER TABLE visitor_stats ADD COLUMN minute_visitors bigint NOT NULL DEFAULT 0;
         UPDATE visitor_stats SET minute_visitors = (SELECT coalesce(sum(visitors), 0) FROM visits_per_minute);
         """,
+        // 4: settings every host must agree on: `time_zone`, the zone of the days (``RecordedTimeZone``).
+        // A database with days already has UTC days.
+        """
+        CREATE TABLE settings (
+            name text PRIMARY KEY,
+            value text NOT NULL
+        );
+        INSERT INTO settings (name, value) SELECT 'time_zone', 'UTC' WHERE EXISTS (SELECT 1 FROM daily_visits);
+        """,
     ]
 
     /// The version this build writes.
     public static var schemaVersion: Int { migrations.count }
+
+    /// The first version with `settings`, where the zone of the days is recorded.
+    static let settingsVersion = 4
+
+    /// The zone of the database's days, as ``RecordedTimeZone/settle(recorded:given:)`` decides; records
+    /// `given` in a database that records none (the first host's, when several start at once).
+    static func settleTimeZone(
+        _ connection: PostgresConnection, given: LocalCalendar?, schemaVersion: Int
+    ) throws -> LocalCalendar {
+        guard schemaVersion >= settingsVersion else { return .utc }
+        let read = "SELECT value FROM settings WHERE name = $1"
+        let recorded = try connection.execute(read, [RecordedTimeZone.setting]).rows.first?[0] ?? nil
+        let settled = try RecordedTimeZone.settle(recorded: recorded, given: given)
+        guard settled.record, let given else { return settled.calendar }
+        try connection.execute(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            [RecordedTimeZone.setting, given.identifier])
+        let now = try connection.execute(read, [RecordedTimeZone.setting]).rows.first?[0] ?? nil
+        return try RecordedTimeZone.settle(recorded: now, given: given).calendar
+    }
 
     /// The advisory lock that migrations run under: any constant of our own (`visitor-counter` in
     /// ASCII, cut to 63 bits), so the counters of every host take the same one.

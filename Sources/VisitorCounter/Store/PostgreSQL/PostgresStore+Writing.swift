@@ -60,17 +60,17 @@ extension PostgresStore {
     private func writeInTransaction(
         _ batch: VisitBatch, at time: Date, spillID: String?, state: inout WriterState, _ connection: PostgresConnection
     ) throws -> Bool {
-        let today = UTCTimestamp.day(time)
+        let today = calendar.day(time)
         // Keys exist for today, yesterday and tomorrow only, as in SQLite (``DailyKeys``).
         state.keys = state.keys.filter { BatchPlan.keyedDays(around: today) ~= $0.key }
         if state.forgottenBefore != today - 1 { state.knownHashes = state.knownHashes.filter { BatchPlan.keyedDays(around: today) ~= $0.day } }
-        let missingKeys = BatchPlan.keyDays(of: batch, at: time).filter { state.keys[$0] == nil }
+        let missingKeys = BatchPlan.keyDays(of: batch, at: time, calendar: calendar).filter { state.keys[$0] == nil }
 
         // The guards' statements and the missing keys, in one round trip; the plan needs the keys.
         let opened = try Self.opening(batch, at: time, spillID: spillID, missingKeys: missingKeys).run(connection)
         if let readKeys = opened[.readKeys] { state.keys.merge(Self.keys(from: readKeys)) { _, read in read } }
 
-        let plan = BatchPlan(batch, at: time, keys: state.keys, storeIP: storeIP, spillID: spillID)
+        let plan = BatchPlan(batch, at: time, keys: state.keys, storeIP: storeIP, spillID: spillID, calendar: calendar)
         if let span = plan.journal {
             let done = Int64(opened[.journalProgress]?.firstInteger ?? 0)
             if done >= Int64(span.end) { return false }

@@ -21,6 +21,8 @@ public final class PostgresStore: CounterStore {
     public let target: String
     /// What of each address is stored (`--store-ip`).
     public let storeIP: StoreIPMode
+    /// The zone whose local days the rollup counts, as the database records it (``RecordedTimeZone``).
+    public let calendar: LocalCalendar
     private let uri: String
     private let writer: Mutex<PostgresConnection?>
     private let reader: Mutex<PostgresConnection?>
@@ -30,19 +32,24 @@ public final class PostgresStore: CounterStore {
 
     /// Connects, and brings the schema up to ``PostgresStore/schemaVersion``.
     ///
-    /// - Parameter stateDirectory: a local folder of this host's, for the journals and the audit log.
+    /// - Parameters:
+    ///   - stateDirectory: a local folder of this host's, for the journals and the audit log.
+    ///   - timeZone: the zone of the days, as ``SQLiteStore/init(path:busyTimeout:storeIP:timeZone:)`` takes it.
     public init(
         uri: String, stateDirectory: String, storeIP: StoreIPMode = .full,
-        schemaVersion: Int = PostgresStore.schemaVersion
+        schemaVersion: Int = PostgresStore.schemaVersion, timeZone: LocalCalendar? = .utc
     ) throws {
         self.uri = uri
         self.target = try PostgresConnection.describe(uri: uri)
         self.localFiles = StoreLocation.postgres(uri: uri, stateDirectory: stateDirectory).localFiles
         self.storeIP = storeIP
-        self.writer = Mutex(nil)
+        // The writer's connection, opened here to migrate and to settle the zone before the store is made.
+        let connection = try PostgresConnection(uri: uri)
+        try Self.migrate(connection, upTo: schemaVersion)
+        self.calendar = try Self.settleTimeZone(connection, given: timeZone, schemaVersion: schemaVersion)
+        self.writer = Mutex(connection)
         self.reader = Mutex(nil)
         self.requestReader = Mutex(nil)
-        try onWriter { try Self.migrate($0, upTo: schemaVersion) }
     }
 
     /// Runs `body` on the writer's connection, opened if needed; closed again if anything fails.
@@ -109,13 +116,13 @@ public final class PostgresStore: CounterStore {
 
     /// The keys of yesterday, today and tomorrow that exist already.
     public func existingDayKeys(now: Date) throws -> [Int: [UInt8]] {
-        let today = UTCTimestamp.day(now)
+        let today = calendar.day(now)
         return try onReader { connection in try Self.readKeys(Array(BatchPlan.keyedDays(around: today)), connection) }
     }
 
     /// The keys of yesterday, today and tomorrow, made if missing.
     public func dayKeys(now: Date) throws -> [Int: [UInt8]] {
-        let today = UTCTimestamp.day(now)
+        let today = calendar.day(now)
         return try onWriter { connection in
             var keys: [Int: [UInt8]] = [:]
             _ = try Self.transaction(connection) {
@@ -169,7 +176,7 @@ public final class PostgresStore: CounterStore {
 
     /// Deletes the keys and hashes of the days before yesterday.
     public func forgetOldKeys(now: Date) throws {
-        let yesterday = UTCTimestamp.dayText(UTCTimestamp.day(now) - 1)
+        let yesterday = UTCTimestamp.dayText(calendar.day(now) - 1)
         try onWriter { connection in
             _ = try Self.transaction(connection) {
                 try Self.forgetKeys(before: yesterday, connection)

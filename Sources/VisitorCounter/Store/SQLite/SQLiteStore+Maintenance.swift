@@ -50,7 +50,7 @@ extension SQLiteStore {
     public func forgetOldKeys(now: Date) throws {
         try currentPool().writeWithoutTransaction { db in
             try db.inTransaction(.immediate) {
-                try DailyKeys.forget(before: UTCTimestamp.day(now) - 1, in: db)
+                try DailyKeys.forget(before: calendar.day(now) - 1, in: db)
                 return .commit
             }
         }

@@ -8,19 +8,23 @@ extension SQLiteStore {
     ///
     /// A window of n minutes counts the visits in the current minute and the n - 1 before it.
     public func stats(now: Date) throws -> VisitorStats {
-        try currentPool().read { db in try Self.stats(db, now: now) }
+        try currentPool().read { db in try Self.stats(db, now: now, calendar: calendar) }
     }
 
     /// The totals as ``stats(now:)`` reads them and the last `days` days of the daily rollup, today
     /// included, in one snapshot: the index page's figures.
     public func statsAndDays(now: Date, days: Int) throws -> (stats: VisitorStats, days: [DayStats]) {
-        let today = UTCTimestamp.day(now)
+        let today = calendar.day(now)
         return try currentPool().read { db in
-            (try Self.stats(db, now: now), try Self.daily(db, from: today - days + 1, to: today, countries: false))
+            (
+                try Self.stats(db, now: now, calendar: calendar),
+                try Self.daily(db, from: today - days + 1, to: today, countries: false)
+            )
         }
     }
 
-    private static func stats(_ db: Database, now: Date) throws -> VisitorStats {
+    private static func stats(_ db: Database, now: Date, calendar: LocalCalendar) throws -> VisitorStats {
+        let today = calendar.day(now)
         // One statement for the stats row and every window; cached, as parsing the read's statements
         // again each time was most of its time. The last day is the sum of all minutes, kept in the
         // stats row, less those before the window (not deleted yet while no batch came) and those
@@ -37,13 +41,18 @@ extension SQLiteStore {
                         coalesce((SELECT unique_visitors FROM daily_visits WHERE date = ?2), 0)
                     FROM visitor_stats WHERE id = 1
                     """),
-            arguments: [UTCTimestamp.minute(now), UTCTimestamp.dayText(UTCTimestamp.day(now))])
+            arguments: [UTCTimestamp.minute(now), UTCTimestamp.dayText(today)])
         else { throw StoreError.missingStatsRow }
         var countries: [String: Int] = [:]
         // Read from the cursor's rows as they come, without a copy of each.
         let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT country_code, visitors FROM visitor_countries"))
         while let country = try rows.next() { countries[country[0]] = country[1] }
         let lastUpdated: String? = row[1]
+        var visits: [String: Int] = [:]
+        let days = try Row.fetchCursor(
+            db.cachedStatement(sql: "SELECT date, visitors FROM daily_visits WHERE date BETWEEN ? AND ?"),
+            arguments: [UTCTimestamp.dayText(today - VisitorStats.Periods.daysNeeded + 1), UTCTimestamp.dayText(today)])
+        while let day = try days.next() { visits[day[0]] = day[1] }
         return VisitorStats(
             totalVisitors: row[0],
             countries: countries,
@@ -51,7 +60,8 @@ extension SQLiteStore {
             visitsWithoutRows: row[2],
             bots: row[3],
             recent: VisitorStats.Recent(last5Minutes: row[5], lastHour: row[6], lastDay: row[7]),
-            uniqueVisitorsToday: row[8], ignored: row[4])
+            uniqueVisitorsToday: row[8], ignored: row[4], timeZone: calendar.identifier,
+            periods: VisitorStats.Periods(today: today, visits: visits))
     }
 
     /// The daily rollup from day `from` to day `to` (days since 1970-01-01, both included), one entry

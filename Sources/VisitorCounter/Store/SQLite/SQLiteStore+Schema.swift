@@ -106,10 +106,47 @@ extension SQLiteStore {
             ALTER TABLE visitor_stats ADD COLUMN minute_visitors INTEGER NOT NULL DEFAULT 0;
             UPDATE visitor_stats SET minute_visitors = (SELECT coalesce(sum(visitors), 0) FROM visits_per_minute);
         """,
+        // 9: settings of the database that every process must agree on: `time_zone`, the zone its days
+        // are in (``RecordedTimeZone``). A database with days already has UTC days; a new one records the
+        // zone of the first counter that opens it.
+        """
+            CREATE TABLE settings (
+                name TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            ) WITHOUT ROWID;
+            INSERT INTO settings (name, value) SELECT 'time_zone', 'UTC' WHERE EXISTS (SELECT 1 FROM daily_visits);
+        """,
     ]
 
     /// The version this build writes.
     public static var schemaVersion: Int { migrations.count }
+
+    /// The first version with `settings`, where the zone of the days is recorded.
+    static let settingsVersion = 9
+
+    /// The zone of the database's days, as ``RecordedTimeZone/settle(recorded:given:)`` decides; records
+    /// `given` in a database that records none. A database older than ``settingsVersion`` (tests) has
+    /// UTC days.
+    static func settleTimeZone(_ pool: DatabasePool, given: LocalCalendar?, schemaVersion: Int) throws -> LocalCalendar {
+        guard schemaVersion >= settingsVersion else { return .utc }
+        let read = { (db: Database) in
+            try String.fetchOne(db, sql: "SELECT value FROM settings WHERE name = ?", arguments: [RecordedTimeZone.setting])
+        }
+        let settled = try RecordedTimeZone.settle(recorded: try pool.read(read), given: given)
+        guard settled.record, let given else { return settled.calendar }
+        // Workers opening a new file at once: the first records its zone, the others compare with it.
+        return try pool.writeWithoutTransaction { db in
+            var calendar = given
+            try db.inTransaction(.immediate) {
+                try db.execute(
+                    sql: "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                    arguments: [RecordedTimeZone.setting, given.identifier])
+                calendar = try RecordedTimeZone.settle(recorded: try read(db), given: given).calendar
+                return .commit
+            }
+            return calendar
+        }
+    }
 
     /// Brings the file up to ``schemaVersion``, applying the missing migrations in one transaction.
     ///

@@ -35,10 +35,12 @@ extension SQLiteStore {
         var written = true
         try pool.writeWithoutTransaction { db in
             try db.inTransaction(.immediate) {
-                var keys = DailyKeys(today: UTCTimestamp.day(time))
+                var keys = DailyKeys(today: calendar.day(time))
                 var found: [Int: [UInt8]] = [:]
-                for day in BatchPlan.keyDays(of: batch, at: time) { found[day] = try keys.key(for: day, in: db) }
-                let plan = BatchPlan(batch, at: time, keys: found, storeIP: storeIP, spillID: spillID)
+                for day in BatchPlan.keyDays(of: batch, at: time, calendar: calendar) {
+                    found[day] = try keys.key(for: day, in: db)
+                }
+                let plan = BatchPlan(batch, at: time, keys: found, storeIP: storeIP, spillID: spillID, calendar: calendar)
                 written = try execute(plan, in: db)
                 return written ? .commit : .rollback
             }
@@ -143,7 +145,7 @@ extension SQLiteStore {
     /// The visitor-hash keys of yesterday, today and tomorrow that exist already, read without waiting
     /// for any writer: what a worker starts with before its writer has made the missing ones.
     public func existingDayKeys(now: Date) throws -> [Int: [UInt8]] {
-        let today = UTCTimestamp.day(now)
+        let today = calendar.day(now)
         return try currentPool().read { db in
             var found: [Int: [UInt8]] = [:]
             for day in BatchPlan.keyedDays(around: today) {
@@ -163,7 +165,7 @@ extension SQLiteStore {
         try currentPool().writeWithoutTransaction { db in
             var found: [Int: [UInt8]] = [:]
             try db.inTransaction(.immediate) {
-                let today = UTCTimestamp.day(now)
+                let today = calendar.day(now)
                 var keys = DailyKeys(today: today)
                 for day in BatchPlan.keyedDays(around: today) { found[day] = try keys.key(for: day, in: db) }
                 return .commit

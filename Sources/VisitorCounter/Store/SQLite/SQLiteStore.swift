@@ -20,6 +20,8 @@ public final class SQLiteStore: CounterStore {
     public var localFiles: String { path }
     /// What of each address is stored (`--store-ip`).
     public let storeIP: StoreIPMode
+    /// The zone whose local days the rollup counts, as the database records it (``RecordedTimeZone``).
+    public let calendar: LocalCalendar
     private let configuration: Configuration
     let busyTimeout: TimeInterval
     private let schemaVersion: Int
@@ -32,14 +34,24 @@ public final class SQLiteStore: CounterStore {
     public static let walCheckpointBytes = 32 << 20
 
     /// Opens (creating if needed) and migrates the database at `path`.
+    ///
+    /// - Parameter timeZone: the zone of the days (`serve --time-zone`): refused with
+    ///   ``StoreError/timeZoneMismatch(recorded:given:)`` when the database records another, recorded
+    ///   when it records none. `nil` takes the zone the database records, UTC if none.
     public convenience init(
-        path: String, busyTimeout: TimeInterval = defaultBusyTimeout, storeIP: StoreIPMode = .full
+        path: String, busyTimeout: TimeInterval = defaultBusyTimeout, storeIP: StoreIPMode = .full,
+        timeZone: LocalCalendar? = .utc
     ) throws {
-        try self.init(path: path, busyTimeout: busyTimeout, schemaVersion: SQLiteStore.schemaVersion, storeIP: storeIP)
+        try self.init(
+            path: path, busyTimeout: busyTimeout, schemaVersion: SQLiteStore.schemaVersion, storeIP: storeIP,
+            timeZone: timeZone)
     }
 
     /// Opens the database migrated up to `schemaVersion` only: tests make older files with it.
-    init(path: String, busyTimeout: TimeInterval, schemaVersion: Int, storeIP: StoreIPMode = .full) throws {
+    init(
+        path: String, busyTimeout: TimeInterval, schemaVersion: Int, storeIP: StoreIPMode = .full,
+        timeZone: LocalCalendar? = .utc
+    ) throws {
         self.storeIP = storeIP
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
@@ -55,8 +67,10 @@ public final class SQLiteStore: CounterStore {
         self.configuration = configuration
         self.busyTimeout = busyTimeout
         self.schemaVersion = schemaVersion
-        self.pool = Mutex(nil)
-        _ = try currentPool()
+        let opened = try SQLiteStore.openPool(path: path, configuration: configuration, timeout: busyTimeout)
+        try opened.writeWithoutTransaction { db in try SQLiteStore.migrate(db, upTo: schemaVersion) }
+        self.calendar = try SQLiteStore.settleTimeZone(opened, given: timeZone, schemaVersion: schemaVersion)
+        self.pool = Mutex(opened)
     }
 
     /// The open pool, or a newly opened one after ``closeAfterFailure()``.
