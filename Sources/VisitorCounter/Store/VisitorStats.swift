@@ -47,14 +47,19 @@ public struct VisitorStats: Sendable, Equatable {
             self.previous30Days = previous30Days
         }
 
+        /// Each period's days, as days before today, in the order of ``init(sums:)``.
+        static let daysAgo: [ClosedRange<Int>] = [0...0, 1...1, 0...6, 7...13, 0...29, 30...59]
+
+        /// The periods from their sums, in the order of ``daysAgo``.
+        init(sums: [Int]) {
+            self.init(
+                today: sums[0], yesterday: sums[1], last7Days: sums[2], previous7Days: sums[3], last30Days: sums[4],
+                previous30Days: sums[5])
+        }
+
         /// The periods ending on day `today`, with `visits` the visits of a day (`YYYY-MM-DD`), none if absent.
         public init(today: Int, visits: [String: Int]) {
-            func sum(_ daysAgo: ClosedRange<Int>) -> Int {
-                daysAgo.reduce(0) { $0 + (visits[UTCTimestamp.dayText(today - $1)] ?? 0) }
-            }
-            self.init(
-                today: sum(0...0), yesterday: sum(1...1), last7Days: sum(0...6), previous7Days: sum(7...13),
-                last30Days: sum(0...29), previous30Days: sum(30...59))
+            self.init(sums: Self.daysAgo.map { $0.reduce(0) { $0 + (visits[UTCTimestamp.dayText(today - $1)] ?? 0) } })
         }
 
         public var asJSON: JSON {

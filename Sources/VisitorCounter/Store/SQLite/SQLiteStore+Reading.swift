@@ -25,10 +25,14 @@ extension SQLiteStore {
 
     private static func stats(_ db: Database, now: Date, calendar: LocalCalendar) throws -> VisitorStats {
         let today = calendar.day(now)
-        // One statement for the stats row and every window; cached, as parsing the read's statements
-        // again each time was most of its time. The last day is the sum of all minutes, kept in the
-        // stats row, less those before the window (not deleted yet while no batch came) and those
-        // after it (a writer's clock ahead of this one).
+        // One statement for the stats row, every window and every period; cached, as parsing the read's
+        // statements again each time was most of its time. The last day is the sum of all minutes, kept
+        // in the stats row, less those before the window (not deleted yet while no batch came) and
+        // those after it (a writer's clock ahead of this one).
+        var arguments: StatementArguments = [UTCTimestamp.minute(now), UTCTimestamp.dayText(today)]
+        for period in VisitorStats.Periods.daysAgo {
+            arguments += [UTCTimestamp.dayText(today - period.upperBound), UTCTimestamp.dayText(today - period.lowerBound)]
+        }
         guard let row = try Row.fetchOne(
             db.cachedStatement(
                 sql: """
@@ -38,21 +42,18 @@ extension SQLiteStore {
                         minute_visitors
                             - (SELECT coalesce(sum(visitors), 0) FROM visits_per_minute WHERE minute <= ?1 - 1440)
                             - (SELECT coalesce(sum(visitors), 0) FROM visits_per_minute WHERE minute > ?1),
-                        coalesce((SELECT unique_visitors FROM daily_visits WHERE date = ?2), 0)
+                        coalesce((SELECT unique_visitors FROM daily_visits WHERE date = ?2), 0),
+                        \(Self.periodSums)
                     FROM visitor_stats WHERE id = 1
                     """),
-            arguments: [UTCTimestamp.minute(now), UTCTimestamp.dayText(today)])
+            arguments: arguments)
         else { throw StoreError.missingStatsRow }
-        var countries: [String: Int] = [:]
+        // Room for every country there is: growing the table as it fills was a tenth of the read.
+        var countries = [String: Int](minimumCapacity: 256)
         // Read from the cursor's rows as they come, without a copy of each.
         let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT country_code, visitors FROM visitor_countries"))
         while let country = try rows.next() { countries[country[0]] = country[1] }
         let lastUpdated: String? = row[1]
-        var visits: [String: Int] = [:]
-        let days = try Row.fetchCursor(
-            db.cachedStatement(sql: "SELECT date, visitors FROM daily_visits WHERE date BETWEEN ? AND ?"),
-            arguments: [UTCTimestamp.dayText(today - VisitorStats.Periods.daysNeeded + 1), UTCTimestamp.dayText(today)])
-        while let day = try days.next() { visits[day[0]] = day[1] }
         return VisitorStats(
             totalVisitors: row[0],
             countries: countries,
@@ -61,8 +62,14 @@ extension SQLiteStore {
             bots: row[3],
             recent: VisitorStats.Recent(last5Minutes: row[5], lastHour: row[6], lastDay: row[7]),
             uniqueVisitorsToday: row[8], ignored: row[4], timeZone: calendar.identifier,
-            periods: VisitorStats.Periods(today: today, visits: visits))
+            periods: VisitorStats.Periods(sums: VisitorStats.Periods.daysAgo.indices.map { row[9 + $0] }))
     }
+
+    /// The sums of the periods' visits, one column each, their first and last dates the arguments
+    /// from `?3` on.
+    private static let periodSums = VisitorStats.Periods.daysAgo.indices.map { index in
+        "(SELECT coalesce(sum(visitors), 0) FROM daily_visits WHERE date BETWEEN ?\(3 + 2 * index) AND ?\(4 + 2 * index))"
+    }.joined(separator: ",\n")
 
     /// The daily rollup from day `from` to day `to` (days since 1970-01-01, both included), one entry
     /// per day, days without visits included with zeros.
