@@ -13,6 +13,11 @@ public struct VisitBatch: Sendable, Equatable {
     public var countsWithoutRows: [DayCountry: Int]
     /// Visits per minute (Unix time / 60) among those counted without a row, for the recent windows.
     public var minutesWithoutRows: [Int: Int] = [:]
+    /// Visits per day and path among those counted without a row; at most ``BatchPlan/maxKeysPerDay``
+    /// keys, past which they count under ``BatchPlan/otherKey``.
+    public var pagesWithoutRows: [DayKey: Int] = [:]
+    /// Visits per day and referrer host among those counted without a row, bounded the same way.
+    public var referrersWithoutRows: [DayKey: Int] = [:]
     /// Requests from bots, counted in `bots` only: a bot's request never has a row (``VisitBuffer/kind(of:)``).
     public var botsWithoutRows = 0
     /// The owner's requests (``Visit/ignored``), counted in `ignored` only, never with a row.
@@ -72,6 +77,8 @@ public struct VisitBatch: Sendable, Equatable {
     /// Adds a visit to the counts only.
     mutating func countWithoutRow(_ visit: Visit) {
         countsWithoutRows[visit.dayCountry, default: 0] += 1
+        Self.add(visit.dayPage, to: &pagesWithoutRows)
+        if let referrer = visit.dayReferrer { Self.add(referrer, to: &referrersWithoutRows) }
         minutesWithoutRows[visit.minute, default: 0] += 1
         if oldestVisit == nil { oldestVisit = visit.time }
     }
@@ -99,11 +106,23 @@ public struct VisitBatch: Sendable, Equatable {
         visits += other.visits
         countsWithoutRows.merge(other.countsWithoutRows, uniquingKeysWith: +)
         minutesWithoutRows.merge(other.minutesWithoutRows, uniquingKeysWith: +)
+        for (key, visitors) in other.pagesWithoutRows { Self.add(key, visitors, to: &pagesWithoutRows) }
+        for (key, visitors) in other.referrersWithoutRows { Self.add(key, visitors, to: &referrersWithoutRows) }
         botsWithoutRows += other.botsWithoutRows
         ignored += other.ignored
         oldestVisit = [oldestVisit, other.oldestVisit].compactMap { $0 }.min()
         unjournaled += other.unjournaled
         if let span = other.journal { addJournal(span) }
+    }
+
+    /// Adds `visitors` to `key`, or to the day's ``BatchPlan/otherKey`` when `counts` holds
+    /// ``BatchPlan/maxKeysPerDay`` keys already: a scanner's million paths cannot grow it further.
+    static func add(_ key: DayKey, _ visitors: Int = 1, to counts: inout [DayKey: Int]) {
+        if counts[key] == nil, counts.count >= BatchPlan.maxKeysPerDay {
+            counts[DayKey(day: key.day, key: BatchPlan.otherKey), default: 0] += visitors
+        } else {
+            counts[key, default: 0] += visitors
+        }
     }
 
     /// Extends the batch's journal span by `span`, which follows it.

@@ -16,7 +16,17 @@ extension SQLiteStore {
     public func statsAndDays(now: Date, days: Int) throws -> (stats: VisitorStats, days: [DayStats]) {
         let today = UTCTimestamp.day(now)
         return try currentPool().read { db in
-            (try Self.stats(db, now: now), try Self.daily(db, from: today - days + 1, to: today, countries: false))
+            var stats = try Self.stats(db, now: now)
+            let (first, last) = (UTCTimestamp.dayText(today - days + 1), UTCTimestamp.dayText(today))
+            stats.recentPages = try Self.counts(
+                db, sql: "SELECT path, sum(visitors) FROM daily_pages WHERE date BETWEEN ? AND ? GROUP BY path",
+                arguments: [first, last]
+            ).top(VisitorStats.topCount)
+            stats.recentReferrers = try Self.counts(
+                db, sql: "SELECT host, sum(visitors) FROM daily_referrers WHERE date BETWEEN ? AND ? GROUP BY host",
+                arguments: [first, last]
+            ).top(VisitorStats.topCount)
+            return (stats, try Self.daily(db, from: today - days + 1, to: today, countries: false))
         }
     }
 
@@ -37,7 +47,7 @@ extension SQLiteStore {
         let uniques = try Int.fetchOne(
             db.cachedStatement(sql: "SELECT unique_visitors FROM daily_visits WHERE date = ?"),
             arguments: [UTCTimestamp.dayText(UTCTimestamp.day(now))]) ?? 0
-        return VisitorStats(
+        var stats = VisitorStats(
             totalVisitors: row[0],
             countries: countries,
             lastUpdated: lastUpdated.flatMap(UTCTimestamp.parse),
@@ -45,6 +55,39 @@ extension SQLiteStore {
             bots: row[3],
             recent: VisitorStats.Recent(last5Minutes: try window(5), lastHour: try window(60), lastDay: try window(24 * 60)),
             uniqueVisitorsToday: uniques, ignored: row[4])
+        let top = "ORDER BY visitors DESC, 1 LIMIT \(VisitorStats.topCount)"
+        stats.pages = try counts(db, sql: "SELECT path, visitors FROM visitor_pages \(top)")
+        stats.referrers = try counts(db, sql: "SELECT host, visitors FROM visitor_referrers \(top)")
+        return stats
+    }
+
+    /// The rows of `sql`, a key and a count each, as a dictionary.
+    private static func counts(_ db: Database, sql: String, arguments: StatementArguments = []) throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
+        while let row = try rows.next() { counts[row[0]] = row[1] }
+        return counts
+    }
+
+    public func dailyPages(from: Int, to: Int) throws -> [DayPages] {
+        let (first, last) = (UTCTimestamp.dayText(from), UTCTimestamp.dayText(to))
+        return try currentPool().read { db in
+            var days: [String: DayPages] = [:]
+            for (table, key) in [("daily_pages", "path"), ("daily_referrers", "host")] {
+                let rows = try Row.fetchCursor(
+                    db, sql: "SELECT date, \(key), visitors FROM \(table) WHERE date BETWEEN ? AND ?", arguments: [first, last])
+                while let row = try rows.next() {
+                    let date: String = row[0]
+                    var day = days[date] ?? DayPages(date: date, pages: [:], referrers: [:])
+                    if key == "path" { day.pages[row[1]] = row[2] } else { day.referrers[row[1]] = row[2] }
+                    days[date] = day
+                }
+            }
+            return (from...max(from, to)).map { day in
+                let date = UTCTimestamp.dayText(day)
+                return days[date] ?? DayPages(date: date, pages: [:], referrers: [:])
+            }
+        }
     }
 
     /// The daily rollup from day `from` to day `to` (days since 1970-01-01, both included), one entry
@@ -87,12 +130,14 @@ extension SQLiteStore {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT id, timestamp, ip, country_code, country, user_agent FROM visitors
+                    SELECT id, timestamp, ip, country_code, country, user_agent, path, referrer FROM visitors
                     WHERE (timestamp, id) > (?, ?) AND timestamp < ? ORDER BY timestamp, id LIMIT ?
                     """,
                 arguments: [after.timestamp, after.id, before, limit]
             ).map { row in
-                ExportedVisit(id: row[0], timestamp: row[1], ip: row[2], countryCode: row[3], country: row[4], userAgent: row[5])
+                ExportedVisit(
+                    id: row[0], timestamp: row[1], ip: row[2], countryCode: row[3], country: row[4], userAgent: row[5],
+                    path: row[6], referrer: row[7])
             }
         }
     }
