@@ -49,7 +49,7 @@ struct EndToEndTests {
         #expect(before.status == 200)
         #expect(before.headers["content-type"] == "application/json")
         #expect(before.headers["cache-control"] == "max-age=1")
-        #expect(before.body == #"{"total_visitors": 0, "countries": {}, "last_updated": null, "unique_visitors_today": 0, "recent": {"last_5m": 0, "last_1h": 0, "last_24h": 0}, "bots": 0, "ignored": 0}"#)
+        #expect(before.body == #"{"total_visitors": 0, "countries": {}, "last_updated": null, "unique_visitors_today": 0, "recent": {"last_5m": 0, "last_1h": 0, "last_24h": 0}, "bots": 0, "ignored": 0, "pages": {}, "referrers": {}}"#)
 
         _ = try stack.request("GET", "/", headers: ["X-Forwarded-For": "8.8.8.8"])
         var json: [String: Any] = [:]
@@ -62,7 +62,8 @@ struct EndToEndTests {
         #expect(json["countries"] as? [String: Int] == ["US": 1])
         let updated = try #require(json["last_updated"] as? String)
         #expect(UTCTimestamp.parse(updated) != nil)
-        #expect(Set(json.keys) == ["total_visitors", "countries", "last_updated", "unique_visitors_today", "recent", "bots", "ignored"])
+        #expect(Set(json.keys) == ["total_visitors", "countries", "last_updated", "unique_visitors_today", "recent", "bots", "ignored", "pages", "referrers"])
+        #expect(json["pages"] as? [String: Int] == ["/": 1])
         #expect(json["unique_visitors_today"] as? Int == 1)
         #expect(json["recent"] as? [String: Int] == ["last_5m": 1, "last_1h": 1, "last_24h": 1])
         #expect(json["bots"] as? Int == 0)
