@@ -299,7 +299,8 @@ struct VisitJournalTests {
     /// last lap's did.
     static func record128(_ label: String) throws -> JournalRecord {
         let code = "JP", name = "Japan", ip = "198.51.100.7"
-        let userAgent = label + String(repeating: "a", count: 128 - 32 - code.count - name.count - ip.count - label.count)
+        // The page `/` takes its 3 bytes of lengths and 1 of path.
+        let userAgent = label + String(repeating: "a", count: 128 - 32 - code.count - name.count - ip.count - label.count - 4)
         let record = JournalRecord(
             kind: .row, visit: Visit(trustedIP: ip, userAgent: userAgent, country: name, countryCode: code, time: Date()))
         try #require(record.encodedLength == 128)
