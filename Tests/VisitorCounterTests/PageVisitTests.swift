@@ -1,0 +1,153 @@
+import Foundation
+import Testing
+
+@testable import VisitorCounter
+
+/// What a page view is: its path and referrer as counted, the router's answer to nginx's mirror, the
+/// journal record that keeps them, and the bound on a batch's counts without rows.
+struct PageVisitTests {
+    static let longAs = "/" + String(repeating: "a", count: 255)
+    static let tooLong = "/" + String(repeating: "a", count: 256)
+    static let tooLongEncoded = "/" + String(repeating: "\u{E9}", count: 43)
+    static let paths: [(String, String)] = [
+        ("/", "/"),
+        ("/about.html", "/about.html"),
+        ("/docs/", "/docs/"),
+        // nginx's $uri is decoded: other bytes, the space and % come back percent-encoded.
+        ("/caf\u{E9}.html", "/caf%C3%A9.html"),
+        ("/a b%c", "/a%20b%25c"),
+        ("/tab\there", "/tab%09here"),
+        ("about.html", Visit.invalidPath),
+        ("", Visit.invalidPath),
+        (longAs, longAs),
+        (tooLong, Visit.longPath),
+        (tooLongEncoded, Visit.longPath),
+    ]
+
+    @Test(arguments: paths)
+    func pathsAreCountedAsPrintableASCIIOfAtMost256Bytes(raw: String, counted: String) {
+        #expect(Visit.normalisedPath(Array(raw.utf8)) == counted)
+        #expect(counted.utf8.count <= Visit.maxPathBytes)
+    }
+
+    @Test(arguments: [
+        ("https://News.Example.com:443/story?id=1#top", "localhost", "news.example.com"),
+        ("http://user:pw@blog.example.org/x", "localhost", "blog.example.org"),
+        ("HTTP://EXAMPLE.NET", "localhost", "example.net"),
+        ("https://example.net./", "localhost", "example.net"),
+        ("https://www.site.example/page", "WWW.SITE.EXAMPLE:8080", nil),
+        ("https://site.example:8443/", "site.example", nil),
+        ("", "localhost", nil),
+        ("android-app://com.example", "localhost", nil),
+        ("ftp://example.net/", "localhost", nil),
+        ("https://[2001:db8::1]/", "localhost", nil),
+        ("https://exa mple.net/", "localhost", nil),
+        ("https://ex\u{E4}mple.net/", "localhost", nil),
+        ("https:///path", "localhost", nil),
+        ("https://-bad.example/", "localhost", nil),
+    ] as [(String, String, String?)])
+    func theReferrerIsTheHostOfAnotherSite(referer: String, host: String, counted: String?) {
+        #expect(Visit.referrerHost(Array(referer.utf8), siteHost: Array(host.utf8)) == counted)
+    }
+
+    @Test func aHostOfMoreThan253BytesIsNoReferrer() {
+        let long = (0..<26).map { _ in "abcdefghi" }.joined(separator: ".")
+        #expect(long.utf8.count == 259)
+        #expect(Visit.referrerHost(Array("https://\(long)/".utf8), siteHost: []) == nil)
+        let fits = String(long.prefix(253))
+        #expect(Visit.referrerHost(Array("https://\(fits)/".utf8), siteHost: []) == fits)
+    }
+
+    var router: Router {
+        let pages = RenderedPages(stats: VisitorStats(totalVisitors: 0, countries: [:], lastUpdated: nil), maxAge: 1)
+        return Router(pages: { pages }, now: { Date(timeIntervalSince1970: 0) }, ignoredAddresses: PeerAllowList(argument: "192.0.2.99"))
+    }
+
+    func pageView(_ method: String, page: String, address: String = "192.0.2.7", referer: String = "") -> Response {
+        router.respond(
+            to: Request(
+                method: method, uri: "/whatever/the/client/asked?x=1", remoteAddress: address,
+                userAgent: Array("Mozilla/5.0 test".utf8), countryCode: "GB", countryName: "United Kingdom",
+                page: Array(page.utf8), referer: Array(referer.utf8), host: Array("site.example".utf8)))
+    }
+
+    @Test func aMirroredGETIsAVisitOfItsPageAnsweredWith204() throws {
+        let response = pageView("GET", page: "/about.html", referer: "https://news.example.com/x")
+        #expect(response.status == 204)
+        #expect(response.body.isEmpty)
+        let visit = try #require(response.visit)
+        #expect(visit.path == "/about.html")
+        #expect(visit.referrer == "news.example.com")
+        #expect(visit.countryCode == "GB")
+        #expect(visit.ip == "192.0.2.7")
+        #expect(!visit.ignored)
+    }
+
+    @Test func aMirroredHEADOrPOSTCountsNothing() {
+        for method in ["HEAD", "POST", "OPTIONS"] {
+            let response = pageView(method, page: "/about.html")
+            #expect(response.status == 204)
+            #expect(response.visit == nil)
+        }
+    }
+
+    @Test func theOwnersPageViewIsIgnoredAndTheSitesOwnReferrerIsNone() throws {
+        #expect(try #require(pageView("GET", page: "/a", address: "192.0.2.99").visit).ignored)
+        #expect(try #require(pageView("GET", page: "/a", referer: "https://site.example/b").visit).referrer == nil)
+    }
+
+    @Test func theCountersOwnPageIsThePathSlashWithItsReferrer() throws {
+        let response = router.respond(
+            to: Request(
+                method: "GET", uri: "/", remoteAddress: "192.0.2.7", referer: Array("https://news.example.com/".utf8),
+                host: Array("localhost".utf8)))
+        let visit = try #require(response.visit)
+        #expect(visit.path == "/")
+        #expect(visit.referrer == "news.example.com")
+    }
+
+    @Test func aJournalRecordKeepsThePageAndOldRecordsReadAsTheIndex() throws {
+        var visit = Visit(trustedIP: "192.0.2.7", userAgent: "ua", country: "Japan", countryCode: "JP", time: Date(timeIntervalSince1970: 1_700_000_000))
+        visit.path = "/docs/" + String(repeating: "x", count: 250)
+        visit.referrer = "news.example.com"
+        for kind in [JournalRecord.Kind.row, .withoutRow] {
+            let record = JournalRecord(kind: kind, visit: visit)
+            let bytes = [UInt8](unsafeUninitializedCapacity: record.encodedLength) { buffer, count in
+                record.encode(into: UnsafeMutableRawBufferPointer(buffer), position: 4096)
+                count = record.encodedLength
+            }
+            let decoded = try #require(bytes.withUnsafeBytes { JournalRecord.decode($0, position: 4096) })
+            #expect(decoded.visit.path == visit.path)
+            #expect(decoded.visit.referrer == "news.example.com")
+        }
+        // A record as the versions before pages wrote it: no page flag, nothing after the user agent.
+        var old = [UInt8](repeating: 0, count: 40)
+        old[0] = 40
+        old[4] = JournalRecord.Kind.row.rawValue
+        old[6] = 2
+        old[32] = UInt8(ascii: "J")
+        old[33] = UInt8(ascii: "P")
+        let decoded = try #require(old.withUnsafeBytes { JournalRecord.decode($0, position: nil) })
+        #expect(decoded.visit.countryCode == "JP")
+        #expect(decoded.visit.path == "/")
+        #expect(decoded.visit.referrer == nil)
+    }
+
+    @Test func aBatchsCountsWithoutRowsKeepAtMostTheDailyBoundOfPages() {
+        var batch = VisitBatch()
+        let time = Date(timeIntervalSince1970: 1_700_000_000)
+        for index in 0..<(BatchPlan.maxKeysPerDay + 30) {
+            var visit = Visit(trustedIP: nil, userAgent: "ua", country: "Japan", countryCode: "JP", time: time)
+            visit.path = "/\(index)"
+            visit.referrer = "r\(index).example"
+            batch.countWithoutRow(visit)
+        }
+        #expect(batch.pagesWithoutRows.count == BatchPlan.maxKeysPerDay + 1)
+        #expect(batch.pagesWithoutRows[DayKey(day: UTCTimestamp.day(time), key: BatchPlan.otherKey)] == 30)
+        #expect(batch.referrersWithoutRows.count == BatchPlan.maxKeysPerDay + 1)
+        #expect(batch.pagesWithoutRows.values.reduce(0, +) == BatchPlan.maxKeysPerDay + 30)
+        let plan = BatchPlan(batch, at: time, keys: [:], storeIP: .full, spillID: nil)
+        #expect(plan.dayPages.count == BatchPlan.maxKeysPerDay + 1)
+        #expect(plan.pages.reduce(0) { $0 + $1.visitors } == BatchPlan.maxKeysPerDay + 30)
+    }
+}
