@@ -151,3 +151,27 @@ struct PageVisitTests {
         #expect(plan.pages.reduce(0) { $0 + $1.visitors } == BatchPlan.maxKeysPerDay + 30)
     }
 }
+
+/// The index page's template variables for the pages and referrers of the last 30 days.
+struct DashboardPagesTests {
+    @Test func theTopTenPagesAndReferrersAreListedTheMostFirst() throws {
+        var stats = VisitorStats(totalVisitors: 100, countries: ["US": 100], lastUpdated: nil)
+        stats.recentPages = Dictionary(uniqueKeysWithValues: (1...12).map { ("/p\($0)", $0 * 1_000) })
+        stats.recentPages["/a<b>"] = 12_000
+        stats.recentReferrers = ["b.example": 2, "a.example": 2, "c.example": 5]
+        let context = Dashboard(stats: stats, days: [], refreshSeconds: 10).context
+        let pages = try #require(context["pages"] as? [[String: Any]])
+        #expect(pages.count == Dashboard.listedPages)
+        #expect(pages.prefix(3).map { $0["path"] as? String } == ["/a<b>", "/p12", "/p11"])
+        #expect(pages.first?["visitors_text"] as? String == "12,000")
+        let referrers = try #require(context["referrers"] as? [[String: Any]])
+        #expect(referrers.map { $0["host"] as? String } == ["c.example", "a.example", "b.example"])
+        #expect(context["has_pages"] as? Bool == true)
+        #expect(context["has_referrers"] as? Bool == true)
+        let empty = Dashboard(stats: VisitorStats(totalVisitors: 0, countries: [:], lastUpdated: nil), days: [], refreshSeconds: 10).context
+        #expect(empty["has_pages"] as? Bool == false)
+        // Rendered, the path is escaped.
+        let page = IndexTemplate.standard.render(Dashboard(stats: stats, days: [], refreshSeconds: 10))
+        #expect(page.contains("<th scope=\"row\" class=\"key\">/a&lt;b&gt;</th>"))
+    }
+}
