@@ -58,8 +58,12 @@ struct PageViewTests {
         #expect(try stack.request("GET", "/style.css").status == 200)
         #expect(try stack.request("GET", "/logo.png").status == 200)
         #expect(try stack.request("GET", "/_visitor_counter_page").status == 404)
+        // The owner's browser, with the opt-out cookie among others: in `ignored` only.
+        #expect(try stack.request("GET", "/about.html", headers: ["Cookie": "theme=dark; visitor_counter_ignore=1"]).status == 200)
 
-        let json = try await Self.stats(stack) { $0["total_visitors"] as? Int == 6 && $0["bots"] as? Int == 1 }
+        let json = try await Self.stats(stack) {
+            $0["total_visitors"] as? Int == 6 && $0["bots"] as? Int == 1 && $0["ignored"] as? Int == 1
+        }
         #expect(json["pages"] as? [String: Int] == ["/about.html": 3, "/docs": 1, "/report.pdf": 1, "/": 1])
         #expect(json["referrers"] as? [String: Int] == ["news.example.com": 2, "search.example.org": 1])
         // The country is looked up inside the mirror as for GET /.
