@@ -104,7 +104,7 @@ public struct Router: Sendable {
     /// `204` with no body, and for a `GET` the visit, counted as `GET /` is, under the page's path. Any
     /// other method (nginx's mirror keeps the page's, `HEAD` included) counts nothing.
     private func pageView(_ request: Request, page: [UInt8]) -> Response {
-        var response = Response(status: 204, headers: [], body: "")
+        var response = Self.noContent
         guard request.method == "GET" else { return response }
         var visit = Visit(
             ip: request.remoteAddress, userAgent: request.userAgent, countryCode: request.countryCode,
@@ -115,6 +115,9 @@ public struct Router: Sendable {
         response.visit = visit
         return response
     }
+
+    /// The answer to every page view, its bytes made once.
+    private static let noContent = Response(status: 204, headers: [], body: "").prepared()
 
     /// Whether a `GET /` is the owner's: from an address of `--ignore-ips` (as nginx passes it, after
     /// realip), or with the opt-out cookie.
