@@ -70,6 +70,10 @@ struct PageViewTests {
         #expect((json["countries"] as? [String: Int])?["GB"] == 1)
         // Two visitors (GB's address, and 127.0.0.1 with the same browser) over six page views.
         #expect(json["unique_visitors_today"] as? Int == 2)
+        // The badge's number is the total, page views included.
+        let badge = try stack.request("GET", "/api/sys/badge.svg")
+        #expect(badge.status == 200)
+        #expect(badge.body.contains(">6</text>"), "\(badge.body)")
 
         let today = UTCTimestamp.dayText(UTCTimestamp.day(Date()))
         let daily = try stack.request("GET", "\(Router.dailyPagesPath)?from=\(today)&to=\(today)")

@@ -102,7 +102,7 @@ struct BatchPlan: Equatable {
         let today = UTCTimestamp.day(time)
         var days = Set<Int>()
         for visit in batch.visits {
-            let day = visit.day
+            let day = UTCTimestamp.day(visit.time)
             if Self.keyedDays(around: today) ~= day { days.insert(day) }
         }
         return days.sorted()
@@ -138,7 +138,7 @@ struct BatchPlan: Equatable {
         var candidates = Set<DayHash>()
         var timestamps = UTCTimestamp.MillisecondFormatter()
         for visit in batch.visits {
-            let day = visit.day
+            let day = UTCTimestamp.day(visit.time)
             let key = keys[day]
             // A visit from a journal that could not keep the address carries what is stored of it.
             rows.append(
