@@ -58,6 +58,9 @@ struct PageViewTests {
         #expect(try stack.request("GET", "/style.css").status == 200)
         #expect(try stack.request("GET", "/logo.png").status == 200)
         #expect(try stack.request("GET", "/_visitor_counter_page").status == 404)
+        // A PDF viewer's later ranges of the download it counted (the first range, from byte 0, is a visit
+        // and counted above as a plain GET would be: here it is not asked).
+        #expect(try stack.request("GET", "/report.pdf", headers: ["Range": "bytes=2-3"]).status == 206)
         // The owner's browser, with the opt-out cookie among others: in `ignored` only.
         #expect(try stack.request("GET", "/about.html", headers: ["Cookie": "theme=dark; visitor_counter_ignore=1"]).status == 200)
 

@@ -91,6 +91,18 @@ struct PageVisitTests {
         }
     }
 
+    @Test func aLaterRangeOfAFileIsNoVisitAndTheFirstIs() throws {
+        func view(range: String?) -> Response {
+            router.respond(
+                to: Request(method: "GET", uri: "/f.pdf", remoteAddress: "192.0.2.7", page: Array("/f.pdf".utf8), range: range.map { Array($0.utf8) }))
+        }
+        #expect(view(range: nil).visit != nil)
+        #expect(view(range: "bytes=0-").visit != nil)
+        #expect(view(range: "bytes=0-1023").visit != nil)
+        #expect(view(range: "bytes=1024-2047").visit == nil)
+        #expect(view(range: "bytes=-500").visit == nil)
+    }
+
     @Test func theOwnersPageViewIsIgnoredAndTheSitesOwnReferrerIsNone() throws {
         #expect(try #require(pageView("GET", page: "/a", address: "192.0.2.99").visit).ignored)
         #expect(try #require(pageView("GET", page: "/a", referer: "https://site.example/b").visit).referrer == nil)

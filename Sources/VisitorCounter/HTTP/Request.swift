@@ -26,13 +26,16 @@ public struct Request: Sendable, Equatable {
     /// The `Host` header's bytes (`HTTP_HOST`), else the server's name: what a referrer of the site
     /// itself names.
     public var host: [UInt8] = []
+    /// The `Range` header's bytes (`HTTP_RANGE`), when there is one.
+    public var range: [UInt8]?
 
     public init(
         method: String, uri: String, remoteAddress: String? = nil, userAgent: [UInt8] = [],
         countryCode: String? = nil, countryName: String? = nil, acceptsGzip: Bool = false,
         geoipDatabase: GeoIPDatabase? = nil, cookie: [UInt8] = [], page: [UInt8]? = nil, referer: [UInt8] = [],
-        host: [UInt8] = []
+        host: [UInt8] = [], range: [UInt8]? = nil
     ) {
+        self.range = range
         self.cookie = cookie
         self.page = page
         self.referer = referer
@@ -73,6 +76,15 @@ extension Request {
             }
         }
         return false
+    }
+}
+
+extension Request {
+    /// Whether the request asks for the start of its file: no `Range`, or one from byte 0. A PDF
+    /// viewer or a download manager asks for a file in many ranges, and only the first is a visit.
+    public var asksForTheStart: Bool {
+        guard let range else { return true }
+        return range.starts(with: Array("bytes=0-".utf8))
     }
 }
 

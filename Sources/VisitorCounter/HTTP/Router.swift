@@ -102,10 +102,11 @@ public struct Router: Sendable {
 
     /// A page of the site that nginx served from its files and mirrored here (`deploy/nginx.conf`):
     /// `204` with no body, and for a `GET` the visit, counted as `GET /` is, under the page's path. Any
-    /// other method (nginx's mirror keeps the page's, `HEAD` included) counts nothing.
+    /// other method (nginx's mirror keeps the page's, `HEAD` included) counts nothing, nor does a `GET`
+    /// of a later part of a file (``Request/asksForTheStart``).
     private func pageView(_ request: Request, page: [UInt8]) -> Response {
         var response = Self.noContent
-        guard request.method == "GET" else { return response }
+        guard request.method == "GET", request.asksForTheStart else { return response }
         var visit = Visit(
             ip: request.remoteAddress, userAgent: request.userAgent, countryCode: request.countryCode,
             countryName: request.countryName, time: now())

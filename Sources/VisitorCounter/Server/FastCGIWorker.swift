@@ -382,7 +382,8 @@ public final class FastCGIWorker: Sendable {
                 cookie: params.cookie.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? [],
                 page: params.page.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) },
                 referer: params.referer.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? [],
-                host: (params.host ?? params.serverName).map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? []))
+                host: (params.host ?? params.serverName).map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? [],
+                range: params.range.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) }))
         guard let visit = response.visit else {
             if !Self.put(response.wireBytes, to: request.pointee.out) {
                 logger.debug("client went away before the answer was written")
@@ -432,6 +433,7 @@ private struct Params {
     var referer: UnsafePointer<CChar>?
     var host: UnsafePointer<CChar>?
     var serverName: UnsafePointer<CChar>?
+    var range: UnsafePointer<CChar>?
 
     init(_ environment: FCGX_ParamArray?) {
         guard var cursor = environment else { return }
@@ -448,6 +450,7 @@ private struct Params {
                 else if let value = Self.value(entry, "HTTP_COOKIE=") { cookie = value }
                 else if let value = Self.value(entry, "HTTP_REFERER=") { referer = value }
                 else if let value = Self.value(entry, "HTTP_HOST=") { host = value }
+                else if let value = Self.value(entry, "HTTP_RANGE=") { range = value }
             case UInt8(ascii: "S"):
                 if let value = Self.value(entry, "SERVER_NAME=") { serverName = value }
             case UInt8(ascii: "V"):
