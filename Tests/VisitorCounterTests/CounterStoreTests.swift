@@ -187,6 +187,40 @@ struct CounterStoreContract {
         #expect(stats.totalVisitors == 4 && stats.bots == 5 && stats.ignored == 2)
     }
 
+    /// The visits counted before pages were are all of `/`: all time and on each day of the rollup.
+    func aDatabaseBeforePagesIsMigrated(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let fill = """
+            UPDATE visitor_stats SET total_visitors = 7;
+            INSERT INTO daily_visits (date, visitors, unique_visitors) VALUES ('2026-11-01', 3, 1), ('2026-11-02', 4, 2);
+            """
+        switch kind {
+        case .sqlite:
+            _ = try SQLiteStore(path: database.sqlitePath, busyTimeout: 1, schemaVersion: SQLiteStore.schemaVersion - 1)
+            let queue = try DatabaseQueue(path: database.sqlitePath)
+            try await queue.write { db in try db.execute(sql: fill) }
+            try queue.close()
+        case .postgresql:
+            let connection = try PostgresConnection(uri: database.cluster!.uri())
+            try PostgresStore.migrate(connection, upTo: PostgresStore.schemaVersion - 1)
+            for statement in fill.split(separator: ";") where !statement.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                try connection.execute(String(statement))
+            }
+        }
+        let store = try database.open()
+        #expect(try store.stats().pages == ["/": 7])
+        let first = try #require(UTCTimestamp.parseDay("2026-11-01"))
+        #expect(
+            try store.dailyPages(from: first, to: first + 1) == [
+                DayPages(date: "2026-11-01", pages: ["/": 3], referrers: [:]),
+                DayPages(date: "2026-11-02", pages: ["/": 4], referrers: [:]),
+            ])
+        #expect(try database.column("SELECT count(*) FROM visitors WHERE path <> '/'") == ["0"])
+        try store.write(VisitBatch(counting: [Self.pageVisit("/new.html", referrer: "news.example.com", at: Date())]))
+        #expect(try store.stats().pages == ["/": 7, "/new.html": 1])
+    }
+
     func theDailyRollupSplitsAtUTCMidnightAndFillsEmptyDays(kind: StoreKind) async throws {
         let database = try await StoreUnderTest(kind)
         defer { withExtendedLifetime(database) {} }
@@ -440,6 +474,7 @@ struct CounterStoreContract {
     @Test func aDatabaseBeforeIgnoredIsMigrated() async throws { try await CounterStoreContract().aDatabaseBeforeIgnoredIsMigrated(kind: .sqlite) }
     @Test func pagesAndReferrersAreCountedAllTimeAndPerDay() async throws { try await CounterStoreContract().pagesAndReferrersAreCountedAllTimeAndPerDay(kind: .sqlite) }
     @Test func pagesPastTheBoundsCountUnderOther() async throws { try await CounterStoreContract().pagesPastTheBoundsCountUnderOther(kind: .sqlite) }
+    @Test func aDatabaseBeforePagesIsMigrated() async throws { try await CounterStoreContract().aDatabaseBeforePagesIsMigrated(kind: .sqlite) }
 }
 
 /// ``CounterStoreContract`` on PostgreSQL: each test starts a cluster of its own.
@@ -461,4 +496,5 @@ struct CounterStoreContract {
     @Test func aDatabaseBeforeIgnoredIsMigrated() async throws { try await CounterStoreContract().aDatabaseBeforeIgnoredIsMigrated(kind: .postgresql) }
     @Test func pagesAndReferrersAreCountedAllTimeAndPerDay() async throws { try await CounterStoreContract().pagesAndReferrersAreCountedAllTimeAndPerDay(kind: .postgresql) }
     @Test func pagesPastTheBoundsCountUnderOther() async throws { try await CounterStoreContract().pagesPastTheBoundsCountUnderOther(kind: .postgresql) }
+    @Test func aDatabaseBeforePagesIsMigrated() async throws { try await CounterStoreContract().aDatabaseBeforePagesIsMigrated(kind: .postgresql) }
 }
