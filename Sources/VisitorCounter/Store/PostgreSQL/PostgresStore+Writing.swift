@@ -286,16 +286,21 @@ extension PostgresStore {
         """
     }
 
-    /// The same per day, with ``BatchPlan/maxKeysPerDay`` keys a day.
+    /// The same per day, with ``BatchPlan/maxKeysPerDay`` keys a day; each day's keys are counted
+    /// once, not once per key of the batch.
     private static func boundedDaily(table: String, key: String) -> String {
         """
         INSERT INTO \(table) (date, \(key), visitors)
         SELECT date, key, sum(visitors) FROM (
             SELECT i.date, CASE WHEN e.\(key) IS NOT NULL
-                    OR (SELECT count(*) FROM \(table) c WHERE c.date = i.date)
-                        + row_number() OVER (PARTITION BY i.date, e.\(key) IS NULL ORDER BY i.key) <= \(BatchPlan.maxKeysPerDay)
+                    OR held.keys + row_number() OVER (PARTITION BY i.date, e.\(key) IS NULL ORDER BY i.key)
+                        <= \(BatchPlan.maxKeysPerDay)
                 THEN i.key ELSE '\(BatchPlan.otherKey)' END AS key, i.visitors
             FROM unnest($1::text[], $2::text[], $3::bigint[]) AS i(date, key, visitors)
+            JOIN (
+                SELECT day.date, (SELECT count(*) FROM \(table) c WHERE c.date = day.date) AS keys
+                FROM (SELECT DISTINCT unnest($1::text[]) AS date) day
+            ) held ON held.date = i.date
             LEFT JOIN \(table) e ON e.date = i.date AND e.\(key) = i.key
         ) bounded GROUP BY date, key ORDER BY date, key
         ON CONFLICT (date, \(key)) DO UPDATE SET visitors = \(table).visitors + excluded.visitors
