@@ -118,6 +118,30 @@ struct PageVisitTests {
         #expect(visit.referrer == "news.example.com")
     }
 
+    @Test func theDailyPagesRouteTakesUpTo31DaysAndSaysWhatIsWrong() throws {
+        let pages = RenderedPages(stats: VisitorStats(totalVisitors: 0, countries: [:], lastUpdated: nil), maxAge: 1)
+        let router = Router(
+            pages: { pages },
+            dailyPages: { from, to in
+                if from == UTCTimestamp.parseDay("2026-01-01") { throw DailyHistory.Busy(retryAfter: 1) }
+                return (from...to).map { DayPages(date: UTCTimestamp.dayText($0), pages: ["/": $0 - from + 1], referrers: [:]) }
+            })
+        func get(_ query: String) -> Response { router.respond(to: Request(method: "GET", uri: "\(Router.dailyPagesPath)?\(query)")) }
+        let good = get("from=2026-11-01&to=2026-11-02")
+        #expect(good.status == 200)
+        #expect(good.body == #"{"days": [{"date": "2026-11-01", "pages": {"/": 1}, "referrers": {}}, {"date": "2026-11-02", "pages": {"/": 2}, "referrers": {}}]}"#)
+        #expect(get("from=2026-11-01&to=2026-12-01").status == 200)
+        for bad in ["from=2026-11-01&to=2026-12-02", "from=2026-11-02&to=2026-11-01", "from=2026-11-01", "from=x&to=2026-11-01"] {
+            #expect(get(bad).status == 400, "\(bad)")
+        }
+        let busy = get("from=2026-01-01&to=2026-01-01")
+        #expect(busy.status == 503)
+        #expect(busy.header("Retry-After") == "1")
+        let head = router.respond(to: Request(method: "HEAD", uri: "\(Router.dailyPagesPath)?from=2026-11-01&to=2026-11-01"))
+        #expect(head.status == 200 && !head.sendsBody)
+        #expect(self.router.respond(to: Request(method: "GET", uri: "\(Router.dailyPagesPath)?from=2026-11-01&to=2026-11-01")).status == 404)
+    }
+
     @Test func aJournalRecordKeepsThePageAndOldRecordsReadAsTheIndex() throws {
         var visit = Visit(trustedIP: "192.0.2.7", userAgent: "ua", country: "Japan", countryCode: "JP", time: Date(timeIntervalSince1970: 1_700_000_000))
         visit.path = "/docs/" + String(repeating: "x", count: 250)
