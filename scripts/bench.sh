@@ -12,17 +12,22 @@
 # writer's visits/s, and the check that the visits stored match the 200 answers, for each store; then
 # visitor-counter-bench's writer into SQLite and into an empty PostgreSQL database.
 #
+# Every round also loads a static page of the site (bench/page.html) served by nginx from its root,
+# counted through the shipped mirror (page) and, as the control, from a site without the mirror
+# (page-static): what counting a page costs nginx's page. --pages-only runs only these rounds, with
+# the counter on SQLite, and prints their lines without touching the docs.
+#
 # With --baseline REV, the counter as built from commit REV (release, in .build-baseline) runs beside
 # it behind the same nginx, and its GET / rounds alternate with the counter's: the table then shows
 # what the changes since REV cost per request (d1e0357 is the last commit before the visit journal).
 #
-#   scripts/bench.sh [--seconds 10] [--rounds 3] [--connections 64] [--baseline REV] [--no-docs]
+#   scripts/bench.sh [--seconds 10] [--rounds 3] [--connections 64] [--baseline REV] [--no-docs] [--pages-only]
 #
 # Prints a table and (unless --no-docs) puts it in docs/performance.md between the bench markers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seconds=10 rounds=3 connections=64 update_docs=yes baseline=
+seconds=10 rounds=3 connections=64 update_docs=yes baseline= pages_only=no
 results_page=docs/performance.md
 while [ $# -gt 0 ]; do
     case $1 in
@@ -31,13 +36,14 @@ while [ $# -gt 0 ]; do
         --connections) connections=$2; shift 2 ;;
         --baseline) baseline=$2; shift 2 ;;
         --no-docs|--no-readme) update_docs=no; shift ;;
-        *) echo "usage: scripts/bench.sh [--seconds N] [--rounds N] [--connections N] [--baseline REV] [--no-docs]" >&2; exit 2 ;;
+        --pages-only) pages_only=yes update_docs=no; shift ;;
+        *) echo "usage: scripts/bench.sh [--seconds N] [--rounds N] [--connections N] [--baseline REV] [--no-docs] [--pages-only]" >&2; exit 2 ;;
     esac
 done
 
 scripts/install-deps.sh bench >&2
 swift build -c release --product visitor-counter >&2
-swift build -c release --product visitor-counter-bench >&2
+[ "$pages_only" = yes ] || swift build -c release --product visitor-counter-bench >&2
 . scripts/postgres-local.sh
 counter_bin=$PWD/.build/release/visitor-counter
 if [ -n "$baseline" ]; then
@@ -56,7 +62,7 @@ dir=$PWD/run/bench
 rm -rf "$dir" && mkdir -p "$dir"
 cc -O2 -o "$dir/limit-responder" bench/limit-responder.c -lfcgi -lpthread
 workers=$(nproc) threads=16   # the counter's defaults
-port_counter=8081 port_limit=8082 port_php=8083 port_baseline=8084 port_pg=8085
+port_counter=8081 port_limit=8082 port_php=8083 port_baseline=8084 port_pg=8085 port_static=8086
 
 # One nginx, three sites made from the project's site config: only the port, the upstream socket
 # and (for PHP) the script differ.
@@ -76,6 +82,11 @@ other_site php "$port_php" \
     -e "s|include /etc/nginx/fastcgi_params;|include /etc/nginx/fastcgi_params; fastcgi_param SCRIPT_FILENAME $PWD/bench/php/index.php; fastcgi_param COUNTER_DB $dir/php.sqlite;|"
 if [ -n "$baseline" ]; then other_site baseline "$port_baseline"; fi
 other_site pg "$port_pg"
+# The same site without the mirror: nginx's static page as it costs without the counter.
+other_site static "$port_static" -e '/^ *mirror \/_static_upstream_page;/d'
+! grep -q '^ *mirror /' "$dir/site-static.conf" || { echo "the static site still has its mirror" >&2; exit 1; }
+cp bench/page.html "$dir/html/bench-page.html"
+page_url=/bench-page.html
 
 cat > "$dir/php-fpm.conf" <<CONF
 [global]
@@ -98,18 +109,20 @@ cleanup() {
     wait 2>/dev/null || true
 }
 trap cleanup EXIT
+setsid "$counter_bin" serve --listen "unix:$dir/counter.sock" --database "$dir/visitors.sqlite" 2>"$dir/counter.log" &
+counter_pid=$!; pids+=("$counter_pid")
+sockets="counter"
+if [ "$pages_only" = no ]; then
 start_local_postgres "$dir/postgres"
 pg_uri=$postgres_uri
 mkdir -p "$dir/pg-state"
-
-setsid "$counter_bin" serve --listen "unix:$dir/counter.sock" --database "$dir/visitors.sqlite" 2>"$dir/counter.log" &
-counter_pid=$!; pids+=("$counter_pid")
 setsid "$php_fpm" -R -F -y "$dir/php-fpm.conf" 2>"$dir/php-fpm.stderr" &
 php_pid=$!; pids+=("$php_pid")
 setsid "$counter_bin" serve --listen "unix:$dir/pg.sock" --database "$pg_uri" --state-directory "$dir/pg-state" 2>"$dir/pg.log" &
 pg_counter_pid=$!; pids+=("$pg_counter_pid")
 sockets="counter php pg"
-if [ -n "$baseline" ]; then
+fi
+if [ -n "$baseline" ] && [ "$pages_only" = no ]; then
     mkdir -p "$dir/baseline"
     setsid "$baseline_bin" serve --listen "unix:$dir/baseline.sock" --database "$dir/baseline/visitors.sqlite" 2>"$dir/baseline.log" &
     baseline_pid=$!; pids+=("$baseline_pid")
@@ -131,12 +144,14 @@ capture() {
       printf 'Content-Length: %s\r\n\r\n' "$(stat -c %s "$dir/body")"
       cat "$dir/body"; } > "$2"
 }
+if [ "$pages_only" = no ]; then
 capture "http://127.0.0.1:$port_counter/" "$dir/page.answer"
 capture "http://127.0.0.1:$port_counter/api/sys/stats" "$dir/stats.answer"
 setsid "$dir/limit-responder" "$dir/limit.sock" "$workers" "$threads" "$dir/page.answer" "$dir/stats.answer" 2>"$dir/limit.log" &
 limit_pid=$!; pids+=("$limit_pid")
 for _ in $(seq 100); do [ -S "$dir/limit.sock" ] && break; sleep 0.1; done
 [ -S "$dir/limit.sock" ] || { echo "the limit responder did not start; see $dir" >&2; exit 1; }
+fi
 
 # CPU time (user + system, in clock ticks) used so far by the children of process $1: the workers.
 cpu_ticks() { local total=0 pid; for pid in $(pgrep -P "$1"); do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done; echo "$total"; }
@@ -146,6 +161,7 @@ hz=$(getconf CLK_TCK)
 answered=0   # 200 answers to GET / from the counter, to check against the visits stored
 answered_pg=0   # the same for the counter on PostgreSQL
 runs=0 runs_pg=0
+answered_pages=0   # 200 answers to the mirrored page: each a page view once its mirror is through
 run() {
     local name=$1 url=$2 duration=$3 line server before after
     case $url in
@@ -153,6 +169,7 @@ run() {
         *":$port_limit/"*) server=$limit_pid ;;
         *":$port_baseline/"*) server=$baseline_pid ;;
         *":$port_pg/"*) server=$pg_counter_pid ;;
+        *":$port_static/"*) server=$counter_pid ;;   # no counter work: the control's CPU is nginx's
         *) server=$php_pid ;;
     esac
     before=$(cpu_ticks "$server")
@@ -169,10 +186,49 @@ run() {
     echo "$name $rps $p50 $p99 $ok $failed $cpu" >> "$dir/results"
     if [ "$url" = "http://127.0.0.1:$port_counter/" ]; then answered=$((answered + ok)); runs=$((runs + 1)); fi
     if [ "$url" = "http://127.0.0.1:$port_pg/" ]; then answered_pg=$((answered_pg + ok)); runs_pg=$((runs_pg + 1)); fi
+    if [ "$url" = "http://127.0.0.1:$port_counter$page_url" ]; then answered_pages=$((answered_pages + ok)); fi
     printf '%-14s %10.0f req/s  p50 %7.2f ms  p99 %7.2f ms  failed %s  %s µs CPU/request\n' "$name" "$rps" "$p50" "$p99" "$failed" "$cpu" >&2
 }
 
 : > "$dir/results"
+# The static page with and without the mirror, alternating: requests/s and latency of each and their ratio.
+page_rounds() {
+    run page "http://127.0.0.1:$port_counter$page_url" "$seconds"
+    run page-static "http://127.0.0.1:$port_static$page_url" "$seconds"
+}
+page_report() {
+    local rps_page rps_static
+    rps_page=$(median page 2) rps_static=$(median page-static 2)
+    printf '| %s | %.0f | %.2f | %.2f | %.1f | %s |\n' "nginx's static page, counted through the mirror" "$rps_page" \
+        "$(median page 3)" "$(median page 4)" "$(median page 7)" \
+        "$(ratio "$rps_page" "$rps_static")x the control's requests/s, $(ratio "$(median page 4)" "$(median page-static 4)")x its p99"
+    printf '| %s | %.0f | %.2f | %.2f | %.1f | %s |\n' "control: the same page, no mirror" "$rps_static" \
+        "$(median page-static 3)" "$(median page-static 4)" "$(median page-static 7)" "1.00x"
+}
+if [ "$pages_only" = yes ]; then
+    median() { awk -v name="$1" -v field="$2" '$1 == name {print $field}' "$dir/results" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+    echo "warming up" >&2
+    run warmup-page "http://127.0.0.1:$port_counter$page_url" 2
+    run warmup-page-static "http://127.0.0.1:$port_static$page_url" 2
+    for round in $(seq "$rounds"); do
+        echo "round $round of $rounds" >&2
+        page_rounds
+    done
+    sleep 3   # the last page views written
+    kill -TERM "$counter_pid"
+    wait "$counter_pid" || true
+    stored_pages=$("$counter_bin" stats --database "$dir/visitors.sqlite" | grep -o "\"$page_url\": [0-9]*" | awk '{print $2}')
+    echo
+    echo "wrk: 2 threads, $connections connections, $rounds rounds of ${seconds} s each, alternating; medians. $(uptime)"
+    echo
+    echo "| system | requests/s | p50 ms | p99 ms | counter CPU µs per request | |"
+    echo "| --- | --- | --- | --- | --- | --- |"
+    page_report
+    echo
+    echo "Page views stored: ${stored_pages:-0} of $answered_pages pages answered with 200 (warm-up included)."
+    exit 0
+fi
 echo "warming up" >&2
 run warmup-counter "http://127.0.0.1:$port_counter/" 2
 run warmup-limit "http://127.0.0.1:$port_limit/" 2
@@ -188,6 +244,7 @@ for round in $(seq "$rounds"); do
     run php "http://127.0.0.1:$port_php/" "$seconds"
     run counter-stats "http://127.0.0.1:$port_counter/api/sys/stats" "$seconds"
     run limit-stats "http://127.0.0.1:$port_limit/api/sys/stats" "$seconds"
+    page_rounds
 done
 
 # The writer's rate under the rounds' load, before any other process writes into the file.
@@ -235,7 +292,11 @@ worker_rss=$(for pid in $(pgrep -P "$counter_pid"); do awk '/VmRSS/ {printf "%.1
 
 kill -TERM "$counter_pid"
 wait "$counter_pid" || true
-stored=$("$counter_bin" stats --database "$dir/visitors.sqlite" | sed -E 's/.*"total_visitors": ([0-9]+).*/\1/')
+stored_json=$("$counter_bin" stats --database "$dir/visitors.sqlite")
+stored_pages=$(grep -o "\"$page_url\": [0-9]*" <<<"$stored_json" | awk '{print $2}')
+stored_pages=${stored_pages:-0}
+# The page views are visits too, under their own path: left out of the check of GET / below.
+stored=$(( $(sed -E 's/.*"total_visitors": ([0-9]+).*/\1/' <<<"$stored_json") - stored_pages ))
 
 # The writer alone, with no requests: visitor-counter-bench's batches into SQLite and into an empty
 # PostgreSQL database of the same cluster.
@@ -277,10 +338,11 @@ report=$(
     row "limit (C, libfcgi), the page's bytes" limit "1.00x"
     row "limit (C, libfcgi), the stats' bytes" limit-stats "1.00x"
     row "PHP-FPM, a transaction per visit" php "counter \`GET /\` is $(ratio "${rps[counter]}" "${rps[php]}")x this; its p99 $(ratio "${p99[counter]}" "${p99[php]}")x this"
+    page_report
     row "counter \`GET /\` while 100,000-visit batches go into its database" counter-100k "p99 $(ratio "${p99[counter-100k]}" "${p99[counter-100k-other]}")x the control's; $batches batches written"
     row "control: the same batches into another file" counter-100k-other "p99 $(ratio "${p99[counter-100k-other]}" "${p99[counter]}")x the plain rounds'"
     echo
-    echo "Failed requests (non-2xx or errors), warm-up included: counter $(failed counter), limit $(failed limit), PHP $(failed php)${baseline:+, baseline $(failed baseline)}; a failure is a non-2xx answer or a wrk socket error, a request over wrk's 2 s timeout included. Writer: $writer_rate visits per second of write time over the rounds ($visits_written visits; the time includes waiting for the other workers' transactions). Worker RSS after 30 s at full load: ${worker_rss% } MiB. Visits stored: $stored = $answered answered with 200 + $simulated from the batch writer + $unanswered in flight when wrk stopped (at most $connections per run): $check."
+    echo "Failed requests (non-2xx or errors), warm-up included: counter $(failed counter), limit $(failed limit), PHP $(failed php)${baseline:+, baseline $(failed baseline)}; a failure is a non-2xx answer or a wrk socket error, a request over wrk's 2 s timeout included. Writer: $writer_rate visits per second of write time over the rounds ($visits_written visits; the time includes waiting for the other workers' transactions). Worker RSS after 30 s at full load: ${worker_rss% } MiB. Page views stored: $stored_pages of $answered_pages pages answered with 200. Visits of \`GET /\` stored: $stored = $answered answered with 200 + $simulated from the batch writer + $unanswered in flight when wrk stopped (at most $connections per run): $check."
     echo
     echo "PostgreSQL (a local cluster on the same cores, fsync and synchronous_commit on): the counter's writer under the rounds' load $writer_rate_pg visits per second of write time ($visits_written_pg visits); visits stored $stored_pg = $answered_pg answered with 200 + $unanswered_pg in flight when wrk stopped: $check_pg. The writer alone (visitor-counter-bench, 200,000 visits): SQLite $(writer_rate_of sqlite 1000) visits/s in batches of 1,000 and $(writer_rate_of sqlite 10000) in batches of 10,000; PostgreSQL $(writer_rate_of postgresql 1000) and $(writer_rate_of postgresql 10000). A backlog as the service's writer takes it (batches of 1,000 that wait taken up to 10,000 rows at once): SQLite $(writer_rate_of sqlite 1000+backlog), PostgreSQL $(writer_rate_of postgresql 1000+backlog)."
 )

@@ -19,7 +19,9 @@ cleanup() { for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; d
 trap cleanup EXIT
 
 .build/release/visitor-counter simulate --database "$dir/visitors.sqlite" --visits 80000 --spread-days 60 \
-    --countries US,US,US,US,GB,GB,DE,DE,FR,IN,JP,BR,CA,NL,XX >/dev/null
+    --countries US,US,US,US,GB,GB,DE,DE,FR,IN,JP,BR,CA,NL,XX \
+    --pages /,/,/,/,/blog/,/blog/,/blog/counting-pages-without-a-script.html,/about.html,/blog/nginx-mirror.html,/downloads/,/blog/,/,/contact.html \
+    --referrers ,,,,news.ycombinator.com,,www.google.com,,lobste.rs,,www.google.com,,duckduckgo.com,,,github.com,,mastodon.social >/dev/null
 scripts/nginx-local.sh "$dir" 8089 "$dir/fcgi.sock"
 .build/release/visitor-counter serve --listen "unix:$dir/fcgi.sock" --database "$dir/visitors.sqlite" --workers 1 \
     2>"$dir/counter.log" &
@@ -43,5 +45,5 @@ shoot() {
         "${dark[@]}" --window-size="$2" --screenshot="$1" http://127.0.0.1:8089/ 2>/dev/null
     echo "$1"
 }
-shoot "docs/dashboard$suffix.png" 1280,1300
-[ -n "$suffix" ] || shoot docs/dashboard-phone.png 390,1900
+shoot "docs/dashboard$suffix.png" 1280,1900
+[ -n "$suffix" ] || shoot docs/dashboard-phone.png 390,2300

@@ -30,6 +30,12 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Country codes, comma-separated, given to the visits in turn.")
     var countries: String = "US,GB,DE,FR,JP,BR,XX"
 
+    @Option(help: "Pages' paths, comma-separated, given to the visits in turn.")
+    var pages: String = "/"
+
+    @Option(help: "Referrers' hosts, comma-separated, given to the visits in turn; an empty one is none.")
+    var referrers: String = ""
+
     @Option(help: "Spread the visits over this many days up to now, busier on weekdays and lately; 0 dates them all now.")
     var spreadDays: Int = 0
 
@@ -43,6 +49,9 @@ struct SimulateCommand: ParsableCommand {
     func run() throws {
         bootstrapLogging()
         let codes = countries.split(separator: ",").map(String.init)
+        let paths = pages.split(separator: ",").map { Visit.normalisedPath(Array($0.utf8)) }
+        let hosts = referrers.split(separator: ",", omittingEmptySubsequences: false)
+            .map { Visit.referrerHost(Array("https://\($0)/".utf8), siteHost: []) }
         let now = Date()
         let days = SpreadDays(days: spreadDays, now: now)
         let store = try SQLiteStore(path: database)
@@ -57,10 +66,12 @@ struct SimulateCommand: ParsableCommand {
         DispatchQueue.concurrentPerform(iterations: threads) { thread in
             for index in stride(from: thread, to: visits, by: threads) {
                 let code = codes[index % codes.count]
-                recorder.record(
-                    Visit(
-                        ip: "192.0.2.\(index % 256)", userAgent: Array("Mozilla/5.0 (X11; Linux x86_64) simulate/\(thread)".utf8),
-                        countryCode: code, countryName: nil, time: days.time(ofVisit: index, of: visits)))
+                var visit = Visit(
+                    ip: "192.0.2.\(index % 256)", userAgent: Array("Mozilla/5.0 (X11; Linux x86_64) simulate/\(thread)".utf8),
+                    countryCode: code, countryName: nil, time: days.time(ofVisit: index, of: visits))
+                if !paths.isEmpty { visit.path = paths[index % paths.count] }
+                visit.referrer = hosts[index % hosts.count]
+                recorder.record(visit)
             }
         }
         recorder.stop()

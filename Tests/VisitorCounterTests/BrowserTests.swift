@@ -13,15 +13,20 @@ struct BrowserTests {
     static let chromium = "/usr/bin/chromium"
     static let artefacts = repositoryRoot.appendingPathComponent("test-artefacts")
 
-    /// Three visits from GB, two from US, one from an address GeoIP does not know.
-    static let visits = ["81.2.69.142", "81.2.69.142", "81.2.69.142", "8.8.8.8", "8.8.8.8", "10.1.2.3"]
+    /// Three visits from GB, two from US, one from an address GeoIP does not know: of the counter's page
+    /// and of the site's pages, some from other sites.
+    static let visits: [(address: String, path: String, referrer: String?)] = [
+        ("81.2.69.142", "/", "https://news.example.com/a"), ("81.2.69.142", "/about.html", "https://news.example.com/b"),
+        ("81.2.69.142", "/about.html", nil), ("8.8.8.8", "/docs/", "https://search.example.org/?q=x"), ("8.8.8.8", "/", nil),
+        ("10.1.2.3", "/about.html", nil),
+    ]
 
     /// With `history`, a folder the caller keeps, the database there has 8 visits of yesterday and 2 of 8 days ago before the counter
     /// starts, so the periods go up, down and are new: today 6 is −25% on yesterday's 8, the last 7
     /// days' 14 +600% on the 2 before, and the last 30 days' 16 new.
     func stackWithKnownVisits(history folder: TemporaryDirectory? = nil) async throws -> LocalStack {
         try requireProgram(Self.chromium)
-        var options = LocalStack.Options(workers: 1)
+        var options = PageViewTests.options()
         var total = Self.visits.count
         if let folder {
             options.databaseDirectory = folder.url.path
@@ -41,8 +46,10 @@ struct BrowserTests {
         // once the stats show the visits the page does too. With two, the other worker's cache could
         // still be a period behind on a loaded machine.
         let stack = try await LocalStack(options)
-        for address in Self.visits {
-            #expect(try stack.request("GET", "/", headers: ["X-Forwarded-For": address]).status == 200)
+        for visit in Self.visits {
+            var headers = ["X-Forwarded-For": visit.address]
+            headers["Referer"] = visit.referrer
+            #expect(try stack.request("GET", visit.path, headers: headers).status == 200)
         }
         try await stack.waitFor("the visits in the stats") {
             try stack.request("GET", "/api/sys/stats").body.contains("\"total_visitors\": \(total),")
@@ -109,6 +116,12 @@ struct BrowserTests {
         firstMatch(of: "<dd id=\"\(id)\">([^<]*)</dd>", in: dom).first
     }
 
+    /// The rows of the pages' or the referrers' table as (key, visits), in order.
+    func listRows(_ id: String, in dom: String) -> [[String]] {
+        let table = firstMatch(of: "<table id=\"\(id)\">([\\s\\S]*?)</table>", in: dom).first ?? ""
+        return allMatches(of: #"<tr><th scope="row" class="key">([^<]*)</th><td class="num">([^<]*)</td></tr>"#, in: table)
+    }
+
     /// The countries table's rows as (code, name, visits), in order.
     func countryRows(in dom: String) -> [(code: String, name: String, visits: String)] {
         allMatches(
@@ -132,6 +145,8 @@ struct BrowserTests {
         // The script ran, rebuilt the table from the stats JSON, and left the same figures.
         #expect(dom.contains("data-refreshed-at=\""), "the page's script did not refresh the figures")
         #expect(dom.contains(": 6 visits</title>"), "today's bar")
+        #expect(listRows("pages", in: dom) == [["/about.html", "3"], ["/", "2"], ["/docs/", "1"]], "\(dom)")
+        #expect(listRows("referrers", in: dom) == [["news.example.com", "2"], ["search.example.org", "1"]])
     }
 
     /// The console check above would pass in silence if Chromium stopped printing console lines.
@@ -157,11 +172,13 @@ struct BrowserTests {
         #expect(countryRows(in: dom).map(\.code) == ["GB", "US", "XX"])
         #expect(countryRows(in: dom).map(\.visits) == ["3", "2", "1"])
         #expect(dom.contains(": 6 visits</title>"), "today's bar")
+        #expect(listRows("pages", in: dom) == [["/about.html", "3"], ["/", "2"], ["/docs/", "1"]])
+        #expect(listRows("referrers", in: dom) == [["news.example.com", "2"], ["search.example.org", "1"]])
     }
 
     @Test(arguments: [
-        ("phone", 390, 1600, false), ("phone-dark", 390, 1600, true), ("desktop", 1280, 1200, false),
-        ("desktop-dark", 1280, 1200, true),
+        ("phone", 390, 2000, false), ("phone-dark", 390, 2000, true), ("desktop", 1280, 1500, false),
+        ("desktop-dark", 1280, 1500, true),
     ])
     func screenshots(name: String, width: Int, height: Int, dark: Bool) async throws {
         let history = try TemporaryDirectory()

@@ -27,8 +27,9 @@ struct CounterStoreContract {
         case .postgresql: try database.column("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename COLLATE \"C\"")
         }
         let common = [
-            "daily_countries", "daily_keys", "daily_uniques", "daily_visits", "journal_progress", "replayed_spills",
-            "settings", "visitor_countries", "visitor_stats", "visitors", "visits_per_minute",
+            "daily_countries", "daily_keys", "daily_pages", "daily_referrers", "daily_uniques", "daily_visits", "journal_progress",
+            "replayed_spills", "settings", "visitor_countries", "visitor_pages", "visitor_referrers", "visitor_stats", "visitors",
+            "visits_per_minute",
         ]
         #expect(tables.compactMap { $0 }.filter { $0 != "schema_migrations" } == common)
         // Opening again changes nothing.
@@ -202,6 +203,40 @@ struct CounterStoreContract {
         try store.write(VisitBatch(counting: [Self.visit("US", at: now)]), at: now)
         #expect(try store.stats(now: now).recent == .init(last5Minutes: 5, lastHour: 5, lastDay: 7))
         #expect(try database.integers("SELECT minute_visitors FROM visitor_stats") == [7])
+    }
+
+    /// The visits counted before pages were are all of `/`: all time and on each day of the rollup.
+    func aDatabaseBeforePagesIsMigrated(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let fill = """
+            UPDATE visitor_stats SET total_visitors = 7;
+            INSERT INTO daily_visits (date, visitors, unique_visitors) VALUES ('2026-11-01', 3, 1), ('2026-11-02', 4, 2);
+            """
+        switch kind {
+        case .sqlite:
+            _ = try SQLiteStore(path: database.sqlitePath, busyTimeout: 1, schemaVersion: SQLiteStore.schemaVersion - 1)
+            let queue = try DatabaseQueue(path: database.sqlitePath)
+            try await queue.write { db in try db.execute(sql: fill) }
+            try queue.close()
+        case .postgresql:
+            let connection = try PostgresConnection(uri: database.cluster!.uri())
+            try PostgresStore.migrate(connection, upTo: PostgresStore.schemaVersion - 1)
+            for statement in fill.split(separator: ";") where !statement.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                try connection.execute(String(statement))
+            }
+        }
+        let store = try database.open()
+        #expect(try store.stats().pages == ["/": 7])
+        let first = try #require(UTCTimestamp.parseDay("2026-11-01"))
+        #expect(
+            try store.dailyPages(from: first, to: first + 1) == [
+                DayPages(date: "2026-11-01", pages: ["/": 3], referrers: [:]),
+                DayPages(date: "2026-11-02", pages: ["/": 4], referrers: [:]),
+            ])
+        #expect(try database.column("SELECT count(*) FROM visitors WHERE path <> '/'") == ["0"])
+        try store.write(VisitBatch(counting: [Self.pageVisit("/new.html", referrer: "news.example.com", at: Date())]))
+        #expect(try store.stats().pages == ["/": 7, "/new.html": 1])
     }
 
     func theDailyRollupSplitsAtUTCMidnightAndFillsEmptyDays(kind: StoreKind) async throws {
@@ -515,6 +550,79 @@ struct CounterStoreContract {
         #expect(total == rows && total == countries)
         #expect(try database.integers("SELECT minute_visitors FROM visitor_stats") == [2000])
     }
+
+    static func pageVisit(_ path: String, referrer: String? = nil, at time: Date) -> Visit {
+        var visit = Self.visit("US", at: time)
+        visit.path = path
+        visit.referrer = referrer
+        return visit
+    }
+
+    /// Pages and referrers are counted all time and per day, and the rows keep them.
+    func pagesAndReferrersAreCountedAllTimeAndPerDay(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let store = try database.open()
+        let today = Self.midnight + 3_600
+        let yesterday = today - 86_400
+        try store.write(
+            VisitBatch(counting: [
+                Self.pageVisit("/a.html", referrer: "news.example.com", at: yesterday),
+                Self.pageVisit("/a.html", at: today), Self.pageVisit("/", referrer: "news.example.com", at: today),
+                Self.pageVisit("/b/", referrer: "search.example.org", at: today),
+            ]), at: today)
+        try store.write(VisitBatch(counting: [Self.pageVisit("/a.html", at: today)]), at: today)
+        let (stats, _) = try store.statsAndDays(now: today, days: 30)
+        #expect(stats.pages == ["/a.html": 3, "/": 1, "/b/": 1])
+        #expect(stats.referrers == ["news.example.com": 2, "search.example.org": 1])
+        #expect(stats.recentPages == stats.pages)
+        #expect(stats.recentReferrers == stats.referrers)
+        let day = UTCTimestamp.day(today)
+        #expect(
+            try store.dailyPages(from: day - 2, to: day) == [
+                DayPages(date: UTCTimestamp.dayText(day - 2), pages: [:], referrers: [:]),
+                DayPages(date: UTCTimestamp.dayText(day - 1), pages: ["/a.html": 1], referrers: ["news.example.com": 1]),
+                DayPages(
+                    date: UTCTimestamp.dayText(day), pages: ["/a.html": 2, "/": 1, "/b/": 1],
+                    referrers: ["news.example.com": 1, "search.example.org": 1]),
+            ])
+        #expect(try database.column("SELECT path || ' ' || coalesce(referrer, '-') FROM visitors ORDER BY id")
+            == ["/a.html news.example.com", "/a.html -", "/ news.example.com", "/b/ search.example.org", "/a.html -"])
+        // The recent ones are the last 30 days only.
+        let later = try store.statsAndDays(now: today + 30 * 86_400, days: 30).stats
+        #expect(later.recentPages == [:])
+        #expect(later.pages == stats.pages)
+    }
+
+    /// A crawl of more distinct paths than the bounds: a day keeps ``BatchPlan/maxKeysPerDay`` of them
+    /// and all time ``BatchPlan/maxKeysAllTime``, the rest counted under `(other)`; no visit is lost.
+    func pagesPastTheBoundsCountUnderOther(kind: StoreKind) async throws {
+        let database = try await StoreUnderTest(kind)
+        defer { withExtendedLifetime(database) {} }
+        let store = try database.open()
+        let perDay = BatchPlan.maxKeysPerDay + 50
+        let days = BatchPlan.maxKeysAllTime / BatchPlan.maxKeysPerDay + 1
+        var written = 0
+        for day in 0..<days {
+            let time = Self.midnight - Double(days - day) * 86_400 + 60
+            // In batches of 300, so the bound holds across batches as well as in one.
+            for start in stride(from: 0, to: perDay, by: 300) {
+                let visits = (start..<min(start + 300, perDay)).map { Self.pageVisit("/day\(day)/\($0)", referrer: "r\($0).example", at: time) }
+                try store.write(VisitBatch(counting: visits), at: time)
+                written += visits.count
+            }
+        }
+        let perDayCounts = try database.column("SELECT count(*) FROM daily_pages GROUP BY date ORDER BY date").map { Int($0 ?? "") }
+        #expect(perDayCounts == Array(repeating: BatchPlan.maxKeysPerDay + 1, count: days))
+        #expect(try database.column("SELECT sum(visitors) FROM daily_pages WHERE path = '(other)'") == ["\(50 * days)"])
+        #expect(try database.column("SELECT sum(visitors) FROM daily_pages") == ["\(written)"])
+        #expect(try database.column("SELECT count(*) FROM daily_referrers GROUP BY date").allSatisfy { $0 == "\(BatchPlan.maxKeysPerDay + 1)" })
+        #expect(try database.column("SELECT count(*) FROM visitor_pages") == ["\(BatchPlan.maxKeysAllTime + 1)"])
+        #expect(try database.column("SELECT sum(visitors) FROM visitor_pages") == ["\(written)"])
+        // The rows keep every path: the bounds are the rollups'.
+        #expect(try store.visitorRowCount() == written)
+        #expect(try store.stats().pages.count == VisitorStats.topCount)
+    }
 }
 
 /// ``CounterStoreContract`` on SQLite.
@@ -541,6 +649,9 @@ struct CounterStoreContract {
     @Test func theDatabaseRecordsItsZone() async throws { try await CounterStoreContract().theDatabaseRecordsItsZone(kind: .sqlite) }
     @Test func storesOpeningANewDatabaseAtOnceAgreeOnItsZone() async throws { try await CounterStoreContract().storesOpeningANewDatabaseAtOnceAgreeOnItsZone(kind: .sqlite) }
     @Test func theDaysAreRebuiltInAnotherZoneFromTheRows() async throws { try await CounterStoreContract().theDaysAreRebuiltInAnotherZoneFromTheRows(kind: .sqlite) }
+    @Test func pagesAndReferrersAreCountedAllTimeAndPerDay() async throws { try await CounterStoreContract().pagesAndReferrersAreCountedAllTimeAndPerDay(kind: .sqlite) }
+    @Test func pagesPastTheBoundsCountUnderOther() async throws { try await CounterStoreContract().pagesPastTheBoundsCountUnderOther(kind: .sqlite) }
+    @Test func aDatabaseBeforePagesIsMigrated() async throws { try await CounterStoreContract().aDatabaseBeforePagesIsMigrated(kind: .sqlite) }
 }
 
 /// ``CounterStoreContract`` on PostgreSQL: each test starts a cluster of its own.
@@ -567,4 +678,7 @@ struct CounterStoreContract {
     @Test func theDatabaseRecordsItsZone() async throws { try await CounterStoreContract().theDatabaseRecordsItsZone(kind: .postgresql) }
     @Test func storesOpeningANewDatabaseAtOnceAgreeOnItsZone() async throws { try await CounterStoreContract().storesOpeningANewDatabaseAtOnceAgreeOnItsZone(kind: .postgresql) }
     @Test func theDaysAreRebuiltInAnotherZoneFromTheRows() async throws { try await CounterStoreContract().theDaysAreRebuiltInAnotherZoneFromTheRows(kind: .postgresql) }
+    @Test func pagesAndReferrersAreCountedAllTimeAndPerDay() async throws { try await CounterStoreContract().pagesAndReferrersAreCountedAllTimeAndPerDay(kind: .postgresql) }
+    @Test func pagesPastTheBoundsCountUnderOther() async throws { try await CounterStoreContract().pagesPastTheBoundsCountUnderOther(kind: .postgresql) }
+    @Test func aDatabaseBeforePagesIsMigrated() async throws { try await CounterStoreContract().aDatabaseBeforePagesIsMigrated(kind: .postgresql) }
 }

@@ -73,6 +73,10 @@ final class LocalStack: @unchecked Sendable {
         var nginxKeepalive: Int?
         /// Variables added to the counter's environment, which its workers inherit.
         var environment: [String: String] = [:]
+        /// Files of the site's root (`html/`), by path, written before nginx starts.
+        var siteFiles: [String: String] = [:]
+        /// Lines added to the shipped site's `server` block, after `server_name`, as an owner adds them.
+        var serverLines = ""
     }
 
     let options: Options
@@ -113,6 +117,20 @@ final class LocalStack: @unchecked Sendable {
             }
             try text.replacingOccurrences(of: #"keepalive \d+;"#, with: "keepalive \(keepalive);", options: .regularExpression)
                 .write(toFile: site, atomically: true, encoding: .utf8)
+        }
+
+        for (path, content) in options.siteFiles {
+            let url = URL(fileURLWithPath: directory.path("html")).appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try content.write(to: url, atomically: true, encoding: .utf8)
+        }
+        if !options.serverLines.isEmpty {
+            let site = directory.path("site.conf")
+            let text = try String(contentsOfFile: site, encoding: .utf8)
+            guard let name = text.range(of: "server_name _;\n") else { throw TestFailure("deploy/nginx.conf has no server_name line") }
+            var changed = text
+            changed.insert(contentsOf: options.serverLines + "\n", at: name.upperBound)
+            try changed.write(toFile: site, atomically: true, encoding: .utf8)
         }
 
         heldSocket = options.inheritSocket ? try ListeningSocket.open(.unix(path: socketPath), mode: 0o666) : nil
@@ -264,6 +282,41 @@ final class LocalStack: @unchecked Sendable {
         return HTTPResponse(
             status: status, headers: headers, body: String(response[split.upperBound...]),
             bodyBytes: Array(received[headerLength...]))
+    }
+
+    /// `GET`s of `paths` one after the other on one kept connection, each sent once the answer before it
+    /// has come in whole (by its `Content-Length`): the status of each and how long it took.
+    func getsOnOneConnection(_ paths: [String]) throws -> [(status: Int, seconds: Double)] {
+        let descriptor = try connectToNginx()
+        defer { close(descriptor) }
+        var answers: [(status: Int, seconds: Double)] = []
+        var pending: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        for path in paths {
+            let started = ContinuousClock.now
+            let text = "GET \(path) HTTP/1.1\r\nHost: localhost\r\nUser-Agent: \(Self.browser)\r\n\r\n"
+            let bytes = Array(text.utf8)
+            guard send(descriptor, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else { throw TestFailure("send failed") }
+            while true {
+                let head = String(decoding: pending, as: UTF8.self)
+                if let split = head.range(of: "\r\n\r\n") {
+                    let header = head[..<split.lowerBound]
+                    let length = header.components(separatedBy: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                        .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                    let headerBytes = head[..<split.upperBound].utf8.count
+                    if pending.count >= headerBytes + length {
+                        let status = Int(header.split(separator: " ")[1]) ?? 0
+                        answers.append((status, (ContinuousClock.now - started).inSeconds))
+                        pending.removeFirst(headerBytes + length)
+                        break
+                    }
+                }
+                let count = recv(descriptor, &buffer, buffer.count, 0)
+                if count <= 0 { throw TestFailure("the connection closed before the answer to \(path)") }
+                pending += buffer[0..<count]
+            }
+        }
+        return answers
     }
 
     /// Sends `bytes` as they are on a connection of its own and answers the HTTP status, or `nil` when

@@ -51,8 +51,9 @@ struct SQLiteStoreTests {
         #expect(synchronous == 1)  // NORMAL
         #expect(
             tables == [
-                "daily_countries", "daily_keys", "daily_uniques", "daily_visits", "journal_progress", "replayed_spills", "settings", "visitor_countries",
-                "visitor_stats", "visitors", "visits_per_minute",
+                "daily_countries", "daily_keys", "daily_pages", "daily_referrers", "daily_uniques", "daily_visits", "journal_progress",
+                "replayed_spills", "settings", "visitor_countries", "visitor_pages", "visitor_referrers", "visitor_stats", "visitors",
+                "visits_per_minute",
             ])
         #expect(indexes == ["visitors_country_code", "visitors_timestamp"])
         #expect(try store.stats() == VisitorStats(totalVisitors: 0, countries: [:], lastUpdated: nil))
@@ -81,11 +82,12 @@ struct SQLiteStoreTests {
 
         let store = try SQLiteStore(path: path)
         #expect(try Self.userVersion(store) == SQLiteStore.schemaVersion)
-        #expect(
-            try store.stats()
-                == VisitorStats(
-                    totalVisitors: 3, countries: ["US": 2, "GB": 1],
-                    lastUpdated: UTCTimestamp.parse("2024-03-20T12:00:00Z")))
+        // The visits before pages were counted are all of the index page.
+        var upgraded = VisitorStats(totalVisitors: 3, countries: ["US": 2, "GB": 1], lastUpdated: UTCTimestamp.parse("2024-03-20T12:00:00Z"))
+        upgraded.pages = ["/": 3]
+        #expect(try store.stats() == upgraded)
+        #expect(try store.dailyPages(from: UTCTimestamp.parseDay("2024-03-20")!, to: UTCTimestamp.parseDay("2024-03-20")!)
+            == [DayPages(date: "2024-03-20", pages: ["/": 3], referrers: [:])])
         try store.write(Self.visits(["GB", "DE"]))
         #expect(try store.stats().countries == ["US": 2, "GB": 2, "DE": 1])
         try Self.expectInvariant(store)
@@ -203,11 +205,11 @@ struct SQLiteStoreTests {
                 == #"{"total_visitors": 150, "countries": {"US": 100, "GB": 50}, "last_updated": "2024-03-20T12:00:00Z", "#
                 + #""unique_visitors_today": 4, "recent": {"last_5m": 1, "last_1h": 2, "last_24h": 3}, "bots": 7, "ignored": 9, "#
                 + #""time_zone": "Asia/Kathmandu", "periods": {"today": 5, "yesterday": 6, "last_7_days": 30, "#
-                + #""previous_7_days": 20, "last_30_days": 110, "previous_30_days": 0}}"#)
+                + #""previous_7_days": 20, "last_30_days": 110, "previous_30_days": 0}, "pages": {}, "referrers": {}}"#)
         #expect(
             VisitorStats(totalVisitors: 0, countries: [:], lastUpdated: nil).json
                 == #"{"total_visitors": 0, "countries": {}, "last_updated": null, "unique_visitors_today": 0, "recent": {"last_5m": 0, "last_1h": 0, "last_24h": 0}, "bots": 0, "ignored": 0, "#
-                + #""time_zone": "UTC", "periods": {"today": 0, "yesterday": 0, "last_7_days": 0, "previous_7_days": 0, "last_30_days": 0, "previous_30_days": 0}}"#)
+                + #""time_zone": "UTC", "periods": {"today": 0, "yesterday": 0, "last_7_days": 0, "previous_7_days": 0, "last_30_days": 0, "previous_30_days": 0}, "pages": {}, "referrers": {}}"#)
     }
 
     static func visit(_ code: String, at time: Date, userAgent: String = "Mozilla/5.0 (X11; Linux x86_64) test") -> Visit {

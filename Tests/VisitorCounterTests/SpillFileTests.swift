@@ -26,6 +26,8 @@ struct SpillFileTests {
         #expect(!FileManager.default.fileExists(atPath: spill.path))
         #expect(try store.stats().countries == ["US": 2, "GB": 1, "FR": 1])
         #expect(try store.stats().visitsWithoutRows == 1)
+        // Spill files come from versions that counted the index page only.
+        #expect(try store.stats().pages == ["/": 4])
         try SQLiteStoreTests.expectInvariant(store)
         #expect(try spill.replay(into: store, sorting: .standard) == nil)
     }

@@ -61,6 +61,32 @@ struct VisitJournalTests {
         #expect(journal.records(from: first).records.count == 1)
     }
 
+    /// A killed worker's page views come back from its journal under their pages and referrers, those
+    /// counted without a row too.
+    @Test func aReplayedJournalCountsItsVisitsUnderTheirPages() throws {
+        let database = directory.path("pages.sqlite")
+        // Let go at the end of the block, as a killed worker's is.
+        let path = try { () throws -> String in
+            let journal = try VisitJournal.create(database: database, worker: 0, capacity: 1 << 16)
+            for (index, (path, referrer, kind)) in [
+                ("/about.html", "news.example.com", JournalRecord.Kind.row), ("/", nil, .row),
+                ("/about.html", nil, .withoutRow), ("/caf%C3%A9", "search.example.org", .withoutRow),
+            ].enumerated() {
+                var visit = Self.visit("US", index)
+                visit.path = path
+                visit.referrer = referrer
+                _ = try #require(journal.append(JournalRecord(kind: kind, visit: visit), written: 0))
+            }
+            return journal.path
+        }()
+        let store = try SQLiteStore(path: database)
+        _ = try JournalReplay.replay(path: path, into: store, batchSize: 10, sorting: .standard)
+        let stats = try store.stats()
+        #expect(stats.totalVisitors == 4)
+        #expect(stats.pages == ["/about.html": 2, "/": 1, "/caf%C3%A9": 1])
+        #expect(stats.referrers == ["news.example.com": 1, "search.example.org": 1])
+    }
+
     @Test func aVisitAtTheLastInstantOfADayStaysInThatDay() throws {
         let journal = try VisitJournal.create(database: directory.path("midnight.sqlite"), worker: 0, capacity: 4096)
         var visit = Self.visit("NZ", 1)
@@ -299,7 +325,8 @@ struct VisitJournalTests {
     /// last lap's did.
     static func record128(_ label: String) throws -> JournalRecord {
         let code = "JP", name = "Japan", ip = "198.51.100.7"
-        let userAgent = label + String(repeating: "a", count: 128 - 32 - code.count - name.count - ip.count - label.count)
+        // The page `/` takes its 3 bytes of lengths and 1 of path.
+        let userAgent = label + String(repeating: "a", count: 128 - 32 - code.count - name.count - ip.count - label.count - 4)
         let record = JournalRecord(
             kind: .row, visit: Visit(trustedIP: ip, userAgent: userAgent, country: name, countryCode: code, time: Date()))
         try #require(record.encodedLength == 128)

@@ -13,6 +13,11 @@ public struct VisitBatch: Sendable, Equatable {
     public var countsWithoutRows: [DayCountry: Int]
     /// Visits per minute (Unix time / 60) among those counted without a row, for the recent windows.
     public var minutesWithoutRows: [Int: Int] = [:]
+    /// Visits per day and path among those counted without a row; at most ``BatchPlan/maxKeysPerDay``
+    /// keys, past which they count under ``BatchPlan/otherKey``.
+    public var pagesWithoutRows: [DayKey: Int] = [:]
+    /// Visits per day and referrer host among those counted without a row, bounded the same way.
+    public var referrersWithoutRows: [DayKey: Int] = [:]
     /// Requests from bots, counted in `bots` only: a bot's request never has a row (``VisitBuffer/kind(of:)``).
     public var botsWithoutRows = 0
     /// The owner's requests (``Visit/ignored``), counted in `ignored` only, never with a row.
@@ -77,6 +82,8 @@ public struct VisitBatch: Sendable, Equatable {
     /// Adds a visit to the counts only, on local day `day`.
     mutating func countWithoutRow(_ visit: Visit, on day: Int) {
         countsWithoutRows[DayCountry(day: day, code: visit.countryCode), default: 0] += 1
+        Self.add(DayKey(day: day, key: visit.path), to: &pagesWithoutRows)
+        if let referrer = visit.referrer { Self.add(DayKey(day: day, key: referrer), to: &referrersWithoutRows) }
         minutesWithoutRows[visit.minute, default: 0] += 1
         if oldestVisit == nil { oldestVisit = visit.time }
     }
@@ -104,11 +111,23 @@ public struct VisitBatch: Sendable, Equatable {
         visits += other.visits
         countsWithoutRows.merge(other.countsWithoutRows, uniquingKeysWith: +)
         minutesWithoutRows.merge(other.minutesWithoutRows, uniquingKeysWith: +)
+        for (key, visitors) in other.pagesWithoutRows { Self.add(key, visitors, to: &pagesWithoutRows) }
+        for (key, visitors) in other.referrersWithoutRows { Self.add(key, visitors, to: &referrersWithoutRows) }
         botsWithoutRows += other.botsWithoutRows
         ignored += other.ignored
         oldestVisit = [oldestVisit, other.oldestVisit].compactMap { $0 }.min()
         unjournaled += other.unjournaled
         if let span = other.journal { addJournal(span) }
+    }
+
+    /// Adds `visitors` to `key`, or to the day's ``BatchPlan/otherKey`` when `counts` holds
+    /// ``BatchPlan/maxKeysPerDay`` keys already: a scanner's million paths cannot grow it further.
+    static func add(_ key: DayKey, _ visitors: Int = 1, to counts: inout [DayKey: Int]) {
+        if counts[key] == nil, counts.count >= BatchPlan.maxKeysPerDay {
+            counts[DayKey(day: key.day, key: BatchPlan.otherKey), default: 0] += visitors
+        } else {
+            counts[key, default: 0] += visitors
+        }
     }
 
     /// Extends the batch's journal span by `span`, which follows it.

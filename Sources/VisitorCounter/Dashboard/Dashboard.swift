@@ -5,6 +5,8 @@ import Foundation
 /// geometry. ``context`` hands the same to a Mustache template, default or the site owner's.
 public struct Dashboard: Sendable {
     public static let chartDays = 30
+    /// How many pages and referrers of the last ``chartDays`` days the page lists.
+    public static let listedPages = 10
 
     public let stats: VisitorStats
     public let chart: DailyChart
@@ -88,6 +90,14 @@ public struct Dashboard: Sendable {
             "bots_text": Self.grouped(stats.bots),
             "last_updated_relative": stats.lastUpdated.map { Self.relative($0, now: now) } ?? "never",
             "has_countries": !countries.isEmpty,
+            "has_pages": !stats.recentPages.isEmpty,
+            "pages": Self.listed(stats.recentPages).map { entry -> [String: Any] in
+                ["path": entry.key, "visitors": entry.visitors, "visitors_text": Self.grouped(entry.visitors)]
+            },
+            "has_referrers": !stats.recentReferrers.isEmpty,
+            "referrers": Self.listed(stats.recentReferrers).map { entry -> [String: Any] in
+                ["host": entry.key, "visitors": entry.visitors, "visitors_text": Self.grouped(entry.visitors)]
+            },
             "countries": countries.map { country -> [String: Any] in
                 [
                     "code": country.code, "name": country.name, "flag": country.flag, "visitors": country.visitors,
@@ -133,6 +143,14 @@ public struct Dashboard: Sendable {
             context["last_updated_utc"] = Self.exactUTC(updated)
         }
         return context
+    }
+
+    /// The ``listedPages`` entries with the most visits, the most first, ties in key order.
+    static func listed(_ counts: [String: Int]) -> [(key: String, visitors: Int)] {
+        Array(
+            counts.map { (key: $0.key, visitors: $0.value) }
+                .sorted { $0.visitors != $1.visitors ? $0.visitors > $1.visitors : $0.key < $1.key }
+                .prefix(listedPages))
     }
 
     // MARK: - How figures are written

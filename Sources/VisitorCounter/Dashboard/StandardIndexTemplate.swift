@@ -58,6 +58,8 @@ enum StandardIndexTemplate {
         details { margin-top: .75rem; }
         summary { cursor: pointer; color: var(--muted); }
         .empty { color: var(--muted); margin: 0; }
+        .lists { display: grid; grid-template-columns: repeat(auto-fit, minmax(18rem, 1fr)); gap: 0 .75rem; }
+        .lists .key { overflow-wrap: anywhere; }
         footer { color: var(--muted); font-size: .85rem; margin-top: 1.25rem; }
         a { color: var(--accent); }
         .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); white-space: nowrap; }
@@ -133,6 +135,40 @@ enum StandardIndexTemplate {
         </tbody>
         </table>
         </section>
+
+        <div class="lists">
+        <section aria-labelledby="pages-heading">
+        <h2 id="pages-heading">Pages, last 30 days</h2>
+        {{^has_pages}}
+        <p class="empty" id="no-pages">No pages yet.</p>
+        {{/has_pages}}
+        <table id="pages"{{^has_pages}} hidden{{/has_pages}}>
+        <caption class="visually-hidden">Visits by page over the last 30 days, the most first</caption>
+        <thead><tr><th scope="col">Page</th><th scope="col" class="num">Visits</th></tr></thead>
+        <tbody>
+        {{#pages}}
+        <tr><th scope="row" class="key">{{path}}</th><td class="num">{{visitors_text}}</td></tr>
+        {{/pages}}
+        </tbody>
+        </table>
+        </section>
+
+        <section aria-labelledby="referrers-heading">
+        <h2 id="referrers-heading">Referrers, last 30 days</h2>
+        {{^has_referrers}}
+        <p class="empty" id="no-referrers">No visits from other sites yet.</p>
+        {{/has_referrers}}
+        <table id="referrers"{{^has_referrers}} hidden{{/has_referrers}}>
+        <caption class="visually-hidden">Visits by the site they came from over the last 30 days, the most first</caption>
+        <thead><tr><th scope="col">Site</th><th scope="col" class="num">Visits</th></tr></thead>
+        <tbody>
+        {{#referrers}}
+        <tr><th scope="row" class="key">{{host}}</th><td class="num">{{visitors_text}}</td></tr>
+        {{/referrers}}
+        </tbody>
+        </table>
+        </section>
+        </div>
 
         <footer>
         <p>Requests from bots, not counted as visits: <span id="bots">{{bots_text}}</span>. The figures as JSON: <a href="/api/sys/stats">/api/sys/stats</a>.</p>

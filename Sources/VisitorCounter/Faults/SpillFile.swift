@@ -69,6 +69,10 @@ public struct SpillFile: Sendable {
                     Int(key).map { ($0, value) }
                 }, uniquingKeysWith: +))
             batch.botsWithoutRows = botsWithoutRows ?? 0
+            // Spill files come from versions that counted the index page only.
+            for (key, visitors) in batch.countsWithoutRows {
+                VisitBatch.add(DayKey(day: key.day, key: Visit.indexPath), visitors, to: &batch.pagesWithoutRows)
+            }
             for row in visits {
                 batch.appendUnsorted(
                     Visit(

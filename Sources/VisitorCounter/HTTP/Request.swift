@@ -18,13 +18,28 @@ public struct Request: Sendable, Equatable {
     public var geoipDatabase: GeoIPDatabase?
     /// The `Cookie` header's bytes (`HTTP_COOKIE`): only the opt-out cookie is looked for (``optsOut``).
     public var cookie: [UInt8] = []
+    /// The page nginx served, for a page view that its `mirror` passes on (`VISITOR_COUNTER_PAGE`, a
+    /// param only the mirror's `internal` location sets: see ``Router/respond(to:)``); `nil` otherwise.
+    public var page: [UInt8]?
+    /// The `Referer` header's bytes (`HTTP_REFERER`).
+    public var referer: [UInt8] = []
+    /// The `Host` header's bytes (`HTTP_HOST`), else the server's name: what a referrer of the site
+    /// itself names.
+    public var host: [UInt8] = []
+    /// The `Range` header's bytes (`HTTP_RANGE`), when there is one.
+    public var range: [UInt8]?
 
     public init(
         method: String, uri: String, remoteAddress: String? = nil, userAgent: [UInt8] = [],
         countryCode: String? = nil, countryName: String? = nil, acceptsGzip: Bool = false,
-        geoipDatabase: GeoIPDatabase? = nil, cookie: [UInt8] = []
+        geoipDatabase: GeoIPDatabase? = nil, cookie: [UInt8] = [], page: [UInt8]? = nil, referer: [UInt8] = [],
+        host: [UInt8] = [], range: [UInt8]? = nil
     ) {
+        self.range = range
         self.cookie = cookie
+        self.page = page
+        self.referer = referer
+        self.host = host
         self.acceptsGzip = acceptsGzip
         self.geoipDatabase = geoipDatabase
         self.method = method
@@ -61,6 +76,15 @@ extension Request {
             }
         }
         return false
+    }
+}
+
+extension Request {
+    /// Whether the request asks for the start of its file: no `Range`, or one from byte 0. A PDF
+    /// viewer or a download manager asks for a file in many ranges, and only the first is a visit.
+    public var asksForTheStart: Bool {
+        guard let range else { return true }
+        return range.starts(with: Array("bytes=0-".utf8))
     }
 }
 

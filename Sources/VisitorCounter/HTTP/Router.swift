@@ -18,6 +18,8 @@ public struct Router: Sendable {
     /// The owner's addresses and ranges (`--ignore-ips`): their `GET /` is answered and counted in
     /// `ignored` only, as is one that carries the opt-out cookie (``Request/optsOut``).
     public let ignoredAddresses: PeerAllowList?
+    /// Each day's pages and referrers between two days (both included), read from the database.
+    public let dailyPages: (@Sendable (Int, Int) throws -> [DayPages])?
 
     public init(
         pages: @escaping @Sendable () -> RenderedPages,
@@ -25,8 +27,10 @@ public struct Router: Sendable {
         daily: (@Sendable (Int, Int) throws -> DailyHistory.Answer)? = nil,
         now: @escaping @Sendable () -> Date = Date.init,
         geoipDatabaseSeen: @escaping @Sendable (GeoIPDatabase) -> Void = { _ in },
-        ignoredAddresses: PeerAllowList? = nil
+        ignoredAddresses: PeerAllowList? = nil,
+        dailyPages: (@Sendable (Int, Int) throws -> [DayPages])? = nil
     ) {
+        self.dailyPages = dailyPages
         self.ignoredAddresses = ignoredAddresses
         self.geoipDatabaseSeen = geoipDatabaseSeen
         self.pages = pages
@@ -37,6 +41,11 @@ public struct Router: Sendable {
 
     public static let statsPath = "/api/sys/stats"
     public static let dailyPath = "/api/sys/stats/daily"
+    /// Each day's pages and referrers over `?from=&to=`, at most ``maxDailyPagesRange`` days.
+    public static let dailyPagesPath = "/api/sys/stats/daily/pages"
+    /// The longest range `/api/sys/stats/daily/pages` answers, in days: each day holds up to
+    /// ``BatchPlan/maxKeysPerDay`` pages and as many referrers.
+    public static let maxDailyPagesRange = 31
     public static let badgePath = "/api/sys/badge.svg"
     /// Sets the opt-out cookie for the browser that opens it; `?clear` clears it.
     public static let ignorePath = "/api/sys/ignore"
@@ -46,6 +55,7 @@ public struct Router: Sendable {
     public static let maxDailyRange = 366
 
     public func respond(to request: Request) -> Response {
+        if let page = request.page { return pageView(request, page: page) }
         let isHead = request.method == "HEAD"
         switch request.path {
         case "/":
@@ -58,6 +68,7 @@ public struct Router: Sendable {
                     ip: request.remoteAddress, userAgent: request.userAgent, countryCode: request.countryCode,
                     countryName: request.countryName, time: now())
                 visit.ignored = isIgnored(request)
+                visit.referrer = Visit.referrerHost(request.referer, siteHost: request.host)
                 response.visit = visit
             }
             return response
@@ -70,6 +81,9 @@ public struct Router: Sendable {
         case Router.dailyPath:
             guard request.method == "GET" || isHead else { return methodNotAllowed(request) }
             return withoutBody(dailyHistory(request), if: isHead)
+        case Router.dailyPagesPath:
+            guard request.method == "GET" || isHead else { return methodNotAllowed(request) }
+            return withoutBody(dailyPagesAnswer(request), if: isHead)
         case Router.badgePath:
             guard request.method == "GET" || isHead else { return methodNotAllowed(request) }
             let badge = Badge(label: request.queryParameters["label"], count: pages().stats.totalVisitors)
@@ -85,6 +99,26 @@ public struct Router: Sendable {
             return error(404, "no such page: \(request.path)", for: request)
         }
     }
+
+    /// A page of the site that nginx served from its files and mirrored here (`deploy/nginx.conf`):
+    /// `204` with no body, and for a `GET` the visit, counted as `GET /` is, under the page's path. Any
+    /// other method (nginx's mirror keeps the page's, `HEAD` included) counts nothing, nor does a `GET`
+    /// of a later part of a file (``Request/asksForTheStart``).
+    private func pageView(_ request: Request, page: [UInt8]) -> Response {
+        var response = Self.noContent
+        guard request.method == "GET", request.asksForTheStart else { return response }
+        var visit = Visit(
+            ip: request.remoteAddress, userAgent: request.userAgent, countryCode: request.countryCode,
+            countryName: request.countryName, time: now())
+        visit.ignored = isIgnored(request)
+        visit.path = Visit.normalisedPath(page)
+        visit.referrer = Visit.referrerHost(request.referer, siteHost: request.host)
+        response.visit = visit
+        return response
+    }
+
+    /// The answer to every page view, its bytes made once.
+    private static let noContent = Response(status: 204, headers: [], body: "").prepared()
 
     /// Whether a `GET /` is the owner's: from an address of `--ignore-ips` (as nginx passes it, after
     /// realip), or with the opt-out cookie.
@@ -155,6 +189,47 @@ public struct Router: Sendable {
             return self.error(503, "the daily history cannot be read now: \(error)", for: request)
         }
         return answer.response(acceptsGzip: request.acceptsGzip)
+    }
+
+    /// `{"days": [{"date": "…", "pages": {...}, "referrers": {...}}, ...]}` for `?from=&to=`, or a `400`
+    /// that says what is wrong, or a `503` while another read of this worker is under way.
+    private func dailyPagesAnswer(_ request: Request) -> Response {
+        guard let dailyPages else { return error(404, "no such page: \(request.path)", for: request) }
+        let range: ClosedRange<Int>
+        switch dayRange(request, maxDays: Router.maxDailyPagesRange) {
+        case .success(let days): range = days
+        case .failure(let failure): return failure.response
+        }
+        do {
+            let days = try dailyPages(range.lowerBound, range.upperBound)
+            return .json(["days": .array(days.map(\.asJSON))])
+        } catch let busy as DailyHistory.Busy {
+            var response = self.error(503, "\(busy); retry in \(busy.retryAfter) s", for: request)
+            response.headers.append((name: "Retry-After", value: "\(busy.retryAfter)"))
+            return response
+        } catch {
+            return self.error(503, "the daily pages cannot be read now: \(error)", for: request)
+        }
+    }
+
+    /// An error answer as a value a `Result` can carry.
+    private struct Failure: Error { let response: Response }
+
+    /// The days of `?from=YYYY-MM-DD&to=YYYY-MM-DD`, at most `maxDays` of them, or the `400` that says
+    /// what is wrong.
+    private func dayRange(_ request: Request, maxDays: Int) -> Result<ClosedRange<Int>, Failure> {
+        let parameters = request.queryParameters
+        func failure(_ message: String) -> Result<ClosedRange<Int>, Failure> {
+            .failure(Failure(response: error(400, message, for: request)))
+        }
+        guard let fromText = parameters["from"], let toText = parameters["to"] else {
+            return failure("from and to are required, as YYYY-MM-DD")
+        }
+        guard let from = UTCTimestamp.parseDay(fromText) else { return failure("from is not a date as YYYY-MM-DD: \(fromText)") }
+        guard let to = UTCTimestamp.parseDay(toText) else { return failure("to is not a date as YYYY-MM-DD: \(toText)") }
+        guard from <= to else { return failure("from (\(fromText)) is after to (\(toText))") }
+        guard to - from < maxDays else { return failure("the range is longer than \(maxDays) days") }
+        return .success(from...to)
     }
 
     /// For `HEAD`: the same headers, `Content-Length` included, as the `GET` would send, and no body.

@@ -1,7 +1,13 @@
 import Foundation
 
 /// One visit as a ``VisitJournal`` stores it: a 32-byte header, then the country code, the country
-/// name, the address and the user agent, padded to 8 bytes.
+/// name, the address and the user agent, then for a visit (a row, or one counted without a row) its
+/// page: the path's length (UInt16), the referrer's length (UInt8), the path and the referrer; padded
+/// to 8 bytes.
+///
+/// The page is there when the flags say so (``hasPage``): records of the versions before pages were
+/// counted have no such flag and are read as visits of `/` with no referrer, and those versions read
+/// a record with the page as they read their own, the page's bytes being past what they take.
 ///
 /// The address is kept as `--store-ip` allows: in full, or already in its stored form (truncated,
 /// hashed, or none) together with the visitor's hash for the day (``Visit/Sealed``), so that a journal
@@ -36,6 +42,12 @@ public struct JournalRecord: Sendable, Equatable {
     private static let hasAddress: UInt8 = 1
     private static let sealed: UInt8 = 2
     private static let hasVisitorHash: UInt8 = 4
+    private static let hasPage: UInt8 = 8
+    /// The page's lengths: path (UInt16) and referrer (UInt8).
+    private static let pageLengthsSize = 3
+
+    /// Whether the record keeps the visit's page: those that count as visits.
+    private var keepsPage: Bool { kind == .row || kind == .withoutRow }
 
     public init(kind: Kind, visit: Visit) {
         self.kind = kind
@@ -50,6 +62,10 @@ public struct JournalRecord: Sendable, Equatable {
         if kind == .row {
             length += min(visit.country.utf8.count, 255) + min(address?.utf8.count ?? 0, 255)
                 + min(visit.userAgent.utf8.count, Int(UInt16.max))
+        }
+        if keepsPage {
+            length += Self.pageLengthsSize + min(visit.path.utf8.count, Int(UInt16.max))
+                + min(visit.referrer?.utf8.count ?? 0, 255)
         }
         return (length + 7) & ~7
     }
@@ -68,6 +84,7 @@ public struct JournalRecord: Sendable, Equatable {
         if kind == .row, address != nil { flags |= Self.hasAddress }
         if visit.sealed != nil { flags |= Self.sealed }
         if visit.sealed?.visitorHash != nil { flags |= Self.hasVisitorHash }
+        if keepsPage { flags |= Self.hasPage }
         // Rounded down: rounded to the nearest, a visit at 23:59:59.9996 would come back the next day.
         let milliseconds = Int64((visit.time.timeIntervalSince1970 * 1000).rounded(.down))
         buffer.storeBytes(of: UInt32(length).littleEndian, toByteOffset: 0, as: UInt32.self)
@@ -89,6 +106,15 @@ public struct JournalRecord: Sendable, Equatable {
         buffer[7] = UInt8(put(&name, limit: 255))
         buffer[10] = UInt8(put(&ip, limit: 255))
         buffer.storeBytes(of: UInt16(put(&userAgent, limit: Int(UInt16.max))).littleEndian, toByteOffset: 8, as: UInt16.self)
+        if keepsPage {
+            var path = visit.path
+            var referrer = visit.referrer ?? ""
+            let lengths = offset
+            offset += Self.pageLengthsSize
+            let pathLength = put(&path, limit: Int(UInt16.max))
+            buffer.storeBytes(of: UInt16(pathLength).littleEndian, toByteOffset: lengths, as: UInt16.self)
+            buffer[lengths + 2] = UInt8(put(&referrer, limit: 255))
+        }
         for byte in 0..<5 { buffer[11 + byte] = UInt8(truncatingIfNeeded: position >> (8 * UInt64(byte))) }
         for index in offset..<length { buffer[index] = 0 }
     }
@@ -121,10 +147,24 @@ public struct JournalRecord: Sendable, Equatable {
         let name = take(nameLength)
         let ip = take(ipLength)
         let userAgent = take(userAgentLength)
+        var page: (path: String, referrer: String?)?
+        if flags & Self.hasPage != 0 {
+            guard offset + pageLengthsSize <= bytes.count else { return nil }
+            let pathLength = Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
+            let referrerLength = Int(bytes[offset + 2])
+            offset += pageLengthsSize
+            guard offset + pathLength + referrerLength <= bytes.count else { return nil }
+            let path = take(pathLength)
+            page = (path, referrerLength > 0 ? take(referrerLength) : nil)
+        }
         let hasAddress = flags & Self.hasAddress != 0
         var visit = Visit(
             trustedIP: hasAddress && flags & Self.sealed == 0 ? ip : nil, userAgent: userAgent, country: name,
             countryCode: code, time: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+        if let page {
+            visit.path = page.path
+            visit.referrer = page.referrer
+        }
         if flags & Self.sealed != 0 {
             visit.sealed = Visit.Sealed(storedIP: hasAddress ? ip : nil, visitorHash: flags & Self.hasVisitorHash != 0 ? hash : nil)
         }

@@ -381,7 +381,11 @@ public final class FastCGIWorker: Sendable {
                 geoipDatabase: GeoIPDatabase(
                     buildEpochBytes: params.databaseBuild.map { UnsafeRawBufferPointer(start: $0, count: strlen($0)) },
                     databaseTypeBytes: params.databaseType.map { UnsafeRawBufferPointer(start: $0, count: strlen($0)) }),
-                cookie: params.cookie.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? []))
+                cookie: params.cookie.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? [],
+                page: params.page.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) },
+                referer: params.referer.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? [],
+                host: (params.host ?? params.serverName).map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? [],
+                range: params.range.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) }))
         guard let visit = response.visit else {
             if !FastCGIAnswer.write(response.wireBytes, ending: true, to: request) {
                 logger.debug("client went away before the answer was written")
@@ -420,6 +424,11 @@ private struct Params {
     var countryName: UnsafePointer<CChar>?
     var databaseBuild: UnsafePointer<CChar>?
     var databaseType: UnsafePointer<CChar>?
+    var page: UnsafePointer<CChar>?
+    var referer: UnsafePointer<CChar>?
+    var host: UnsafePointer<CChar>?
+    var serverName: UnsafePointer<CChar>?
+    var range: UnsafePointer<CChar>?
 
     init(_ environment: FCGX_ParamArray?) {
         guard var cursor = environment else { return }
@@ -434,6 +443,13 @@ private struct Params {
                 if let value = Self.value(entry, "HTTP_USER_AGENT=") { userAgent = value }
                 else if let value = Self.value(entry, "HTTP_ACCEPT_ENCODING=") { acceptEncoding = value }
                 else if let value = Self.value(entry, "HTTP_COOKIE=") { cookie = value }
+                else if let value = Self.value(entry, "HTTP_REFERER=") { referer = value }
+                else if let value = Self.value(entry, "HTTP_HOST=") { host = value }
+                else if let value = Self.value(entry, "HTTP_RANGE=") { range = value }
+            case UInt8(ascii: "S"):
+                if let value = Self.value(entry, "SERVER_NAME=") { serverName = value }
+            case UInt8(ascii: "V"):
+                if let value = Self.value(entry, "VISITOR_COUNTER_PAGE=") { page = value }
             case UInt8(ascii: "G"):
                 if let value = Self.value(entry, "GEOIP_COUNTRY_CODE=") { countryCode = value }
                 else if let value = Self.value(entry, "GEOIP_COUNTRY_NAME=") { countryName = value }

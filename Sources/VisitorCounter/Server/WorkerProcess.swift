@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import Logging
 
@@ -41,6 +42,7 @@ public enum WorkerProcess {
             period: configuration.statsCache,
             maxConcurrentReads: DailyHistory.defaultConcurrentReads(threads: configuration.threads),
             read: { from, to in try store.daily(from: from, to: to) })
+        let pagesReading = Atomic<Bool>(false)
         let router = Router(
             pages: { cache.pages },
             health: {
@@ -51,7 +53,15 @@ public enum WorkerProcess {
                 }
             },
             daily: { from, to in try history.days(from: from, to: to) },
-            geoipDatabaseSeen: { cache.use($0) }, ignoredAddresses: configuration.ignoredAddresses)
+            geoipDatabaseSeen: { cache.use($0) }, ignoredAddresses: configuration.ignoredAddresses,
+            dailyPages: { from, to in
+                // One read at a time per worker: a burst of ranges holds one request thread, not all.
+                guard pagesReading.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+                    throw DailyHistory.Busy(retryAfter: 1, reason: "another daily pages read is under way")
+                }
+                defer { pagesReading.store(false, ordering: .releasing) }
+                return try store.dailyPages(from: from, to: to)
+            })
         let worker = try FastCGIWorker(
             listeningDescriptor: configuration.listeningDescriptor, threadCount: configuration.threads,
             router: router, recordVisit: { recorder.record($0) }, allowList: configuration.allowList,

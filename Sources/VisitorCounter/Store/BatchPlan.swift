@@ -16,7 +16,9 @@ import Foundation
 ///    plan cannot know it. Those counts go into `daily_visits.unique_visitors` beside ``days``;
 /// 5. adds ``countries``, ``minutes``, ``days`` and ``dayCountries``, each in its sorted order
 ///    (PostgreSQL takes its row locks in that order, so two hosts' batches never wait for each other in
-///    a circle);
+///    a circle); and ``pages``, ``referrers``, ``dayPages`` and ``dayReferrers``, bounded: a key the
+///    table does not hold yet goes in only while the table (for its day) holds fewer than
+///    ``maxKeysAllTime`` (``maxKeysPerDay``) keys, and past that its visitors are added to ``otherKey``;
 /// 6. deletes the keys and hashes of the days before ``forgetBefore``;
 /// 7. adds ``stats`` to the one stats row, which must be there;
 /// 8. deletes the minutes up to ``oldestMinuteKept`` and takes their visits off the stats row's
@@ -31,6 +33,8 @@ struct BatchPlan: Equatable {
         var countryCode: String
         /// ``UTCTimestamp/format(_:milliseconds:)`` with milliseconds.
         var timestamp: String
+        var path: String
+        var referrer: String?
     }
 
     /// What a batch adds to one key of a rollup table.
@@ -53,6 +57,15 @@ struct BatchPlan: Equatable {
         var lastUpdated: String
     }
 
+    /// The most distinct pages, and apart from them referrers, the daily rollups keep for one day, and
+    /// a batch without rows holds (``VisitBatch/pagesWithoutRows``); past it, visits count under
+    /// ``otherKey``. A scanner walking a million paths adds at most this many rows a day.
+    static let maxKeysPerDay = 1_000
+    /// The most distinct pages, and apart from them referrers, the all-time counts keep.
+    static let maxKeysAllTime = 10_000
+    /// Where the visits of pages or referrers past the bounds count.
+    static let otherKey = "(other)"
+
     /// How long the per-minute counts are kept: the longest recent window.
     static let minutesKept = 24 * 60
 
@@ -73,6 +86,11 @@ struct BatchPlan: Equatable {
     /// Visits per day; the unique visitors are what step 4 of the executor counted.
     var days: [Addition<Int>]
     var dayCountries: [Addition<DayCountry>]
+    /// Visits per path and per referrer host, all time and per day, sorted by key (by day, then key).
+    var pages: [Addition<String>]
+    var referrers: [Addition<String>]
+    var dayPages: [Addition<DayKey>]
+    var dayReferrers: [Addition<DayKey>]
     /// Keys and hashes of days before this one are deleted: yesterday's.
     var forgetBefore: Int
     var stats: StatsDelta
@@ -120,6 +138,8 @@ struct BatchPlan: Equatable {
         var minutes = batch.minutesWithoutRows
         var days: [Int: Int] = [:]
         var dayCountries = batch.countsWithoutRows
+        var dayPages = batch.pagesWithoutRows
+        var dayReferrers = batch.referrersWithoutRows
         for (key, visitors) in batch.countsWithoutRows {
             countries[key.code, default: 0] += visitors
             days[key.day, default: 0] += visitors
@@ -136,7 +156,7 @@ struct BatchPlan: Equatable {
                 Row(
                     ip: visit.sealed.map(\.storedIP) ?? storeIP.stored(visit.ip, key: key), userAgent: visit.userAgent,
                     country: visit.country, countryCode: visit.countryCode,
-                    timestamp: timestamps.format(visit.time)))
+                    timestamp: timestamps.format(visit.time), path: visit.path, referrer: visit.referrer))
             // A sealed visit without a hash had no key when it was answered: it counts, but not as a
             // unique visitor (its address is gone, so no hash can be made now).
             let hash = visit.sealed.map(\.visitorHash) ?? key.map { Self.visitorHash(ip: visit.ip, userAgent: visit.userAgent, key: $0) }
@@ -147,6 +167,8 @@ struct BatchPlan: Equatable {
             minutes[visit.minute, default: 0] += 1
             days[day, default: 0] += 1
             dayCountries[DayCountry(day: day, code: visit.countryCode), default: 0] += 1
+            VisitBatch.add(DayKey(day: day, key: visit.path), to: &dayPages)
+            if let referrer = visit.referrer { VisitBatch.add(DayKey(day: day, key: referrer), to: &dayReferrers) }
         }
         self.rows = rows
         uniqueCandidates = candidates.sorted { ($0.day, Int64(bitPattern: $0.hash)) < ($1.day, Int64(bitPattern: $1.hash)) }
@@ -155,8 +177,23 @@ struct BatchPlan: Equatable {
             .map { Addition(key: $0.key, visitors: $0.value) }
         stats.minuteVisitors = self.minutes.reduce(0) { $0 + $1.visitors }
         self.days = days.sorted { $0.key < $1.key }.map { Addition(key: $0.key, visitors: $0.value) }
+        self.dayPages = Self.sorted(dayPages)
+        self.dayReferrers = Self.sorted(dayReferrers)
+        self.pages = Self.allTime(dayPages)
+        self.referrers = Self.allTime(dayReferrers)
         self.dayCountries = dayCountries.sorted { ($0.key.day, $0.key.code) < ($1.key.day, $1.key.code) }
             .map { Addition(key: $0.key, visitors: $0.value) }
+    }
+
+    private static func sorted(_ counts: [DayKey: Int]) -> [Addition<DayKey>] {
+        counts.sorted { ($0.key.day, $0.key.key) < ($1.key.day, $1.key.key) }.map { Addition(key: $0.key, visitors: $0.value) }
+    }
+
+    /// The days' counts added up per key.
+    private static func allTime(_ counts: [DayKey: Int]) -> [Addition<String>] {
+        var total: [String: Int] = [:]
+        for (key, visitors) in counts { total[key.key, default: 0] += visitors }
+        return total.sorted { $0.key < $1.key }.map { Addition(key: $0.key, visitors: $0.value) }
     }
 
     /// The visitor's hash on a day whose key is `key`: address and user agent, so visitors behind one

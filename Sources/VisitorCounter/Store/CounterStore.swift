@@ -36,6 +36,8 @@ public protocol CounterStore: AnyObject, Sendable {
     func statsAndDays(now: Date, days: Int) throws -> (stats: VisitorStats, days: [DayStats])
     /// The daily rollup from day `from` to day `to`, both included, days without visits as zeros.
     func daily(from: Int, to: Int) throws -> [DayStats]
+    /// Each day's pages and referrers from day `from` to day `to`, both included, days without as empty.
+    func dailyPages(from: Int, to: Int) throws -> [DayPages]
     /// Raw visits with `timestamp` from `after` (exclusive, with `id` breaking ties) to `before`
     /// (exclusive), oldest first, at most `limit`: one page of an export.
     func visitPage(after: VisitCursor, before: String, limit: Int) throws -> [ExportedVisit]
@@ -83,6 +85,10 @@ public struct ExportedVisit: Sendable, Equatable {
     public var countryCode: String
     public var country: String
     public var userAgent: String
+    /// The page's path, `/` for rows from before pages were counted.
+    public var path: String = Visit.indexPath
+    /// The referrer's host, if any.
+    public var referrer: String?
 }
 
 /// One day of the rollup with one of its countries; a day without countries comes once with `nil`.

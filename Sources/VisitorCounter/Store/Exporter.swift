@@ -30,7 +30,7 @@ public struct Exporter {
         var writer = BufferedWriter(output)
         let (first, afterLast) = bounds
         switch format {
-        case .csv: try writer.write("timestamp,ip,country_code,country,user_agent\n")
+        case .csv: try writer.write("timestamp,ip,country_code,country,user_agent,path,referrer\n")
         case .json: try writer.write("[")
         }
         var separator = "\n"
@@ -42,13 +42,14 @@ public struct Exporter {
                 switch format {
                 case .csv:
                     try writer.write(
-                        [visit.timestamp, visit.ip ?? "", visit.countryCode, visit.country, visit.userAgent].map(Self.csvField)
+                        [visit.timestamp, visit.ip ?? "", visit.countryCode, visit.country, visit.userAgent, visit.path, visit.referrer ?? ""].map(Self.csvField)
                             .joined(separator: ",") + "\n")
                 case .json:
                     let row: JSON = [
                         "timestamp": .string(visit.timestamp), "ip": .string(orNull: visit.ip),
                         "country_code": .string(visit.countryCode), "country": .string(visit.country),
-                        "user_agent": .string(visit.userAgent),
+                        "user_agent": .string(visit.userAgent), "path": .string(visit.path),
+                        "referrer": .string(orNull: visit.referrer),
                     ]
                     try writer.write(separator + row.text)
                     separator = ",\n"

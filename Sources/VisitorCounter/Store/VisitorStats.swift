@@ -71,6 +71,18 @@ public struct VisitorStats: Sendable, Equatable {
         }
     }
 
+    /// Visits per page's path, all time: the ``topCount`` with the most.
+    public var pages: [String: Int] = [:]
+    /// Visits per referrer's host, all time: the ``topCount`` with the most.
+    public var referrers: [String: Int] = [:]
+    /// The same over the last ``Dashboard/chartDays`` days, today included: what the index page shows.
+    /// Read with the days (``CounterStore/statsAndDays(now:days:)``), empty otherwise; not in the JSON.
+    public var recentPages: [String: Int] = [:]
+    public var recentReferrers: [String: Int] = [:]
+
+    /// How many pages and referrers the stats name.
+    public static let topCount = 50
+
     /// Visits in the last 5 minutes, hour and 24 hours, the current minute included.
     public struct Recent: Sendable, Equatable {
         public var last5Minutes = 0
@@ -110,7 +122,8 @@ public struct VisitorStats: Sendable, Equatable {
     /// `{"total_visitors": N, "countries": {"US": N, ...}, "last_updated": "…Z" | null,
     /// "unique_visitors_today": N, "recent": {"last_5m": N, "last_1h": N, "last_24h": N}, "bots": N,
     /// "ignored": N, "time_zone": "…", "periods": {"today": N, "yesterday": N, "last_7_days": N,
-    /// "previous_7_days": N, "last_30_days": N, "previous_30_days": N}}`, countries by count.
+    /// "previous_7_days": N, "last_30_days": N, "previous_30_days": N}, "pages": {"/about.html": N, ...},
+    /// "referrers": {"news.example.com": N, ...}}`, countries, pages and referrers by count.
     public var json: String { asJSON.text }
 
     public var asJSON: JSON {
@@ -119,6 +132,7 @@ public struct VisitorStats: Sendable, Equatable {
             "unique_visitors_today": .int(uniqueVisitorsToday),
             "recent": ["last_5m": .int(recent.last5Minutes), "last_1h": .int(recent.lastHour), "last_24h": .int(recent.lastDay)],
             "bots": .int(bots), "ignored": .int(ignored), "time_zone": .string(timeZone), "periods": periods.asJSON,
+            "pages": .counts(pages), "referrers": .counts(referrers),
         ]
     }
 }
@@ -143,5 +157,34 @@ public struct DayStats: Sendable, Equatable {
 
     public var asJSON: JSON {
         ["date": .string(date), "visitors": .int(visitors), "unique_visitors": .int(uniqueVisitors), "countries": .counts(countries)]
+    }
+}
+
+/// One day's pages and referrers, from the daily rollup (``CounterStore/dailyPages(from:to:)``).
+public struct DayPages: Sendable, Equatable {
+    /// `YYYY-MM-DD`.
+    public var date: String
+    public var pages: [String: Int]
+    public var referrers: [String: Int]
+
+    public init(date: String, pages: [String: Int], referrers: [String: Int]) {
+        self.date = date
+        self.pages = pages
+        self.referrers = referrers
+    }
+
+    /// `{"date": "…", "pages": {"/": N, ...}, "referrers": {"news.example.com": N, ...}}`, by count.
+    public var asJSON: JSON {
+        ["date": .string(date), "pages": .counts(pages), "referrers": .counts(referrers)]
+    }
+}
+
+extension Dictionary where Key == String, Value == Int {
+    /// The `count` keys with the largest values, ties in key order.
+    func top(_ count: Int) -> [String: Int] {
+        guard self.count > count else { return self }
+        return Dictionary(
+            uniqueKeysWithValues: sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(count)
+                .map { ($0.key, $0.value) })
     }
 }

@@ -21,6 +21,11 @@ public struct Visit: Sendable, Equatable {
     /// A request of the site's owner (`--ignore-ips`, or the opt-out cookie): answered as usual, and
     /// counted in `ignored` only, never as a visit or a bot (``VisitBuffer/kind(of:)``).
     public var ignored = false
+    /// The page's path as ``normalisedPath(_:)`` makes it: `/` for the counter's own page (`GET /`) and
+    /// for visits recorded before pages were counted.
+    public var path = Visit.indexPath
+    /// The host of the site the visitor came from (``referrerHost(_:siteHost:)``), `nil` when none.
+    public var referrer: String?
 
     /// What a journal keeps of an address when `--store-ip` is not `full`.
     public struct Sealed: Sendable, Equatable {

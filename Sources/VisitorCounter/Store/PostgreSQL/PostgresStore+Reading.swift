@@ -22,10 +22,17 @@ extension PostgresStore {
         return try onReader { connection in
             var figures: (stats: VisitorStats, days: [DayStats])?
             _ = try Self.transaction(connection, Self.snapshot) {
-                figures = (
-                    try Self.stats(connection, now: now, calendar: calendar),
-                    try Self.daily(connection, from: today - days + 1, to: today, countries: false)
-                )
+                var stats = try Self.stats(connection, now: now, calendar: calendar)
+                let (first, last) = (UTCTimestamp.dayText(today - days + 1), UTCTimestamp.dayText(today))
+                stats.recentPages = try Self.counts(
+                    connection,
+                    "SELECT path, sum(visitors) FROM daily_pages WHERE date BETWEEN $1 AND $2 GROUP BY path "
+                        + "ORDER BY 2 DESC, 1 LIMIT \(VisitorStats.topCount)", [first, last])
+                stats.recentReferrers = try Self.counts(
+                    connection,
+                    "SELECT host, sum(visitors) FROM daily_referrers WHERE date BETWEEN $1 AND $2 GROUP BY host "
+                        + "ORDER BY 2 DESC, 1 LIMIT \(VisitorStats.topCount)", [first, last])
+                figures = (stats, try Self.daily(connection, from: today - days + 1, to: today, countries: false))
                 return true
             }
             guard let figures else { throw StoreError.missingStatsRow }
@@ -83,7 +90,7 @@ extension PostgresStore {
         ).rows {
             if let date = day[0], let count = day[1].flatMap({ Int($0) }) { visits[date] = count }
         }
-        return VisitorStats(
+        var stats = VisitorStats(
             totalVisitors: integer(row[0]),
             countries: countries,
             lastUpdated: row[1].flatMap(UTCTimestamp.parse),
@@ -94,6 +101,48 @@ extension PostgresStore {
                 lastDay: integer(windows.dropFirst(2).first)),
             uniqueVisitorsToday: uniques, ignored: integer(row[4]), timeZone: calendar.identifier,
             periods: VisitorStats.Periods(today: today, visits: visits))
+        let top = "ORDER BY visitors DESC, 1 LIMIT \(VisitorStats.topCount)"
+        stats.pages = try counts(connection, "SELECT path, visitors FROM visitor_pages \(top)")
+        stats.referrers = try counts(connection, "SELECT host, visitors FROM visitor_referrers \(top)")
+        return stats
+    }
+
+    /// The rows of `sql`, a key and a count each, as a dictionary.
+    private static func counts(_ connection: PostgresConnection, _ sql: String, _ parameters: [String?] = []) throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for row in try connection.execute(sql, parameters).rows {
+            if let key = row[0], let visitors = row[1].flatMap({ Int($0) }) { counts[key] = visitors }
+        }
+        return counts
+    }
+
+    /// Read on the reader's connection, as the export is: the route answers at most a month.
+    public func dailyPages(from: Int, to: Int) throws -> [DayPages] {
+        let (first, last) = (UTCTimestamp.dayText(from), UTCTimestamp.dayText(to))
+        let (pages, referrers) = try onReader { connection in
+            var read: (pages: PostgresRows?, referrers: PostgresRows?) = (nil, nil)
+            _ = try Self.transaction(connection, Self.snapshot) {
+                read.pages = try connection.execute(
+                    "SELECT date, path, visitors FROM daily_pages WHERE date BETWEEN $1 AND $2", [first, last])
+                read.referrers = try connection.execute(
+                    "SELECT date, host, visitors FROM daily_referrers WHERE date BETWEEN $1 AND $2", [first, last])
+                return true
+            }
+            return read
+        }
+        var days: [String: DayPages] = [:]
+        for (rows, isPages) in [(pages, true), (referrers, false)] {
+            for row in rows?.rows ?? [] {
+                guard let date = row[0], let key = row[1], let visitors = row[2].flatMap({ Int($0) }) else { continue }
+                var day = days[date] ?? DayPages(date: date, pages: [:], referrers: [:])
+                if isPages { day.pages[key] = visitors } else { day.referrers[key] = visitors }
+                days[date] = day
+            }
+        }
+        return (from...max(from, to)).map { day in
+            let date = UTCTimestamp.dayText(day)
+            return days[date] ?? DayPages(date: date, pages: [:], referrers: [:])
+        }
     }
 
     private static func daily(_ connection: PostgresConnection, from: Int, to: Int, countries: Bool) throws -> [DayStats] {
@@ -125,14 +174,14 @@ extension PostgresStore {
         try onReader { connection in
             try connection.execute(
                 """
-                SELECT id, timestamp, ip, country_code, country, user_agent FROM visitors
+                SELECT id, timestamp, ip, country_code, country, user_agent, path, referrer FROM visitors
                 WHERE (timestamp, id) > ($1, $2::bigint) AND timestamp < $3 ORDER BY timestamp, id LIMIT $4
                 """,
                 [after.timestamp, String(after.id), before, String(limit)]
             ).rows.map { row in
                 ExportedVisit(
                     id: row[0].flatMap { Int64($0) } ?? 0, timestamp: row[1] ?? "", ip: row[2], countryCode: row[3] ?? "",
-                    country: row[4] ?? "", userAgent: row[5] ?? "")
+                    country: row[4] ?? "", userAgent: row[5] ?? "", path: row[6] ?? Visit.indexPath, referrer: row[7])
             }
         }
     }

@@ -82,6 +82,34 @@ extension PostgresStore {
         );
         INSERT INTO settings (name, value) SELECT 'time_zone', 'UTC' WHERE EXISTS (SELECT 1 FROM daily_visits);
         """,
+        // 5: every page of the site and the sites its visitors come from, as SQLite's version 10.
+        """
+        ALTER TABLE visitors ADD COLUMN path text NOT NULL DEFAULT '/';
+        ALTER TABLE visitors ADD COLUMN referrer text;
+        CREATE TABLE visitor_pages (
+            path text COLLATE "C" PRIMARY KEY,
+            visitors bigint NOT NULL
+        );
+        CREATE TABLE visitor_referrers (
+            host text COLLATE "C" PRIMARY KEY,
+            visitors bigint NOT NULL
+        );
+        CREATE TABLE daily_pages (
+            date text COLLATE "C" NOT NULL,
+            path text COLLATE "C" NOT NULL,
+            visitors bigint NOT NULL,
+            PRIMARY KEY (date, path)
+        );
+        CREATE TABLE daily_referrers (
+            date text COLLATE "C" NOT NULL,
+            host text COLLATE "C" NOT NULL,
+            visitors bigint NOT NULL,
+            PRIMARY KEY (date, host)
+        );
+        INSERT INTO visitor_pages (path, visitors)
+            SELECT '/', total_visitors FROM visitor_stats WHERE id = 1 AND total_visitors > 0;
+        INSERT INTO daily_pages (date, path, visitors) SELECT date, '/', visitors FROM daily_visits WHERE visitors > 0;
+        """,
     ]
 
     /// The version this build writes.

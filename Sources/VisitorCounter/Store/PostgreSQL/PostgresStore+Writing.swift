@@ -127,7 +127,10 @@ extension PostgresStore {
     /// The statements of a batch's first pipeline.
     private enum Opening: Hashable { case journalLock, journalProgress, journalAdvance, spillMark, makeKeys, readKeys }
     /// The statements of a batch's last pipeline.
-    private enum Count: Hashable { case countries, minutes, oldMinutes, days, dayCountries, forgetKeys, forgetHashes, stats }
+    private enum Count: Hashable {
+        case countries, minutes, oldMinutes, days, dayCountries, pages, referrers, dayPages, dayReferrers, forgetKeys
+        case forgetHashes, stats
+    }
 
     /// The batch's first pipeline: the journal's lock, progress and advance, the spill's mark, and the
     /// missing keys made and read.
@@ -169,9 +172,11 @@ extension PostgresStore {
             text.append(row.country)
             text.append(row.countryCode)
             text.append(row.timestamp)
+            text.append(row.path)
+            text.append(row.referrer)
             text.endRow()
         }
-        try connection.copy(into: "visitors", columns: ["ip", "user_agent", "country", "country_code", "timestamp"], text: text)
+        try connection.copy(into: "visitors", columns: ["ip", "user_agent", "country", "country_code", "timestamp", "path", "referrer"], text: text)
     }
 
     /// Step 4 of ``BatchPlan``: `hashes` into `daily_uniques` in one statement; the ones that went in,
@@ -250,6 +255,65 @@ extension PostgresStore {
                     PostgresArray.text(plan.dayCountries.map(\.key.code)), PostgresArray.integers(plan.dayCountries.map(\.visitors)),
                 ])
         }
+        for (name, table, key, additions) in [
+            (Count.pages, "visitor_pages", "path", plan.pages), (.referrers, "visitor_referrers", "host", plan.referrers),
+        ] where !additions.isEmpty {
+            counts.append(
+                name, boundedAllTime(table: table, key: key),
+                [PostgresArray.text(additions.map(\.key)), PostgresArray.integers(additions.map(\.visitors))])
+        }
+        for (name, table, key, additions) in [
+            (Count.dayPages, "daily_pages", "path", plan.dayPages), (.dayReferrers, "daily_referrers", "host", plan.dayReferrers),
+        ] where !additions.isEmpty {
+            counts.append(
+                name, boundedDaily(table: table, key: key),
+                [
+                    PostgresArray.text(dayTexts(additions.map(\.key.day))), PostgresArray.text(additions.map(\.key.key)),
+                    PostgresArray.integers(additions.map(\.visitors)),
+                ])
+        }
+    }
+
+    /// Adds to `table`'s keys as ``BatchPlan`` bounds them, in one statement: a key already there is
+    /// added to; a new one goes in while the table holds fewer than ``BatchPlan/maxKeysAllTime`` keys
+    /// (counting the batch's new keys in key order), else its visitors go to ``BatchPlan/otherKey``.
+    /// Added up per key first, since `ON CONFLICT DO UPDATE` may touch a row once per statement. Two
+    /// hosts' batches at once may each see room for their new keys: the bound is then passed by at most
+    /// one batch's keys.
+    private static func boundedAllTime(table: String, key: String) -> String {
+        """
+        INSERT INTO \(table) (\(key), visitors)
+        SELECT key, sum(visitors) FROM (
+            SELECT CASE WHEN e.\(key) IS NOT NULL
+                    OR (SELECT count(*) FROM \(table)) + row_number() OVER (PARTITION BY e.\(key) IS NULL ORDER BY i.key)
+                        <= \(BatchPlan.maxKeysAllTime)
+                THEN i.key ELSE '\(BatchPlan.otherKey)' END AS key, i.visitors
+            FROM unnest($1::text[], $2::bigint[]) AS i(key, visitors)
+            LEFT JOIN \(table) e ON e.\(key) = i.key
+        ) bounded GROUP BY key ORDER BY key
+        ON CONFLICT (\(key)) DO UPDATE SET visitors = \(table).visitors + excluded.visitors
+        """
+    }
+
+    /// The same per day, with ``BatchPlan/maxKeysPerDay`` keys a day; each day's keys are counted
+    /// once, not once per key of the batch.
+    private static func boundedDaily(table: String, key: String) -> String {
+        """
+        INSERT INTO \(table) (date, \(key), visitors)
+        SELECT date, key, sum(visitors) FROM (
+            SELECT i.date, CASE WHEN e.\(key) IS NOT NULL
+                    OR held.keys + row_number() OVER (PARTITION BY i.date, e.\(key) IS NULL ORDER BY i.key)
+                        <= \(BatchPlan.maxKeysPerDay)
+                THEN i.key ELSE '\(BatchPlan.otherKey)' END AS key, i.visitors
+            FROM unnest($1::text[], $2::text[], $3::bigint[]) AS i(date, key, visitors)
+            JOIN (
+                SELECT day.date, (SELECT count(*) FROM \(table) c WHERE c.date = day.date) AS keys
+                FROM (SELECT DISTINCT unnest($1::text[]) AS date) day
+            ) held ON held.date = i.date
+            LEFT JOIN \(table) e ON e.date = i.date AND e.\(key) = i.key
+        ) bounded GROUP BY date, key ORDER BY date, key
+        ON CONFLICT (date, \(key)) DO UPDATE SET visitors = \(table).visitors + excluded.visitors
+        """
     }
 }
 

@@ -16,10 +16,17 @@ extension SQLiteStore {
     public func statsAndDays(now: Date, days: Int) throws -> (stats: VisitorStats, days: [DayStats]) {
         let today = calendar.day(now)
         return try currentPool().read { db in
-            (
-                try Self.stats(db, now: now, calendar: calendar),
-                try Self.daily(db, from: today - days + 1, to: today, countries: false)
-            )
+            var stats = try Self.stats(db, now: now, calendar: calendar)
+            let (first, last) = (UTCTimestamp.dayText(today - days + 1), UTCTimestamp.dayText(today))
+            stats.recentPages = try Self.counts(
+                db, sql: "SELECT path, sum(visitors) FROM daily_pages WHERE date BETWEEN ? AND ? GROUP BY path",
+                arguments: [first, last]
+            ).top(VisitorStats.topCount)
+            stats.recentReferrers = try Self.counts(
+                db, sql: "SELECT host, sum(visitors) FROM daily_referrers WHERE date BETWEEN ? AND ? GROUP BY host",
+                arguments: [first, last]
+            ).top(VisitorStats.topCount)
+            return (stats, try Self.daily(db, from: today - days + 1, to: today, countries: false))
         }
     }
 
@@ -54,7 +61,7 @@ extension SQLiteStore {
         let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT country_code, visitors FROM visitor_countries"))
         while let country = try rows.next() { countries[country[0]] = country[1] }
         let lastUpdated: String? = row[1]
-        return VisitorStats(
+        var stats = VisitorStats(
             totalVisitors: row[0],
             countries: countries,
             lastUpdated: lastUpdated.flatMap(UTCTimestamp.parse),
@@ -63,6 +70,39 @@ extension SQLiteStore {
             recent: VisitorStats.Recent(last5Minutes: row[5], lastHour: row[6], lastDay: row[7]),
             uniqueVisitorsToday: row[8], ignored: row[4], timeZone: calendar.identifier,
             periods: VisitorStats.Periods(sums: VisitorStats.Periods.daysAgo.indices.map { row[9 + $0] }))
+        let top = "ORDER BY visitors DESC, 1 LIMIT \(VisitorStats.topCount)"
+        stats.pages = try counts(db, sql: "SELECT path, visitors FROM visitor_pages \(top)")
+        stats.referrers = try counts(db, sql: "SELECT host, visitors FROM visitor_referrers \(top)")
+        return stats
+    }
+
+    /// The rows of `sql`, a key and a count each, as a dictionary.
+    private static func counts(_ db: Database, sql: String, arguments: StatementArguments = []) throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
+        while let row = try rows.next() { counts[row[0]] = row[1] }
+        return counts
+    }
+
+    public func dailyPages(from: Int, to: Int) throws -> [DayPages] {
+        let (first, last) = (UTCTimestamp.dayText(from), UTCTimestamp.dayText(to))
+        return try currentPool().read { db in
+            var days: [String: DayPages] = [:]
+            for (table, key) in [("daily_pages", "path"), ("daily_referrers", "host")] {
+                let rows = try Row.fetchCursor(
+                    db, sql: "SELECT date, \(key), visitors FROM \(table) WHERE date BETWEEN ? AND ?", arguments: [first, last])
+                while let row = try rows.next() {
+                    let date: String = row[0]
+                    var day = days[date] ?? DayPages(date: date, pages: [:], referrers: [:])
+                    if key == "path" { day.pages[row[1]] = row[2] } else { day.referrers[row[1]] = row[2] }
+                    days[date] = day
+                }
+            }
+            return (from...max(from, to)).map { day in
+                let date = UTCTimestamp.dayText(day)
+                return days[date] ?? DayPages(date: date, pages: [:], referrers: [:])
+            }
+        }
     }
 
     /// The sums of the periods' visits, one column each, their first and last dates the arguments
@@ -111,12 +151,14 @@ extension SQLiteStore {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT id, timestamp, ip, country_code, country, user_agent FROM visitors
+                    SELECT id, timestamp, ip, country_code, country, user_agent, path, referrer FROM visitors
                     WHERE (timestamp, id) > (?, ?) AND timestamp < ? ORDER BY timestamp, id LIMIT ?
                     """,
                 arguments: [after.timestamp, after.id, before, limit]
             ).map { row in
-                ExportedVisit(id: row[0], timestamp: row[1], ip: row[2], countryCode: row[3], country: row[4], userAgent: row[5])
+                ExportedVisit(
+                    id: row[0], timestamp: row[1], ip: row[2], countryCode: row[3], country: row[4], userAgent: row[5],
+                    path: row[6], referrer: row[7])
             }
         }
     }

@@ -116,6 +116,36 @@ extension SQLiteStore {
             ) WITHOUT ROWID;
             INSERT INTO settings (name, value) SELECT 'time_zone', 'UTC' WHERE EXISTS (SELECT 1 FROM daily_visits);
         """,
+        // 10: every page of the site, and the sites its visitors come from: the page and the referrer's
+        // host on each row, and their counts all time and per day (bounded: ``BatchPlan/maxKeysPerDay``).
+        // Visits before it were all of the index page, `/`.
+        """
+            ALTER TABLE visitors ADD COLUMN path TEXT NOT NULL DEFAULT '/';
+            ALTER TABLE visitors ADD COLUMN referrer TEXT;
+            CREATE TABLE visitor_pages (
+                path TEXT PRIMARY KEY,
+                visitors INTEGER NOT NULL
+            ) WITHOUT ROWID;
+            CREATE TABLE visitor_referrers (
+                host TEXT PRIMARY KEY,
+                visitors INTEGER NOT NULL
+            ) WITHOUT ROWID;
+            CREATE TABLE daily_pages (
+                date TEXT NOT NULL,
+                path TEXT NOT NULL,
+                visitors INTEGER NOT NULL,
+                PRIMARY KEY (date, path)
+            ) WITHOUT ROWID;
+            CREATE TABLE daily_referrers (
+                date TEXT NOT NULL,
+                host TEXT NOT NULL,
+                visitors INTEGER NOT NULL,
+                PRIMARY KEY (date, host)
+            ) WITHOUT ROWID;
+            INSERT INTO visitor_pages (path, visitors)
+                SELECT '/', total_visitors FROM visitor_stats WHERE id = 1 AND total_visitors > 0;
+            INSERT INTO daily_pages (date, path, visitors) SELECT date, '/', visitors FROM daily_visits WHERE visitors > 0;
+        """,
     ]
 
     /// The version this build writes.

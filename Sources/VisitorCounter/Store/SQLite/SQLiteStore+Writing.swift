@@ -72,7 +72,7 @@ extension SQLiteStore {
             if db.changesCount != 1 { return false }
         }
         let insertVisit = try db.cachedStatement(
-            sql: "INSERT INTO visitors (ip, user_agent, country, country_code, timestamp) VALUES (?, ?, ?, ?, ?)")
+            sql: "INSERT INTO visitors (ip, user_agent, country, country_code, timestamp, path, referrer) VALUES (?, ?, ?, ?, ?, ?, ?)")
         for row in plan.rows { try insertVisit.insert(row) }
         let addUnique = try db.cachedStatement(
             sql: "INSERT INTO daily_uniques (date, hash) VALUES (?, ?) ON CONFLICT (date, hash) DO NOTHING")
@@ -140,6 +140,69 @@ extension SQLiteStore {
             try addToDayCountry.execute(
                 arguments: [UTCTimestamp.dayText(dayCountry.key.day), dayCountry.key.code, dayCountry.visitors])
         }
+        try addBounded(plan.pages.map { (nil, $0.key, $0.visitors) }, to: .pages, in: db)
+        try addBounded(plan.referrers.map { (nil, $0.key, $0.visitors) }, to: .referrers, in: db)
+        try addBounded(plan.dayPages.map { (UTCTimestamp.dayText($0.key.day), $0.key.key, $0.visitors) }, to: .dayPages, in: db)
+        try addBounded(
+            plan.dayReferrers.map { (UTCTimestamp.dayText($0.key.day), $0.key.key, $0.visitors) }, to: .dayReferrers, in: db)
+    }
+
+    /// Adds `additions` (a day or none, a key, visitors) to `table` as ``BatchPlan`` bounds them: a key
+    /// already there is added to; a new one goes in while its day (or the table) holds fewer keys than
+    /// the bound, else its visitors go to ``BatchPlan/otherKey``. The count of a day's keys is read once
+    /// and kept up to date, so a batch costs one indexed lookup per key.
+    private static func addBounded(
+        _ additions: [(date: String?, key: String, visitors: Int)], to table: BoundedTable, in db: Database
+    ) throws {
+        guard !additions.isEmpty else { return }
+        let dateCondition = table.dated ? "date = ? AND " : ""
+        let update = try db.cachedStatement(
+            sql: "UPDATE \(table.name) SET visitors = visitors + ? WHERE \(dateCondition)\(table.key) = ?")
+        let count = try db.cachedStatement(
+            sql: "SELECT count(*) FROM \(table.name)" + (table.dated ? " WHERE date = ?" : ""))
+        let insert = try db.cachedStatement(
+            sql: table.dated
+                ? """
+                INSERT INTO \(table.name) (date, \(table.key), visitors) VALUES (?, ?, ?)
+                ON CONFLICT (date, \(table.key)) DO UPDATE SET visitors = visitors + excluded.visitors
+                """
+                : """
+                INSERT INTO \(table.name) (\(table.key), visitors) VALUES (?, ?)
+                ON CONFLICT (\(table.key)) DO UPDATE SET visitors = visitors + excluded.visitors
+                """)
+        var keysOfDay: [String?: Int] = [:]
+        for addition in additions {
+            let date = addition.date
+            let dateValue: [(any DatabaseValueConvertible)?] = table.dated ? [date] : []
+            try update.execute(arguments: StatementArguments([addition.visitors] + dateValue + [addition.key]))
+            if db.changesCount == 1 { continue }
+            let held: Int
+            if let known = keysOfDay[date] {
+                held = known
+            } else {
+                held = try Int.fetchOne(count, arguments: StatementArguments(dateValue)) ?? 0
+            }
+            let key = held < table.limit ? addition.key : BatchPlan.otherKey
+            try insert.execute(arguments: StatementArguments(dateValue + [key, addition.visitors]))
+            keysOfDay[date] = held + (key == addition.key ? 1 : 0)
+        }
+    }
+
+    /// The rollups of pages and referrers, whose keys are bounded.
+    private enum BoundedTable {
+        case pages, referrers, dayPages, dayReferrers
+
+        var name: String {
+            switch self {
+            case .pages: "visitor_pages"
+            case .referrers: "visitor_referrers"
+            case .dayPages: "daily_pages"
+            case .dayReferrers: "daily_referrers"
+            }
+        }
+        var key: String { self == .pages || self == .dayPages ? "path" : "host" }
+        var dated: Bool { self == .dayPages || self == .dayReferrers }
+        var limit: Int { dated ? BatchPlan.maxKeysPerDay : BatchPlan.maxKeysAllTime }
     }
 
     /// The visitor-hash keys of yesterday, today and tomorrow that exist already, read without waiting
@@ -207,6 +270,12 @@ extension Statement {
         bindText(row.country, at: 3)
         bindText(row.countryCode, at: 4)
         bindText(row.timestamp, at: 5)
+        bindText(row.path, at: 6)
+        if let referrer = row.referrer {
+            bindText(referrer, at: 7)
+        } else {
+            sqlite3_bind_null(statement, 7)
+        }
         try step()
     }
 
