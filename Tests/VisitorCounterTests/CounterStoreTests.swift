@@ -423,16 +423,10 @@ struct CounterStoreContract {
 
         let old = try await StoreUnderTest(kind)
         defer { withExtendedLifetime(old) {} }
-        switch kind {
-        case .sqlite:
-            let store = try SQLiteStore(path: old.sqlitePath, busyTimeout: 1, schemaVersion: SQLiteStore.settingsVersion - 1)
-            try store.write(VisitBatch(counting: [Self.visit("US", at: Self.midnight)]), at: Self.midnight)
-        case .postgresql:
-            let store = try PostgresStore(
-                uri: old.cluster!.uri(), stateDirectory: old.directory.url.path,
-                schemaVersion: PostgresStore.settingsVersion - 1)
-            try store.write(VisitBatch(counting: [Self.visit("US", at: Self.midnight)]), at: Self.midnight)
-        }
+        // A day that version wrote (this build's writer needs the columns of later versions).
+        try old.makeVersion(
+            sqlite: SQLiteStore.settingsVersion - 1, postgresql: PostgresStore.settingsVersion - 1,
+            then: "INSERT INTO daily_visits (date, visitors, unique_visitors) VALUES ('2027-01-15', 1, 1)")
         #expect(throws: StoreError.self) { try old.open(timeZone: berlin) }
         #expect(try old.column("SELECT value FROM settings WHERE name = 'time_zone'") == ["UTC"])
         #expect(try old.open(timeZone: nil).calendar == .utc)
