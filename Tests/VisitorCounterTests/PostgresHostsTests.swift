@@ -102,7 +102,7 @@ struct PostgresHostsTests {
                 == (1...PostgresStore.schemaVersion).map { [String($0)] })
         #expect(try connection.execute("SELECT count(*) FROM visitor_stats").firstInteger == 1)
         #expect(
-            try connection.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").firstInteger == 12)
+            try connection.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").firstInteger == 16)
         // `stats` takes the database's zone and records none: the first counter to serve it does.
         #expect(children.allSatisfy { $0.stdout.contains("\"time_zone\": \"UTC\",") })
         #expect(try connection.execute("SELECT count(*) FROM settings").firstInteger == 0)
