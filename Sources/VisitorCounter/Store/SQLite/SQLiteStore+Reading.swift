@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// Reading the totals, the recent windows and the daily rollup.
 extension SQLiteStore {
@@ -40,36 +41,33 @@ extension SQLiteStore {
         for period in VisitorStats.Periods.daysAgo {
             arguments += [UTCTimestamp.dayText(today - period.upperBound), UTCTimestamp.dayText(today - period.lowerBound)]
         }
-        guard let row = try Row.fetchOne(
-            db.cachedStatement(
-                sql: """
-                    SELECT total_visitors, last_updated, visitors_without_rows, bots, ignored,
-                        (SELECT coalesce(sum(visitors), 0) FROM visits_per_minute WHERE minute > ?1 - 5 AND minute <= ?1),
-                        (SELECT coalesce(sum(visitors), 0) FROM visits_per_minute WHERE minute > ?1 - 60 AND minute <= ?1),
-                        minute_visitors
-                            - (SELECT coalesce(sum(visitors), 0) FROM visits_per_minute WHERE minute <= ?1 - 1440)
-                            - (SELECT coalesce(sum(visitors), 0) FROM visits_per_minute WHERE minute > ?1),
-                        coalesce((SELECT unique_visitors FROM daily_visits WHERE date = ?2), 0),
-                        \(Self.periodSums)
-                    FROM visitor_stats WHERE id = 1
-                    """),
-            arguments: arguments)
-        else { throw StoreError.missingStatsRow }
+        let statement = try db.cachedStatement(
+            sql: """
+                SELECT total_visitors, last_updated, visitors_without_rows, bots, ignored,
+                    (SELECT coalesce(sum(visitors), 0) FROM visits_per_minute WHERE minute > ?1 - 5 AND minute <= ?1),
+                    (SELECT coalesce(sum(visitors), 0) FROM visits_per_minute WHERE minute > ?1 - 60 AND minute <= ?1),
+                    minute_visitors
+                        - (SELECT coalesce(sum(visitors), 0) FROM visits_per_minute WHERE minute <= ?1 - 1440)
+                        - (SELECT coalesce(sum(visitors), 0) FROM visits_per_minute WHERE minute > ?1),
+                    coalesce((SELECT unique_visitors FROM daily_visits WHERE date = ?2), 0),
+                    \(Self.periodSums)
+                FROM visitor_stats WHERE id = 1
+                """)
+        var found: VisitorStats?
+        try statement.forEachRow(arguments) { row in
+            found = VisitorStats(
+                totalVisitors: row.integer(0), countries: [:], lastUpdated: row.text(1).flatMap(UTCTimestamp.parse),
+                visitsWithoutRows: row.integer(2), bots: row.integer(3),
+                recent: VisitorStats.Recent(last5Minutes: row.integer(5), lastHour: row.integer(6), lastDay: row.integer(7)),
+                uniqueVisitorsToday: row.integer(8), ignored: row.integer(4), timeZone: calendar.identifier,
+                periods: VisitorStats.Periods(sums: VisitorStats.Periods.daysAgo.indices.map { row.integer(Int32(9 + $0)) }))
+        }
+        guard var stats = found else { throw StoreError.missingStatsRow }
         // Room for every country there is: growing the table as it fills was a tenth of the read.
-        var countries = [String: Int](minimumCapacity: 256)
-        // Read from the cursor's rows as they come, without a copy of each.
-        let rows = try Row.fetchCursor(db.cachedStatement(sql: "SELECT country_code, visitors FROM visitor_countries"))
-        while let country = try rows.next() { countries[country[0]] = country[1] }
-        let lastUpdated: String? = row[1]
-        var stats = VisitorStats(
-            totalVisitors: row[0],
-            countries: countries,
-            lastUpdated: lastUpdated.flatMap(UTCTimestamp.parse),
-            visitsWithoutRows: row[2],
-            bots: row[3],
-            recent: VisitorStats.Recent(last5Minutes: row[5], lastHour: row[6], lastDay: row[7]),
-            uniqueVisitorsToday: row[8], ignored: row[4], timeZone: calendar.identifier,
-            periods: VisitorStats.Periods(sums: VisitorStats.Periods.daysAgo.indices.map { row[9 + $0] }))
+        stats.countries.reserveCapacity(256)
+        try db.cachedStatement(sql: "SELECT country_code, visitors FROM visitor_countries").forEachRow([]) { row in
+            stats.countries[row.text(0) ?? ""] = row.integer(1)
+        }
         let top = "ORDER BY visitors DESC, 1 LIMIT \(VisitorStats.topCount)"
         stats.pages = try counts(db, sql: "SELECT path, visitors FROM visitor_pages \(top)")
         stats.referrers = try counts(db, sql: "SELECT host, visitors FROM visitor_referrers \(top)")
@@ -79,8 +77,7 @@ extension SQLiteStore {
     /// The rows of `sql`, a key and a count each, as a dictionary.
     private static func counts(_ db: Database, sql: String, arguments: StatementArguments = []) throws -> [String: Int] {
         var counts: [String: Int] = [:]
-        let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
-        while let row = try rows.next() { counts[row[0]] = row[1] }
+        try db.cachedStatement(sql: sql).forEachRow(arguments) { row in counts[row.text(0) ?? ""] = row.integer(1) }
         return counts
     }
 
@@ -183,5 +180,38 @@ extension SQLiteStore {
     /// Runs `body` with a read-only view of the database, for checks and tests.
     public func read<T>(_ body: (Database) throws -> T) throws -> T {
         try currentPool().read(body)
+    }
+}
+
+/// A row of a statement being stepped through with SQLite's C API, its columns read in place.
+struct SQLiteRow {
+    let statement: OpaquePointer
+
+    func integer(_ column: Int32) -> Int { Int(sqlite3_column_int64(statement, column)) }
+
+    /// The column's text; `nil` for `NULL`.
+    func text(_ column: Int32) -> String? {
+        guard let bytes = sqlite3_column_text(statement, column) else { return nil }
+        return String(decoding: UnsafeBufferPointer(start: bytes, count: Int(sqlite3_column_bytes(statement, column))), as: UTF8.self)
+    }
+}
+
+extension Statement {
+    /// Runs the statement with `arguments`, handing each row to `body` as the C API steps to it: GRDB's
+    /// `Row` boxed every value of every row, a third of the stats read once its statements were cached.
+    fileprivate func forEachRow(_ arguments: StatementArguments, _ body: (SQLiteRow) throws -> Void) throws {
+        try setArguments(arguments)
+        let statement = sqliteStatement
+        defer { sqlite3_reset(statement) }
+        while true {
+            let code = sqlite3_step(statement)
+            if code == SQLITE_DONE { return }
+            guard code == SQLITE_ROW else {
+                throw DatabaseError(
+                    resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(sqlite3_db_handle(statement))),
+                    sql: sql)
+            }
+            try body(SQLiteRow(statement: statement))
+        }
     }
 }
