@@ -45,5 +45,5 @@ shoot() {
         "${dark[@]}" --window-size="$2" --screenshot="$1" http://127.0.0.1:8089/ 2>/dev/null
     echo "$1"
 }
-shoot "docs/dashboard$suffix.png" 1280,1900
-[ -n "$suffix" ] || shoot docs/dashboard-phone.png 390,2300
+shoot "docs/dashboard$suffix.png" 1280,1720
+[ -n "$suffix" ] || shoot docs/dashboard-phone.png 390,2480
