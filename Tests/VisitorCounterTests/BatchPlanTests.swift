@@ -217,3 +217,22 @@ private func previousSipHash(_ message: some Sequence<UInt8>, key: [UInt8]) -> U
     for _ in 0..<4 { round() }
     return v0 ^ v1 ^ v2 ^ v3
 }
+
+/// `rebuild-days` keeps a day's pages to the writer's bound: the most visited, the rest under `(other)`.
+struct DayCountsTests {
+    @Test func aRebuiltDayKeepsItsMostVisitedPagesAndAddsTheRestToOther() {
+        let day = 20_000
+        var counts: [DayKey: Int] = [:]
+        for index in 0..<(BatchPlan.maxKeysPerDay + 2) { counts[DayKey(day: day, key: "/page-\(index)")] = index + 1 }
+        counts[DayKey(day: day + 1, key: "/")] = 5
+        let bounded = DayCounts.bounded(counts)
+        #expect(bounded.count == BatchPlan.maxKeysPerDay + 2)
+        // The two least visited, 1 and 2 visits, are in (other); every visit is still counted.
+        #expect(bounded[DayKey(day: day, key: BatchPlan.otherKey)] == 3)
+        #expect(bounded[DayKey(day: day, key: "/page-0")] == nil && bounded[DayKey(day: day, key: "/page-1")] == nil)
+        #expect(bounded[DayKey(day: day, key: "/page-2")] == 3)
+        #expect(bounded[DayKey(day: day + 1, key: "/")] == 5)
+        #expect(bounded.values.reduce(0, +) == counts.values.reduce(0, +))
+    }
+}
+

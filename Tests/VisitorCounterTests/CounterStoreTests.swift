@@ -472,11 +472,19 @@ struct CounterStoreContract {
         let lateEvening = UTCTimestamp.parse("2027-01-14T23:30:00Z")!  // 00:30 on the 15th in Berlin
         let morning = UTCTimestamp.parse("2027-01-15T10:00:00Z")!
         try store.write(VisitBatch(counting: [Self.visit("US", at: gone)]), at: gone)
-        try store.write(VisitBatch(counting: [Self.visit("DE", at: lateEvening)]), at: lateEvening)
+        var late = Self.visit("DE", at: lateEvening)
+        late.path = "/late.html"
+        late.referrer = "news.example.com"
+        try store.write(VisitBatch(counting: [late]), at: lateEvening)
         try store.write(VisitBatch(counting: [Self.visit("FR", at: morning, ip: "192.0.2.9")]), at: morning)
         #expect(try store.deleteRows(olderThan: UTCTimestamp.parse("2027-01-12T00:00:00Z")!) == 1)
         let day = UTCTimestamp.parseDay("2027-01-15")!
         #expect(try store.daily(from: day - 1, to: day).map(\.visitors) == [1, 1])
+        #expect(
+            try store.dailyPages(from: day - 1, to: day) == [
+                DayPages(date: "2027-01-14", pages: ["/late.html": 1], referrers: ["news.example.com": 1]),
+                DayPages(date: "2027-01-15", pages: ["/": 1], referrers: [:]),
+            ])
 
         let outcome = try database.open(timeZone: nil).rebuildDays(in: try #require(LocalCalendar(identifier: "Europe/Berlin")))
         #expect(outcome == RebuiltDays(zone: "Europe/Berlin", firstDate: "2027-01-14", rows: 2))
@@ -491,6 +499,12 @@ struct CounterStoreContract {
             DayStats(date: "2027-01-14", visitors: 0, uniqueVisitors: 0, countries: [:]),
             DayStats(date: "2027-01-15", visitors: 2, uniqueVisitors: 0, countries: ["DE": 1, "FR": 1]),
         ])
+        // The pages and referrers of the days move with them.
+        #expect(
+            try berlin.dailyPages(from: day - 1, to: day) == [
+                DayPages(date: "2027-01-14", pages: [:], referrers: [:]),
+                DayPages(date: "2027-01-15", pages: ["/": 1, "/late.html": 1], referrers: ["news.example.com": 1]),
+            ])
         #expect(try database.integers("SELECT count(*) FROM daily_keys") == [0])
         #expect(try berlin.stats(now: morning).periods == VisitorStats.Periods(today: 2, yesterday: 0, last7Days: 3, last30Days: 3))
     }

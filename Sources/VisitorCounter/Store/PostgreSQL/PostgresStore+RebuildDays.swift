@@ -17,17 +17,20 @@ extension PostgresStore {
                     while true {
                         let page = try connection.execute(
                             """
-                            SELECT timestamp, country_code, id FROM visitors WHERE (timestamp, id) > ($1, $2::bigint)
+                            SELECT timestamp, country_code, id, path, referrer FROM visitors WHERE (timestamp, id) > ($1, $2::bigint)
                             ORDER BY timestamp, id LIMIT 10000
                             """,
                             [after.timestamp, after.id]
                         ).rows
-                        for row in page { counts.add(timestamp: row[0] ?? "", countryCode: row[1] ?? "") }
+                        for row in page {
+                            counts.add(timestamp: row[0] ?? "", countryCode: row[1] ?? "", path: row[3] ?? "/", referrer: row[4] ?? nil)
+                        }
                         guard page.count == 10_000, let last = page.last else { break }
                         after = (last[0] ?? "", last[2] ?? "0")
                     }
-                    try connection.execute("DELETE FROM daily_visits WHERE date >= $1", [first])
-                    try connection.execute("DELETE FROM daily_countries WHERE date >= $1", [first])
+                    for table in ["daily_visits", "daily_countries", "daily_pages", "daily_referrers"] {
+                        try connection.execute("DELETE FROM \(table) WHERE date >= $1", [first])
+                    }
                     let days = counts.visits.sorted { $0.key < $1.key }
                     try connection.execute(
                         """
@@ -51,6 +54,20 @@ extension PostgresStore {
                             PostgresArray.text(countries.map(\.key.code)),
                             PostgresArray.integers(countries.map { Int64($0.value) }),
                         ])
+                    for (table, column, counted) in [("daily_pages", "path", counts.pages), ("daily_referrers", "host", counts.referrers)] {
+                        let keys = counted.sorted { ($0.key.day, $0.key.key) < ($1.key.day, $1.key.key) }
+                        try connection.execute(
+                            """
+                            INSERT INTO \(table) (date, \(column), visitors)
+                            SELECT d, k, v FROM unnest($1::text[], $2::text[], $3::bigint[]) AS t (d, k, v)
+                            ON CONFLICT (date, \(column)) DO UPDATE SET visitors = \(table).visitors + excluded.visitors
+                            """,
+                            [
+                                PostgresArray.text(keys.map { UTCTimestamp.dayText($0.key.day) }),
+                                PostgresArray.text(keys.map(\.key.key)),
+                                PostgresArray.integers(keys.map { Int64($0.value) }),
+                            ])
+                    }
                     outcome.firstDate = first
                     outcome.rows = counts.rows
                 }

@@ -13,10 +13,13 @@ extension SQLiteStore {
                 if let oldest = try String.fetchOne(db, sql: "SELECT min(timestamp) FROM visitors").flatMap(UTCTimestamp.parse) {
                     let first = UTCTimestamp.dayText(old.day(oldest))
                     var counts = DayCounts(zone)
-                    let rows = try Row.fetchCursor(db, sql: "SELECT timestamp, country_code FROM visitors")
-                    while let row = try rows.next() { counts.add(timestamp: row[0], countryCode: row[1]) }
-                    try db.execute(sql: "DELETE FROM daily_visits WHERE date >= ?", arguments: [first])
-                    try db.execute(sql: "DELETE FROM daily_countries WHERE date >= ?", arguments: [first])
+                    let rows = try Row.fetchCursor(db, sql: "SELECT timestamp, country_code, path, referrer FROM visitors")
+                    while let row = try rows.next() {
+                        counts.add(timestamp: row[0], countryCode: row[1], path: row[2], referrer: row[3])
+                    }
+                    for table in ["daily_visits", "daily_countries", "daily_pages", "daily_referrers"] {
+                        try db.execute(sql: "DELETE FROM \(table) WHERE date >= ?", arguments: [first])
+                    }
                     // A new day before `first` (a zone west of the old one) adds to the old day of that date.
                     for (day, visitors) in counts.visits {
                         try db.execute(
@@ -33,6 +36,16 @@ extension SQLiteStore {
                                 ON CONFLICT (date, country_code) DO UPDATE SET visitors = visitors + excluded.visitors
                                 """,
                             arguments: [UTCTimestamp.dayText(key.day), key.code, visitors])
+                    }
+                    for (table, column, counted) in [("daily_pages", "path", counts.pages), ("daily_referrers", "host", counts.referrers)] {
+                        for (key, visitors) in counted {
+                            try db.execute(
+                                sql: """
+                                    INSERT INTO \(table) (date, \(column), visitors) VALUES (?, ?, ?)
+                                    ON CONFLICT (date, \(column)) DO UPDATE SET visitors = visitors + excluded.visitors
+                                    """,
+                                arguments: [UTCTimestamp.dayText(key.day), key.key, visitors])
+                        }
                     }
                     outcome.firstDate = first
                     outcome.rows = counts.rows
