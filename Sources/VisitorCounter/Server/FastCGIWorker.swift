@@ -384,7 +384,9 @@ public final class FastCGIWorker: Sendable {
                 cookie: params.cookie.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? [],
                 page: params.page.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) },
                 referer: params.referer.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? [],
-                host: (params.host ?? params.serverName).map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? [],
+                // Only a referrer is compared with the site's host: a request without one copies none.
+                host: params.referer == nil
+                    ? [] : (params.host ?? params.serverName).map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) } ?? [],
                 range: params.range.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) }))
         guard let visit = response.visit else {
             if !FastCGIAnswer.write(response.wireBytes, ending: true, to: request) {
